@@ -1,0 +1,57 @@
+//! Audit records as stored (one JSON line each) and served.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Ok,
+    Denied,
+    Error,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Denied => "denied",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// One line of the audit log. `prev` is the SHA-256 (hex) of the previous
+/// line's exact bytes, so editing, deleting or reordering lines breaks the chain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Position in the chain, from 1, continuous across rotated files.
+    pub seq: u64,
+    /// RFC 3339 UTC with milliseconds.
+    pub time: String,
+    pub request_id: String,
+    /// Id of the client key used (`key:<fingerprint>`), or `anonymous`.
+    pub client: String,
+    /// The user the caller named (recorded, never trusted).
+    pub actor: Option<String>,
+    /// The verb, e.g. `restart`, `prune.images`, `pull`, `auth`.
+    pub verb: String,
+    /// Full container id, image reference or route.
+    pub target: Option<String>,
+    /// Container name, when the target is a container.
+    pub target_name: Option<String>,
+    pub params: BTreeMap<String, String>,
+    pub outcome: Outcome,
+    pub message: Option<String>,
+    pub duration_ms: u64,
+    pub prev: String,
+}
+
+/// `GET /v1/audit`: newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditPage {
+    pub records: Vec<AuditRecord>,
+    /// Pass as `cursor` to get the next (older) page; `None` at the end.
+    pub next_cursor: Option<String>,
+}

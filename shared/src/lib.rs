@@ -1,0 +1,34 @@
+//! Wire types and validators shared by the dockward sidecar and web console.
+//!
+//! Pure data: serde and thiserror only, so the crate builds for
+//! `wasm32-unknown-unknown` and the browser uses the very same types the
+//! sidecar serialises.
+
+pub mod audit;
+pub mod container;
+pub mod error;
+pub mod stats;
+pub mod validate;
+pub mod verbs;
+
+pub use audit::{AuditPage, AuditRecord, Outcome};
+pub use container::{
+    ContainerDetail, ContainerState, ContainerSummary, DiskReport, EnvVar, Health, HealthcheckEntry, LogLine, LogStream,
+    Mount, NetworkAttachment, PortMapping, VolumeUsage,
+};
+pub use error::{ErrorBody, ErrorCode, ErrorDetail};
+pub use stats::{HistoryPoint, StatsHistory, StatsSample, StatsSnapshot};
+pub use validate::{bounded, limits, ContainerRef, ImageRef, ValidationError};
+pub use verbs::{ContainerEvent, PruneKind, PruneReport, PullEvent, PullRequest, RestartReport, Verb};
+
+/// Version prefix of the sidecar's API.
+pub const API_PREFIX: &str = "/v1";
+/// Header in which the caller names the acting user (recorded, never trusted).
+pub const ACTOR_HEADER: &str = "x-dockward-actor";
+/// Header carrying the request id, set by the sidecar on every response.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// Label that protects (`true`) or explicitly un-protects (`false`) a container.
+pub const PROTECT_LABEL: &str = "dockward.protect";
+/// Standard compose labels.
+pub const COMPOSE_PROJECT_LABEL: &str = "com.docker.compose.project";
+pub const COMPOSE_SERVICE_LABEL: &str = "com.docker.compose.service";
