@@ -1,0 +1,146 @@
+//! Shared-secret authentication: up to two secrets (current and previous, for
+//! rotation), compared in constant time.
+
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+pub const MIN_SECRET_BYTES: usize = 32;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("no shared secret: set DOCKWARD_SECRET_FILE (preferred) or DOCKWARD_SECRET to at least {MIN_SECRET_BYTES} bytes")]
+    Missing,
+    #[error("{0}: set either the value or the _FILE variant, not both")]
+    Both(&'static str),
+    #[error("{name} is {len} bytes; it must be at least {MIN_SECRET_BYTES} bytes (try: head -c 32 /dev/urandom | base64)")]
+    TooShort { name: &'static str, len: usize },
+    #[error("cannot read {name} from {path}: {source}")]
+    Read {
+        name: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// A configured secret, kept only as its SHA-256 so that comparisons are
+/// constant-time and length-independent.
+#[derive(Clone)]
+struct Key {
+    digest: [u8; 32],
+    id: String,
+}
+
+/// The accepted secrets.
+#[derive(Clone)]
+pub struct Secrets {
+    keys: Vec<Key>,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secrets").field("ids", &self.keys.iter().map(|k| &k.id).collect::<Vec<_>>()).finish()
+    }
+}
+
+impl Secrets {
+    /// Loads the current secret (required) and the previous one (optional).
+    pub fn load(
+        current: Option<&str>,
+        current_file: Option<&Path>,
+        previous: Option<&str>,
+        previous_file: Option<&Path>,
+    ) -> Result<Self, SecretError> {
+        let cur = read_one("DOCKWARD_SECRET", current, current_file)?.ok_or(SecretError::Missing)?;
+        let mut keys = vec![Key::new(&cur)];
+        if let Some(prev) = read_one("DOCKWARD_SECRET_PREVIOUS", previous, previous_file)? {
+            keys.push(Key::new(&prev));
+        }
+        Ok(Self { keys })
+    }
+
+    /// Returns the id of the key the bearer token matches. Every configured
+    /// key is compared, whatever matches first, so timing says nothing.
+    pub fn check(&self, token: &[u8]) -> Option<&str> {
+        let digest: [u8; 32] = Sha256::digest(token).into();
+        let mut found = None;
+        for k in &self.keys {
+            if bool::from(k.digest.ct_eq(&digest)) {
+                found = Some(k.id.as_str());
+            }
+        }
+        found
+    }
+
+    /// Ids of the configured keys, for logs at start-up.
+    pub fn ids(&self) -> Vec<&str> {
+        self.keys.iter().map(|k| k.id.as_str()).collect()
+    }
+}
+
+impl Key {
+    fn new(secret: &[u8]) -> Self {
+        let digest: [u8; 32] = Sha256::digest(secret).into();
+        // The id is a fingerprint of a different hash input, so it reveals nothing usable about the digest.
+        let fp = Sha256::new().chain_update(b"dockward-key-id:").chain_update(secret).finalize();
+        Self { digest, id: format!("key:{}", &hex::encode(fp)[..12]) }
+    }
+}
+
+fn read_one(name: &'static str, value: Option<&str>, file: Option<&Path>) -> Result<Option<Vec<u8>>, SecretError> {
+    let raw = match (value, file) {
+        (Some(_), Some(_)) => return Err(SecretError::Both(name)),
+        (Some(v), None) => v.as_bytes().to_vec(),
+        (None, Some(p)) => std::fs::read(p).map_err(|source| SecretError::Read { name, path: p.display().to_string(), source })?,
+        (None, None) => return Ok(None),
+    };
+    // Files written by `echo` end in a newline; it is not part of the secret.
+    let trimmed = raw.strip_suffix(b"\r\n").or_else(|| raw.strip_suffix(b"\n")).unwrap_or(&raw).to_vec();
+    if trimmed.len() < MIN_SECRET_BYTES {
+        return Err(SecretError::TooShort { name, len: trimmed.len() });
+    }
+    Ok(Some(trimmed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+    #[test]
+    fn missing_and_short_are_refused() {
+        assert!(matches!(Secrets::load(None, None, None, None), Err(SecretError::Missing)));
+        let e = Secrets::load(Some("short"), None, None, None).unwrap_err();
+        assert!(matches!(e, SecretError::TooShort { len: 5, .. }), "{e}");
+        assert!(e.to_string().contains("at least 32 bytes"));
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s");
+        std::fs::write(&p, format!("{A}\n")).unwrap();
+        assert!(matches!(Secrets::load(Some(A), Some(&p), None, None), Err(SecretError::Both(_))));
+    }
+
+    #[test]
+    fn file_secret_drops_trailing_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s");
+        std::fs::write(&p, format!("{A}\n")).unwrap();
+        let s = Secrets::load(None, Some(&p), None, None).unwrap();
+        assert!(s.check(A.as_bytes()).is_some());
+        assert!(s.check(format!("{A}\n").as_bytes()).is_none());
+    }
+
+    #[test]
+    fn two_keys_for_rotation() {
+        let s = Secrets::load(Some(A), None, Some(B), None).unwrap();
+        let a = s.check(A.as_bytes()).unwrap().to_owned();
+        let b = s.check(B.as_bytes()).unwrap().to_owned();
+        assert_ne!(a, b);
+        assert!(a.starts_with("key:") && a.len() == 16);
+        assert!(s.check(b"").is_none());
+        assert!(s.check(&A.as_bytes()[..31]).is_none());
+        assert!(!format!("{s:?}").contains(A));
+    }
+}

@@ -1,0 +1,208 @@
+//! Command line and environment configuration (clap). Every flag has an
+//! environment variable; the README lists them with their defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub const DEFAULT_PROTECT_IMAGES: &str = "postgres,mysql,mariadb,mongo,redis,valkey,memcached,elasticsearch,opensearch,clickhouse,influxdb,cassandra,couchdb,neo4j";
+pub const DEFAULT_MASK_PATTERN: &str = "(?i)PASS|SECRET|TOKEN|KEY|PRIVATE|CREDENTIAL";
+
+#[derive(Debug, Parser)]
+#[command(name = "dockward-sidecar", version, about = "The one process that touches docker.sock: typed, allow-listed, audited verbs")]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the sidecar (the default when no subcommand is given).
+    Serve(Box<ServeArgs>),
+    /// Work with the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Probe a running sidecar's /healthz; exit 0 when it answers ok. Needs no shell or curl.
+    Healthcheck {
+        /// The sidecar to probe.
+        #[arg(long, env = "DOCKWARD_HEALTHCHECK_ADDR", default_value = "127.0.0.1:7700")]
+        addr: SocketAddr,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Verify the hash chain of an audit log (the active file; rotated siblings and the checkpoint are found beside it).
+    Verify { file: PathBuf },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "DOCKWARD_LISTEN", default_value = "0.0.0.0:7700")]
+    pub listen: SocketAddr,
+
+    /// Shared secret (at least 32 bytes). Prefer --secret-file.
+    #[arg(long, env = "DOCKWARD_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
+    /// File holding the shared secret (the Docker secrets convention).
+    #[arg(long, env = "DOCKWARD_SECRET_FILE")]
+    pub secret_file: Option<PathBuf>,
+    /// Previous shared secret, still accepted during a rotation.
+    #[arg(long, env = "DOCKWARD_SECRET_PREVIOUS", hide_env_values = true)]
+    pub secret_previous: Option<String>,
+    /// File holding the previous shared secret.
+    #[arg(long, env = "DOCKWARD_SECRET_PREVIOUS_FILE")]
+    pub secret_previous_file: Option<PathBuf>,
+
+    /// Docker endpoint (unix:// or tcp://).
+    #[arg(long, env = "DOCKER_HOST", default_value = "unix:///var/run/docker.sock")]
+    pub docker_host: String,
+
+    /// Append-only audit log (JSON Lines). Rotated files sit beside it.
+    #[arg(long, env = "DOCKWARD_AUDIT_LOG", default_value = "/var/lib/dockward/audit.jsonl")]
+    pub audit_log: PathBuf,
+    /// Rotate the audit log when it grows past this many bytes.
+    #[arg(long, env = "DOCKWARD_AUDIT_ROTATE_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub audit_rotate_bytes: u64,
+
+    /// How long one stats snapshot is served before the refresher replaces it.
+    #[arg(long, env = "DOCKWARD_STATS_TTL", default_value = "2s", value_parser = parse_duration)]
+    pub stats_ttl: Duration,
+    /// How much stats history to keep per container (for sparklines).
+    #[arg(long, env = "DOCKWARD_STATS_HISTORY", default_value = "15m", value_parser = parse_duration)]
+    pub stats_history: Duration,
+    /// How many stats calls may be in flight to the engine at once.
+    #[arg(long, env = "DOCKWARD_STATS_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub stats_concurrency: u16,
+    /// How long volume sizes are cached (the engine walks disks to compute them).
+    #[arg(long, env = "DOCKWARD_DISK_TTL", default_value = "60s", value_parser = parse_duration)]
+    pub disk_ttl: Duration,
+
+    /// Only containers carrying this label (key or key=value) are visible.
+    #[arg(long, env = "DOCKWARD_SCOPE_LABEL")]
+    pub scope_label: Option<String>,
+    /// Images whose name makes a container protected (comma-separated; `name` or `namespace/name`).
+    #[arg(long, env = "DOCKWARD_PROTECT_IMAGES", default_value = DEFAULT_PROTECT_IMAGES, value_delimiter = ',')]
+    pub protect_images: Vec<String>,
+    /// Environment keys whose values are masked in container detail (regex).
+    #[arg(long, env = "DOCKWARD_MASK_ENV_PATTERN", default_value = DEFAULT_MASK_PATTERN)]
+    pub mask_env_pattern: String,
+    /// Registries `pull` may fetch from (comma-separated hosts; empty allows any).
+    #[arg(long, env = "DOCKWARD_PULL_REGISTRIES", value_delimiter = ',')]
+    pub pull_registries: Vec<String>,
+
+    /// Read verbs per client key (N/s, N/min or N/h).
+    #[arg(long, env = "DOCKWARD_RATE_READ", default_value = "50/s", value_parser = parse_rate)]
+    pub rate_read: Rate,
+    /// Restarts per client key and container.
+    #[arg(long, env = "DOCKWARD_RATE_RESTART", default_value = "6/min", value_parser = parse_rate)]
+    pub rate_restart: Rate,
+    /// Prunes per client key.
+    #[arg(long, env = "DOCKWARD_RATE_PRUNE", default_value = "10/h", value_parser = parse_rate)]
+    pub rate_prune: Rate,
+    /// Pulls per client key.
+    #[arg(long, env = "DOCKWARD_RATE_PULL", default_value = "30/h", value_parser = parse_rate)]
+    pub rate_pull: Rate,
+    /// Failed authentications per remote address.
+    #[arg(long, env = "DOCKWARD_RATE_AUTH_FAILURE", default_value = "10/min", value_parser = parse_rate)]
+    pub rate_auth_failure: Rate,
+
+    /// Longest a `follow=true` log stream stays open.
+    #[arg(long, env = "DOCKWARD_LOG_FOLLOW_MAX", default_value = "1h", value_parser = parse_duration)]
+    pub log_follow_max: Duration,
+    /// Most concurrent streaming responses (log follow, events, pull).
+    #[arg(long, env = "DOCKWARD_MAX_STREAMS", default_value_t = 64)]
+    pub max_streams: u32,
+
+    /// Log format.
+    #[arg(long, env = "DOCKWARD_LOG_FORMAT", value_enum, default_value = "human")]
+    pub log_format: LogFormat,
+}
+
+/// A rate: `count` events per `per`, with a burst of `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub count: u32,
+    pub per: Duration,
+}
+
+pub fn parse_rate(s: &str) -> Result<Rate, String> {
+    let (n, unit) = s.split_once('/').ok_or("expected N/s, N/min or N/h")?;
+    let count: u32 = n.trim().parse().map_err(|_| format!("not a count: {n:?}"))?;
+    if count == 0 || count > 1_000_000 {
+        return Err("count must be between 1 and 1000000".into());
+    }
+    let per = match unit.trim() {
+        "s" | "sec" => Duration::from_secs(1),
+        "m" | "min" => Duration::from_secs(60),
+        "h" | "hour" => Duration::from_secs(3600),
+        other => return Err(format!("unknown unit {other:?}: use s, min or h")),
+    };
+    Ok(Rate { count, per })
+}
+
+/// `500ms`, `2s`, `15m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().map_err(|_| format!("not a duration: {s:?} (try 2s, 500ms, 15m)"))?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" | "min" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => return Err(format!("unknown unit in {s:?}: use ms, s, m or h")),
+    };
+    if d.is_zero() || d > Duration::from_secs(7 * 24 * 3600) {
+        return Err(format!("{s:?} must be more than 0 and at most 7 days"));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates() {
+        assert_eq!(parse_rate("6/min"), Ok(Rate { count: 6, per: Duration::from_secs(60) }));
+        assert_eq!(parse_rate("50/s").unwrap().count, 50);
+        assert!(parse_rate("0/s").is_err());
+        assert!(parse_rate("5").is_err());
+        assert!(parse_rate("5/week").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("2 days").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn cli_defaults_parse() {
+        let cli = Cli::try_parse_from(["dockward-sidecar"]).unwrap();
+        assert_eq!(cli.serve.listen.port(), 7700);
+        assert_eq!(cli.serve.protect_images.len(), 14);
+        assert!(cli.command.is_none());
+        let cli = Cli::try_parse_from(["dockward-sidecar", "audit", "verify", "/tmp/x"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Audit(AuditCommand::Verify { .. }))));
+    }
+}

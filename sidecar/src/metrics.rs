@@ -1,0 +1,69 @@
+//! Prometheus metrics (prometheus-client), served at /metrics.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(&'static str, String)>;
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<Labels, Counter>,
+    pub docker_latency: Family<Labels, Histogram, fn() -> Histogram>,
+    pub cache: Family<Labels, Counter>,
+    pub containers_tracked: Gauge,
+    pub audit_records: Family<Labels, Counter>,
+    pub docker_up: Gauge,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("dockward");
+        let requests = Family::<Labels, Counter>::default();
+        registry.register("requests", "Requests by verb and HTTP status", requests.clone());
+        let docker_latency = Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        registry.register("docker_call_duration_seconds", "Docker Engine API call latency by call", docker_latency.clone());
+        let cache = Family::<Labels, Counter>::default();
+        registry.register("cache", "Cache lookups by cache and result (hit/miss)", cache.clone());
+        let containers_tracked = Gauge::default();
+        registry.register("containers_tracked", "Running containers in the latest stats round", containers_tracked.clone());
+        let audit_records = Family::<Labels, Counter>::default();
+        registry.register("audit_records", "Audit records written by outcome", audit_records.clone());
+        let docker_up = Gauge::default();
+        registry.register("docker_up", "1 when the Docker engine answered the last health probe", docker_up.clone());
+        Self { registry, requests, docker_latency, cache, containers_tracked, audit_records, docker_up }
+    }
+}
+
+impl Metrics {
+    pub fn cache_lookup(&self, cache: &'static str, hit: bool) {
+        let result = if hit { "hit" } else { "miss" };
+        self.cache.get_or_create(&vec![("cache", cache.to_owned()), ("result", result.to_owned())]).inc();
+    }
+
+    pub fn docker_call(&self, call: &'static str, seconds: f64) {
+        self.docker_latency.get_or_create(&vec![("call", call.to_owned())]).observe(seconds);
+    }
+
+    /// How many engine calls of this kind were made so far (the histogram's count).
+    pub fn docker_calls(&self, call: &'static str) -> u64 {
+        let mut text = String::new();
+        let _ = encode(&mut text, &self.registry);
+        let needle = format!("dockward_docker_call_duration_seconds_count{{call=\"{call}\"}} ");
+        text.lines().find_map(|l| l.strip_prefix(&needle)).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+    }
+
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode(&mut text, &self.registry);
+        text
+    }
+}
