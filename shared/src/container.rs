@@ -183,3 +183,12 @@ pub struct VolumeUsage {
     pub protected: bool,
     pub labels: BTreeMap<String, String>,
 }
+
+/// `GET /v1/containers/{ref}/logs` without `follow`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogsPage {
+    pub id: String,
+    pub lines: Vec<LogLine>,
+    /// True when the answer was cut at the sidecar's size bound.
+    pub truncated: bool,
+}

@@ -13,8 +13,8 @@ pub mod verbs;
 
 pub use audit::{AuditPage, AuditRecord, Outcome};
 pub use container::{
-    ContainerDetail, ContainerState, ContainerSummary, DiskReport, EnvVar, Health, HealthcheckEntry, LogLine, LogStream,
-    Mount, NetworkAttachment, PortMapping, VolumeUsage,
+    ContainerDetail, ContainerState, ContainerSummary, DiskReport, EnvVar, Health, HealthcheckEntry, LogLine,
+    LogStream, LogsPage, Mount, NetworkAttachment, PortMapping, VolumeUsage,
 };
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use stats::{HistoryPoint, StatsHistory, StatsSample, StatsSnapshot};

@@ -15,11 +15,7 @@ pub enum ValidationError {
     #[error("invalid image reference: {0}")]
     ImageRef(&'static str),
     #[error("{field} must be between {min} and {max}")]
-    OutOfRange {
-        field: &'static str,
-        min: u64,
-        max: u64,
-    },
+    OutOfRange { field: &'static str, min: u64, max: u64 },
 }
 
 /// Upper bounds shared by both sides of the wire.
@@ -68,9 +64,7 @@ impl ContainerRef {
         let ok = !bytes.is_empty()
             && bytes.len() <= 128
             && bytes[0].is_ascii_alphanumeric()
-            && bytes[1..]
-                .iter()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+            && bytes[1..].iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
         if ok {
             Ok(Self(s.to_owned()))
         } else {
@@ -149,7 +143,10 @@ impl ImageRef {
         }
         let (registry, path) = match name.split_once('/') {
             Some((first, path))
-                if first.contains('.') || first.contains(':') || first == "localhost" || first.bytes().any(|b| b.is_ascii_uppercase()) =>
+                if first.contains('.')
+                    || first.contains(':')
+                    || first == "localhost"
+                    || first.bytes().any(|b| b.is_ascii_uppercase()) =>
             {
                 validate_domain(first)?;
                 (first.to_owned(), path)
@@ -279,7 +276,9 @@ fn validate_domain(d: &str) -> Result<(), ValidationError> {
 
 /// `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`
 fn validate_path_component(c: &str) -> Result<(), ValidationError> {
-    let err = ValidationError::ImageRef("invalid repository path: lowercase letters, digits and single separators (. _ __ -) only");
+    let err = ValidationError::ImageRef(
+        "invalid repository path: lowercase letters, digits and single separators (. _ __ -) only",
+    );
     let b = c.as_bytes();
     if b.is_empty() || !is_lower_alnum(b[0]) || !is_lower_alnum(b[b.len() - 1]) {
         return Err(err);
@@ -385,10 +384,7 @@ mod tests {
     #[test]
     fn bounds() {
         assert_eq!(bounded("tail", 5, 0, 10), Ok(5));
-        assert_eq!(
-            bounded("tail", 11, 0, 10),
-            Err(ValidationError::OutOfRange { field: "tail", min: 0, max: 10 })
-        );
+        assert_eq!(bounded("tail", 11, 0, 10), Err(ValidationError::OutOfRange { field: "tail", min: 0, max: 10 }));
         assert_eq!(bounded("tail", 11, 0, 10).unwrap_err().to_string(), "tail must be between 0 and 10");
     }
 }

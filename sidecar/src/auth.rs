@@ -14,14 +14,12 @@ pub enum SecretError {
     Missing,
     #[error("{0}: set either the value or the _FILE variant, not both")]
     Both(&'static str),
-    #[error("{name} is {len} bytes; it must be at least {MIN_SECRET_BYTES} bytes (try: head -c 32 /dev/urandom | base64)")]
+    #[error(
+        "{name} is {len} bytes; it must be at least {MIN_SECRET_BYTES} bytes (try: head -c 32 /dev/urandom | base64)"
+    )]
     TooShort { name: &'static str, len: usize },
     #[error("cannot read {name} from {path}: {source}")]
-    Read {
-        name: &'static str,
-        path: String,
-        source: std::io::Error,
-    },
+    Read { name: &'static str, path: String, source: std::io::Error },
 }
 
 /// A configured secret, kept only as its SHA-256 so that comparisons are
@@ -92,7 +90,9 @@ fn read_one(name: &'static str, value: Option<&str>, file: Option<&Path>) -> Res
     let raw = match (value, file) {
         (Some(_), Some(_)) => return Err(SecretError::Both(name)),
         (Some(v), None) => v.as_bytes().to_vec(),
-        (None, Some(p)) => std::fs::read(p).map_err(|source| SecretError::Read { name, path: p.display().to_string(), source })?,
+        (None, Some(p)) => {
+            std::fs::read(p).map_err(|source| SecretError::Read { name, path: p.display().to_string(), source })?
+        }
         (None, None) => return Ok(None),
     };
     // Files written by `echo` end in a newline; it is not part of the secret.

@@ -11,7 +11,11 @@ pub const DEFAULT_PROTECT_IMAGES: &str = "postgres,mysql,mariadb,mongo,redis,val
 pub const DEFAULT_MASK_PATTERN: &str = "(?i)PASS|SECRET|TOKEN|KEY|PRIVATE|CREDENTIAL";
 
 #[derive(Debug, Parser)]
-#[command(name = "dockward-sidecar", version, about = "The one process that touches docker.sock: typed, allow-listed, audited verbs")]
+#[command(
+    name = "dockward-sidecar",
+    version,
+    about = "The one process that touches docker.sock: typed, allow-listed, audited verbs"
+)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]

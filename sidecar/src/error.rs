@@ -4,6 +4,10 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use shared::{ErrorBody, ErrorCode, ValidationError};
 
+/// The message of an error response, kept for the generic denial audit record.
+#[derive(Debug, Clone)]
+pub struct ErrorMessage(pub String);
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
@@ -66,9 +70,7 @@ impl From<bollard::errors::Error> for ApiError {
             | E::HyperResponseError { .. }
             | E::RequestTimeoutError
             | E::HyperLegacyError { .. }
-            | E::SocketNotFoundError(_) => {
-                Self::DockerUnavailable
-            }
+            | E::SocketNotFoundError(_) => Self::DockerUnavailable,
             other => Self::Docker(other.to_string()),
         }
     }
@@ -81,7 +83,9 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::warn!(error = %self, "request failed");
         }
-        let mut resp = (status, axum::Json(ErrorBody::new(code, self.to_string()))).into_response();
+        let message = self.to_string();
+        let mut resp = (status, axum::Json(ErrorBody::new(code, message.clone()))).into_response();
+        resp.extensions_mut().insert(ErrorMessage(message));
         if let Self::RateLimited { retry_after_secs } = self {
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs.max(1)));
         }

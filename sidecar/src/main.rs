@@ -1,1 +1,127 @@
-fn main(){}
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use sidecar::audit::chain;
+use sidecar::config::{AuditCommand, Cli, Command, LogFormat, ServeArgs};
+use sidecar::server::Server;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Audit(AuditCommand::Verify { file })) => verify(&file),
+        Some(Command::Healthcheck { addr }) => healthcheck(addr),
+        Some(Command::Serve(args)) => serve(*args),
+        None => serve(cli.serve),
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    init_tracing(args.log_format);
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("dockward-sidecar: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    rt.block_on(async {
+        let server = match Server::start(&args).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "refusing to start");
+                eprintln!("dockward-sidecar: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        match server.serve(shutdown_signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("dockward-sidecar: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DOCKWARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Human => builder.init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}
+
+/// `audit verify FILE`: prints the report; exit 0 intact, 1 broken, 2 unreadable.
+fn verify(file: &Path) -> ExitCode {
+    match chain::verify(file) {
+        Ok(r) if r.ok() => {
+            println!(
+                "ok: {} records in {} file(s), chain intact up to record {} ({})",
+                r.records,
+                r.files,
+                r.last_seq,
+                r.last_hash.as_deref().unwrap_or("-")
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(r) => {
+            println!("FAILED: {} problem(s) in {} records, {} file(s):", r.problems.len(), r.records, r.files);
+            for p in &r.problems {
+                println!("  - {p}");
+            }
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("dockward-sidecar: cannot verify {}: {e}", file.display());
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `healthcheck`: GET /healthz over plain TCP, for images with no shell or curl.
+fn healthcheck(addr: SocketAddr) -> ExitCode {
+    let probe = || -> std::io::Result<String> {
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+        s.set_read_timeout(Some(Duration::from_secs(3)))?;
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+        let mut buf = Vec::new();
+        s.take(4096).read_to_end(&mut buf)?;
+        Ok(String::from_utf8_lossy(&buf).into_owned())
+    };
+    match probe() {
+        Ok(resp) if resp.starts_with("HTTP/1.1 200") => ExitCode::SUCCESS,
+        Ok(resp) => {
+            eprintln!("unhealthy: {}", resp.lines().next().unwrap_or(""));
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("unhealthy: {addr}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -28,12 +28,22 @@ impl Default for Metrics {
         let mut registry = Registry::with_prefix("dockward");
         let requests = Family::<Labels, Counter>::default();
         registry.register("requests", "Requests by verb and HTTP status", requests.clone());
-        let docker_latency = Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
-        registry.register("docker_call_duration_seconds", "Docker Engine API call latency by call", docker_latency.clone());
+        let docker_latency = Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "docker_call_duration_seconds",
+            "Docker Engine API call latency by call",
+            docker_latency.clone(),
+        );
         let cache = Family::<Labels, Counter>::default();
         registry.register("cache", "Cache lookups by cache and result (hit/miss)", cache.clone());
         let containers_tracked = Gauge::default();
-        registry.register("containers_tracked", "Running containers in the latest stats round", containers_tracked.clone());
+        registry.register(
+            "containers_tracked",
+            "Running containers in the latest stats round",
+            containers_tracked.clone(),
+        );
         let audit_records = Family::<Labels, Counter>::default();
         registry.register("audit_records", "Audit records written by outcome", audit_records.clone());
         let docker_up = Gauge::default();

@@ -112,10 +112,24 @@ mod tests {
     #[test]
     fn database_images_are_protected_by_name_not_substring() {
         let p = policy();
-        for img in ["postgres", "postgres:16-alpine", "docker.io/library/postgres:16", "bitnami/redis:7", "mongo", "ghcr.io/x/valkey:8"] {
+        for img in [
+            "postgres",
+            "postgres:16-alpine",
+            "docker.io/library/postgres:16",
+            "bitnami/redis:7",
+            "mongo",
+            "ghcr.io/x/valkey:8",
+        ] {
             assert!(p.is_protected_image(img), "{img}");
         }
-        for img in ["postgres-exporter", "myredis", "nginx", "prom/mysqld-exporter", "sha256:abcdef", "redisinsight/redisinsight"] {
+        for img in [
+            "postgres-exporter",
+            "myredis",
+            "nginx",
+            "prom/mysqld-exporter",
+            "sha256:abcdef",
+            "redisinsight/redisinsight",
+        ] {
             assert!(!p.is_protected_image(img), "{img}");
         }
     }
@@ -151,7 +165,9 @@ mod tests {
     #[test]
     fn masking() {
         let p = policy();
-        for k in ["POSTGRES_PASSWORD", "api_key", "GITHUB_TOKEN", "AWS_SECRET_ACCESS_KEY", "private_pem", "DB_CREDENTIALS"] {
+        for k in
+            ["POSTGRES_PASSWORD", "api_key", "GITHUB_TOKEN", "AWS_SECRET_ACCESS_KEY", "private_pem", "DB_CREDENTIALS"]
+        {
             assert!(p.masks(k), "{k}");
         }
         for k in ["PATH", "HOME", "LANG"] {

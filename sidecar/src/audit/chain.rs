@@ -230,7 +230,10 @@ pub fn verify(active: &Path) -> io::Result<VerifyReport> {
         let mut lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
         let tail = lines.pop().unwrap_or_default();
         if !tail.is_empty() {
-            report.problems.push(format!("{name}: last line is incomplete ({} bytes with no newline): truncated or torn", tail.len()));
+            report.problems.push(format!(
+                "{name}: last line is incomplete ({} bytes with no newline): truncated or torn",
+                tail.len()
+            ));
         }
         for (i, line) in lines.iter().enumerate() {
             if report.problems.len() >= MAX_PROBLEMS {

@@ -62,6 +62,12 @@ impl Draft {
         self
     }
 
+    /// Narrows the verb, e.g. `prune` → `prune.images`.
+    pub fn verb_suffix(&mut self, suffix: &str) -> &mut Self {
+        self.verb = format!("{}.{suffix}", self.verb);
+        self
+    }
+
     pub fn param(&mut self, key: &str, value: impl ToString) -> &mut Self {
         self.params.insert(key.to_owned(), value.to_string());
         self
@@ -112,7 +118,10 @@ impl AuditLog {
             .map_err(chain::io_err(path))?;
         let log = Self { tx, path: Arc::new(path.to_path_buf()), metrics };
         if repair.torn_bytes > 0 {
-            tracing::warn!(bytes = repair.torn_bytes, "audit log ended in a torn record (crash mid-write); cut it and continuing the chain");
+            tracing::warn!(
+                bytes = repair.torn_bytes,
+                "audit log ended in a torn record (crash mid-write); cut it and continuing the chain"
+            );
             let caller = Caller { request_id: "startup".into(), client: "sidecar".into(), actor: None };
             let mut d = Draft::new(&caller, "audit.repair");
             d.param("torn_bytes", repair.torn_bytes);
@@ -130,7 +139,12 @@ impl AuditLog {
     }
 
     /// Writes the record, fsyncs it and returns its seq.
-    pub async fn commit(&self, draft: Draft, outcome: Outcome, message: Option<String>) -> Result<u64, AuditWriteError> {
+    pub async fn commit(
+        &self,
+        draft: Draft,
+        outcome: Outcome,
+        message: Option<String>,
+    ) -> Result<u64, AuditWriteError> {
         let (ack, rx) = oneshot::channel();
         self.tx
             .send(Pending { draft, outcome, message, ack })

@@ -1,0 +1,266 @@
+//! Engine models → wire types. Pure functions.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use bollard::models::{
+    ContainerInspectResponse, ContainerSummary as DockerSummary, EndpointSettings, HealthStatusEnum, MountPoint,
+};
+use shared::{
+    ContainerDetail, ContainerState, ContainerSummary, EnvVar, Health, HealthcheckEntry, Mount, NetworkAttachment,
+    PortMapping, StatsSample, COMPOSE_PROJECT_LABEL, COMPOSE_SERVICE_LABEL,
+};
+
+use crate::policy::Policy;
+
+pub fn summary_name(c: &DockerSummary) -> String {
+    c.names.iter().flatten().next().map(|n| n.strip_prefix('/').unwrap_or(n).to_owned()).unwrap_or_default()
+}
+
+/// Unix seconds from the engine's RFC 3339 time; `None` for the zero time.
+pub fn unix_seconds(s: Option<&str>) -> Option<i64> {
+    let t = time::OffsetDateTime::parse(s?, &time::format_description::well_known::Rfc3339).ok()?;
+    (t.year() > 1).then(|| t.unix_timestamp())
+}
+
+/// The network address of `ip/prefix`, e.g. `172.18.0.5/16` → `172.18.0.0/16`.
+pub fn subnet_of(ip: &str, prefix: i64) -> Option<String> {
+    let addr: IpAddr = ip.parse().ok()?;
+    match addr {
+        IpAddr::V4(v4) if (0..=32).contains(&prefix) => {
+            let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
+            Some(format!("{}/{prefix}", Ipv4Addr::from(u32::from(v4) & mask)))
+        }
+        IpAddr::V6(v6) if (0..=128).contains(&prefix) => {
+            let mask = if prefix == 0 { 0 } else { u128::MAX << (128 - prefix) };
+            Some(format!("{}/{prefix}", Ipv6Addr::from(u128::from(v6) & mask)))
+        }
+        _ => None,
+    }
+}
+
+fn non_empty(s: Option<&String>) -> Option<String> {
+    s.filter(|s| !s.is_empty()).cloned()
+}
+
+fn network(name: &str, e: &EndpointSettings) -> NetworkAttachment {
+    let ip = non_empty(e.ip_address.as_ref());
+    let ipv6 = non_empty(e.global_ipv6_address.as_ref());
+    NetworkAttachment {
+        name: name.to_owned(),
+        subnet: ip.as_deref().and_then(|ip| subnet_of(ip, e.ip_prefix_len.unwrap_or(-1))),
+        subnet_v6: ipv6.as_deref().and_then(|ip| subnet_of(ip, e.global_ipv6_prefix_len.unwrap_or(-1))),
+        gateway: non_empty(e.gateway.as_ref()),
+        ip,
+        ipv6,
+    }
+}
+
+fn mount(m: &MountPoint) -> Mount {
+    Mount {
+        kind: m.typ.map(|t| t.to_string()).unwrap_or_default(),
+        name: non_empty(m.name.as_ref()),
+        source: non_empty(m.source.as_ref()),
+        destination: m.destination.clone().unwrap_or_default(),
+        read_write: m.rw.unwrap_or(false),
+    }
+}
+
+fn health(h: Option<HealthStatusEnum>) -> Health {
+    match h {
+        Some(HealthStatusEnum::STARTING) => Health::Starting,
+        Some(HealthStatusEnum::HEALTHY) => Health::Healthy,
+        Some(HealthStatusEnum::UNHEALTHY) => Health::Unhealthy,
+        _ => Health::None,
+    }
+}
+
+/// The summary of one container: the list row gives the status text, inspect the rest.
+pub fn summary(
+    row: &DockerSummary,
+    ins: &ContainerInspectResponse,
+    policy: &Policy,
+    stats: Option<StatsSample>,
+) -> ContainerSummary {
+    let labels = ins.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default();
+    let image = ins.config.as_ref().and_then(|c| c.image.clone()).or_else(|| row.image.clone()).unwrap_or_default();
+    let state = ins.state.as_ref();
+    let host = ins.host_config.as_ref();
+    let mut ports: Vec<PortMapping> = ins
+        .network_settings
+        .as_ref()
+        .and_then(|n| n.ports.as_ref())
+        .into_iter()
+        .flatten()
+        .flat_map(|(key, bindings)| {
+            let (port, proto) = key.split_once('/').unwrap_or((key, "tcp"));
+            let container_port = port.parse().unwrap_or(0);
+            let bindings = bindings.as_deref().unwrap_or_default();
+            if bindings.is_empty() {
+                vec![PortMapping { container_port, protocol: proto.to_owned(), host_ip: None, host_port: None }]
+            } else {
+                bindings
+                    .iter()
+                    .map(|b| PortMapping {
+                        container_port,
+                        protocol: proto.to_owned(),
+                        host_ip: non_empty(b.host_ip.as_ref()),
+                        host_port: b.host_port.as_deref().and_then(|p| p.parse().ok()),
+                    })
+                    .collect()
+            }
+        })
+        .collect();
+    ports.sort_by(|a, b| {
+        (a.container_port, &a.protocol, a.host_port).cmp(&(b.container_port, &b.protocol, b.host_port))
+    });
+    let mut networks: Vec<NetworkAttachment> = ins
+        .network_settings
+        .as_ref()
+        .and_then(|n| n.networks.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|(name, e)| network(name, e))
+        .collect();
+    networks.sort_by(|a, b| a.name.cmp(&b.name));
+    let restart_policy = host
+        .and_then(|h| h.restart_policy.as_ref())
+        .map(|p| {
+            let name = p.name.map(|n| n.to_string()).filter(|n| !n.is_empty()).unwrap_or_else(|| "no".into());
+            match p.maximum_retry_count {
+                Some(n) if n > 0 && name == "on-failure" => format!("{name}:{n}"),
+                _ => name,
+            }
+        })
+        .unwrap_or_else(|| "no".into());
+    let protected = policy.is_protected(&image, &labels);
+    let status =
+        state.and_then(|s| s.status).map(|s| ContainerState::parse(s.as_ref())).unwrap_or(ContainerState::Unknown);
+    ContainerSummary {
+        id: ins.id.clone().unwrap_or_default(),
+        name: ins
+            .name
+            .as_deref()
+            .map(|n| n.strip_prefix('/').unwrap_or(n).to_owned())
+            .unwrap_or_else(|| summary_name(row)),
+        image,
+        image_id: ins.image.clone().unwrap_or_default(),
+        state: status,
+        status: row.status.clone().unwrap_or_default(),
+        health: health(state.and_then(|s| s.health.as_ref()).and_then(|h| h.status)),
+        created: unix_seconds(ins.created.as_deref()).unwrap_or_default(),
+        started_at: unix_seconds(state.and_then(|s| s.started_at.as_deref())),
+        finished_at: unix_seconds(state.and_then(|s| s.finished_at.as_deref())),
+        restart_count: ins.restart_count.unwrap_or_default(),
+        restart_policy,
+        compose_project: labels.get(COMPOSE_PROJECT_LABEL).cloned(),
+        compose_service: labels.get(COMPOSE_SERVICE_LABEL).cloned(),
+        ports,
+        networks,
+        mounts: ins.mounts.iter().flatten().map(mount).collect(),
+        labels: labels.into_iter().collect::<BTreeMap<_, _>>(),
+        protected,
+        stats: if status == ContainerState::Running { stats } else { None },
+    }
+}
+
+const HEALTH_OUTPUT_MAX: usize = 4096;
+
+/// The detail view; secret-looking environment values are masked here, so
+/// they never leave the sidecar.
+pub fn detail(summary: ContainerSummary, ins: &ContainerInspectResponse, policy: &Policy) -> ContainerDetail {
+    let config = ins.config.as_ref();
+    let state = ins.state.as_ref();
+    let env = config
+        .and_then(|c| c.env.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|kv| {
+            let (key, value) = kv.split_once('=').unwrap_or((kv, ""));
+            let masked = policy.masks(key);
+            EnvVar { key: key.to_owned(), value: (!masked).then(|| value.to_owned()), masked }
+        })
+        .collect();
+    let healthcheck_log = state
+        .and_then(|s| s.health.as_ref())
+        .and_then(|h| h.log.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|r| HealthcheckEntry {
+            start: r.start.clone(),
+            end: r.end.clone(),
+            exit_code: r.exit_code,
+            output: truncate(r.output.as_deref().unwrap_or_default(), HEALTH_OUTPUT_MAX),
+        })
+        .collect();
+    ContainerDetail {
+        summary,
+        entrypoint: config.and_then(|c| c.entrypoint.clone()).unwrap_or_default(),
+        command: config.and_then(|c| c.cmd.clone()).unwrap_or_default(),
+        exit_code: state.and_then(|s| s.exit_code),
+        error: state.and_then(|s| non_empty(s.error.as_ref())),
+        oom_killed: state.and_then(|s| s.oom_killed).unwrap_or(false),
+        healthcheck_log,
+        env,
+    }
+}
+
+/// Cuts `s` to at most `max` bytes on a character boundary.
+pub fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subnets() {
+        assert_eq!(subnet_of("172.18.0.5", 16).as_deref(), Some("172.18.0.0/16"));
+        assert_eq!(subnet_of("10.1.2.3", 24).as_deref(), Some("10.1.2.0/24"));
+        assert_eq!(subnet_of("10.1.2.3", 0).as_deref(), Some("0.0.0.0/0"));
+        assert_eq!(subnet_of("fd00::1:2", 64).as_deref(), Some("fd00::/64"));
+        assert_eq!(subnet_of("10.1.2.3", 40), None);
+        assert_eq!(subnet_of("nope", 8), None);
+    }
+
+    #[test]
+    fn times() {
+        assert_eq!(unix_seconds(Some("1970-01-01T00:01:00Z")), Some(60));
+        assert_eq!(unix_seconds(Some("2026-11-24T02:00:00.123456789Z")).map(|s| s > 0), Some(true));
+        assert_eq!(unix_seconds(Some("0001-01-01T00:00:00Z")), None);
+        assert_eq!(unix_seconds(Some("garbage")), None);
+    }
+
+    #[test]
+    fn truncation_respects_char_boundaries() {
+        assert_eq!(truncate("héllo", 2), "h");
+        assert_eq!(truncate("abc", 10), "abc");
+    }
+
+    #[test]
+    fn env_is_masked() {
+        let policy = Policy::new(None, &[], crate::config::DEFAULT_MASK_PATTERN).unwrap();
+        let ins = ContainerInspectResponse {
+            config: Some(bollard::models::ContainerConfig {
+                env: Some(vec!["DB_PASSWORD=hunter2".into(), "PATH=/bin".into(), "EMPTY".into()]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let s = summary(&DockerSummary::default(), &ins, &policy, None);
+        let d = detail(s, &ins, &policy);
+        let json = serde_json::to_string(&d).unwrap();
+        assert!(!json.contains("hunter2"), "{json}");
+        assert_eq!(d.env[0], EnvVar { key: "DB_PASSWORD".into(), value: None, masked: true });
+        assert_eq!(d.env[1].value.as_deref(), Some("/bin"));
+        assert_eq!(d.env[2], EnvVar { key: "EMPTY".into(), value: Some(String::new()), masked: false });
+    }
+}

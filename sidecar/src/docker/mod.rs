@@ -1,0 +1,216 @@
+//! The only module that talks to the Docker Engine. Every call is built here
+//! from validated, typed arguments; nothing a client sent is passed through.
+
+pub mod convert;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use bollard::models::{ContainerInspectResponse, ContainerSummary as DockerSummary};
+use bollard::query_parameters::{InspectContainerOptions, ListContainersOptions};
+use bollard::Docker;
+use moka::future::Cache;
+use shared::ContainerRef;
+
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::policy::Policy;
+
+/// A container the caller named, resolved to exactly one full id.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub labels: HashMap<String, String>,
+    pub protected: bool,
+    /// The engine's list row (status text and the like).
+    pub row: DockerSummary,
+}
+
+pub struct Engine {
+    client: RwLock<Docker>,
+    host: String,
+    up: AtomicBool,
+    negotiated: AtomicBool,
+    pub policy: Arc<Policy>,
+    metrics: Arc<Metrics>,
+    /// Inspect results by full id; dropped on lifecycle events, short TTL as a backstop.
+    inspect_cache: Cache<String, Arc<ContainerInspectResponse>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot use DOCKER_HOST {host:?}: {source}")]
+pub struct ConnectError {
+    host: String,
+    source: bollard::errors::Error,
+}
+
+impl Engine {
+    pub fn new(host: &str, policy: Arc<Policy>, metrics: Arc<Metrics>) -> Result<Self, ConnectError> {
+        let client = connect(host)?;
+        Ok(Self {
+            client: RwLock::new(client),
+            host: host.to_owned(),
+            up: AtomicBool::new(false),
+            negotiated: AtomicBool::new(false),
+            policy,
+            metrics,
+            inspect_cache: Cache::builder().max_capacity(10_000).time_to_live(Duration::from_secs(30)).build(),
+        })
+    }
+
+    pub fn client(&self) -> Docker {
+        self.client.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    /// Fails fast with 503 while the engine is known to be down.
+    pub fn require_up(&self) -> Result<(), ApiError> {
+        if self.is_up() {
+            Ok(())
+        } else {
+            Err(ApiError::DockerUnavailable)
+        }
+    }
+
+    /// One health probe: ping, and negotiate the API version the first time
+    /// the engine answers (and again after it comes back).
+    pub async fn probe(&self) -> bool {
+        let ok = self.timed("ping", self.client().ping()).await.is_ok();
+        if ok && !self.negotiated.load(Ordering::Relaxed) {
+            match connect(&self.host) {
+                Ok(fresh) => match fresh.negotiate_version().await {
+                    Ok(c) => {
+                        tracing::info!(api = %c.client_version(), "connected to the Docker engine");
+                        *self.client.write().unwrap_or_else(|e| e.into_inner()) = c;
+                        self.negotiated.store(true, Ordering::Relaxed);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "API version negotiation failed"),
+                },
+                Err(e) => tracing::warn!(error = %e, "reconnect failed"),
+            }
+        }
+        let was = self.up.swap(ok && self.negotiated.load(Ordering::Relaxed), Ordering::Relaxed);
+        if was && !ok {
+            tracing::warn!("the Docker engine is unreachable; serving cached data, refusing mutations");
+            // Negotiate again when it returns: it may be another version.
+            self.negotiated.store(false, Ordering::Relaxed);
+        }
+        self.metrics.docker_up.set(i64::from(self.is_up()));
+        self.is_up()
+    }
+
+    /// Runs an engine call, recording its latency, and marks the engine down
+    /// when the call could not reach it.
+    pub async fn timed<T>(
+        &self,
+        call: &'static str,
+        fut: impl std::future::Future<Output = Result<T, bollard::errors::Error>>,
+    ) -> Result<T, ApiError> {
+        let start = Instant::now();
+        let r = fut.await;
+        self.metrics.docker_call(call, start.elapsed().as_secs_f64());
+        r.map_err(|e| {
+            let e = ApiError::from(e);
+            if matches!(e, ApiError::DockerUnavailable) {
+                self.up.store(false, Ordering::Relaxed);
+                self.metrics.docker_up.set(0);
+            }
+            e
+        })
+    }
+
+    fn scope_filters(&self, extra: &[(&str, &str)]) -> HashMap<String, Vec<String>> {
+        let mut f: HashMap<String, Vec<String>> = HashMap::new();
+        if let Some(s) = self.policy.scope_filter() {
+            f.entry("label".into()).or_default().push(s);
+        }
+        for (k, v) in extra {
+            f.entry((*k).into()).or_default().push((*v).into());
+        }
+        f
+    }
+
+    /// Lists containers in scope (`all` includes stopped ones).
+    pub async fn list(&self, all: bool, extra_filters: &[(&str, &str)]) -> Result<Vec<DockerSummary>, ApiError> {
+        let opts =
+            ListContainersOptions { all, filters: Some(self.scope_filters(extra_filters)), ..Default::default() };
+        self.timed("list_containers", self.client().list_containers(Some(opts))).await
+    }
+
+    /// Inspects a container by full id, through the cache.
+    pub async fn inspect(&self, id: &str) -> Result<Arc<ContainerInspectResponse>, ApiError> {
+        if let Some(hit) = self.inspect_cache.get(id).await {
+            self.metrics.cache_lookup("inspect", true);
+            return Ok(hit);
+        }
+        self.metrics.cache_lookup("inspect", false);
+        let fresh = Arc::new(self.inspect_uncached(id).await?);
+        self.inspect_cache.insert(id.to_owned(), fresh.clone()).await;
+        Ok(fresh)
+    }
+
+    pub async fn inspect_uncached(&self, id: &str) -> Result<ContainerInspectResponse, ApiError> {
+        self.timed("inspect_container", self.client().inspect_container(id, None::<InspectContainerOptions>)).await
+    }
+
+    /// Drops a container's cached inspect result (after a lifecycle event or a verb).
+    pub async fn invalidate(&self, id: &str) {
+        self.inspect_cache.invalidate(id).await;
+    }
+
+    /// Resolves a reference (name, full id or unique id prefix) to exactly one
+    /// container in scope. Ambiguous prefixes are refused.
+    pub async fn resolve(&self, r: &ContainerRef) -> Result<Resolved, ApiError> {
+        let all = self.list(true, &[]).await?;
+        let want = r.as_str();
+        let by_id = |c: &&DockerSummary| c.id.as_deref() == Some(want);
+        let by_name = |c: &&DockerSummary| c.names.iter().flatten().any(|n| n.strip_prefix('/').unwrap_or(n) == want);
+        let found: Vec<&DockerSummary> = if let Some(c) = all.iter().find(by_id).or_else(|| all.iter().find(by_name)) {
+            vec![c]
+        } else if r.could_be_id() {
+            all.iter().filter(|c| c.id.as_deref().is_some_and(|id| id.starts_with(want))).collect()
+        } else {
+            Vec::new()
+        };
+        match found.as_slice() {
+            [] => Err(ApiError::NotFound(format!("no container {want:?}"))),
+            [c] => {
+                let labels = c.labels.clone().unwrap_or_default();
+                let image = c.image.clone().unwrap_or_default();
+                Ok(Resolved {
+                    id: c.id.clone().unwrap_or_default(),
+                    name: convert::summary_name(c),
+                    protected: self.policy.is_protected(&image, &labels),
+                    image,
+                    labels,
+                    row: (*c).clone(),
+                })
+            }
+            many => Err(ApiError::Ambiguous(format!(
+                "{want:?} matches {} containers; use more of the id or the name",
+                many.len()
+            ))),
+        }
+    }
+}
+
+fn connect(host: &str) -> Result<Docker, ConnectError> {
+    const TIMEOUT_SECS: u64 = 120;
+    let r = if let Some(path) = host.strip_prefix("unix://") {
+        Docker::connect_with_unix(path, TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+    } else {
+        Docker::connect_with_http(host, TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+    };
+    r.map_err(|source| ConnectError { host: host.to_owned(), source })
+}

@@ -1,0 +1,122 @@
+//! Start-up: load the secret, open the audit log, connect to the engine,
+//! start the background tasks and serve.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::app::{self, App, AppState, Settings};
+use crate::audit::{chain::ChainError, AuditLog};
+use crate::auth::{SecretError, Secrets};
+use crate::config::ServeArgs;
+use crate::docker::{ConnectError, Engine};
+use crate::events::EventHub;
+use crate::metrics::Metrics;
+use crate::policy::{Policy, PolicyError};
+use crate::ratelimit::RateLimits;
+use crate::stats::StatsCache;
+use crate::verbs;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error(transparent)]
+    Audit(#[from] ChainError),
+    #[error(transparent)]
+    Docker(#[from] ConnectError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+}
+
+/// A started sidecar.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub state: App,
+    listener: TcpListener,
+}
+
+const HEALTH_PROBE_EVERY: Duration = Duration::from_secs(1);
+
+impl Server {
+    /// Checks the configuration, opens the audit log and binds; starts the
+    /// engine probe, stats refresher and event subscription.
+    pub async fn start(args: &ServeArgs) -> Result<Self, StartError> {
+        let secrets = Secrets::load(
+            args.secret.as_deref(),
+            args.secret_file.as_deref(),
+            args.secret_previous.as_deref(),
+            args.secret_previous_file.as_deref(),
+        )?;
+        let policy = Arc::new(Policy::new(args.scope_label.as_deref(), &args.protect_images, &args.mask_env_pattern)?);
+        let metrics = Arc::new(Metrics::default());
+        let audit = AuditLog::open(&args.audit_log, args.audit_rotate_bytes, metrics.clone())?;
+        let engine = Arc::new(Engine::new(&args.docker_host, policy, metrics.clone())?);
+        if !engine.probe().await {
+            tracing::warn!(host = %args.docker_host, "the Docker engine is not reachable yet; starting degraded and retrying");
+        }
+        let stats = Arc::new(StatsCache::new(
+            engine.clone(),
+            metrics.clone(),
+            args.stats_ttl,
+            args.stats_history,
+            args.stats_concurrency.into(),
+        ));
+        let events = EventHub::default();
+        let state: App = Arc::new(AppState {
+            engine: engine.clone(),
+            stats: stats.clone(),
+            events: events.clone(),
+            audit,
+            secrets,
+            limits: RateLimits::new(args),
+            metrics,
+            disk: verbs::disk::cache(args.disk_ttl),
+            streams: Arc::new(Semaphore::new(args.max_streams as usize)),
+            settings: Settings {
+                log_follow_max: args.log_follow_max,
+                pull_registries: args
+                    .pull_registries
+                    .iter()
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
+                disk_ttl: args.disk_ttl,
+            },
+        });
+        let listener =
+            TcpListener::bind(args.listen).await.map_err(|source| StartError::Listen { addr: args.listen, source })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Listen { addr: args.listen, source })?;
+
+        tokio::spawn(stats.run());
+        tokio::spawn(events.run(engine.clone()));
+        let probe_state = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(HEALTH_PROBE_EVERY);
+            let mut n: u64 = 0;
+            loop {
+                tick.tick().await;
+                probe_state.engine.probe().await;
+                n += 1;
+                if n.is_multiple_of(60) {
+                    probe_state.limits.forget_idle();
+                }
+            }
+        });
+        tracing::info!(%addr, keys = ?state.secrets.ids(), audit = %args.audit_log.display(), "dockward-sidecar listening");
+        Ok(Self { addr, state, listener })
+    }
+
+    /// Serves until `shutdown` resolves.
+    pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let router = app::router(self.state);
+        axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}

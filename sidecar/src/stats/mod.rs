@@ -1,0 +1,204 @@
+//! The stats cache: one background refresher asks the engine for every
+//! running container's stats once per window (concurrently, with a bound) and
+//! publishes the round as the snapshot every client is served. However many
+//! clients ask, the engine sees one stats call per container per window.
+//! Rounds also feed a per-container ring buffer for sparklines.
+
+pub mod calc;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use bollard::query_parameters::StatsOptions;
+use futures_util::StreamExt;
+use shared::{HistoryPoint, StatsHistory, StatsSample, StatsSnapshot};
+
+use crate::docker::Engine;
+use crate::metrics::Metrics;
+use calc::CpuReading;
+
+/// Longest one container's stats call may take before the round moves on.
+const PER_CONTAINER_TIMEOUT: Duration = Duration::from_secs(5);
+
+struct Round {
+    taken_at: Instant,
+    taken_at_ms: i64,
+    stale: bool,
+    samples: Arc<Vec<StatsSample>>,
+    by_id: HashMap<String, usize>,
+}
+
+pub struct StatsCache {
+    engine: Arc<Engine>,
+    metrics: Arc<Metrics>,
+    window: Duration,
+    concurrency: usize,
+    history_len: usize,
+    latest: RwLock<Arc<Round>>,
+    readings: Mutex<HashMap<String, CpuReading>>,
+    history: Mutex<HashMap<String, VecDeque<HistoryPoint>>>,
+}
+
+pub fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+impl StatsCache {
+    pub fn new(
+        engine: Arc<Engine>,
+        metrics: Arc<Metrics>,
+        window: Duration,
+        history: Duration,
+        concurrency: usize,
+    ) -> Self {
+        let history_len = (history.as_millis() / window.as_millis().max(1)).max(1) as usize + 1;
+        let empty = Round {
+            taken_at: Instant::now(),
+            taken_at_ms: 0,
+            stale: true,
+            samples: Arc::default(),
+            by_id: HashMap::new(),
+        };
+        Self {
+            engine,
+            metrics,
+            window,
+            concurrency: concurrency.max(1),
+            history_len,
+            latest: RwLock::new(Arc::new(empty)),
+            readings: Mutex::default(),
+            history: Mutex::default(),
+        }
+    }
+
+    fn latest(&self) -> Arc<Round> {
+        self.latest.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The snapshot served to clients: never waits for the engine.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let r = self.latest();
+        let fresh = !r.stale && r.taken_at.elapsed() <= self.window * 2;
+        self.metrics.cache_lookup("stats", fresh);
+        StatsSnapshot {
+            taken_at_ms: r.taken_at_ms,
+            age_ms: r.taken_at.elapsed().as_millis().try_into().unwrap_or(u64::MAX),
+            stale: !fresh,
+            containers: r.samples.as_ref().clone(),
+        }
+    }
+
+    /// The latest sample of one container, if it was running in the last round.
+    pub fn sample(&self, id: &str) -> Option<StatsSample> {
+        let r = self.latest();
+        r.by_id.get(id).and_then(|&i| r.samples.get(i)).cloned()
+    }
+
+    pub fn history(&self, id: &str, window: Duration) -> StatsHistory {
+        let cutoff = now_ms() - window.as_millis() as i64;
+        let h = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let points: Vec<HistoryPoint> =
+            h.get(id).map(|q| q.iter().filter(|p| p.time_ms >= cutoff).copied().collect()).unwrap_or_default();
+        StatsHistory {
+            id: id.to_owned(),
+            interval_ms: self.window.as_millis() as u64,
+            memory_limit_bytes: self.sample(id).map(|s| s.memory_limit_bytes).unwrap_or(0),
+            points,
+        }
+    }
+
+    /// Runs forever: one round per window.
+    pub async fn run(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(self.window);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            self.refresh().await;
+        }
+    }
+
+    /// One round: list running containers, fetch all their stats
+    /// concurrently (bounded), publish. On failure the last round stays, marked stale.
+    pub async fn refresh(&self) {
+        if !self.engine.is_up() {
+            self.mark_stale();
+            return;
+        }
+        let running = match self.engine.list(false, &[]).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(error = %e, "stats round: listing failed");
+                self.mark_stale();
+                return;
+            }
+        };
+        let ids: Vec<String> = running.into_iter().filter_map(|c| c.id).collect();
+        let prev = self.readings.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let prev = &prev;
+        let results: Vec<(StatsSample, Option<CpuReading>)> = futures_util::stream::iter(ids)
+            .map(|id| async move {
+                let client = self.engine.client();
+                let opts = StatsOptions { stream: false, one_shot: true };
+                let call = self.engine.timed("stats", async { client.stats(&id, Some(opts)).next().await.transpose() });
+                match tokio::time::timeout(PER_CONTAINER_TIMEOUT, call).await {
+                    Ok(Ok(Some(resp))) => Some(calc::sample(&id, &resp, prev.get(&id), now_ms())),
+                    Ok(Ok(None)) | Ok(Err(_)) | Err(_) => None,
+                }
+            })
+            .buffer_unordered(self.concurrency)
+            .filter_map(|x| async move { x })
+            .collect()
+            .await;
+        let mut samples = Vec::with_capacity(results.len());
+        let mut readings = HashMap::with_capacity(results.len());
+        for (s, r) in results {
+            if let Some(r) = r {
+                readings.insert(s.id.clone(), r);
+            }
+            samples.push(s);
+        }
+        samples.sort_by(|a, b| a.id.cmp(&b.id));
+        self.record_history(&samples);
+        *self.readings.lock().unwrap_or_else(|e| e.into_inner()) = readings;
+        self.metrics.containers_tracked.set(samples.len() as i64);
+        let by_id = samples.iter().enumerate().map(|(i, s)| (s.id.clone(), i)).collect();
+        let round =
+            Round { taken_at: Instant::now(), taken_at_ms: now_ms(), stale: false, samples: Arc::new(samples), by_id };
+        *self.latest.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(round);
+    }
+
+    fn mark_stale(&self) {
+        let mut guard = self.latest.write().unwrap_or_else(|e| e.into_inner());
+        if !guard.stale {
+            let r = &**guard;
+            *guard = Arc::new(Round {
+                taken_at: r.taken_at,
+                taken_at_ms: r.taken_at_ms,
+                stale: true,
+                samples: r.samples.clone(),
+                by_id: r.by_id.clone(),
+            });
+        }
+    }
+
+    fn record_history(&self, samples: &[StatsSample]) {
+        let keep_after = now_ms() - (self.window.as_millis() as i64) * self.history_len as i64;
+        let mut h = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        for s in samples {
+            let q = h.entry(s.id.clone()).or_insert_with(|| VecDeque::with_capacity(self.history_len));
+            if q.len() == self.history_len {
+                q.pop_front();
+            }
+            q.push_back(HistoryPoint {
+                time_ms: s.time_ms,
+                cpu_percent: s.cpu_percent.map(|c| c as f32),
+                memory_bytes: s.memory_bytes,
+                net_rx_bytes: s.net_rx_bytes,
+                net_tx_bytes: s.net_tx_bytes,
+            });
+        }
+        // Containers gone for longer than the history window take no memory.
+        h.retain(|_, q| q.back().is_some_and(|p| p.time_ms >= keep_after));
+    }
+}

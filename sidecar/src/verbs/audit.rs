@@ -1,0 +1,69 @@
+//! `GET /v1/audit`: records newest first, filtered and paginated.
+
+use axum::extract::State;
+use axum::Json;
+use serde::Deserialize;
+use shared::{bounded, limits, AuditPage, Outcome};
+
+use crate::app::{parse_time, App, Query};
+use crate::audit::chain::{self, Filter};
+use crate::audit::format_rfc3339;
+use crate::error::ApiError;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    since: Option<String>,
+    until: Option<String>,
+    actor: Option<String>,
+    verb: Option<String>,
+    target: Option<String>,
+    outcome: Option<Outcome>,
+    limit: Option<u64>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+fn short(field: &'static str, v: Option<String>) -> Result<Option<String>, ApiError> {
+    match v {
+        Some(s) if s.len() > 256 => Err(ApiError::BadRequest(format!("{field} is longer than 256 bytes"))),
+        other => Ok(other.filter(|s| !s.is_empty())),
+    }
+}
+
+fn time_bound(field: &'static str, v: Option<String>) -> Result<Option<String>, ApiError> {
+    v.map(|s| {
+        let secs = parse_time(field, &s)?;
+        let t = time::OffsetDateTime::from_unix_timestamp(secs)
+            .map_err(|_| ApiError::BadRequest(format!("{field} is out of range")))?;
+        Ok(format_rfc3339(t))
+    })
+    .transpose()
+}
+
+pub async fn audit(State(app): State<App>, Query(q): Query<AuditQuery>) -> Result<Json<AuditPage>, ApiError> {
+    let limit = bounded("limit", q.limit.unwrap_or(limits::AUDIT_PAGE_DEFAULT), 1, limits::AUDIT_PAGE_MAX)? as usize;
+    let before_seq = q
+        .cursor
+        .map(|c| {
+            c.parse::<u64>()
+                .map_err(|_| ApiError::BadRequest("cursor must be a cursor returned by a previous page".into()))
+        })
+        .transpose()?;
+    let filter = Filter {
+        since: time_bound("since", q.since)?,
+        until: time_bound("until", q.until)?,
+        actor: short("actor", q.actor)?,
+        verb: short("verb", q.verb)?,
+        target: short("target", q.target)?,
+        outcome: q.outcome,
+        before_seq,
+    };
+    let path = app.audit.path().to_path_buf();
+    let (records, more) = tokio::task::spawn_blocking(move || chain::query(&path, &filter, limit))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::Internal(format!("reading the audit log: {e}")))?;
+    let next_cursor = if more { records.last().map(|r| r.seq.to_string()) } else { None };
+    Ok(Json(AuditPage { records, next_cursor }))
+}

@@ -1,0 +1,34 @@
+//! One module per verb: its handler, the validation of its input, the engine
+//! call it makes and the audit record it writes.
+
+pub mod audit;
+pub mod containers;
+pub mod disk;
+pub mod events;
+pub mod logs;
+pub mod prune;
+pub mod pull;
+pub mod restart;
+pub mod stats;
+
+use axum::response::{IntoResponse, Response};
+
+use crate::app::{AppState, Audited};
+use crate::audit::Draft;
+use crate::error::ApiError;
+
+/// Writes the verb's audit record (fsync'd) and only then turns its result
+/// into the response. If the record cannot be written the caller gets 500.
+pub async fn finish<T: IntoResponse>(app: &AppState, draft: Draft, result: Result<T, ApiError>) -> Response {
+    if let Err(e) = app.audit.commit_result(draft, &result).await {
+        return ApiError::from(e).into_response();
+    }
+    let mut resp = result.into_response();
+    resp.extensions_mut().insert(Audited);
+    resp
+}
+
+/// A permit for a streaming response, or 429 when too many are open.
+pub fn stream_permit(app: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+    app.streams.clone().try_acquire_owned().map_err(|_| ApiError::RateLimited { retry_after_secs: 5 })
+}

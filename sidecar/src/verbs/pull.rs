@@ -1,0 +1,122 @@
+//! `POST /v1/images/pull` with `{"image": "nginx:1.27"}`.
+//!
+//! The reference is parsed with the distribution grammar and checked against
+//! the registry allow-list; the sidecar then builds the engine's image-create
+//! call itself from the parsed parts (`fromImage` + `tag`), so nothing else of
+//! that endpoint (`fromSrc`, imports, odd queries) is reachable.
+//!
+//! The answer streams `application/x-ndjson` lines of `PullEvent`. The pull
+//! runs in its own task, so a client that disconnects does not cut it short
+//! or skip its audit record; progress to a slow client is dropped, never queued
+//! without bound. The final line is sent only after the record is on disk.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use bollard::query_parameters::CreateImageOptions;
+use futures_util::StreamExt;
+use shared::{ImageRef, Outcome, PullEvent, PullRequest};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::app::{App, AppState, Audited, JsonBody, NoQuery};
+use crate::audit::{Caller, Draft};
+use crate::error::ApiError;
+
+pub async fn pull(
+    State(app): State<App>,
+    caller: Caller,
+    NoQuery: NoQuery,
+    JsonBody(req): JsonBody<PullRequest>,
+) -> Response {
+    let mut draft = Draft::new(&caller, "pull");
+    draft.target(req.image.chars().take(600).collect::<String>(), None);
+    let image = match check(&app, &caller, &req) {
+        Ok(i) => i,
+        Err(e) => return super::finish(&app, draft, Err::<(), _>(e)).await,
+    };
+    draft.target(image.to_string(), None);
+    let permit = match super::stream_permit(&app) {
+        Ok(p) => p,
+        Err(e) => return super::finish(&app, draft, Err::<(), _>(e)).await,
+    };
+    let (tx, rx) = mpsc::channel::<PullEvent>(64);
+    let app2 = app.clone();
+    tokio::spawn(async move {
+        let _permit = permit;
+        let last = match run(&app2, &image, &tx).await {
+            Ok(done) => {
+                let r = app2.audit.commit(draft, Outcome::Ok, None).await;
+                r.map(|_| done).unwrap_or_else(|e| PullEvent::Error { message: e.to_string() })
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                let outcome = if e.is_denial() { Outcome::Denied } else { Outcome::Error };
+                match app2.audit.commit(draft, outcome, Some(msg.clone())).await {
+                    Ok(_) => PullEvent::Error { message: msg },
+                    Err(ae) => PullEvent::Error { message: format!("{msg}; {ae}") },
+                }
+            }
+        };
+        let _ = tx.send(last).await;
+    });
+    let body = ReceiverStream::new(rx).map(|ev| {
+        let mut line =
+            serde_json::to_vec(&ev).unwrap_or_else(|_| b"{\"type\":\"error\",\"message\":\"encoding\"}".to_vec());
+        line.push(b'\n');
+        Ok::<_, std::convert::Infallible>(line)
+    });
+    let mut resp = ([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(body)).into_response();
+    resp.extensions_mut().insert(Audited);
+    resp
+}
+
+fn check(app: &AppState, caller: &Caller, req: &PullRequest) -> Result<ImageRef, ApiError> {
+    let image = ImageRef::parse(&req.image)?;
+    let allowed = &app.settings.pull_registries;
+    if !allowed.is_empty() && !allowed.iter().any(|r| r.eq_ignore_ascii_case(&image.registry)) {
+        return Err(ApiError::Forbidden(format!("registry {} is not in DOCKWARD_PULL_REGISTRIES", image.registry)));
+    }
+    app.engine.require_up()?;
+    app.limits.pull.check(&caller.client)?;
+    Ok(image)
+}
+
+async fn run(app: &AppState, image: &ImageRef, tx: &mpsc::Sender<PullEvent>) -> Result<PullEvent, ApiError> {
+    let opts = CreateImageOptions {
+        from_image: Some(image.full_repository()),
+        tag: Some(image.tag_or_digest().to_owned()),
+        ..Default::default()
+    };
+    let client = app.engine.client();
+    let started = std::time::Instant::now();
+    let mut stream = client.create_image(Some(opts), None, None);
+    let mut digest = None;
+    while let Some(item) = stream.next().await {
+        let info = item.map_err(ApiError::from)?;
+        let status = info.status.unwrap_or_default();
+        if let Some(d) = status.strip_prefix("Digest: ") {
+            digest = Some(d.trim().to_owned());
+        }
+        let progress = info.progress_detail.as_ref();
+        // Dropped when the client reads slowly: progress is advisory.
+        let _ = tx.try_send(PullEvent::Progress {
+            status: crate::docker::convert::truncate(&status, 512),
+            layer: info.id.map(|i| crate::docker::convert::truncate(&i, 128)),
+            current: progress.and_then(|p| p.current).and_then(|v| u64::try_from(v).ok()),
+            total: progress.and_then(|p| p.total).and_then(|v| u64::try_from(v).ok()),
+        });
+    }
+    app.engine.metrics().docker_call("create_image", started.elapsed().as_secs_f64());
+    let pulled = match &image.digest {
+        Some(d) => format!("{}@{d}", image.full_repository()),
+        None => format!("{}:{}", image.full_repository(), image.tag_or_digest()),
+    };
+    let inspected = app.engine.timed("inspect_image", client.inspect_image(&pulled)).await?;
+    if digest.is_none() {
+        let prefix = format!("{}@", image.familiar_repository());
+        digest = inspected.repo_digests.iter().flatten().find_map(|d| d.strip_prefix(&prefix).map(str::to_owned));
+    }
+    Ok(PullEvent::Done { image: image.to_string(), digest, image_id: inspected.id })
+}

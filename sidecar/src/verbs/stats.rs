@@ -1,0 +1,31 @@
+//! `GET /v1/stats` (the cached snapshot) and `GET /v1/stats/history`.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::Json;
+use serde::Deserialize;
+use shared::{bounded, limits, ContainerRef, StatsHistory, StatsSnapshot};
+
+use crate::app::{App, NoQuery, Query};
+use crate::error::ApiError;
+
+/// Served from the refresher's latest round; never waits for the engine.
+pub async fn snapshot(State(app): State<App>, NoQuery: NoQuery) -> Json<StatsSnapshot> {
+    Json(app.stats.snapshot())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    #[serde(rename = "ref")]
+    reference: ContainerRef,
+    /// Seconds of history, default 900, at most 3600.
+    window: Option<u64>,
+}
+
+pub async fn history(State(app): State<App>, Query(q): Query<HistoryQuery>) -> Result<Json<StatsHistory>, ApiError> {
+    let window = bounded("window", q.window.unwrap_or(limits::HISTORY_WINDOW_DEFAULT), 1, limits::HISTORY_WINDOW_MAX)?;
+    let c = app.engine.resolve(&q.reference).await?;
+    Ok(Json(app.stats.history(&c.id, Duration::from_secs(window))))
+}
