@@ -52,9 +52,13 @@ pub struct AppState {
 
 pub type App = Arc<AppState>;
 
-/// The route table. `healthz` is the only route without authentication.
+/// The route table. `healthz` is the only route without authentication;
+/// unknown routes and methods get JSON 404/405 (audited like any refusal).
 pub fn router(app: App) -> Router {
-    let authenticated = Router::new()
+    // Layers run outermost last-added: request id → trace → metrics → auth → denial audit → read limit → body check.
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .route("/v1/containers", get(verbs::containers::list))
         .route("/v1/containers/{ref}", get(verbs::containers::inspect))
         .route("/v1/containers/{ref}/logs", get(verbs::logs::logs))
@@ -66,16 +70,12 @@ pub fn router(app: App) -> Router {
         .route("/v1/audit", get(verbs::audit::audit))
         .route("/v1/prune/{kind}", post(verbs::prune::prune))
         .route("/v1/images/pull", post(verbs::pull::pull))
-        .route("/metrics", get(metrics))
-        .route_layer(middleware::from_fn_with_state(app.clone(), read_limit))
-        .route_layer(middleware::from_fn_with_state(app.clone(), audit_denials))
-        .route_layer(middleware::from_fn_with_state(app.clone(), authenticate));
-    Router::new()
-        .route("/healthz", get(healthz))
-        .merge(authenticated)
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn(refuse_unexpected_body))
+        .layer(middleware::from_fn_with_state(app.clone(), read_limit))
+        .layer(middleware::from_fn_with_state(app.clone(), audit_denials))
+        .layer(middleware::from_fn_with_state(app.clone(), authenticate))
         .layer(middleware::from_fn_with_state(app.clone(), count_requests))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let id = req.extensions().get::<RequestId>().map(|r| r.0.as_str()).unwrap_or("-");
@@ -178,6 +178,9 @@ fn caller_base(req: &Request) -> Caller {
 /// Checks `Authorization: Bearer …` against the configured secrets in
 /// constant time. Failures are audited and throttled per remote address.
 async fn authenticate(State(app): State<App>, mut req: Request, next: Next) -> Response {
+    if req.uri().path() == "/healthz" {
+        return next.run(req).await;
+    }
     let mut caller = caller_base(&req);
     let token = req
         .headers()

@@ -1,0 +1,352 @@
+//! Shared helpers for the sidecar's integration tests: the real Docker
+//! engine, a tiny local test image, labelled test containers, an in-process
+//! or subprocess sidecar, a counting socket proxy and a local registry.
+//!
+//! Docker is a hard requirement: without it these tests fail loudly, never skip.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use sidecar::config::Cli;
+use sidecar::server::Server;
+
+/// Versioned: bump when the image's contents change, so a stale local copy is never used.
+pub const IMAGE: &str = "dockward-test:3";
+pub const TEST_LABEL: &str = "dockward.test";
+pub const SECRET: &str = "test-secret-0123456789abcdef0123456789abcdef";
+pub const SECRET_B: &str = "test-secret-B-0123456789abcdef0123456789abcdef";
+
+/// Runs the docker CLI; panics with its stderr on failure.
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().unwrap_or_else(|e| {
+        panic!("cannot run the docker CLI ({e}). These tests need a real Docker engine: run .ci/run or install docker.io and start dockerd")
+    });
+    assert!(
+        out.status.success(),
+        "docker {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+pub fn docker_ok(args: &[&str]) -> bool {
+    Command::new("docker").args(args).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+/// Checks the engine is there, and builds the test image once (a root
+/// filesystem holding Debian's busybox-static, imported; no registry needed).
+pub fn require_docker() {
+    static READY: OnceLock<()> = OnceLock::new();
+    READY.get_or_init(|| {
+        assert!(
+            docker_ok(&["version"]),
+            "the Docker engine is not reachable. These tests need a real dockerd: run `bash .ci/run`, or install docker.io and start dockerd"
+        );
+        let lock_path = std::env::temp_dir().join("dockward-test-image.lock");
+        let lock = std::fs::File::create(&lock_path).expect("lock file");
+        lock.lock().expect("lock");
+        if !docker_ok(&["image", "inspect", IMAGE]) {
+            build_image(IMAGE);
+        }
+        lock.unlock().ok();
+    });
+}
+
+pub fn build_image(tag: &str) {
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("busybox-static is not installed (apt-get install busybox-static)");
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("rootfs/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(dir.path().join("rootfs/tmp")).unwrap();
+    std::fs::copy(busybox, bin.join("busybox")).unwrap();
+    for applet in ["sh", "echo", "sleep", "cat", "ls", "true", "yes", "printf", "dd", "kill", "touch"] {
+        std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
+    }
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "tar -C {} -c . | docker import -c 'CMD [\"/bin/sh\"]' - {tag} >/dev/null",
+            dir.path().join("rootfs").display()
+        ))
+        .status()
+        .unwrap();
+    assert!(status.success(), "docker import of the test image failed");
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A name unique to this test process and call.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A container this test owns; removed on drop.
+pub struct TestContainer {
+    pub id: String,
+    pub name: String,
+}
+
+impl TestContainer {
+    /// `docker run -d` with the test label, extra `docker run` flags, and a shell script.
+    pub fn run(prefix: &str, flags: &[&str], script: &str) -> Self {
+        require_docker();
+        let name = unique(prefix);
+        let label = format!("{TEST_LABEL}=1");
+        let mut args = vec!["run", "-d", "--name", &name, "--label", &label];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&[IMAGE, "sh", "-c", script]);
+        let id = docker(&args);
+        Self { id, name }
+    }
+
+    pub fn started_at(&self) -> String {
+        docker(&["inspect", "-f", "{{.State.StartedAt}}", &self.id])
+    }
+
+    pub fn state(&self) -> String {
+        docker(&["inspect", "-f", "{{.State.Status}}", &self.id])
+    }
+}
+
+impl Drop for TestContainer {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rm", "-f", &self.id]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+    }
+}
+
+/// An in-process sidecar on 127.0.0.1 with a temporary audit log.
+pub struct Sidecar {
+    pub base: String,
+    pub dir: tempfile::TempDir,
+    pub http: reqwest::Client,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    pub state: sidecar::app::App,
+}
+
+impl Sidecar {
+    pub async fn start(extra: &[&str]) -> Self {
+        require_docker();
+        let dir = tempfile::tempdir().unwrap();
+        let audit = dir.path().join("audit.jsonl");
+        let audit = audit.to_str().unwrap().to_owned();
+        let mut args: Vec<String> = vec![
+            "dockward-sidecar".into(),
+            "--listen=127.0.0.1:0".into(),
+            format!("--secret={SECRET}"),
+            format!("--audit-log={audit}"),
+            "--stats-ttl=1s".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let cli = Cli::try_parse_from(&args).expect("test args parse");
+        let server = Server::start(&cli.serve).await.expect("sidecar starts");
+        let base = format!("http://{}", server.addr);
+        let state = server.state.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(server.serve(async {
+            let _ = rx.await;
+        }));
+        Self { base, dir, http: reqwest::Client::new(), shutdown: Some(tx), state }
+    }
+
+    pub fn audit_path(&self) -> PathBuf {
+        self.dir.path().join("audit.jsonl")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.get(self.url(path)).bearer_auth(SECRET).header("x-dockward-actor", "tester")
+    }
+
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.post(self.url(path)).bearer_auth(SECRET).header("x-dockward-actor", "tester")
+    }
+
+    pub async fn json(&self, path: &str) -> serde_json::Value {
+        let r = self.get(path).send().await.unwrap();
+        let status = r.status();
+        let body = r.text().await.unwrap();
+        assert!(status.is_success(), "GET {path}: {status} {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// Audit records (newest first) as JSON values.
+    pub fn audit_records(&self) -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(self.audit_path()).unwrap_or_default();
+        let mut v: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        v.reverse();
+        v
+    }
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Waits until `f` returns Some, or panics after `timeout` with `what`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Reads Server-Sent Events from a streaming response: (event, data) pairs.
+pub struct SseReader {
+    stream: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buf: String,
+}
+
+impl SseReader {
+    pub fn new(resp: reqwest::Response) -> Self {
+        Self { stream: Box::pin(resp.bytes_stream()), buf: String::new() }
+    }
+
+    /// The next event, or None at the end of the stream.
+    pub async fn next(&mut self) -> Option<(String, String)> {
+        use futures_util::StreamExt;
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                let mut event = String::from("message");
+                let mut data = Vec::new();
+                for line in block.lines() {
+                    if let Some(e) = line.strip_prefix("event:") {
+                        event = e.trim().to_owned();
+                    } else if let Some(d) = line.strip_prefix("data:") {
+                        data.push(d.strip_prefix(' ').unwrap_or(d).to_owned());
+                    }
+                }
+                if data.is_empty() && event == "message" {
+                    continue; // keep-alive comment
+                }
+                return Some((event, data.join("\n")));
+            }
+            match self.stream.next().await {
+                Some(Ok(chunk)) => self.buf.push_str(&String::from_utf8_lossy(&chunk)),
+                _ => return None,
+            }
+        }
+    }
+
+    /// The next event named `name` within `timeout`.
+    pub async fn next_named(&mut self, name: &str, timeout: Duration) -> Option<String> {
+        tokio::time::timeout(timeout, async {
+            while let Some((e, d)) = self.next().await {
+                if e == name {
+                    return Some(d);
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+}
+
+/// A unix-socket proxy in front of the real engine that counts the engine
+/// calls going through it by kind, so tests can assert how often the
+/// sidecar really called Docker.
+pub struct CountingProxy {
+    pub socket: PathBuf,
+    counts: Arc<std::sync::Mutex<HashMap<&'static str, u64>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl CountingProxy {
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("docker.sock");
+        let listener = tokio::net::UnixListener::bind(&socket).unwrap();
+        let counts: Arc<std::sync::Mutex<HashMap<&'static str, u64>>> = Arc::default();
+        let c2 = counts.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let counts = c2.clone();
+                tokio::spawn(async move {
+                    let Ok(upstream) = tokio::net::UnixStream::connect("/var/run/docker.sock").await else { return };
+                    let (mut cr, mut cw) = client.into_split();
+                    let (mut ur, mut uw) = upstream.into_split();
+                    let up = async move {
+                        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                        const NEEDLES: [(&[u8], &str); 3] =
+                            [(b"/stats?", "stats"), (b"/containers/json?", "list"), (b"/json HTTP", "inspect")];
+                        let mut buf = vec![0u8; 16 * 1024];
+                        // Per needle, the last len-1 bytes seen: a needle split across reads is
+                        // found once, and none is counted twice (a tail is shorter than its needle).
+                        let mut tails: Vec<Vec<u8>> = vec![Vec::new(); NEEDLES.len()];
+                        loop {
+                            let n = match cr.read(&mut buf).await {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            {
+                                let mut c = counts.lock().unwrap();
+                                for (i, (needle, kind)) in NEEDLES.iter().enumerate() {
+                                    let mut hay = std::mem::take(&mut tails[i]);
+                                    hay.extend_from_slice(&buf[..n]);
+                                    let found = hay.windows(needle.len()).filter(|w| w == needle).count() as u64;
+                                    *c.entry(*kind).or_default() += found;
+                                    let keep = hay.len().min(needle.len() - 1);
+                                    tails[i] = hay[hay.len() - keep..].to_vec();
+                                }
+                            }
+                            if uw.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                        let _ = uw.shutdown().await;
+                    };
+                    let down = async move {
+                        let _ = tokio::io::copy(&mut ur, &mut cw).await;
+                    };
+                    tokio::join!(up, down);
+                });
+            }
+        });
+        Self { socket, counts, _dir: dir }
+    }
+
+    pub fn docker_host(&self) -> String {
+        format!("--docker-host=unix://{}", self.socket.display())
+    }
+
+    pub fn count(&self, kind: &str) -> u64 {
+        self.counts.lock().unwrap().get(kind).copied().unwrap_or(0)
+    }
+}
+
+/// Path of the built sidecar binary (for subprocess tests).
+pub fn sidecar_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_dockward-sidecar")
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}

@@ -1,0 +1,159 @@
+//! Prune (scoped, protected containers skipped) and pull from a local registry.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+#[tokio::test]
+async fn prune_containers_removes_stopped_and_skips_protected() {
+    let scope = unique("prune");
+    let label = format!("dockward.scope={scope}");
+    let stopped = TestContainer::run("stopped", &["--label", &label], "exit 0");
+    let guarded = TestContainer::run("guarded", &["--label", &label, "--label", "dockward.protect=true"], "exit 0");
+    let running = TestContainer::run("running", &["--label", &label], "sleep 600");
+    let outsider = TestContainer::run("outsider", &[], "exit 0");
+    eventually(Duration::from_secs(10), "containers exited", || async {
+        (stopped.state() == "exited" && guarded.state() == "exited" && outsider.state() == "exited").then_some(())
+    })
+    .await;
+    let scope_arg = format!("--scope-label=dockward.scope={scope}");
+    let sc = Sidecar::start(&[&scope_arg]).await;
+    let r = sc.post("/v1/prune/containers").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let rid = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let report: Value = r.json().await.unwrap();
+    assert_eq!(report["kind"], "containers");
+    assert_eq!(report["removed"], serde_json::json!([stopped.id]));
+    assert!(report["skipped"].as_array().unwrap().iter().any(|s| s.as_str().unwrap().contains("protected")));
+    assert!(!docker_ok(&["inspect", &stopped.id]), "the stopped container is gone");
+    assert!(docker_ok(&["inspect", &guarded.id]), "the protected one stays");
+    assert!(docker_ok(&["inspect", &running.id]), "the running one stays");
+    assert!(docker_ok(&["inspect", &outsider.id]), "out-of-scope containers are never touched");
+    let rec = sc.audit_records().into_iter().find(|r| r["request_id"] == rid.as_str()).unwrap();
+    assert_eq!((rec["verb"].as_str(), rec["outcome"].as_str()), (Some("prune.containers"), Some("ok")));
+    let r = sc.post("/v1/prune/containers?all=true").send().await.unwrap();
+    assert_eq!(r.status(), 400);
+}
+
+#[tokio::test]
+async fn prune_images_removes_dangling_ones() {
+    require_docker();
+    let tag = format!("dockward-dangling:{}", unique("t"));
+    build_image(&tag);
+    let first = docker(&["image", "inspect", "-f", "{{.Id}}", &tag]);
+    build_image(&tag); // the first import is now dangling
+    let second = docker(&["image", "inspect", "-f", "{{.Id}}", &tag]);
+    assert_ne!(first, second);
+    let sc = Sidecar::start(&[]).await;
+    let r = sc.post("/v1/prune/images").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let report: Value = r.json().await.unwrap();
+    let removed: Vec<&str> = report["removed"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert!(removed.contains(&first.as_str()), "{report}");
+    assert!(!docker_ok(&["image", "inspect", &first]));
+    assert!(docker_ok(&["image", "inspect", &second]), "tagged images stay without all=true");
+    docker(&["rmi", &tag]);
+}
+
+#[tokio::test]
+async fn prune_volumes_keeps_named_and_protected_ones() {
+    require_docker();
+    let scope = unique("pv");
+    let l = format!("dockward.scope={scope}");
+    let named = unique("named");
+    let guarded = unique("guarded");
+    docker(&["volume", "create", "--label", &l, &named]);
+    docker(&["volume", "create", "--label", &l, "--label", "dockward.protect=true", &guarded]);
+    let scope_arg = format!("--scope-label=dockward.scope={scope}");
+    let sc = Sidecar::start(&[&scope_arg]).await;
+    let r: Value = sc.post("/v1/prune/volumes").send().await.unwrap().json().await.unwrap();
+    assert_eq!(r["removed"], serde_json::json!([]), "named volumes need all=true: {r}");
+    let r: Value = sc.post("/v1/prune/volumes?all=true").send().await.unwrap().json().await.unwrap();
+    assert_eq!(r["removed"], serde_json::json!([named]), "{r}");
+    assert!(docker_ok(&["volume", "inspect", &guarded]), "protected volume kept");
+    docker(&["volume", "rm", &guarded]);
+}
+
+struct Registry(Child, #[allow(dead_code)] tempfile::TempDir);
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_registry(port: u16) -> Registry {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("docker-registry")
+        .arg("serve")
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("docker-registry is not installed (apt-get install docker-registry)");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Registry(child, dir);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("the local registry did not start on 127.0.0.1:{port}");
+}
+
+#[tokio::test]
+async fn pull_fetches_from_a_local_registry_and_reports_the_digest() {
+    require_docker();
+    let port = free_port();
+    let _registry = start_registry(port);
+    let tag = unique("v");
+    let remote = format!("127.0.0.1:{port}/dockward/test:{tag}");
+    docker(&["tag", IMAGE, &remote]);
+    let pushed = docker(&["push", &remote]);
+    docker(&["rmi", &remote]);
+    assert!(!docker_ok(&["image", "inspect", &remote]));
+
+    let allow = format!("--pull-registries=127.0.0.1:{port}");
+    let sc = Sidecar::start(&[&allow]).await;
+    let r = sc.post("/v1/images/pull").json(&serde_json::json!({"image": remote})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/x-ndjson");
+    let rid = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let text = r.text().await.unwrap();
+    let events: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(events.iter().any(|e| e["type"] == "progress"), "{text}");
+    let done = events.last().unwrap();
+    assert_eq!(done["type"], "done", "{text}");
+    let digest = done["digest"].as_str().unwrap();
+    assert!(digest.starts_with("sha256:") && pushed.contains(digest), "digest {digest} not in push output {pushed}");
+    assert!(docker_ok(&["image", "inspect", &remote]), "the image is local now");
+    let rec = sc.audit_records().into_iter().find(|r| r["request_id"] == rid.as_str()).unwrap();
+    assert_eq!((rec["verb"].as_str(), rec["outcome"].as_str()), (Some("pull"), Some("ok")));
+    assert_eq!(rec["target"], remote.as_str());
+
+    // Registries outside the allow-list are refused and audited.
+    let r = sc.post("/v1/images/pull").json(&serde_json::json!({"image": "docker.io/library/nginx:1.27"})).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    // A bad reference is refused before the engine is asked.
+    let r = sc.post("/v1/images/pull").json(&serde_json::json!({"image": "Not A Ref"})).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    // A missing tag on the registry is an error line, not a hang.
+    let missing = format!("127.0.0.1:{port}/dockward/test:missing");
+    let text = sc.post("/v1/images/pull").json(&serde_json::json!({"image": missing})).send().await.unwrap().text().await.unwrap();
+    let last: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(last["type"], "error", "{text}");
+    docker(&["rmi", &remote]);
+}

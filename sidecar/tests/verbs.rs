@@ -1,0 +1,307 @@
+//! Each read and mutating verb end to end against the real engine.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+fn find<'a>(list: &'a Value, id: &str) -> &'a Value {
+    list.as_array().unwrap().iter().find(|c| c["id"] == id).unwrap_or_else(|| panic!("{id} not listed"))
+}
+
+#[tokio::test]
+async fn list_and_detail_describe_the_container_and_mask_secrets() {
+    let port = free_port().to_string();
+    let publish = format!("127.0.0.1:{port}:80");
+    let c = TestContainer::run(
+        "detail",
+        &[
+            "--label",
+            "com.docker.compose.project=shop",
+            "--label",
+            "com.docker.compose.service=web",
+            "-e",
+            "DB_PASSWORD=hunter2-do-not-leak",
+            "-e",
+            "GREETING=hello",
+            "-p",
+            &publish,
+            "--restart",
+            "on-failure:3",
+        ],
+        "sleep 600",
+    );
+    let sc = Sidecar::start(&[]).await;
+    let list = sc.json("/v1/containers").await;
+    let row = find(&list, &c.id);
+    assert_eq!(row["name"], c.name.as_str());
+    assert_eq!(row["state"], "running");
+    assert_eq!(row["compose_project"], "shop");
+    assert_eq!(row["compose_service"], "web");
+    assert_eq!(row["restart_policy"], "on-failure:3");
+    assert_eq!(row["protected"], false);
+    assert_eq!(row["ports"][0]["container_port"], 80);
+    assert_eq!(row["ports"][0]["host_port"].to_string(), port);
+    let net = &row["networks"][0];
+    assert_eq!(net["name"], "bridge");
+    assert!(net["subnet"].as_str().unwrap().ends_with("/16"), "{net}");
+    assert!(row["started_at"].as_i64().unwrap() > 1_600_000_000);
+
+    // Detail by name, by full id and by unique prefix.
+    for r in [c.name.as_str(), c.id.as_str(), &c.id[..12]] {
+        let resp = sc.get(&format!("/v1/containers/{r}")).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{r}");
+        let text = resp.text().await.unwrap();
+        assert!(!text.contains("hunter2"), "an unmasked secret left the sidecar: {text}");
+        let d: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(d["id"], c.id.as_str());
+        let env = d["env"].as_array().unwrap();
+        let pw = env.iter().find(|e| e["key"] == "DB_PASSWORD").unwrap();
+        assert_eq!((pw["masked"].as_bool(), pw["value"].is_null()), (Some(true), true));
+        let greeting = env.iter().find(|e| e["key"] == "GREETING").unwrap();
+        assert_eq!(greeting["value"], "hello");
+        assert_eq!(d["command"], serde_json::json!(["sh", "-c", "sleep 600"]));
+    }
+}
+
+#[tokio::test]
+async fn logs_name_the_stream_and_follow_delivers_later_lines() {
+    let c = TestContainer::run(
+        "logs",
+        &[],
+        "echo out-line; echo err-line >&2; while [ ! -f /tmp/go ]; do sleep 0.1; done; echo late-marker; sleep 600",
+    );
+    let sc = Sidecar::start(&[]).await;
+    let page = eventually(Duration::from_secs(10), "both lines logged", || async {
+        let p = sc.json(&format!("/v1/containers/{}/logs?tail=50&timestamps=true", c.name)).await;
+        (p["lines"].as_array().unwrap().len() >= 2).then_some(p)
+    })
+    .await;
+    let lines = page["lines"].as_array().unwrap();
+    let out = lines.iter().find(|l| l["line"] == "out-line").expect("stdout line");
+    let err = lines.iter().find(|l| l["line"] == "err-line").expect("stderr line");
+    assert_eq!(out["stream"], "stdout");
+    assert_eq!(err["stream"], "stderr");
+    assert!(out["ts"].as_str().unwrap().ends_with('Z'));
+
+    // Follow: a line printed after the request started arrives as an SSE event.
+    let resp = sc.get(&format!("/v1/containers/{}/logs?follow=true&tail=0", c.id)).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    let mut sse = SseReader::new(resp);
+    docker(&["exec", &c.id, "touch", "/tmp/go"]);
+    let data = sse.next_named("line", Duration::from_secs(10)).await.expect("followed line");
+    let line: Value = serde_json::from_str(&data).unwrap();
+    assert_eq!(line["line"], "late-marker");
+    assert_eq!(line["stream"], "stdout");
+}
+
+#[tokio::test]
+async fn restart_changes_started_at_and_is_audited() {
+    let c = TestContainer::run("restart", &[], "sleep 600");
+    let before = c.started_at();
+    let sc = Sidecar::start(&[]).await;
+    let resp = sc.post(&format!("/v1/containers/{}/restart?timeout=0", c.name)).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let request_id = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["id"], c.id.as_str());
+    let after = c.started_at();
+    assert_ne!(before, after, "StartedAt must change");
+    assert_eq!(body["started_at"], after.as_str());
+
+    let rec = sc.audit_records().into_iter().find(|r| r["request_id"] == request_id.as_str()).expect("audited");
+    assert_eq!(rec["verb"], "restart");
+    assert_eq!(rec["outcome"], "ok");
+    assert_eq!(rec["actor"], "tester");
+    assert_eq!(rec["target"], c.id.as_str());
+    assert_eq!(rec["target_name"], c.name.as_str());
+    assert_eq!(rec["params"]["timeout"], "0");
+    assert!(rec["client"].as_str().unwrap().starts_with("key:"));
+}
+
+#[tokio::test]
+async fn protected_containers_are_refused_and_audited() {
+    require_docker();
+    let db_image = format!("postgres:{}", unique("dockward"));
+    docker(&["tag", IMAGE, &db_image]);
+    let by_label = TestContainer::run("protected-label", &["--label", "dockward.protect=true"], "sleep 600");
+    let by_image = {
+        let name = unique("protected-image");
+        let id = docker(&["run", "-d", "--name", &name, "--label", "dockward.test=1", &db_image, "sleep", "600"]);
+        TestContainer { id, name }
+    };
+    let unprotected = {
+        let name = unique("unprotected-db");
+        let id = docker(&[
+            "run", "-d", "--name", &name, "--label", "dockward.test=1", "--label", "dockward.protect=false", &db_image,
+            "sleep", "600",
+        ]);
+        TestContainer { id, name }
+    };
+    let sc = Sidecar::start(&[]).await;
+    for c in [&by_label, &by_image] {
+        let before = c.started_at();
+        let resp = sc.post(&format!("/v1/containers/{}/restart", c.id)).send().await.unwrap();
+        assert_eq!(resp.status(), 403, "{}", c.name);
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "forbidden");
+        assert_eq!(c.started_at(), before, "a protected container was restarted");
+        let rec = sc.audit_records().into_iter().find(|r| r["target"] == c.id.as_str()).expect("denial audited");
+        assert_eq!((rec["verb"].as_str(), rec["outcome"].as_str()), (Some("restart"), Some("denied")));
+        assert!(rec["message"].as_str().unwrap().contains("protected"));
+    }
+    let list = sc.json("/v1/containers").await;
+    assert_eq!(find(&list, &by_image.id)["protected"], true);
+    assert_eq!(find(&list, &unprotected.id)["protected"], false);
+    let resp = sc.post(&format!("/v1/containers/{}/restart?timeout=0", unprotected.id)).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    drop((by_image, unprotected));
+    let _ = std::process::Command::new("docker").args(["rmi", &db_image]).output();
+}
+
+#[tokio::test]
+async fn bad_input_gets_json_errors_and_never_reaches_docker() {
+    let c = TestContainer::run("badinput", &[], "sleep 600");
+    let proxy = CountingProxy::start().await;
+    let host = proxy.docker_host();
+    let sc = Sidecar::start(&[&host]).await;
+    // Let start-up traffic (probe, first stats round) settle, then count.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let cases: Vec<(reqwest::RequestBuilder, u16, &str)> = vec![
+        (sc.get("/v1/containers/-bad"), 400, "bad_request"),
+        (sc.get("/v1/containers/a%2F..%2Fb"), 400, "bad_request"),
+        (sc.get(&format!("/v1/containers/{}", "a".repeat(129))), 400, "bad_request"),
+        (sc.get("/v1/containers?all=1"), 400, "bad_request"),
+        (sc.get(&format!("/v1/containers/{}/logs?tail=10001", c.id)), 400, "bad_request"),
+        (sc.get(&format!("/v1/containers/{}/logs?tail=5&evil=1", c.id)), 400, "bad_request"),
+        (sc.get(&format!("/v1/containers/{}/logs?tail=-1", c.id)), 400, "bad_request"),
+        (sc.post(&format!("/v1/containers/{}/restart?timeout=121", c.id)), 400, "bad_request"),
+        (sc.post(&format!("/v1/containers/{}/restart", c.id)).body("x"), 400, "bad_request"),
+        (sc.post("/v1/prune/everything"), 404, "not_found"),
+        (sc.post("/v1/images/pull").header("content-type", "application/json").body(r#"{"image":"nginx","fromSrc":"x"}"#), 400, "bad_request"),
+        (sc.post("/v1/images/pull").header("content-type", "application/json").body(r#"{"image":"?fromSrc=http://x"}"#), 400, "bad_request"),
+        (sc.post("/v1/images/pull").header("content-type", "application/json").body(vec![b' '; 70 * 1024]), 413, "payload_too_large"),
+        (sc.get("/v1/stats/history?ref=x&window=99999"), 400, "bad_request"),
+        (sc.get("/v1/audit?limit=0"), 400, "bad_request"),
+        (sc.get("/v1/nope"), 404, "not_found"),
+        (sc.get("/containers/json"), 404, "not_found"),
+        (sc.get("/v1.41/containers/json"), 404, "not_found"),
+        (sc.http.delete(sc.url("/v1/containers")).bearer_auth(SECRET), 405, "method_not_allowed"),
+        (sc.get(&format!("/v1/containers/{}/restart", c.id)), 405, "method_not_allowed"),
+    ];
+    let calls_before = (proxy.count("list"), proxy.count("inspect"));
+    for (i, (req, status, code)) in cases.into_iter().enumerate() {
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), status, "case {i}");
+        let body: Value = resp.json().await.unwrap_or_else(|e| panic!("case {i}: not JSON: {e}"));
+        assert_eq!(body["error"]["code"], code, "case {i}: {body}");
+        assert!(!body["error"]["message"].as_str().unwrap().is_empty());
+    }
+    // The stats refresher lists running containers once per window; nothing else may have called the engine.
+    let stats_lists = 3;
+    assert!(proxy.count("list") - calls_before.0 <= stats_lists, "bad input reached the engine (list)");
+    assert_eq!(proxy.count("inspect"), calls_before.1, "bad input reached the engine (inspect)");
+    // Denials are audited.
+    let denied = sc.audit_records().iter().filter(|r| r["outcome"] == "denied").count();
+    assert_eq!(denied, 20, "every refusal is audited");
+    let unknown = sc.http.get(sc.url("/v1/nope")).send().await.unwrap();
+    assert_eq!(unknown.status(), 401, "unknown routes need the secret too");
+    // A missing container: 404, not a guess.
+    let resp = sc.get("/v1/containers/no-such-container-here").send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+}
+
+#[tokio::test]
+async fn events_stream_reports_lifecycle_changes() {
+    let sc = Sidecar::start(&[]).await;
+    let resp = sc.get("/v1/events").send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut sse = SseReader::new(resp);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let c = TestContainer::run("events", &[], "sleep 0.2; exit 3");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let mut seen = Vec::new();
+    while std::time::Instant::now() < deadline {
+        let Some(data) = sse.next_named("container", Duration::from_secs(15)).await else { break };
+        let ev: Value = serde_json::from_str(&data).unwrap();
+        if ev["id"] == c.id.as_str() {
+            seen.push(ev["action"].as_str().unwrap().to_owned());
+            if ev["action"] == "die" {
+                assert_eq!(ev["detail"], "3");
+                assert_eq!(ev["name"], c.name.as_str());
+                break;
+            }
+        }
+    }
+    assert!(seen.contains(&"start".to_owned()) && seen.contains(&"die".to_owned()), "saw {seen:?}");
+}
+
+#[tokio::test]
+async fn disk_reports_volume_sizes_and_users() {
+    let vol = unique("dockward-vol");
+    let mount = format!("{vol}:/data");
+    let c = TestContainer::run("disk", &["-v", &mount], "dd if=/dev/zero of=/data/blob bs=1024 count=2048 2>/dev/null; sleep 600");
+    let sc = Sidecar::start(&[]).await;
+    let v = eventually(Duration::from_secs(10), "volume written", || async {
+        // The file is written by then in practice; the cache is per sidecar, so start fresh on retry.
+        let d = sc.json("/v1/disk").await;
+        let v = d["volumes"].as_array().unwrap().iter().find(|v| v["name"] == vol.as_str()).cloned()?;
+        Some(v)
+    })
+    .await;
+    assert_eq!(v["containers"], serde_json::json!([c.id]));
+    assert_eq!(v["driver"], "local");
+    assert!(v["size"].as_i64().is_some(), "{v}");
+    let d = sc.json("/v1/disk").await;
+    assert!(d["images_bytes"].as_i64().unwrap() > 0);
+    assert!(d["age_ms"].as_u64().is_some());
+    drop(c);
+    docker(&["volume", "rm", &vol]);
+}
+
+#[tokio::test]
+async fn audit_endpoint_filters_and_paginates() {
+    let c = TestContainer::run("auditq", &[], "sleep 600");
+    let sc = Sidecar::start(&["--rate-restart=100/min"]).await;
+    for _ in 0..3 {
+        let r = sc.post(&format!("/v1/containers/{}/restart?timeout=0", c.id)).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let _ = sc.get("/v1/containers/-bad").send().await.unwrap();
+    let page = sc.json("/v1/audit?verb=restart&limit=2").await;
+    let recs = page["records"].as_array().unwrap();
+    assert_eq!(recs.len(), 2);
+    assert!(recs[0]["seq"].as_u64() > recs[1]["seq"].as_u64(), "newest first");
+    let cursor = page["next_cursor"].as_str().expect("more pages").to_owned();
+    let page2 = sc.json(&format!("/v1/audit?verb=restart&limit=2&cursor={cursor}")).await;
+    assert_eq!(page2["records"].as_array().unwrap().len(), 1);
+    assert!(page2["next_cursor"].is_null());
+    let denied = sc.json("/v1/audit?outcome=denied").await;
+    assert!(denied["records"].as_array().unwrap().iter().all(|r| r["outcome"] == "denied"));
+    assert!(!denied["records"].as_array().unwrap().is_empty());
+    let by_target = sc.json(&format!("/v1/audit?target={}", c.name)).await;
+    assert_eq!(by_target["records"].as_array().unwrap().len(), 3);
+    let future = sc.json("/v1/audit?since=2999-01-01T00:00:00Z").await;
+    assert!(future["records"].as_array().unwrap().is_empty());
+    let resp = sc.get("/v1/audit?outcome=maybe").send().await.unwrap();
+    assert_eq!(resp.status(), 400);
+}
+
+#[tokio::test]
+async fn healthz_is_open_and_metrics_count_requests() {
+    let sc = Sidecar::start(&[]).await;
+    let r = sc.http.get(sc.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), serde_json::json!({"status": "ok"}));
+    let r = sc.http.get(sc.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 401, "metrics need the secret");
+    let _ = sc.json("/v1/stats").await;
+    let text = sc.get("/metrics").send().await.unwrap().text().await.unwrap();
+    assert!(text.contains(r#"dockward_requests_total{verb="stats",status="200"}"#), "{text}");
+    assert!(text.contains("dockward_docker_call_duration_seconds_bucket"), "{text}");
+    assert!(text.contains("dockward_docker_up 1"), "{text}");
+    assert!(text.contains(r#"dockward_audit_records_total{outcome="denied"}"#), "{text}");
+}
