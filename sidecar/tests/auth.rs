@@ -11,9 +11,7 @@ use serde_json::Value;
 fn start_fails_with(env: &[(&str, &str)], expect: &str) {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(sidecar_bin());
-    cmd.env_clear()
-        .env("DOCKWARD_LISTEN", "127.0.0.1:0")
-        .env("DOCKWARD_AUDIT_LOG", dir.path().join("a.jsonl"));
+    cmd.env_clear().env("DOCKWARD_LISTEN", "127.0.0.1:0").env("DOCKWARD_AUDIT_LOG", dir.path().join("a.jsonl"));
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -32,7 +30,10 @@ fn refuses_to_start_without_a_good_secret() {
     std::fs::write(&f, "short\n").unwrap();
     start_fails_with(&[("DOCKWARD_SECRET_FILE", f.to_str().unwrap())], "at least 32 bytes");
     start_fails_with(&[("DOCKWARD_SECRET_FILE", "/nonexistent/secret")], "cannot read");
-    start_fails_with(&[("DOCKWARD_SECRET", SECRET), ("DOCKWARD_SECRET_PREVIOUS", "short")], "DOCKWARD_SECRET_PREVIOUS is 5 bytes");
+    start_fails_with(
+        &[("DOCKWARD_SECRET", SECRET), ("DOCKWARD_SECRET_PREVIOUS", "short")],
+        "DOCKWARD_SECRET_PREVIOUS is 5 bytes",
+    );
 }
 
 #[tokio::test]
@@ -47,7 +48,13 @@ async fn missing_and_wrong_secrets_are_refused_and_audited() {
         let r = sc.http.get(sc.url("/v1/containers")).bearer_auth(bad).send().await.unwrap();
         assert_eq!(r.status(), 401, "{bad}");
     }
-    let r = sc.http.post(sc.url("/v1/prune/containers")).header("authorization", format!("Basic {SECRET}")).send().await.unwrap();
+    let r = sc
+        .http
+        .post(sc.url("/v1/prune/containers"))
+        .header("authorization", format!("Basic {SECRET}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     let recs = sc.audit_records();
     let auth: Vec<&Value> = recs.iter().filter(|r| r["verb"] == "auth").collect();

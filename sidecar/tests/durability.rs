@@ -125,7 +125,12 @@ async fn verify_reports_edits_deletions_and_truncation() {
         let _p = spawn_sidecar(&audit, port);
         let http = reqwest::Client::new();
         for i in 0..5 {
-            let r = http.get(format!("http://127.0.0.1:{port}/v1/stats")).bearer_auth(format!("wrong-{i}")).send().await.unwrap();
+            let r = http
+                .get(format!("http://127.0.0.1:{port}/v1/stats"))
+                .bearer_auth(format!("wrong-{i}"))
+                .send()
+                .await
+                .unwrap();
             assert_eq!(r.status(), 401);
         }
     }

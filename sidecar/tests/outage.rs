@@ -20,10 +20,14 @@ const BRIDGE: &str = "dwtest0";
 
 impl Daemon {
     fn start(dir: PathBuf) -> Self {
-        let exists = Command::new("ip").args(["link", "show", BRIDGE]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        let exists =
+            Command::new("ip").args(["link", "show", BRIDGE]).stdout(Stdio::null()).stderr(Stdio::null()).status();
         if !exists.is_ok_and(|s| s.success()) {
             let made = Command::new("ip").args(["link", "add", "name", BRIDGE, "type", "bridge"]).status();
-            assert!(made.is_ok_and(|s| s.success()), "cannot create the test bridge {BRIDGE} (needs root and iproute2)");
+            assert!(
+                made.is_ok_and(|s| s.success()),
+                "cannot create the test bridge {BRIDGE} (needs root and iproute2)"
+            );
         }
         let mut d = Self { child: None, dir };
         d.up();

@@ -145,14 +145,27 @@ async fn pull_fetches_from_a_local_registry_and_reports_the_digest() {
     assert_eq!(rec["target"], remote.as_str());
 
     // Registries outside the allow-list are refused and audited.
-    let r = sc.post("/v1/images/pull").json(&serde_json::json!({"image": "docker.io/library/nginx:1.27"})).send().await.unwrap();
+    let r = sc
+        .post("/v1/images/pull")
+        .json(&serde_json::json!({"image": "docker.io/library/nginx:1.27"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
     // A bad reference is refused before the engine is asked.
     let r = sc.post("/v1/images/pull").json(&serde_json::json!({"image": "Not A Ref"})).send().await.unwrap();
     assert_eq!(r.status(), 400);
     // A missing tag on the registry is an error line, not a hang.
     let missing = format!("127.0.0.1:{port}/dockward/test:missing");
-    let text = sc.post("/v1/images/pull").json(&serde_json::json!({"image": missing})).send().await.unwrap().text().await.unwrap();
+    let text = sc
+        .post("/v1/images/pull")
+        .json(&serde_json::json!({"image": missing}))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let last: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
     assert_eq!(last["type"], "error", "{text}");
     docker(&["rmi", &remote]);

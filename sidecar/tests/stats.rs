@@ -91,7 +91,11 @@ async fn many_clients_cost_one_engine_round_per_window() {
     let calls = proxy.count("stats") - before;
     let windows = (elapsed / 2.0).ceil() as u64 + 1;
     assert!(served >= 300, "served only {served}");
-    assert!(calls <= windows * 3, "{calls} engine stats calls for {served} requests over {elapsed:.1}s (at most {} allowed)", windows * 3);
+    assert!(
+        calls <= windows * 3,
+        "{calls} engine stats calls for {served} requests over {elapsed:.1}s (at most {} allowed)",
+        windows * 3
+    );
     assert!(calls >= 3, "the refresher must keep sampling ({calls} calls)");
     drop(containers);
 }

@@ -136,8 +136,17 @@ async fn protected_containers_are_refused_and_audited() {
     let unprotected = {
         let name = unique("unprotected-db");
         let id = docker(&[
-            "run", "-d", "--name", &name, "--label", "dockward.test=1", "--label", "dockward.protect=false", &db_image,
-            "sleep", "600",
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--label",
+            "dockward.test=1",
+            "--label",
+            "dockward.protect=false",
+            &db_image,
+            "sleep",
+            "600",
         ]);
         TestContainer { id, name }
     };
@@ -181,9 +190,25 @@ async fn bad_input_gets_json_errors_and_never_reaches_docker() {
         (sc.post(&format!("/v1/containers/{}/restart?timeout=121", c.id)), 400, "bad_request"),
         (sc.post(&format!("/v1/containers/{}/restart", c.id)).body("x"), 400, "bad_request"),
         (sc.post("/v1/prune/everything"), 404, "not_found"),
-        (sc.post("/v1/images/pull").header("content-type", "application/json").body(r#"{"image":"nginx","fromSrc":"x"}"#), 400, "bad_request"),
-        (sc.post("/v1/images/pull").header("content-type", "application/json").body(r#"{"image":"?fromSrc=http://x"}"#), 400, "bad_request"),
-        (sc.post("/v1/images/pull").header("content-type", "application/json").body(vec![b' '; 70 * 1024]), 413, "payload_too_large"),
+        (
+            sc.post("/v1/images/pull")
+                .header("content-type", "application/json")
+                .body(r#"{"image":"nginx","fromSrc":"x"}"#),
+            400,
+            "bad_request",
+        ),
+        (
+            sc.post("/v1/images/pull")
+                .header("content-type", "application/json")
+                .body(r#"{"image":"?fromSrc=http://x"}"#),
+            400,
+            "bad_request",
+        ),
+        (
+            sc.post("/v1/images/pull").header("content-type", "application/json").body(vec![b' '; 70 * 1024]),
+            413,
+            "payload_too_large",
+        ),
         (sc.get("/v1/stats/history?ref=x&window=99999"), 400, "bad_request"),
         (sc.get("/v1/audit?limit=0"), 400, "bad_request"),
         (sc.get("/v1/nope"), 404, "not_found"),
@@ -243,7 +268,11 @@ async fn events_stream_reports_lifecycle_changes() {
 async fn disk_reports_volume_sizes_and_users() {
     let vol = unique("dockward-vol");
     let mount = format!("{vol}:/data");
-    let c = TestContainer::run("disk", &["-v", &mount], "dd if=/dev/zero of=/data/blob bs=1024 count=2048 2>/dev/null; sleep 600");
+    let c = TestContainer::run(
+        "disk",
+        &["-v", &mount],
+        "dd if=/dev/zero of=/data/blob bs=1024 count=2048 2>/dev/null; sleep 600",
+    );
     let sc = Sidecar::start(&[]).await;
     let v = eventually(Duration::from_secs(10), "volume written", || async {
         // The file is written by then in practice; the cache is per sidecar, so start fresh on retry.

@@ -27,12 +27,7 @@ pub fn docker(args: &[&str]) -> String {
     let out = Command::new("docker").args(args).output().unwrap_or_else(|e| {
         panic!("cannot run the docker CLI ({e}). These tests need a real Docker engine: run .ci/run or install docker.io and start dockerd")
     });
-    assert!(
-        out.status.success(),
-        "docker {} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "docker {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
@@ -120,7 +115,8 @@ impl TestContainer {
 
 impl Drop for TestContainer {
     fn drop(&mut self) {
-        let _ = Command::new("docker").args(["rm", "-f", &self.id]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        let _ =
+            Command::new("docker").args(["rm", "-f", &self.id]).stdout(Stdio::null()).stderr(Stdio::null()).status();
     }
 }
 
@@ -144,8 +140,10 @@ impl Sidecar {
             "--listen=127.0.0.1:0".into(),
             format!("--secret={SECRET}"),
             format!("--audit-log={audit}"),
-            "--stats-ttl=1s".into(),
         ];
+        if !extra.iter().any(|a| a.starts_with("--stats-ttl")) {
+            args.push("--stats-ttl=1s".into());
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         let cli = Cli::try_parse_from(&args).expect("test args parse");
         let server = Server::start(&cli.serve).await.expect("sidecar starts");
