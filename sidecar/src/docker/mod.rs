@@ -173,35 +173,65 @@ impl Engine {
     /// container in scope. Ambiguous prefixes are refused.
     pub async fn resolve(&self, r: &ContainerRef) -> Result<Resolved, ApiError> {
         let all = self.list(true, &[]).await?;
-        let want = r.as_str();
-        let by_id = |c: &&DockerSummary| c.id.as_deref() == Some(want);
-        let by_name = |c: &&DockerSummary| c.names.iter().flatten().any(|n| n.strip_prefix('/').unwrap_or(n) == want);
-        let found: Vec<&DockerSummary> = if let Some(c) = all.iter().find(by_id).or_else(|| all.iter().find(by_name)) {
-            vec![c]
-        } else if r.could_be_id() {
-            all.iter().filter(|c| c.id.as_deref().is_some_and(|id| id.starts_with(want))).collect()
-        } else {
-            Vec::new()
-        };
-        match found.as_slice() {
-            [] => Err(ApiError::NotFound(format!("no container {want:?}"))),
-            [c] => {
-                let labels = c.labels.clone().unwrap_or_default();
-                let image = c.image.clone().unwrap_or_default();
-                Ok(Resolved {
-                    id: c.id.clone().unwrap_or_default(),
-                    name: convert::summary_name(c),
-                    protected: self.policy.is_protected(&image, &labels),
-                    image,
-                    labels,
-                    row: (*c).clone(),
-                })
-            }
-            many => Err(ApiError::Ambiguous(format!(
-                "{want:?} matches {} containers; use more of the id or the name",
-                many.len()
-            ))),
-        }
+        let c = match_ref(&all, r)?;
+        let labels = c.labels.clone().unwrap_or_default();
+        let image = c.image.clone().unwrap_or_default();
+        Ok(Resolved {
+            id: c.id.clone().unwrap_or_default(),
+            name: convert::summary_name(c),
+            protected: self.policy.is_protected(&image, &labels),
+            image,
+            labels,
+            row: c.clone(),
+        })
+    }
+}
+
+/// Picks the one container a reference names: an exact id, then an exact
+/// name, then a unique id prefix. More than one match is refused.
+pub fn match_ref<'a>(all: &'a [DockerSummary], r: &ContainerRef) -> Result<&'a DockerSummary, ApiError> {
+    let want = r.as_str();
+    if let Some(c) = all.iter().find(|c| c.id.as_deref() == Some(want)) {
+        return Ok(c);
+    }
+    if let Some(c) = all.iter().find(|c| c.names.iter().flatten().any(|n| n.strip_prefix('/').unwrap_or(n) == want)) {
+        return Ok(c);
+    }
+    let found: Vec<&DockerSummary> = if r.could_be_id() {
+        all.iter().filter(|c| c.id.as_deref().is_some_and(|id| id.starts_with(want))).collect()
+    } else {
+        Vec::new()
+    };
+    match found.as_slice() {
+        [] => Err(ApiError::NotFound(format!("no container {want:?}"))),
+        [c] => Ok(c),
+        many => Err(ApiError::Ambiguous(format!(
+            "{want:?} matches {} containers; use more of the id or the name",
+            many.len()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, name: &str) -> DockerSummary {
+        DockerSummary { id: Some(id.into()), names: Some(vec![format!("/{name}")]), ..Default::default() }
+    }
+
+    #[test]
+    fn resolves_exactly_one_or_refuses() {
+        let all = [row("abc111", "web"), row("abc222", "db"), row("def333", "abc")];
+        let r = |s: &str| ContainerRef::parse(s).unwrap();
+        assert_eq!(match_ref(&all, &r("web")).unwrap().id.as_deref(), Some("abc111"));
+        assert_eq!(match_ref(&all, &r("abc222")).unwrap().id.as_deref(), Some("abc222"));
+        assert_eq!(match_ref(&all, &r("abc1")).unwrap().id.as_deref(), Some("abc111"));
+        // An exact name wins over an id prefix.
+        assert_eq!(match_ref(&all, &r("abc")).unwrap().id.as_deref(), Some("def333"));
+        assert!(matches!(match_ref(&all, &r("ab")), Err(ApiError::Ambiguous(_))));
+        assert!(matches!(match_ref(&all, &r("zzz")), Err(ApiError::NotFound(_))));
+        assert!(matches!(match_ref(&all, &r("we")), Err(ApiError::NotFound(_))), "no name prefixes");
     }
 }
 
