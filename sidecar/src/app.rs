@@ -16,7 +16,7 @@ use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use shared::{limits, ContainerRef, Outcome, ACTOR_HEADER, REQUEST_ID_HEADER};
 use tokio::sync::Semaphore;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::audit::{AuditLog, Caller, Draft};
 use crate::auth::Secrets;
@@ -77,10 +77,14 @@ pub fn router(app: App) -> Router {
         .layer(middleware::from_fn_with_state(app.clone(), audit_denials))
         .layer(middleware::from_fn_with_state(app.clone(), authenticate))
         .layer(middleware::from_fn_with_state(app.clone(), count_requests))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            let id = req.extensions().get::<RequestId>().map(|r| r.0.as_str()).unwrap_or("-");
-            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
-        }))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    let id = req.extensions().get::<RequestId>().map(|r| r.0.as_str()).unwrap_or("-");
+                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                })
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
         .layer(middleware::from_fn(request_id))
         .with_state(app)
 }

@@ -30,9 +30,10 @@ fn spawn_sidecar(audit: &std::path::Path, port: u16) -> Proc {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let proc = Proc(child);
     for _ in 0..100 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Proc(child);
+            return proc;
         }
         std::thread::sleep(Duration::from_millis(50));
     }

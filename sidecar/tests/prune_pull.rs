@@ -105,9 +105,10 @@ fn start_registry(port: u16) -> Registry {
         .stderr(Stdio::null())
         .spawn()
         .expect("docker-registry is not installed (apt-get install docker-registry)");
+    let registry = Registry(child, dir);
     for _ in 0..100 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Registry(child, dir);
+            return registry;
         }
         std::thread::sleep(Duration::from_millis(100));
     }

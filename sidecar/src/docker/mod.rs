@@ -212,6 +212,16 @@ pub fn match_ref<'a>(all: &'a [DockerSummary], r: &ContainerRef) -> Result<&'a D
     }
 }
 
+fn connect(host: &str) -> Result<Docker, ConnectError> {
+    const TIMEOUT_SECS: u64 = 120;
+    let r = if let Some(path) = host.strip_prefix("unix://") {
+        Docker::connect_with_unix(path, TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+    } else {
+        Docker::connect_with_http(host, TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+    };
+    r.map_err(|source| ConnectError { host: host.to_owned(), source })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,14 +243,4 @@ mod tests {
         assert!(matches!(match_ref(&all, &r("zzz")), Err(ApiError::NotFound(_))));
         assert!(matches!(match_ref(&all, &r("we")), Err(ApiError::NotFound(_))), "no name prefixes");
     }
-}
-
-fn connect(host: &str) -> Result<Docker, ConnectError> {
-    const TIMEOUT_SECS: u64 = 120;
-    let r = if let Some(path) = host.strip_prefix("unix://") {
-        Docker::connect_with_unix(path, TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
-    } else {
-        Docker::connect_with_http(host, TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
-    };
-    r.map_err(|source| ConnectError { host: host.to_owned(), source })
 }
