@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The project's one test command (see README): installs what is missing on a
 # Debian machine that has the Rust toolchain, starts dockerd if it is not
-# running, then checks formatting and lints and runs every test, including the
-# ones against the real Docker engine. Needs root for apt and dockerd.
+# running, then checks formatting and lints, builds the browser assets, and
+# runs every test: unit, against the real Docker engine, and in headless
+# Chromium. Needs root for apt and dockerd.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,8 @@ command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then
   say "installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -54,8 +57,12 @@ fi
 say "shared builds for wasm32"
 cargo build -q -p dockward-shared --target wasm32-unknown-unknown
 
-say "cargo clippy"
+say "cargo clippy (server and browser builds)"
 cargo clippy -q --workspace --all-targets -- -D warnings
+cargo clippy -q -p dockward-frontend --lib --target wasm32-unknown-unknown --no-default-features --features hydrate -- -D warnings
+
+say "browser assets (wasm + JS + CSS)"
+bash scripts/build-web.sh
 
 say "cargo test"
 cargo test --workspace

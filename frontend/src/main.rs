@@ -1,8 +1,132 @@
-//! dockward-web: the web console. A stub until the web console issue; it
-//! already depends on `shared` so the workspace checks keep it honest (and
-//! the test script fails if it ever links a Docker client).
+use std::io::{BufRead, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::ExitCode;
+use std::time::Duration;
 
-fn main() {
-    eprintln!("dockward-web {}: the web console is not built yet", env!("CARGO_PKG_VERSION"));
-    std::process::exit(1);
+use clap::Parser;
+use dockward_frontend::server::config::{Cli, Command, LogFormat, ServeArgs, UserCommand};
+use dockward_frontend::server::routes::Server;
+use dockward_frontend::server::users::UserStore;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::User(cmd)) => user(cmd),
+        Some(Command::Healthcheck { addr }) => healthcheck(addr),
+        Some(Command::Serve(args)) => serve(*args),
+        None => serve(cli.serve),
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DOCKWARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Json => b.json().init(),
+        LogFormat::Human => b.init(),
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("dockward-web: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    rt.block_on(async {
+        let server = match Server::start(&args).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("dockward-web: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        #[cfg(unix)]
+        let shutdown = async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = shutdown => {},
+                _ = async { if let Some(t) = term.as_mut() { t.recv().await; } else { std::future::pending::<()>().await } } => {},
+            }
+        };
+        match server.serve(shutdown).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("dockward-web: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+fn read_password() -> Result<String, String> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).map_err(|e| format!("cannot read the password: {e}"))?;
+    let pw = line.trim_end_matches(['\n', '\r']).to_owned();
+    if pw.is_empty() {
+        return Err("no password on standard input (try: echo 'long password' | dockward-web user add NAME)".into());
+    }
+    Ok(pw)
+}
+
+/// `user add|passwd|remove|list`: clear messages and a non-zero exit on error.
+fn user(cmd: UserCommand) -> ExitCode {
+    let run = || -> Result<String, String> {
+        match cmd {
+            UserCommand::Add { name, role, users_file } => {
+                let store = UserStore::load(&users_file).map_err(|e| e.to_string())?;
+                store.add(&name, role, &read_password()?).map_err(|e| e.to_string())?;
+                Ok(format!("added {name} ({})", role.as_str()))
+            }
+            UserCommand::Passwd { name, role, users_file } => {
+                let store = UserStore::load(&users_file).map_err(|e| e.to_string())?;
+                store.passwd(&name, &read_password()?, role).map_err(|e| e.to_string())?;
+                Ok(format!("updated {name}; running consoles pick it up on their next start"))
+            }
+            UserCommand::Remove { name, users_file } => {
+                let store = UserStore::load(&users_file).map_err(|e| e.to_string())?;
+                store.remove(&name).map_err(|e| e.to_string())?;
+                Ok(format!("removed {name}"))
+            }
+            UserCommand::List { users_file } => {
+                let store = UserStore::load(&users_file).map_err(|e| e.to_string())?;
+                Ok(store.list().into_iter().map(|(n, r)| format!("{n}\t{}", r.as_str())).collect::<Vec<_>>().join("\n"))
+            }
+        }
+    };
+    match run() {
+        Ok(msg) => {
+            println!("{msg}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("dockward-web: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn healthcheck(addr: SocketAddr) -> ExitCode {
+    let probe = || -> std::io::Result<String> {
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+        s.set_read_timeout(Some(Duration::from_secs(3)))?;
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+        let mut buf = Vec::new();
+        s.take(4096).read_to_end(&mut buf)?;
+        Ok(String::from_utf8_lossy(&buf).into_owned())
+    };
+    match probe() {
+        Ok(r) if r.starts_with("HTTP/1.1 200") => ExitCode::SUCCESS,
+        Ok(r) => {
+            eprintln!("unhealthy: {}", r.lines().next().unwrap_or(""));
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("unhealthy: {addr}: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

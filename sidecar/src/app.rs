@@ -68,6 +68,7 @@ pub fn router(app: App) -> Router {
         .route("/v1/events", get(verbs::events::events))
         .route("/v1/disk", get(verbs::disk::disk))
         .route("/v1/audit", get(verbs::audit::audit))
+        .route("/v1/audit/verify", get(verbs::audit::verify))
         .route("/v1/prune/{kind}", post(verbs::prune::prune))
         .route("/v1/images/pull", post(verbs::pull::pull))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
@@ -92,6 +93,7 @@ pub fn router(app: App) -> Router {
 /// The verb label of a route, for metrics and generic audit records.
 fn verb_of(method: &Method, route: &str) -> &'static str {
     match (method.as_str(), route) {
+        ("HEAD", route) => verb_of(&Method::GET, route),
         ("GET", "/v1/containers") => "list_containers",
         ("GET", "/v1/containers/{ref}") => "inspect_container",
         ("GET", "/v1/containers/{ref}/logs") => "logs",
@@ -101,6 +103,7 @@ fn verb_of(method: &Method, route: &str) -> &'static str {
         ("GET", "/v1/events") => "events",
         ("GET", "/v1/disk") => "disk",
         ("GET", "/v1/audit") => "audit",
+        ("GET", "/v1/audit/verify") => "audit_verify",
         ("POST", "/v1/prune/{kind}") => "prune",
         ("POST", "/v1/images/pull") => "pull",
         ("GET", "/metrics") => "metrics",
@@ -192,13 +195,26 @@ async fn authenticate(State(app): State<App>, mut req: Request, next: Next) -> R
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
+    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    // An address over its failure budget is refused before any secret is
+    // compared, and unaudited (one record said so when it was blocked).
+    if let Some(p) = peer {
+        if let Some(retry) = app.limits.auth_blocked(p.ip()) {
+            app.metrics.cache_lookup("auth_blocked", true);
+            let mut resp = ApiError::RateLimited { retry_after_secs: retry }.into_response();
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return resp;
+        }
+    }
     if let Some(key) = token.and_then(|t| app.secrets.check(t.as_bytes())) {
         caller.client = key.to_owned();
         req.extensions_mut().insert(caller);
         return next.run(req).await;
     }
-    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
     let limited = peer.map(|p| app.limits.auth_failure.check(&p.ip()));
+    if let (Some(p), Some(Err(ApiError::RateLimited { retry_after_secs }))) = (peer, &limited) {
+        app.limits.block_auth(p.ip(), *retry_after_secs);
+    }
     let mut d = Draft::new(&caller, "auth");
     d.target(req.uri().path().chars().take(256).collect::<String>(), None);
     if let Some(p) = peer {
@@ -242,8 +258,9 @@ async fn audit_denials(State(app): State<App>, req: Request, next: Next) -> Resp
     resp
 }
 
+/// Every method but POST is a read (GET routes answer HEAD too).
 async fn read_limit(State(app): State<App>, req: Request, next: Next) -> Response {
-    if req.method() == Method::GET {
+    if req.method() != Method::POST {
         if let Some(c) = req.extensions().get::<Caller>() {
             if let Err(e) = app.limits.read.check(&c.client) {
                 return e.into_response();

@@ -78,7 +78,7 @@ pub struct ServeArgs {
     #[arg(long, env = "DOCKWARD_AUDIT_LOG", default_value = "/var/lib/dockward/audit.jsonl")]
     pub audit_log: PathBuf,
     /// Rotate the audit log when it grows past this many bytes.
-    #[arg(long, env = "DOCKWARD_AUDIT_ROTATE_BYTES", default_value_t = 16 * 1024 * 1024)]
+    #[arg(long, env = "DOCKWARD_AUDIT_ROTATE_BYTES", default_value_t = 16 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(4096..=256 * 1024 * 1024))]
     pub audit_rotate_bytes: u64,
 
     /// How long one stats snapshot is served before the refresher replaces it.

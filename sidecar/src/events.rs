@@ -43,6 +43,8 @@ impl EventHub {
     /// Follows the engine's events forever, reconnecting when it goes away.
     pub async fn run(self, engine: Arc<Engine>) {
         let mut first = true;
+        // After a reconnect, ask the engine to replay from the last event seen.
+        let mut last_secs: Option<i64> = None;
         loop {
             if !engine.is_up() {
                 tokio::time::sleep(Duration::from_millis(500)).await;
@@ -54,7 +56,8 @@ impl EventHub {
             if let Some(scope) = engine.policy.scope_filter() {
                 filters.insert("label".into(), vec![scope]);
             }
-            let opts = EventsOptions { filters: Some(filters), ..Default::default() };
+            let opts =
+                EventsOptions { filters: Some(filters), since: last_secs.map(|s| s.to_string()), ..Default::default() };
             let mut stream = engine.client().events(Some(opts));
             if !first {
                 let _ = self.tx.send(HubMessage::Resync);
@@ -65,6 +68,7 @@ impl EventHub {
                 match item {
                     Ok(msg) => {
                         let Some(ev) = convert(&msg) else { continue };
+                        last_secs = Some(ev.time_nano / 1_000_000_000);
                         engine.invalidate(&ev.id).await;
                         // No receivers is fine.
                         let _ = self.tx.send(HubMessage::Event(ev));

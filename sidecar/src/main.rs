@@ -21,6 +21,11 @@ fn main() -> ExitCode {
 
 fn serve(args: ServeArgs) -> ExitCode {
     init_tracing(args.log_format);
+    // The secret is read once into digests; keep it out of the environment that
+    // child processes or crash reporters could see. (Single-threaded here.)
+    for var in ["DOCKWARD_SECRET", "DOCKWARD_SECRET_PREVIOUS"] {
+        std::env::remove_var(var);
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

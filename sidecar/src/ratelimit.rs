@@ -39,6 +39,8 @@ impl<K: std::hash::Hash + Eq + Clone> Limiter<K> {
 /// The sidecar's limiters. Keys are client key ids (never secrets), plus the
 /// container id for restarts and the remote address for failed logins.
 pub struct RateLimits {
+    /// Addresses refused outright until the given time (after tripping `auth_failure`).
+    blocked: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, std::time::Instant>>,
     pub read: Limiter<String>,
     pub restart: Limiter<(String, String)>,
     pub prune: Limiter<String>,
@@ -49,6 +51,7 @@ pub struct RateLimits {
 impl RateLimits {
     pub fn new(args: &ServeArgs) -> Self {
         Self {
+            blocked: Default::default(),
             read: Limiter::new(args.rate_read),
             restart: Limiter::new(args.rate_restart),
             prune: Limiter::new(args.rate_prune),
@@ -57,7 +60,28 @@ impl RateLimits {
         }
     }
 
+    /// Seconds an address must still wait, if it is blocked.
+    pub fn auth_blocked(&self, ip: std::net::IpAddr) -> Option<u64> {
+        let now = std::time::Instant::now();
+        let map = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&ip).filter(|until| **until > now).map(|until| (*until - now).as_secs().max(1))
+    }
+
+    pub fn block_auth(&self, ip: std::net::IpAddr, secs: u64) {
+        let mut map = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
+        // Bounded: at most 10 000 blocked addresses are remembered.
+        if map.len() >= 10_000 {
+            let now = std::time::Instant::now();
+            map.retain(|_, until| *until > now);
+        }
+        if map.len() < 10_000 {
+            map.insert(ip, std::time::Instant::now() + std::time::Duration::from_secs(secs.max(1)));
+        }
+    }
+
     pub fn forget_idle(&self) {
+        let now = std::time::Instant::now();
+        self.blocked.lock().unwrap_or_else(|e| e.into_inner()).retain(|_, until| *until > now);
         self.read.forget_idle();
         self.restart.forget_idle();
         self.prune.forget_idle();

@@ -103,6 +103,7 @@ pub fn chain_files(active: &Path) -> io::Result<Vec<PathBuf>> {
 
 pub fn read_checkpoint(active: &Path) -> io::Result<Option<Checkpoint>> {
     match fs::read(checkpoint_path(active)) {
+        Ok(bytes) if bytes.iter().all(|b| b.is_ascii_whitespace() || *b == 0) => Ok(None),
         Ok(bytes) => {
             let text = String::from_utf8_lossy(&bytes);
             serde_json::from_str(text.trim_end_matches(['\n', ' ', '\0']))
@@ -178,6 +179,13 @@ pub fn open_for_append(active: &Path) -> Result<(File, Head, Repair), ChainError
                 path: active.display().to_string(),
                 last: head.next_seq - 1,
                 checkpoint: cp.seq,
+            });
+        }
+        // The checkpoint names the last record: its hash must match, or that record was edited.
+        if cp.seq + 1 == head.next_seq && cp.hash != head.prev_hash {
+            return Err(ChainError::Corrupt {
+                path: active.display().to_string(),
+                reason: format!("record {} differs from the checkpoint's hash (edited)", cp.seq),
             });
         }
     }

@@ -110,6 +110,11 @@ impl AuditLog {
             .truncate(false)
             .open(&cp_path)
             .map_err(chain::io_err(&cp_path))?;
+        let mut checkpoint = checkpoint;
+        if head.next_seq > 1 {
+            let cp = Checkpoint { seq: head.next_seq - 1, hash: head.prev_hash.clone() };
+            chain::write_checkpoint(&mut checkpoint, &cp).map_err(chain::io_err(&cp_path))?;
+        }
         let (tx, rx) = mpsc::channel(4096);
         let writer = Writer { path: path.to_path_buf(), file, checkpoint, head, rotate_bytes: rotate_bytes.max(4096) };
         std::thread::Builder::new()
@@ -374,6 +379,22 @@ mod tests {
         assert!(more);
         assert_eq!(page[0].seq, 41);
         assert!(page[0].seq > page[1].seq);
+    }
+
+    #[tokio::test]
+    async fn reopens_with_an_empty_checkpoint_and_catches_an_edited_last_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("audit.jsonl");
+        drop(AuditLog::open(&p, 1 << 20, Arc::default()).unwrap());
+        // Opened and closed with no records: the empty checkpoint is not an error.
+        drop(AuditLog::open(&p, 1 << 20, Arc::default()).unwrap());
+        let log = AuditLog::open(&p, 1 << 20, Arc::default()).unwrap();
+        write(&log, 2).await;
+        drop(log);
+        let text = std::fs::read_to_string(&p).unwrap();
+        std::fs::write(&p, text.replace("\"id1\"", "\"idX\"")).unwrap();
+        let err = AuditLog::open(&p, 1 << 20, Arc::default()).err().expect("must refuse");
+        assert!(err.to_string().contains("edited"), "{err}");
     }
 
     #[tokio::test]

@@ -101,8 +101,10 @@ impl Engine {
             }
         }
         let was = self.up.swap(ok && self.negotiated.load(Ordering::Relaxed), Ordering::Relaxed);
-        if was && !ok {
-            tracing::warn!("the Docker engine is unreachable; serving cached data, refusing mutations");
+        if !ok {
+            if was {
+                tracing::warn!("the Docker engine is unreachable; serving cached data, refusing mutations");
+            }
             // Negotiate again when it returns: it may be another version.
             self.negotiated.store(false, Ordering::Relaxed);
         }
@@ -124,6 +126,7 @@ impl Engine {
             let e = ApiError::from(e);
             if matches!(e, ApiError::DockerUnavailable) {
                 self.up.store(false, Ordering::Relaxed);
+                self.negotiated.store(false, Ordering::Relaxed);
                 self.metrics.docker_up.set(0);
             }
             e
@@ -175,15 +178,34 @@ impl Engine {
         let all = self.list(true, &[]).await?;
         let c = match_ref(&all, r)?;
         let labels = c.labels.clone().unwrap_or_default();
+        // The engine filtered by the scope label already; this is the second lock.
+        if !self.policy.in_scope(&labels) {
+            return Err(ApiError::NotFound(format!("no container {:?}", r.as_str())));
+        }
+        let id = c.id.clone().unwrap_or_default();
         let image = c.image.clone().unwrap_or_default();
-        Ok(Resolved {
-            id: c.id.clone().unwrap_or_default(),
-            name: convert::summary_name(c),
-            protected: self.policy.is_protected(&image, &labels),
-            image,
-            labels,
-            row: c.clone(),
-        })
+        let protected = self.is_protected(&id, &labels).await?;
+        Ok(Resolved { id, name: convert::summary_name(c), protected, image, labels, row: c.clone() })
+    }
+
+    /// Protection is decided from the image the container was *created*
+    /// with (inspect's `Config.Image`), not the list's `Image`, which turns
+    /// into a bare id once the tag moves (say, after a pull of a newer
+    /// `postgres:16`). A container created from a bare id is matched by that
+    /// image's tags.
+    pub async fn is_protected(&self, id: &str, labels: &HashMap<String, String>) -> Result<bool, ApiError> {
+        let ins = self.inspect(id).await?;
+        let configured = ins.config.as_ref().and_then(|c| c.image.clone()).unwrap_or_default();
+        if self.policy.is_protected(&configured, labels) {
+            return Ok(true);
+        }
+        if shared::ImageRef::parse(&configured).is_err() && !labels.contains_key(shared::PROTECT_LABEL) {
+            let image_id = ins.image.clone().unwrap_or(configured);
+            if let Ok(img) = self.timed("inspect_image", self.client().inspect_image(&image_id)).await {
+                return Ok(img.repo_tags.iter().flatten().any(|t| self.policy.is_protected(t, labels)));
+            }
+        }
+        Ok(false)
     }
 }
 
@@ -213,11 +235,14 @@ pub fn match_ref<'a>(all: &'a [DockerSummary], r: &ContainerRef) -> Result<&'a D
 }
 
 fn connect(host: &str) -> Result<Docker, ConnectError> {
-    const TIMEOUT_SECS: u64 = 120;
+    // Longer than the longest restart timeout a client may ask for, plus the start.
+    const TIMEOUT_SECS: u64 = shared::limits::RESTART_TIMEOUT_MAX + 120;
     let r = if let Some(path) = host.strip_prefix("unix://") {
         Docker::connect_with_unix(path, TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
-    } else {
+    } else if host.starts_with("tcp://") || host.starts_with("http://") {
         Docker::connect_with_http(host, TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+    } else {
+        Err(bollard::errors::Error::UnsupportedURISchemeError { uri: "use unix:///path or tcp://host:port".into() })
     };
     r.map_err(|source| ConnectError { host: host.to_owned(), source })
 }

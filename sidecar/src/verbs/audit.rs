@@ -5,7 +5,7 @@ use axum::Json;
 use serde::Deserialize;
 use shared::{bounded, limits, AuditPage, Outcome};
 
-use crate::app::{parse_time, App, Query};
+use crate::app::{parse_time, App, NoQuery, Query};
 use crate::audit::chain::{self, Filter};
 use crate::audit::format_rfc3339;
 use crate::error::ApiError;
@@ -41,6 +41,27 @@ fn time_bound(field: &'static str, v: Option<String>) -> Result<Option<String>, 
     .transpose()
 }
 
+/// Reading the log walks files; two readers at a time is plenty.
+static AUDIT_READS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
+/// `GET /v1/audit/verify`: the chain's verification, as `audit verify` reports it.
+pub async fn verify(State(app): State<App>, NoQuery: NoQuery) -> Result<Json<serde_json::Value>, ApiError> {
+    let path = app.audit.path().to_path_buf();
+    let _one_at_a_time = AUDIT_READS.acquire().await.map_err(|e| ApiError::Internal(e.to_string()))?;
+    let r = tokio::task::spawn_blocking(move || chain::verify(&path))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::Internal(format!("reading the audit log: {e}")))?;
+    Ok(Json(serde_json::json!({
+        "ok": r.ok(),
+        "records": r.records,
+        "files": r.files,
+        "last_seq": r.last_seq,
+        "last_hash": r.last_hash,
+        "problems": r.problems,
+    })))
+}
+
 pub async fn audit(State(app): State<App>, Query(q): Query<AuditQuery>) -> Result<Json<AuditPage>, ApiError> {
     let limit = bounded("limit", q.limit.unwrap_or(limits::AUDIT_PAGE_DEFAULT), 1, limits::AUDIT_PAGE_MAX)? as usize;
     let before_seq = q
@@ -60,6 +81,7 @@ pub async fn audit(State(app): State<App>, Query(q): Query<AuditQuery>) -> Resul
         before_seq,
     };
     let path = app.audit.path().to_path_buf();
+    let _one_at_a_time = AUDIT_READS.acquire().await.map_err(|e| ApiError::Internal(e.to_string()))?;
     let (records, more) = tokio::task::spawn_blocking(move || chain::query(&path, &filter, limit))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?

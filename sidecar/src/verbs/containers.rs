@@ -15,26 +15,36 @@ use crate::error::ApiError;
 pub async fn list(State(app): State<App>, NoQuery: NoQuery) -> Result<Json<Vec<ContainerSummary>>, ApiError> {
     let rows = app.engine.list(true, &[]).await?;
     let app2 = app.clone();
-    let mut out: Vec<ContainerSummary> = futures_util::stream::iter(rows)
+    let results: Vec<Result<Option<ContainerSummary>, ApiError>> = futures_util::stream::iter(rows)
         .map(|row| {
             let app = app2.clone();
             async move {
-                let id = row.id.clone()?;
-                let mut ins = app.engine.inspect(&id).await.ok()?;
+                let Some(id) = row.id.clone() else { return Ok(None) };
+                let mut ins = match app.engine.inspect(&id).await {
+                    Ok(i) => i,
+                    // Removed between list and inspect: not an error, just gone.
+                    Err(ApiError::NotFound(_)) => return Ok(None),
+                    Err(e) => return Err(e),
+                };
                 // The cache is dropped on events; a changed state means we missed one.
                 let listed = row.state.map(|s| s.to_string());
                 let cached = ins.state.as_ref().and_then(|s| s.status).map(|s| s.to_string());
                 if listed.is_some() && listed != cached {
                     app.engine.invalidate(&id).await;
-                    ins = app.engine.inspect(&id).await.ok()?;
+                    ins = app.engine.inspect(&id).await?;
                 }
-                Some(convert::summary(&row, &ins, &app.engine.policy, app.stats.sample(&id)))
+                Ok(Some(convert::summary(&row, &ins, &app.engine.policy, app.stats.sample(&id))))
             }
         })
         .buffer_unordered(16)
-        .filter_map(|x| async move { x })
         .collect()
         .await;
+    let mut out = Vec::with_capacity(results.len());
+    for r in results {
+        if let Some(c) = r? {
+            out.push(c);
+        }
+    }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(Json(out))
 }

@@ -47,7 +47,10 @@ async fn compute(app: &AppState) -> Result<Arc<Computed>, ApiError> {
     let mut users: HashMap<String, (Vec<String>, bool)> = HashMap::new();
     for c in &containers {
         let labels = c.labels.clone().unwrap_or_default();
-        let protected = app.engine.policy.is_protected(c.image.as_deref().unwrap_or(""), &labels);
+        let protected = match c.id.as_deref() {
+            Some(id) => app.engine.is_protected(id, &labels).await.unwrap_or(true),
+            None => false,
+        };
         for m in c.mounts.iter().flatten() {
             if let (Some(name), Some(id)) = (m.name.as_ref(), c.id.as_ref()) {
                 let e = users.entry(name.clone()).or_default();

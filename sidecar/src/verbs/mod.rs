@@ -28,6 +28,13 @@ pub async fn finish<T: IntoResponse>(app: &AppState, draft: Draft, result: Resul
     resp
 }
 
+/// Runs a mutating verb to completion in its own task, so dropping the
+/// request (a client hanging up) cannot cut it between the engine call and
+/// its audit record.
+pub async fn detached(fut: impl std::future::Future<Output = Response> + Send + 'static) -> Response {
+    tokio::spawn(fut).await.unwrap_or_else(|e| ApiError::Internal(format!("verb task failed: {e}")).into_response())
+}
+
 /// A permit for a streaming response, or 429 when too many are open.
 pub fn stream_permit(app: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
     app.streams.clone().try_acquire_owned().map_err(|_| ApiError::RateLimited { retry_after_secs: 5 })

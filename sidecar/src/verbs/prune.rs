@@ -92,7 +92,11 @@ async fn containers(app: &AppState, until: Option<i64>) -> Result<PruneReport, A
         let Some(id) = c.id.clone() else { continue };
         let name = crate::docker::convert::summary_name(&c);
         let labels = c.labels.clone().unwrap_or_default();
-        if app.engine.policy.is_protected(c.image.as_deref().unwrap_or(""), &labels) {
+        if !app.engine.policy.in_scope(&labels) {
+            continue;
+        }
+        // When in doubt (the engine cannot say), keep it.
+        if app.engine.is_protected(&id, &labels).await.unwrap_or(true) {
             out.skipped.push(format!("{name}: protected"));
             continue;
         }

@@ -1,0 +1,192 @@
+//! The few things only a browser can do: live streams (EventSource), the
+//! theme, regex search (the browser's own RegExp, so no regex engine ships in
+//! the bundle), the clock. On the server these are harmless stand-ins, so the
+//! server renders exactly what the browser hydrates.
+
+use leptos::prelude::*;
+use shared::LogLine;
+
+use crate::model::Fleet;
+
+#[cfg(feature = "hydrate")]
+mod imp {
+    use std::cell::RefCell;
+
+    use leptos::prelude::*;
+    use shared::LogLine;
+    use wasm_bindgen::closure::Closure;
+    use wasm_bindgen::JsCast;
+
+    use crate::model::Fleet;
+
+    thread_local! {
+        static LIVE: RefCell<Option<web_sys::EventSource>> = const { RefCell::new(None) };
+        static LOGS: RefCell<Option<web_sys::EventSource>> = const { RefCell::new(None) };
+    }
+
+    fn listen(es: &web_sys::EventSource, event: &str, f: impl FnMut(web_sys::MessageEvent) + 'static) {
+        let cb = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(f);
+        let _ = es.add_event_listener_with_callback(event, cb.as_ref().unchecked_ref());
+        cb.forget();
+    }
+
+    pub fn follow_fleet(fleet: RwSignal<Fleet>) {
+        // One live stream per page; EventSource reconnects by itself after a restart.
+        LIVE.with(|slot| {
+            if let Some(old) = slot.borrow_mut().take() {
+                old.close();
+            }
+            let Ok(es) = web_sys::EventSource::new("/api/live") else { return };
+            listen(&es, "fleet", move |ev| {
+                if let Some(text) = ev.data().as_string() {
+                    if let Ok(f) = serde_json::from_str::<Fleet>(&text) {
+                        fleet.set(f);
+                    }
+                }
+            });
+            *slot.borrow_mut() = Some(es);
+        });
+    }
+
+    pub fn follow_logs(host: &str, id: &str, lines: RwSignal<Vec<LogLine>>, paused: RwSignal<bool>, max: usize) {
+        stop_logs();
+        let url = format!(
+            "/api/logs/follow?host={}&id={}&tail=0",
+            js_sys::encode_uri_component(host),
+            js_sys::encode_uri_component(id)
+        );
+        let Ok(es) = web_sys::EventSource::new(&url) else { return };
+        let held: std::rc::Rc<RefCell<Vec<LogLine>>> = Default::default();
+        listen(&es, "line", move |ev| {
+            let Some(text) = ev.data().as_string() else { return };
+            let Ok(line) = serde_json::from_str::<LogLine>(&text) else { return };
+            let mut h = held.borrow_mut();
+            h.push(line);
+            if h.len() > max {
+                let extra = h.len() - max;
+                h.drain(..extra);
+            }
+            if !paused.get_untracked() {
+                let new: Vec<LogLine> = h.drain(..).collect();
+                lines.update(|l| {
+                    l.extend(new);
+                    if l.len() > max {
+                        let extra = l.len() - max;
+                        l.drain(..extra);
+                    }
+                });
+            }
+        });
+        LOGS.with(|slot| *slot.borrow_mut() = Some(es));
+    }
+
+    pub fn stop_logs() {
+        LOGS.with(|slot| {
+            if let Some(es) = slot.borrow_mut().take() {
+                es.close();
+            }
+        });
+    }
+
+    pub fn set_theme(theme: &str) {
+        let Some(w) = web_sys::window() else { return };
+        if let Ok(Some(storage)) = w.local_storage() {
+            let _ = storage.set_item("dockward-theme", theme);
+        }
+        if let Some(root) = w.document().and_then(|d| d.document_element()) {
+            if theme == "system" {
+                let _ = root.remove_attribute("data-theme");
+            } else {
+                let _ = root.set_attribute("data-theme", theme);
+            }
+        }
+    }
+
+    pub fn regex(q: &str) -> Option<js_sys::RegExp> {
+        // An invalid pattern matches nothing rather than throwing.
+        let re = js_sys::Reflect::construct(
+            &js_sys::Function::from(js_sys::RegExp::new("x", "").constructor()),
+            &js_sys::Array::of2(&q.into(), &"gi".into()),
+        )
+        .ok()?;
+        re.dyn_into::<js_sys::RegExp>().ok()
+    }
+
+    pub fn now_ms() -> i64 {
+        js_sys::Date::now() as i64
+    }
+}
+
+/// Starts pushing live fleet updates into `fleet` (browser only).
+pub fn follow_fleet(fleet: RwSignal<Fleet>) {
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| imp::follow_fleet(fleet));
+    #[cfg(not(feature = "hydrate"))]
+    let _ = fleet;
+}
+
+pub fn follow_logs(host: &str, id: &str, lines: RwSignal<Vec<LogLine>>, paused: RwSignal<bool>, max: usize) {
+    #[cfg(feature = "hydrate")]
+    imp::follow_logs(host, id, lines, paused, max);
+    #[cfg(not(feature = "hydrate"))]
+    let _ = (host, id, lines, paused, max);
+}
+
+pub fn stop_logs() {
+    #[cfg(feature = "hydrate")]
+    imp::stop_logs();
+}
+
+pub fn set_theme(theme: &str) {
+    #[cfg(feature = "hydrate")]
+    imp::set_theme(theme);
+    #[cfg(not(feature = "hydrate"))]
+    let _ = theme;
+}
+
+pub fn now_ms() -> i64 {
+    #[cfg(feature = "hydrate")]
+    return imp::now_ms();
+    #[cfg(not(feature = "hydrate"))]
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Does `line` match the search (plain, case-insensitive; or a regex in the browser)?
+pub fn line_matches(line: &str, q: &str, regex: bool) -> bool {
+    if q.is_empty() {
+        return true;
+    }
+    !highlight(line, q, regex).iter().all(|(hit, _)| !hit)
+}
+
+/// Splits `text` into (matched?, piece) for highlighting.
+pub fn highlight(text: &str, q: &str, regex: bool) -> Vec<(bool, String)> {
+    if q.is_empty() {
+        return vec![(false, text.to_owned())];
+    }
+    #[cfg(feature = "hydrate")]
+    if regex {
+        let Some(re) = imp::regex(q) else { return vec![(false, text.to_owned())] };
+        let mut out = Vec::new();
+        let mut last = 0usize;
+        let utf16: Vec<u16> = text.encode_utf16().collect();
+        while let Some(m) = re.exec(text) {
+            let start = re.last_index() as usize - m.get(0).as_string().map(|s| s.encode_utf16().count()).unwrap_or(0);
+            let end = re.last_index() as usize;
+            if end == start {
+                re.set_last_index(re.last_index() + 1);
+                if end >= utf16.len() {
+                    break;
+                }
+                continue;
+            }
+            out.push((false, String::from_utf16_lossy(&utf16[last..start])));
+            out.push((true, String::from_utf16_lossy(&utf16[start..end])));
+            last = end;
+        }
+        out.push((false, String::from_utf16_lossy(&utf16[last.min(utf16.len())..])));
+        return out.into_iter().filter(|(_, s)| !s.is_empty()).collect();
+    }
+    let _ = regex;
+    crate::model::highlight_plain(text, q)
+}

@@ -1,0 +1,119 @@
+//! dockward-web's configuration (clap, every flag with an env var).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::api::Role;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dockward-web",
+    version,
+    about = "dockward web console: the whole Docker fleet at a glance, no socket"
+)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the console (the default).
+    Serve(Box<ServeArgs>),
+    /// Manage local users (argon2id hashes in the users file).
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Probe a running console's /healthz; exit 0 when it answers. Needs no shell or curl.
+    Healthcheck {
+        #[arg(long, env = "DOCKWARD_WEB_HEALTHCHECK_ADDR", default_value = "127.0.0.1:8080")]
+        addr: SocketAddr,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user; the password is read from standard input (one line).
+    Add {
+        name: String,
+        #[arg(long, value_enum, default_value = "viewer")]
+        role: Role,
+        #[arg(long, env = "DOCKWARD_USERS_FILE", default_value = "/var/lib/dockward-web/users.json")]
+        users_file: PathBuf,
+    },
+    /// Change a user's password (read from standard input) and optionally role.
+    Passwd {
+        name: String,
+        #[arg(long, value_enum)]
+        role: Option<Role>,
+        #[arg(long, env = "DOCKWARD_USERS_FILE", default_value = "/var/lib/dockward-web/users.json")]
+        users_file: PathBuf,
+    },
+    /// Remove a user.
+    Remove {
+        name: String,
+        #[arg(long, env = "DOCKWARD_USERS_FILE", default_value = "/var/lib/dockward-web/users.json")]
+        users_file: PathBuf,
+    },
+    /// List users and roles.
+    List {
+        #[arg(long, env = "DOCKWARD_USERS_FILE", default_value = "/var/lib/dockward-web/users.json")]
+        users_file: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to serve on.
+    #[arg(long, env = "DOCKWARD_WEB_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// Sidecars: `name=url` pairs, comma-separated.
+    #[arg(long, env = "DOCKWARD_HOSTS", default_value = "local=http://sidecar:7700")]
+    pub hosts: String,
+    /// Directory holding one secret file per host, named after the host.
+    #[arg(long, env = "DOCKWARD_HOST_SECRETS_DIR", default_value = "/run/secrets")]
+    pub host_secrets_dir: PathBuf,
+    /// Users file (argon2id hashes).
+    #[arg(long, env = "DOCKWARD_USERS_FILE", default_value = "/var/lib/dockward-web/users.json")]
+    pub users_file: PathBuf,
+    /// Where the wasm, JS and CSS assets are (contains `pkg/`).
+    #[arg(long, env = "DOCKWARD_SITE_ROOT", default_value = "target/site")]
+    pub site_root: PathBuf,
+    /// Seconds without fresh data before a host is shown as stale.
+    #[arg(long, env = "DOCKWARD_STALE_AFTER", default_value_t = 10)]
+    pub stale_after: u64,
+    /// Seconds between container polls of each sidecar (events also trigger one at once).
+    #[arg(long, env = "DOCKWARD_POLL_INTERVAL", default_value_t = 2)]
+    pub poll_interval: u64,
+    /// Session lifetime in hours.
+    #[arg(long, env = "DOCKWARD_SESSION_HOURS", default_value_t = 12)]
+    pub session_hours: u64,
+    /// Mark cookies Secure (set when served over TLS, directly or behind a proxy).
+    #[arg(long, env = "DOCKWARD_SECURE_COOKIES", default_value_t = false)]
+    pub secure_cookies: bool,
+    /// Trust forward-auth headers from these proxy addresses (CIDRs, comma-separated).
+    #[arg(long, env = "DOCKWARD_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
+    /// Header naming the user (forward auth).
+    #[arg(long, env = "DOCKWARD_AUTH_USER_HEADER", default_value = "Remote-User")]
+    pub auth_user_header: String,
+    /// Header listing the user's groups (forward auth), comma-separated.
+    #[arg(long, env = "DOCKWARD_AUTH_GROUPS_HEADER", default_value = "Remote-Groups")]
+    pub auth_groups_header: String,
+    /// Group → role mapping for forward auth, e.g. `admins=admin,ops=operator,staff=viewer`.
+    #[arg(long, env = "DOCKWARD_AUTH_GROUP_ROLES", default_value = "")]
+    pub auth_group_roles: String,
+    /// Log format.
+    #[arg(long, env = "DOCKWARD_LOG_FORMAT", value_enum, default_value = "human")]
+    pub log_format: LogFormat,
+}

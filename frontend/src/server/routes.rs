@@ -1,0 +1,270 @@
+//! Start-up and the plain axum routes beside the Leptos pages: login/logout,
+//! the live stream to browsers, log follow/download, audit export.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{middleware, Extension, Router};
+use futures_util::StreamExt;
+use leptos::prelude::*;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use serde::Deserialize;
+use shared::{AuditPage, ContainerRef, LogsPage};
+use tokio_stream::wrappers::BroadcastStream;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use super::auth::{self, CurrentUser, ForwardAuth};
+use super::config::ServeArgs;
+use super::fleet::FleetHub;
+use super::users::{self, UserStore};
+use super::{sidecar, Core};
+use crate::api::Role;
+use crate::app::{shell, App};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Users(#[from] users::UserError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+}
+
+pub struct Server {
+    pub addr: SocketAddr,
+    listener: tokio::net::TcpListener,
+    router: Router,
+}
+
+impl Server {
+    pub async fn start(args: &ServeArgs) -> Result<Self, StartError> {
+        let hosts = sidecar::parse_hosts(&args.hosts, &args.host_secrets_dir).map_err(StartError::Config)?;
+        let forward_auth = ForwardAuth::parse(
+            &args.trusted_proxies,
+            &args.auth_user_header,
+            &args.auth_groups_header,
+            &args.auth_group_roles,
+        )
+        .map_err(StartError::Config)?;
+        let users = Arc::new(UserStore::load(&args.users_file)?);
+        if users.is_empty() && !forward_auth.enabled() {
+            let password = users::random_password();
+            users.add("admin", Role::Admin, &password)?;
+            // Shown once, so a fresh install is usable without reading code.
+            tracing::warn!(
+                "created the first user: admin / {password} — log in and change it with `dockward-web user passwd admin`"
+            );
+        }
+        if !args.site_root.join("pkg").join("dockward.js").exists() {
+            tracing::warn!(site_root = %args.site_root.display(), "no browser assets (pkg/dockward.js); run scripts/build-web.sh — pages render but will not hydrate");
+        }
+        let fleet = Arc::new(FleetHub::new(
+            hosts,
+            Duration::from_secs(args.stale_after),
+            Duration::from_secs(args.poll_interval.max(1)),
+        ));
+        fleet.start();
+        let core = Arc::new(Core::new(
+            fleet,
+            users,
+            Duration::from_secs(args.session_hours.clamp(1, 24 * 30) * 3600),
+            forward_auth,
+            args.secure_cookies,
+        ));
+        let router = router(core, &args.site_root);
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|source| StartError::Listen { addr: args.listen, source })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Listen { addr: args.listen, source })?;
+        tracing::info!(%addr, "dockward-web listening");
+        Ok(Self { addr, listener, router })
+    }
+
+    pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}
+
+pub fn router(core: Arc<Core>, site_root: &std::path::Path) -> Router {
+    let options = LeptosOptions::builder()
+        .output_name("dockward")
+        .site_root(site_root.to_string_lossy().to_string())
+        .site_pkg_dir("pkg")
+        .build();
+    let routes = generate_route_list(App);
+    let ctx = core.clone();
+    let pages: Router<LeptosOptions> = Router::new()
+        .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
+        .route("/auth/login", post(auth::login).with_state(core.clone()))
+        .route("/auth/logout", post(auth::logout).with_state(core.clone()))
+        .route("/api/live", get(live).with_state(core.clone()))
+        .route("/api/logs/follow", get(follow).with_state(core.clone()))
+        .route("/api/logs/download", get(download).with_state(core.clone()))
+        .route("/api/audit/export", get(export).with_state(core.clone()))
+        .route_service(
+            &leptos_axum::site_pkg_dir_service_route_path(&options),
+            leptos_axum::site_pkg_dir_service(&options),
+        )
+        .leptos_routes_with_context(&options, routes, move || provide_context(ctx.clone()), {
+            let o = options.clone();
+            move || shell(o.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler(shell));
+    pages
+        .layer(middleware::from_fn_with_state(core.clone(), auth::require_user))
+        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("same-origin")))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        ))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(options)
+}
+
+fn bad(msg: impl Into<String>) -> Response {
+    (StatusCode::BAD_REQUEST, axum::Json(shared::ErrorBody::new(shared::ErrorCode::BadRequest, msg))).into_response()
+}
+
+fn sidecar_err(e: super::sidecar::SidecarError) -> Response {
+    (StatusCode::BAD_GATEWAY, axum::Json(shared::ErrorBody::new(shared::ErrorCode::DockerError, e.to_string())))
+        .into_response()
+}
+
+/// GET /api/live: the fleet as Server-Sent Events (`event: fleet`), first at
+/// once, then on every change. Reconnects are the browser's EventSource's.
+async fn live(State(core): State<Arc<Core>>, Extension(_u): Extension<CurrentUser>) -> Response {
+    let first = serde_json::to_string(&core.fleet.snapshot()).unwrap_or_default();
+    let core2 = core.clone();
+    let updates = BroadcastStream::new(core.fleet.subscribe()).map(move |m| {
+        let data: Arc<str> = match m {
+            Ok(json) => json,
+            // Lagging: skip to the present.
+            Err(_) => Arc::from(serde_json::to_string(&core2.fleet.snapshot()).unwrap_or_default()),
+        };
+        Ok::<_, Infallible>(Event::default().event("fleet").data(&*data))
+    });
+    let stream =
+        futures_util::stream::once(async move { Ok(Event::default().event("fleet").data(first)) }).chain(updates);
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogQuery {
+    host: String,
+    id: String,
+    tail: Option<u32>,
+}
+
+/// GET /api/logs/follow: the sidecar's follow stream, passed to the browser.
+async fn follow(State(core): State<Arc<Core>>, Query(q): Query<LogQuery>) -> Response {
+    let Ok(r) = ContainerRef::parse(&q.id) else { return bad("invalid container reference") };
+    let Some(h) = core.fleet.host(&q.host) else { return bad("no such host") };
+    let tail = q.tail.unwrap_or(0).min(shared::limits::LOG_TAIL_MAX as u32);
+    match h.stream(&format!("/v1/containers/{r}/logs?follow=true&timestamps=true&tail={tail}")).await {
+        Ok(resp) => Response::builder()
+            .header(header::CONTENT_TYPE, "text/event-stream")
+            .header(header::CACHE_CONTROL, "no-cache")
+            .body(Body::from_stream(resp.bytes_stream()))
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()),
+        Err(e) => sidecar_err(e),
+    }
+}
+
+/// GET /api/logs/download: the tail as a text file.
+async fn download(State(core): State<Arc<Core>>, Query(q): Query<LogQuery>) -> Response {
+    let Ok(r) = ContainerRef::parse(&q.id) else { return bad("invalid container reference") };
+    let Some(h) = core.fleet.host(&q.host) else { return bad("no such host") };
+    let tail = q.tail.unwrap_or(1000).min(shared::limits::LOG_TAIL_MAX as u32);
+    match h.get::<LogsPage>(&format!("/v1/containers/{r}/logs?tail={tail}&timestamps=true")).await {
+        Ok(page) => {
+            let mut text = String::new();
+            for l in page.lines {
+                let stream = if l.stream == shared::LogStream::Stderr { "stderr" } else { "stdout" };
+                text.push_str(&format!("{} {stream} {}\n", l.ts.unwrap_or_default(), l.line));
+            }
+            let name = format!("attachment; filename=\"{}-{}.log\"", q.host, r);
+            Response::builder()
+                .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+                .header(
+                    header::CONTENT_DISPOSITION,
+                    HeaderValue::from_str(&name).unwrap_or(HeaderValue::from_static("attachment")),
+                )
+                .body(Body::from(text))
+                .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+        }
+        Err(e) => sidecar_err(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct ExportQuery {
+    host: String,
+    format: String,
+}
+
+/// GET /api/audit/export?host=&format=csv|json (admin): up to 1000 newest records.
+async fn export(
+    State(core): State<Arc<Core>>,
+    Extension(u): Extension<CurrentUser>,
+    Query(q): Query<ExportQuery>,
+) -> Response {
+    if u.role < Role::Admin {
+        return (StatusCode::FORBIDDEN, "the audit log needs the admin role").into_response();
+    }
+    let Some(h) = core.fleet.host(&q.host) else { return bad("no such host") };
+    let page: AuditPage = match h.get("/v1/audit?limit=1000").await {
+        Ok(p) => p,
+        Err(e) => return sidecar_err(e),
+    };
+    let (body, ctype, ext) = match q.format.as_str() {
+        "json" => (serde_json::to_string_pretty(&page.records).unwrap_or_default(), "application/json", "json"),
+        "csv" => {
+            let mut out =
+                String::from("seq,time,actor,client,verb,target,target_name,outcome,message,duration_ms,request_id\n");
+            for r in &page.records {
+                let row = [
+                    r.seq.to_string(),
+                    r.time.clone(),
+                    r.actor.clone().unwrap_or_default(),
+                    r.client.clone(),
+                    r.verb.clone(),
+                    r.target.clone().unwrap_or_default(),
+                    r.target_name.clone().unwrap_or_default(),
+                    r.outcome.as_str().to_owned(),
+                    r.message.clone().unwrap_or_default(),
+                    r.duration_ms.to_string(),
+                    r.request_id.clone(),
+                ];
+                out.push_str(&row.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
+                out.push('\n');
+            }
+            (out, "text/csv; charset=utf-8", "csv")
+        }
+        _ => return bad("format must be csv or json"),
+    };
+    Response::builder()
+        .header(header::CONTENT_TYPE, ctype)
+        .header(header::CONTENT_DISPOSITION, format!("attachment; filename=\"audit-{}.{ext}\"", q.host))
+        .body(Body::from(body))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// Quotes a CSV field, and defuses spreadsheet formulas.
+fn csv_field(f: &str) -> String {
+    let f = if f.starts_with(['=', '+', '-', '@']) { format!("'{f}") } else { f.to_owned() };
+    format!("\"{}\"", f.replace('"', "\"\""))
+}

@@ -1,0 +1,177 @@
+//! A client for one sidecar: its name, URL and secret. Every call carries the
+//! secret and, for mutations, the acting user's name.
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use shared::ErrorBody;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SidecarError {
+    #[error("{1}: unreachable ({0})")]
+    Unreachable(String, String),
+    #[error("{host}: {message}")]
+    Refused { message: String, status: u16, host: String, code: String },
+}
+
+impl SidecarError {
+    fn refused(host: &str, status: u16, body: &str) -> Self {
+        match serde_json::from_str::<ErrorBody>(body) {
+            Ok(b) => Self::Refused {
+                message: b.error.message,
+                status,
+                host: host.to_owned(),
+                code: serde_json::to_value(b.error.code)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default(),
+            },
+            Err(_) => {
+                Self::Refused { message: format!("HTTP {status}"), status, host: host.to_owned(), code: String::new() }
+            }
+        }
+    }
+}
+
+pub struct Sidecar {
+    pub name: String,
+    pub base: String,
+    secret: String,
+    http: reqwest::Client,
+    /// For long-lived streams (events, log follow): no overall timeout.
+    stream_http: reqwest::Client,
+}
+
+impl std::fmt::Debug for Sidecar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sidecar").field("name", &self.name).field("base", &self.base).finish()
+    }
+}
+
+impl Sidecar {
+    pub fn new(name: &str, base: &str, secret: String) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap_or_default();
+        let stream_http =
+            reqwest::Client::builder().connect_timeout(Duration::from_secs(3)).build().unwrap_or_default();
+        Self { name: name.to_owned(), base: base.trim_end_matches('/').to_owned(), secret, http, stream_http }
+    }
+
+    fn unreachable(&self, e: reqwest::Error) -> SidecarError {
+        SidecarError::Unreachable(e.without_url().to_string(), self.name.clone())
+    }
+
+    /// GET a JSON document (`path` includes any query, built from validated parts).
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, SidecarError> {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.secret)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        self.decode(r).await
+    }
+
+    /// POST as `actor`; an optional JSON body.
+    pub async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        actor: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<T, SidecarError> {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.secret)
+            .header(shared::ACTOR_HEADER, actor);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.map_err(|e| self.unreachable(e))?;
+        self.decode(r).await
+    }
+
+    /// POST as `actor` and return the raw streaming response (pull's NDJSON).
+    pub async fn post_stream(
+        &self,
+        path: &str,
+        actor: &str,
+        body: serde_json::Value,
+    ) -> Result<reqwest::Response, SidecarError> {
+        let r = self
+            .stream_http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.secret)
+            .header(shared::ACTOR_HEADER, actor)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        self.ok(r).await
+    }
+
+    /// GET a Server-Sent Events stream.
+    pub async fn stream(&self, path: &str) -> Result<reqwest::Response, SidecarError> {
+        let r = self
+            .stream_http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.secret)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        self.ok(r).await
+    }
+
+    async fn ok(&self, r: reqwest::Response) -> Result<reqwest::Response, SidecarError> {
+        if r.status().is_success() {
+            Ok(r)
+        } else {
+            let status = r.status().as_u16();
+            let body = r.text().await.unwrap_or_default();
+            Err(SidecarError::refused(&self.name, status, &body))
+        }
+    }
+
+    async fn decode<T: DeserializeOwned>(&self, r: reqwest::Response) -> Result<T, SidecarError> {
+        let r = self.ok(r).await?;
+        let bytes = r.bytes().await.map_err(|e| self.unreachable(e))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| SidecarError::Unreachable(format!("bad answer: {e}"), self.name.clone()))
+    }
+}
+
+/// Parses `DOCKWARD_HOSTS` (`name=url,…`) and reads each host's secret from
+/// `<secrets_dir>/<name>`.
+pub fn parse_hosts(spec: &str, secrets_dir: &std::path::Path) -> Result<Vec<Sidecar>, String> {
+    let mut out: Vec<Sidecar> = Vec::new();
+    for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (name, url) =
+            item.split_once('=').ok_or_else(|| format!("DOCKWARD_HOSTS entry {item:?} is not name=url"))?;
+        let (name, url) = (name.trim(), url.trim());
+        if !(1..=64).contains(&name.len()) || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+            return Err(format!("host name {name:?}: use 1–64 letters, digits, '-', '_' or '.'"));
+        }
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(format!("host {name}: URL {url:?} must start with http:// or https://"));
+        }
+        if out.iter().any(|s| s.name == name) {
+            return Err(format!("host {name} is listed twice"));
+        }
+        let path = secrets_dir.join(name);
+        let secret = std::fs::read_to_string(&path)
+            .map_err(|e| format!("host {name}: cannot read its secret from {}: {e}", path.display()))?;
+        let secret = secret.trim_end_matches(['\n', '\r']).to_owned();
+        if secret.len() < 32 {
+            return Err(format!("host {name}: the secret in {} is shorter than 32 bytes", path.display()));
+        }
+        out.push(Sidecar::new(name, url, secret));
+    }
+    if out.is_empty() {
+        return Err("DOCKWARD_HOSTS names no host".into());
+    }
+    Ok(out)
+}

@@ -1,0 +1,201 @@
+//! Local users: a JSON file of names, roles and argon2id hashes, managed by
+//! `dockward-web user add|passwd|remove|list`, written atomically (0600).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use serde::{Deserialize, Serialize};
+
+use crate::api::Role;
+
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("cannot write {path}: {source}")]
+    Write { path: String, source: std::io::Error },
+    #[error("{path} is not a valid users file: {source}")]
+    Parse { path: String, source: serde_json::Error },
+    #[error("user names are 1–64 characters of letters, digits, '.', '_', '-' and '@'")]
+    BadName,
+    #[error("passwords must be at least 10 characters")]
+    WeakPassword,
+    #[error("user {0:?} already exists")]
+    Exists(String),
+    #[error("no user {0:?}")]
+    Missing(String),
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct User {
+    pub role: Role,
+    pub hash: String,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct UsersFile {
+    users: BTreeMap<String, User>,
+}
+
+pub struct UserStore {
+    path: PathBuf,
+    users: RwLock<BTreeMap<String, User>>,
+}
+
+pub fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b))
+}
+
+pub fn hash_password(password: &str) -> Result<String, UserError> {
+    if password.chars().count() < 10 {
+        return Err(UserError::WeakPassword);
+    }
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).map_err(|e| UserError::Hash(e.to_string()))?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| UserError::Hash(e.to_string()))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| UserError::Hash(e.to_string()))
+}
+
+/// A hash to verify against when the user does not exist, so that timing
+/// does not tell which names exist.
+fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| hash_password("dockward-dummy-password").unwrap_or_default())
+}
+
+impl UserStore {
+    pub fn load(path: &Path) -> Result<Self, UserError> {
+        let users = match std::fs::read(path) {
+            Ok(bytes) => {
+                let f: UsersFile = serde_json::from_slice(&bytes)
+                    .map_err(|source| UserError::Parse { path: path.display().to_string(), source })?;
+                f.users
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(source) => return Err(UserError::Read { path: path.display().to_string(), source }),
+        };
+        Ok(Self { path: path.to_path_buf(), users: RwLock::new(users) })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.users.read().unwrap_or_else(|e| e.into_inner()).is_empty()
+    }
+
+    pub fn list(&self) -> Vec<(String, Role)> {
+        self.users.read().unwrap_or_else(|e| e.into_inner()).iter().map(|(n, u)| (n.clone(), u.role)).collect()
+    }
+
+    /// Checks a password; the same work is done whether or not the user exists.
+    pub fn verify(&self, name: &str, password: &str) -> Option<Role> {
+        let user = self.users.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned();
+        let hash = user.as_ref().map(|u| u.hash.clone()).unwrap_or_else(|| dummy_hash().to_owned());
+        let ok = PasswordHash::new(&hash)
+            .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+            .unwrap_or(false);
+        user.filter(|_| ok).map(|u| u.role)
+    }
+
+    pub fn role_of(&self, name: &str) -> Option<Role> {
+        self.users.read().unwrap_or_else(|e| e.into_inner()).get(name).map(|u| u.role)
+    }
+
+    pub fn add(&self, name: &str, role: Role, password: &str) -> Result<(), UserError> {
+        if !valid_name(name) {
+            return Err(UserError::BadName);
+        }
+        let hash = hash_password(password)?;
+        self.update(|users| {
+            if users.contains_key(name) {
+                return Err(UserError::Exists(name.to_owned()));
+            }
+            users.insert(name.to_owned(), User { role, hash });
+            Ok(())
+        })
+    }
+
+    pub fn passwd(&self, name: &str, password: &str, role: Option<Role>) -> Result<(), UserError> {
+        let hash = hash_password(password)?;
+        self.update(|users| {
+            let u = users.get_mut(name).ok_or_else(|| UserError::Missing(name.to_owned()))?;
+            u.hash = hash;
+            if let Some(r) = role {
+                u.role = r;
+            }
+            Ok(())
+        })
+    }
+
+    pub fn remove(&self, name: &str) -> Result<(), UserError> {
+        self.update(|users| users.remove(name).map(|_| ()).ok_or_else(|| UserError::Missing(name.to_owned())))
+    }
+
+    fn update(&self, f: impl FnOnce(&mut BTreeMap<String, User>) -> Result<(), UserError>) -> Result<(), UserError> {
+        let mut guard = self.users.write().unwrap_or_else(|e| e.into_inner());
+        let mut next = guard.clone();
+        f(&mut next)?;
+        self.save(&next)?;
+        *guard = next;
+        Ok(())
+    }
+
+    fn save(&self, users: &BTreeMap<String, User>) -> Result<(), UserError> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let err = |source| UserError::Write { path: self.path.display().to_string(), source };
+        if let Some(dir) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
+        let tmp = self.path.with_extension("tmp");
+        let body = serde_json::to_vec_pretty(&UsersFile { users: users.clone() })
+            .map_err(|e| err(std::io::Error::other(e)))?;
+        let mut f =
+            std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(err)?;
+        f.write_all(&body).and_then(|_| f.sync_all()).map_err(err)?;
+        std::fs::rename(&tmp, &self.path).map_err(err)
+    }
+}
+
+/// A random password for the first admin.
+pub fn random_password() -> String {
+    let mut b = [0u8; 15];
+    let _ = getrandom::fill(&mut b);
+    hex::encode(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn add_verify_passwd_remove() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("users.json");
+        let s = UserStore::load(&p).unwrap();
+        assert!(s.is_empty());
+        s.add("alice", Role::Admin, "correct horse battery").unwrap();
+        assert!(matches!(s.add("alice", Role::Viewer, "another password"), Err(UserError::Exists(_))));
+        assert!(matches!(s.add("bad name", Role::Viewer, "another password"), Err(UserError::BadName)));
+        assert!(matches!(s.add("bob", Role::Viewer, "short"), Err(UserError::WeakPassword)));
+        assert_eq!(s.verify("alice", "correct horse battery"), Some(Role::Admin));
+        assert_eq!(s.verify("alice", "wrong password!"), None);
+        assert_eq!(s.verify("nobody", "correct horse battery"), None);
+        // Persisted, hashed with argon2id, never in clear.
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.contains("$argon2id$") && !text.contains("correct horse"));
+        let s2 = UserStore::load(&p).unwrap();
+        s2.passwd("alice", "a new long password", Some(Role::Operator)).unwrap();
+        assert_eq!(s2.verify("alice", "a new long password"), Some(Role::Operator));
+        s2.remove("alice").unwrap();
+        assert!(UserStore::load(&p).unwrap().is_empty());
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+}

@@ -1,0 +1,140 @@
+//! Test helpers shared by dockward's integration tests: the real Docker
+//! engine, a tiny local test image, labelled test containers, polling.
+//!
+//! Docker is a hard requirement: without it these helpers fail loudly; tests
+//! that use them never skip.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub const IMAGE: &str = "dockward-test:3";
+pub const TEST_LABEL: &str = "dockward.test";
+
+/// Runs the docker CLI; panics with its stderr on failure.
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().unwrap_or_else(|e| {
+        panic!("cannot run the docker CLI ({e}). These tests need a real Docker engine: run .ci/run or install docker.io and start dockerd")
+    });
+    assert!(out.status.success(), "docker {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+pub fn docker_ok(args: &[&str]) -> bool {
+    Command::new("docker").args(args).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+/// Checks the engine is there, and builds the test image once (a root
+/// filesystem holding Debian's busybox-static, imported; no registry needed).
+pub fn require_docker() {
+    static READY: OnceLock<()> = OnceLock::new();
+    READY.get_or_init(|| {
+        assert!(
+            docker_ok(&["version"]),
+            "the Docker engine is not reachable. These tests need a real dockerd: run `bash .ci/run`, or install docker.io and start dockerd"
+        );
+        let lock_path = std::env::temp_dir().join("dockward-test-image.lock");
+        let lock = std::fs::File::create(&lock_path).expect("lock file");
+        lock.lock().expect("lock");
+        if !docker_ok(&["image", "inspect", IMAGE]) {
+            build_image(IMAGE);
+        }
+        lock.unlock().ok();
+    });
+}
+
+pub fn build_image(tag: &str) {
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("busybox-static is not installed (apt-get install busybox-static)");
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("rootfs/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(dir.path().join("rootfs/tmp")).unwrap();
+    std::fs::copy(busybox, bin.join("busybox")).unwrap();
+    for applet in ["sh", "echo", "sleep", "cat", "ls", "true", "yes", "printf", "dd", "kill", "touch"] {
+        std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
+    }
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "tar -C {} -c . | docker import -c 'CMD [\"/bin/sh\"]' - {tag} >/dev/null",
+            dir.path().join("rootfs").display()
+        ))
+        .status()
+        .unwrap();
+    assert!(status.success(), "docker import of the test image failed");
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A name unique to this test process and call.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A container this test owns; removed on drop.
+pub struct TestContainer {
+    pub id: String,
+    pub name: String,
+}
+
+impl TestContainer {
+    /// `docker run -d` with the test label, extra `docker run` flags, and a shell script.
+    pub fn run(prefix: &str, flags: &[&str], script: &str) -> Self {
+        require_docker();
+        let name = unique(prefix);
+        let label = format!("{TEST_LABEL}=1");
+        let mut args = vec!["run", "-d", "--name", &name, "--label", &label];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&[IMAGE, "sh", "-c", script]);
+        let out = Command::new("docker").args(&args).output().expect("docker CLI");
+        if !out.status.success() {
+            // `docker run` can fail after creating the container: never leave one behind.
+            let _ =
+                Command::new("docker").args(["rm", "-f", &name]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+            panic!("docker {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+        }
+        let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        Self { id, name }
+    }
+
+    pub fn started_at(&self) -> String {
+        docker(&["inspect", "-f", "{{.State.StartedAt}}", &self.id])
+    }
+
+    pub fn state(&self) -> String {
+        docker(&["inspect", "-f", "{{.State.Status}}", &self.id])
+    }
+}
+
+impl Drop for TestContainer {
+    fn drop(&mut self) {
+        let _ =
+            Command::new("docker").args(["rm", "-f", &self.id]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+    }
+}
+
+/// Waits until `f` returns Some, or panics after `timeout` with `what`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
