@@ -70,6 +70,13 @@ pub struct VerifyStatus {
     pub problems: Vec<String>,
 }
 
+/// One line of an app's merged log view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergedLine {
+    pub container: String,
+    pub line: shared::LogLine,
+}
+
 /// Filters of the audit page.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditFilter {
@@ -106,6 +113,13 @@ pub async fn get_logs(host: String, id: String, tail: u32, timestamps: bool) -> 
     crate::server::core()?.logs(&host, &id, tail, timestamps).await.map_err(ServerFnError::new)
 }
 
+/// All containers of a compose project, their lines interleaved by time.
+#[server(prefix = "/api/fn", endpoint = "app_logs")]
+pub async fn get_app_logs(host: String, project: String, tail: u32) -> Result<Vec<MergedLine>, ServerFnError> {
+    crate::server::auth::current_user()?;
+    crate::server::core()?.app_logs(&host, &project, tail).await.map_err(ServerFnError::new)
+}
+
 #[server(prefix = "/api/fn", endpoint = "audit")]
 pub async fn get_audit(host: String, filter: AuditFilter) -> Result<AuditView, ServerFnError> {
     crate::server::auth::require(Role::Admin)?;
@@ -118,10 +132,29 @@ pub async fn restart_container(host: String, id: String, csrf: String) -> Result
     crate::server::core()?.restart(&user, &host, &id).await.map_err(ServerFnError::new)
 }
 
+/// Where a pull stands: the latest progress lines and, at the end, the result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullProgress {
+    pub image: String,
+    pub lines: Vec<String>,
+    pub layers_done: usize,
+    pub layers_total: usize,
+    /// `Ok(digest)` or `Err(message)` once finished.
+    pub done: Option<Result<String, String>>,
+}
+
+/// Starts a pull on the server and returns its job id; the pull goes on (and
+/// is audited by the sidecar) even if the page is closed.
 #[server(prefix = "/api/fn", endpoint = "pull")]
-pub async fn pull_image(host: String, image: String, csrf: String) -> Result<String, ServerFnError> {
+pub async fn start_pull(host: String, image: String, csrf: String) -> Result<String, ServerFnError> {
     let user = crate::server::auth::require_mutation(Role::Operator, &csrf)?;
-    crate::server::core()?.pull(&user, &host, &image).await.map_err(ServerFnError::new)
+    crate::server::core()?.start_pull(&user, &host, &image).map_err(ServerFnError::new)
+}
+
+#[server(prefix = "/api/fn", endpoint = "pull_status")]
+pub async fn pull_status(job: String) -> Result<PullProgress, ServerFnError> {
+    crate::server::auth::require(Role::Operator)?;
+    crate::server::core()?.pulls.status(&job).ok_or_else(|| ServerFnError::new("no such pull (finished long ago?)"))
 }
 
 #[server(prefix = "/api/fn", endpoint = "prune")]

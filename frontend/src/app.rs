@@ -66,6 +66,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/") ssr=SsrMode::Async view=|| signed_in(|s, f| view! { <Overview session=s fleet=f/> }.into_any())/>
                 <Route path=path!("/c/:host/:id") ssr=SsrMode::Async view=|| signed_in(|s, _| view! { <Detail session=s/> }.into_any())/>
                 <Route path=path!("/logs/:host/:id") ssr=SsrMode::Async view=|| signed_in(|_, _| view! { <Logs/> }.into_any())/>
+                <Route path=path!("/apps/:host/:project/logs") ssr=SsrMode::Async view=|| signed_in(|_, _| view! { <AppLogs/> }.into_any())/>
                 <Route path=path!("/network") ssr=SsrMode::Async view=|| signed_in(|_, f| view! { <Network fleet=f/> }.into_any())/>
                 <Route path=path!("/audit") ssr=SsrMode::Async view=|| signed_in(|s, f| view! { <Audit session=s fleet=f/> }.into_any())/>
             </Routes>
@@ -281,7 +282,11 @@ fn AppCard(key: String, groups: Memo<Vec<model::AppGroup>>, session: SessionInfo
             g.as_ref().map(|g| g.containers.iter().map(|c| c.id.clone()).collect::<Vec<_>>()).unwrap_or_default()
         })
     };
+    let spark = move || {
+        group.with(|g| g.as_ref().map(|g| model::sparkline_points(&g.cpu_series, 300.0, 28.0)).unwrap_or_default())
+    };
     let row_host = host.clone();
+    let logs_href = format!("/apps/{}/{}/logs", host, title);
     view! {
         <article class=move || format!("card {}", badge().class()) data-app=title.clone() data-host=host.clone()>
             <header>
@@ -293,6 +298,10 @@ fn AppCard(key: String, groups: Memo<Vec<model::AppGroup>>, session: SessionInfo
                 <label>"CPU " <meter min="0" max="100" value=move || cpu().min(100.0)></meter> <span>{move || format!("{:.1}%", cpu())}</span></label>
                 <label>"Memory " <meter min="0" max="100" value=mem_pct></meter> <span>{move || model::human_bytes(mem())}</span></label>
             </div>
+            <svg class="spark" viewBox="0 0 300 28" preserveAspectRatio="none" role="img" aria-label="CPU, last 15 minutes">
+                <polyline points=spark/>
+            </svg>
+            <p class="card-links"><a href=logs_href>"All logs, merged"</a></p>
             <ul class="rows">
                 <For each=ids key=|id| id.clone() let:id>
                     <ContainerRow host=row_host.clone() id=id group=group session=session.clone()/>
@@ -329,10 +338,15 @@ fn ContainerRow(host: String, id: String, group: Memo<Option<model::AppGroup>>, 
     };
     let badge = move || c.with(|c| c.as_ref().map(model::container_badge).unwrap_or((Badge::Amber, "gone")));
     let status = move || c.with(|c| c.as_ref().map(|c| c.status.clone()).unwrap_or_default());
+    let db_size = {
+        let id = id.clone();
+        move || group.with(|g| g.as_ref().and_then(|g| g.db_sizes.get(&id).copied()))
+    };
     let can_restart = session.role >= Role::Operator && !first.protected;
     let protected = first.protected;
     let csrf = session.csrf.clone();
     let (btn_id, btn_name, image) = (first.id.clone(), first.name.clone(), first.image.clone());
+    let peek_host = host.clone();
     view! {
         <li class="row" data-container=first.name.clone() data-id=first.id.clone()>
             <details>
@@ -346,6 +360,7 @@ fn ContainerRow(host: String, id: String, group: Memo<Option<model::AppGroup>>, 
                     <Show when=move || protected>
                         <span class="lock" title="protected: dockward will not restart or prune it">"locked"</span>
                     </Show>
+                    {move || db_size().map(|s| view! { <span class="metric db" title="database volume size">{format!("db {}", model::human_bytes(s as u64))}</span> })}
                     <span class="metric">{cpu}</span>
                     <span class="metric">{mem}</span>
                 </summary>
@@ -359,11 +374,93 @@ fn ContainerRow(host: String, id: String, group: Memo<Option<model::AppGroup>>, 
                     <Show when=move || can_restart>
                         <RestartButton host=host.clone() id=btn_id.clone() name=btn_name.clone() csrf=csrf.clone()/>
                     </Show>
+                    <LogPeek host=peek_host.clone() id=id.clone()/>
                 </div>
             </details>
         </li>
     }
     .into_any()
+}
+
+/// The last lines of a container, loaded when opened.
+#[component]
+fn LogPeek(host: String, id: String) -> impl IntoView {
+    let open = RwSignal::new(false);
+    let lines = Resource::new(
+        move || open.get(),
+        move |o| {
+            let (h, i) = (host.clone(), id.clone());
+            async move {
+                if o {
+                    get_logs(h, i, 30, false).await.map(|p| p.lines)
+                } else {
+                    Ok(Vec::new())
+                }
+            }
+        },
+    );
+    view! {
+        <button class="btn peek" on:click=move |_| open.update(|o| *o = !*o)>{move || if open.get() { "Hide logs" } else { "Show logs" }}</button>
+        <Show when=move || open.get()>
+            <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match lines.await {
+                        Ok(ls) => view! {
+                            <pre class="log peek-log">
+                                {ls.into_iter().map(|l| {
+                                    let class = if l.stream == LogStream::Stderr { "line stderr" } else { "line stdout" };
+                                    view! { <span class=class>{model::ansi_spans(&l.line).into_iter().map(|(c, t)| view! { <span class=c>{t}</span> }).collect_view()}"\n"</span> }
+                                }).collect_view()}
+                            </pre>
+                        }.into_any(),
+                        Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </Show>
+    }
+}
+
+/// An app's containers, their lines interleaved by time.
+#[component]
+fn AppLogs() -> impl IntoView {
+    let params = use_params_map();
+    let host = move || params.read().get("host").unwrap_or_default();
+    let project = move || params.read().get("project").unwrap_or_default();
+    let lines = Resource::new(move || (host(), project()), |(h, p)| get_app_logs(h, p, 200));
+    let search = RwSignal::new(String::new());
+    view! {
+        <Title text="App logs · dockward"/>
+        <h1>"Logs · " {project} " on " {host}</h1>
+        <div class="toolbar">
+            <input type="search" id="merged-search" placeholder="Search…" aria-label="search" prop:value=move || search.get() on:input=move |ev| search.set(event_target_value(&ev))/>
+        </div>
+        <Suspense fallback=|| view! { <p class="empty">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match lines.await {
+                    Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                    Ok(ls) => view! {
+                        <pre class="log" id="merged-log">
+                            {move || {
+                                let q = search.get();
+                                ls.iter().filter(|m| browser::line_matches(&m.line.line, &q, false)).map(|m| {
+                                    let class = if m.line.stream == LogStream::Stderr { "line stderr" } else { "line stdout" };
+                                    view! {
+                                        <span class=class>
+                                            <span class="ts">{m.line.ts.clone().unwrap_or_default()} " "</span>
+                                            <span class="who">{m.container.clone()} " "</span>
+                                            {model::ansi_spans(&m.line.line).into_iter().map(|(c, t)| view! { <span class=c>{t}</span> }).collect_view()}
+                                            "\n"
+                                        </span>
+                                    }
+                                }).collect_view()
+                            }}
+                        </pre>
+                    }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
 }
 
 #[component]
@@ -414,27 +511,42 @@ fn RestartButton(host: String, id: String, name: String, csrf: String) -> impl I
 
 #[component]
 fn PullPanel(session: SessionInfo, fleet: RwSignal<Fleet>) -> impl IntoView {
-    let action = ServerAction::<PullImage>::new();
+    let action = ServerAction::<StartPull>::new();
     let image = RwSignal::new(String::new());
     let host = RwSignal::new(fleet.with_untracked(|f| f.hosts.first().map(|h| h.name.clone()).unwrap_or_default()));
+    let status: RwSignal<Option<PullProgress>> = RwSignal::new(None);
     let csrf = session.csrf.clone();
+    // Once the server has a job id, follow it until it finishes.
+    Effect::new(move |_| {
+        if let Some(Ok(job)) = action.value().get() {
+            browser::poll_pull(job, status);
+        }
+    });
     view! {
         <details class="panel">
             <summary>"Pull an image"</summary>
             <form on:submit=move |ev| {
                 ev.prevent_default();
-                action.dispatch(PullImage { host: host.get(), image: image.get(), csrf: csrf.clone() });
+                status.set(None);
+                action.dispatch(StartPull { host: host.get(), image: image.get(), csrf: csrf.clone() });
             }>
                 <HostSelect fleet=fleet host=host/>
                 <input type="text" name="image" placeholder="nginx:1.27" required prop:value=move || image.get() on:input=move |ev| image.set(event_target_value(&ev))/>
                 <button class="btn" type="submit">"Pull"</button>
             </form>
-            <Show when=move || action.pending().get()>
-                <p class="muted" role="status">"Pulling… (this can take a while)"</p>
-            </Show>
-            {move || action.value().get().map(|r| match r {
-                Ok(d) => view! { <p class="ok outcome">"Pulled: " <code>{d}</code></p> }.into_any(),
-                Err(e) => view! { <p class="error outcome" role="alert">{e.to_string()}</p> }.into_any(),
+            {move || action.value().get().and_then(|r| r.err()).map(|e| view! { <p class="error outcome" role="alert">{e.to_string()}</p> })}
+            {move || status.get().map(|s| {
+                let progress = format!("{}: {} of {} layers", s.image, s.layers_done, s.layers_total);
+                match s.done {
+                    None => view! {
+                        <div class="outcome" role="status">
+                            <p>"Pulling " {progress} "…"</p>
+                            <pre class="pull-lines">{s.lines.join("\n")}</pre>
+                        </div>
+                    }.into_any(),
+                    Some(Ok(d)) => view! { <p class="ok outcome">"Pulled " {s.image.clone()} ": " <code>{d}</code></p> }.into_any(),
+                    Some(Err(e)) => view! { <p class="error outcome" role="alert">{format!("Pull of {} failed: {e}", s.image)}</p> }.into_any(),
+                }
             })}
         </details>
     }
@@ -833,5 +945,148 @@ fn Login() -> impl IntoView {
                 <button class="btn" type="submit" id="login">"Log in"</button>
             </form>
         </main>
+    }
+}
+
+#[cfg(all(test, feature = "ssr"))]
+mod tests {
+    use super::*;
+    use crate::model::HostView;
+    use shared::{ContainerState, ContainerSummary, Health};
+
+    fn container(name: &str, project: Option<&str>, state: ContainerState, status: &str) -> ContainerSummary {
+        ContainerSummary {
+            id: format!("{name}-id"),
+            name: name.into(),
+            image: "img:1".into(),
+            image_id: "sha256:x".into(),
+            state,
+            status: status.into(),
+            health: Health::None,
+            created: 0,
+            started_at: None,
+            finished_at: None,
+            restart_count: 0,
+            restart_policy: "no".into(),
+            compose_project: project.map(String::from),
+            compose_service: None,
+            ports: vec![],
+            networks: vec![],
+            mounts: vec![],
+            labels: Default::default(),
+            protected: false,
+            stats: None,
+        }
+    }
+
+    fn fleet(containers: Vec<ContainerSummary>) -> Fleet {
+        Fleet {
+            hosts: vec![HostView {
+                name: "h1".into(),
+                status: HostStatus::Connected,
+                containers,
+                volume_sizes: Default::default(),
+                cpu_history: Default::default(),
+            }],
+            at_ms: 0,
+        }
+    }
+
+    fn session(role: Role) -> SessionInfo {
+        SessionInfo { name: "alice".into(), role, csrf: "tok".into() }
+    }
+
+    /// Renders a view on the server, as the first response would.
+    fn render(f: impl FnOnce() -> AnyView + 'static) -> String {
+        // Suspense and actions spawn futures; give them the executor the server uses.
+        let _ = any_spawner::Executor::init_tokio();
+        let owner = Owner::new();
+        owner.set();
+        provide_meta_context();
+        f().to_html()
+    }
+
+    #[tokio::test]
+    async fn overview_headline_cards_and_badges() {
+        let f = fleet(vec![
+            container("web", Some("shop"), ContainerState::Running, "Up 1 minute"),
+            container("worker", Some("shop"), ContainerState::Exited, "Exited (1) 2 seconds ago"),
+            container("lone", None, ContainerState::Running, "Up"),
+        ]);
+        let html = render(move || {
+            let fleet = RwSignal::new(f);
+            view! { <Overview session=session(Role::Viewer) fleet=fleet/> }.into_any()
+        });
+        assert!(html.contains("1 needs attention"), "{html}");
+        assert!(html.contains(r#"data-app="shop""#) && html.contains(r#"data-app="standalone""#));
+        // The shop card is red because a member exited non-zero; the text says so too.
+        let shop = &html[html.find(r#"data-app="shop""#).unwrap()..];
+        let shop = &shop[..shop.find("</article>").unwrap()];
+        assert!(shop.contains("badge-red") && shop.contains("needs attention"), "{shop}");
+        // Viewers get no action buttons.
+        assert!(!html.contains("Restart…") && !html.contains("Prune"), "{html}");
+    }
+
+    #[tokio::test]
+    async fn operators_see_restart_but_not_on_protected_containers() {
+        let mut db = container("db", Some("shop"), ContainerState::Running, "Up");
+        db.protected = true;
+        let f = fleet(vec![db, container("web", Some("shop"), ContainerState::Running, "Up")]);
+        let html = render(move || {
+            let fleet = RwSignal::new(f);
+            view! { <Overview session=session(Role::Operator) fleet=fleet/> }.into_any()
+        });
+        assert_eq!(html.matches("Restart…").count(), 1, "{html}");
+        assert!(html.contains("locked"));
+        assert!(html.contains("Pull an image") && !html.contains("Prune"), "pull for operators, prune for admins only");
+    }
+
+    #[tokio::test]
+    async fn attacker_controlled_strings_are_escaped() {
+        let xss = "<script>alert(1)</script><img src=x onerror=alert(2)>";
+        let mut c = container("evil", Some(xss), ContainerState::Running, xss);
+        c.image = xss.into();
+        let f = fleet(vec![c]);
+        let html = render(move || {
+            let fleet = RwSignal::new(f);
+            view! { <Overview session=session(Role::Admin) fleet=fleet/> }.into_any()
+        });
+        assert!(!html.contains("<script>alert"), "{html}");
+        assert!(!html.contains("<img src=x"), "{html}");
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{html}");
+    }
+
+    #[tokio::test]
+    async fn host_chips_say_state_in_words() {
+        let html = render(|| {
+            view! {
+                <HostChip host=HostView { name: "b".into(), status: HostStatus::Down { error: "connection refused".into(), age_s: Some(30) }, containers: vec![], volume_sizes: Default::default(), cpu_history: Default::default() }/>
+                <HostChip host=HostView { name: "c".into(), status: HostStatus::Stale { age_s: 42 }, containers: vec![], volume_sizes: Default::default(), cpu_history: Default::default() }/>
+            }
+            .into_any()
+        });
+        assert!(html.contains("down · connection refused"), "{html}");
+        assert!(html.contains("stale · 42s old"), "{html}");
+        assert!(html.contains("chip-down") && html.contains("chip-stale"));
+    }
+
+    #[tokio::test]
+    async fn network_page_flags_conflicts() {
+        let mut a = container("a", Some("x"), ContainerState::Running, "Up");
+        let mut b = container("b", Some("y"), ContainerState::Running, "Up");
+        let port = shared::PortMapping {
+            container_port: 80,
+            protocol: "tcp".into(),
+            host_ip: Some("0.0.0.0".into()),
+            host_port: Some(8080),
+        };
+        a.ports = vec![port.clone()];
+        b.ports = vec![port];
+        let f = fleet(vec![a, b]);
+        let html = render(move || {
+            let fleet = RwSignal::new(f);
+            view! { <Network fleet=fleet/> }.into_any()
+        });
+        assert_eq!(html.matches("port claimed twice").count(), 2, "{html}");
     }
 }

@@ -151,6 +151,43 @@ pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
+/// Polls a pull job every 700 ms into `status` until it finishes (browser only).
+pub fn poll_pull(job: String, status: RwSignal<Option<crate::api::PullProgress>>) {
+    #[cfg(feature = "hydrate")]
+    {
+        use std::time::Duration;
+        let handle: std::rc::Rc<std::cell::Cell<Option<IntervalHandle>>> = Default::default();
+        let h2 = handle.clone();
+        let tick = move || {
+            let job = job.clone();
+            let h2 = h2.clone();
+            leptos::task::spawn_local(async move {
+                match crate::api::pull_status(job).await {
+                    Ok(s) => {
+                        let finished = s.done.is_some();
+                        status.set(Some(s));
+                        if finished {
+                            if let Some(h) = h2.take() {
+                                h.clear();
+                            }
+                        }
+                    }
+                    Err(_) => {
+                        if let Some(h) = h2.take() {
+                            h.clear();
+                        }
+                    }
+                }
+            });
+        };
+        if let Ok(h) = set_interval_with_handle(tick, Duration::from_millis(700)) {
+            handle.set(Some(h));
+        }
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = (job, status);
+}
+
 /// Does `line` match the search (plain, case-insensitive; or a regex in the browser)?
 pub fn line_matches(line: &str, q: &str, regex: bool) -> bool {
     if q.is_empty() {

@@ -29,6 +29,9 @@ pub struct HostView {
     /// Volume sizes by name (from the sidecar's disk report).
     #[serde(default)]
     pub volume_sizes: BTreeMap<String, i64>,
+    /// CPU % per container id over the last 15 minutes, oldest first (for sparklines).
+    #[serde(default)]
+    pub cpu_history: BTreeMap<String, Vec<f32>>,
 }
 
 /// The whole fleet, as pushed to browsers.
@@ -92,6 +95,10 @@ pub struct AppGroup {
     pub cpu_percent: f64,
     pub memory_bytes: u64,
     pub memory_limit_bytes: u64,
+    /// The app's total CPU % over the last 15 minutes, oldest first.
+    pub cpu_series: Vec<f64>,
+    /// Data volume size of each protected (database) container, by container id.
+    pub db_sizes: BTreeMap<String, i64>,
 }
 
 impl AppGroup {
@@ -119,6 +126,25 @@ pub fn group_apps(fleet: &Fleet) -> Vec<AppGroup> {
             let memory_bytes = containers.iter().filter_map(|c| Some(c.stats.as_ref()?.memory_bytes)).sum();
             let memory_limit_bytes =
                 containers.iter().filter_map(|c| Some(c.stats.as_ref()?.memory_limit_bytes)).max().unwrap_or(0);
+            // Sum the members' series, aligned on their newest point.
+            let len = containers.iter().filter_map(|c| host.cpu_history.get(&c.id)).map(Vec::len).max().unwrap_or(0);
+            let mut cpu_series = vec![0.0f64; len];
+            for c in &containers {
+                if let Some(h) = host.cpu_history.get(&c.id) {
+                    for (i, v) in h.iter().enumerate() {
+                        cpu_series[len - h.len() + i] += f64::from(*v);
+                    }
+                }
+            }
+            let db_sizes = containers
+                .iter()
+                .filter(|c| c.protected)
+                .map(|c| {
+                    let size = c.mounts.iter().filter_map(|m| host.volume_sizes.get(m.name.as_ref()?)).sum::<i64>();
+                    (c.id.clone(), size)
+                })
+                .filter(|(_, s)| *s > 0)
+                .collect();
             out.push(AppGroup {
                 host: host.name.clone(),
                 project,
@@ -127,6 +153,8 @@ pub fn group_apps(fleet: &Fleet) -> Vec<AppGroup> {
                 cpu_percent,
                 memory_bytes,
                 memory_limit_bytes,
+                cpu_series,
+                db_sizes,
             });
         }
     }
@@ -239,11 +267,11 @@ pub fn port_claims(fleet: &Fleet) -> Vec<PortClaim> {
     for c in &mut claims {
         c.conflict = owners.get(&(c.host.clone(), c.host_port, c.protocol.clone())).is_some_and(|v| v.len() > 1);
     }
+    // One row per container and port, whatever order the bindings came in.
+    let mut seen = std::collections::HashSet::new();
+    claims.retain(|c| seen.insert((c.host.clone(), c.host_port, c.protocol.clone(), c.container_id.clone())));
     claims.sort_by(|a, b| {
         (&a.host, a.host_port, &a.protocol, &a.host_ip).cmp(&(&b.host, b.host_port, &b.protocol, &b.host_ip))
-    });
-    claims.dedup_by(|a, b| {
-        a.host == b.host && a.host_port == b.host_port && a.protocol == b.protocol && a.container_id == b.container_id
     });
     claims
 }
@@ -404,6 +432,7 @@ mod tests {
                 status: HostStatus::Connected,
                 containers,
                 volume_sizes: Default::default(),
+                cpu_history: Default::default(),
             }],
             at_ms: 0,
         }
@@ -459,8 +488,32 @@ mod tests {
             status: HostStatus::Down { error: "x".into(), age_s: None },
             containers: vec![],
             volume_sizes: Default::default(),
+            cpu_history: Default::default(),
         });
         assert_eq!(headline(&down).text, "1 host not reporting");
+    }
+
+    #[test]
+    fn sparkline_series_and_database_sizes() {
+        use ContainerState::*;
+        let mut db = container("db", Some("shop"), Running, Health::None, "Up");
+        db.protected = true;
+        db.mounts = vec![shared::Mount {
+            kind: "volume".into(),
+            name: Some("pgdata".into()),
+            source: None,
+            destination: "/data".into(),
+            read_write: true,
+        }];
+        let web = container("web", Some("shop"), Running, Health::None, "Up");
+        let mut f = fleet(vec![db, web]);
+        f.hosts[0].volume_sizes.insert("pgdata".into(), 4096);
+        f.hosts[0].cpu_history.insert("db-id".into(), vec![1.0, 2.0, 3.0]);
+        f.hosts[0].cpu_history.insert("web-id".into(), vec![10.0]);
+        let g = &group_apps(&f)[0];
+        assert_eq!(g.cpu_series, vec![1.0, 2.0, 13.0], "aligned on the newest point");
+        assert_eq!(g.db_sizes.get("db-id"), Some(&4096));
+        assert!(!g.db_sizes.contains_key("web-id"));
     }
 
     #[test]

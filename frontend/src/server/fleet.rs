@@ -84,12 +84,35 @@ impl FleetHub {
                 HostView {
                     name: h.name.clone(),
                     status,
+                    cpu_history: self.sparklines(&h.name, &s.containers),
                     containers: s.containers.clone(),
                     volume_sizes: s.volume_sizes.clone(),
                 }
             })
             .collect();
         Fleet { hosts, at_ms: now_ms() }
+    }
+
+    /// 30 points per container (one per 30 s of the 15-minute window): enough
+    /// for a sparkline, small enough to push to every browser.
+    fn sparklines(&self, host: &str, containers: &[ContainerSummary]) -> BTreeMap<String, Vec<f32>> {
+        const POINTS: usize = 30;
+        let h = self.history.read().unwrap_or_else(|e| e.into_inner());
+        containers
+            .iter()
+            .filter_map(|c| {
+                let q = h.get(&format!("{host}/{}", c.id))?;
+                let step = q.len().div_ceil(POINTS).max(1);
+                let v: Vec<f32> = q
+                    .iter()
+                    .collect::<Vec<_>>()
+                    .chunks(step)
+                    .map(|ch| ch.iter().map(|p| p.cpu_percent.unwrap_or(0.0)).sum::<f32>() / ch.len() as f32)
+                    .map(|x| (x * 10.0).round() / 10.0)
+                    .collect();
+                Some((c.id.clone(), v))
+            })
+            .collect()
     }
 
     pub fn history(&self, host: &str, id: &str) -> Vec<HistoryPoint> {

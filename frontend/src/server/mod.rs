@@ -18,7 +18,7 @@ use shared::{
     AuditPage, ContainerDetail, ContainerRef, ImageRef, LogsPage, PruneKind, PruneReport, PullEvent, RestartReport,
 };
 
-use crate::api::{AuditFilter, AuditView, ContainerPage, VerifyStatus};
+use crate::api::{AuditFilter, AuditView, ContainerPage, MergedLine, VerifyStatus};
 use auth::{CurrentUser, ForwardAuth, Sessions};
 use fleet::FleetHub;
 use sidecar::SidecarError;
@@ -33,6 +33,7 @@ pub struct Core {
     pub secure_cookies: bool,
     pub login_by_ip: DefaultKeyedRateLimiter<IpAddr>,
     pub login_by_name: DefaultKeyedRateLimiter<String>,
+    pub pulls: Arc<Pulls>,
 }
 
 /// The shared state, inside a server function.
@@ -81,6 +82,7 @@ impl Core {
             secure_cookies,
             login_by_ip: DefaultKeyedRateLimiter::keyed(per_min(10)),
             login_by_name: DefaultKeyedRateLimiter::keyed(per_min(5)),
+            pulls: Arc::default(),
         }
     }
 
@@ -107,6 +109,38 @@ impl Core {
         let r = ContainerRef::parse(id)?;
         let tail = shared::bounded("tail", u64::from(tail), 0, shared::limits::LOG_TAIL_MAX)?;
         Ok(self.host(host)?.get(&format!("/v1/containers/{r}/logs?tail={tail}&timestamps={timestamps}")).await?)
+    }
+
+    /// Every container of `project` on `host`, tails merged by timestamp
+    /// (at most 20 containers × `tail` lines; `tail` ≤ 1000).
+    pub async fn app_logs(&self, host: &str, project: &str, tail: u32) -> Result<Vec<MergedLine>, ConsoleError> {
+        let tail = tail.clamp(1, 1000);
+        let h = self.host(host)?;
+        let fleet = self.fleet.snapshot();
+        let members: Vec<(String, String)> = fleet
+            .hosts
+            .iter()
+            .filter(|hv| hv.name == host)
+            .flat_map(|hv| &hv.containers)
+            .filter(|c| {
+                c.compose_project.as_deref().unwrap_or("standalone") == project
+                    || (project == "standalone" && c.compose_project.is_none())
+            })
+            .take(20)
+            .map(|c| (c.id.clone(), c.name.clone()))
+            .collect();
+        let paths: Vec<String> =
+            members.iter().map(|(id, _)| format!("/v1/containers/{id}/logs?tail={tail}&timestamps=true")).collect();
+        let pages = futures_util::future::join_all(paths.iter().map(|p| h.get::<LogsPage>(p))).await;
+        let mut out = Vec::new();
+        for ((_, name), page) in members.iter().zip(pages) {
+            for line in page?.lines {
+                out.push(MergedLine { container: name.clone(), line });
+            }
+        }
+        // RFC 3339 timestamps of one format sort as text; stable for equal times.
+        out.sort_by(|a, b| a.line.ts.cmp(&b.line.ts));
+        Ok(out)
     }
 
     pub async fn audit(&self, host: &str, f: &AuditFilter) -> Result<AuditView, ConsoleError> {
@@ -161,22 +195,129 @@ impl Core {
         Ok(out?)
     }
 
-    /// Pulls and waits for the final line; returns the digest (or image id).
-    pub async fn pull(&self, user: &CurrentUser, host: &str, image: &str) -> Result<String, ConsoleError> {
+    /// Starts a pull as a background job; progress is kept in [`Pulls`].
+    pub fn start_pull(&self, user: &CurrentUser, host: &str, image: &str) -> Result<String, ConsoleError> {
         let image = ImageRef::parse(image.trim())?;
-        let h = self.host(host)?;
-        tracing::info!(user = %user.name, host, image = %image, "pull");
-        let resp =
-            h.post_stream("/v1/images/pull", &user.name, serde_json::json!({ "image": image.to_string() })).await?;
-        let text = resp.text().await.map_err(|e| ConsoleError::Other(format!("pull stream broke: {e}")))?;
-        let last = text.lines().rev().find_map(|l| serde_json::from_str::<PullEvent>(l).ok());
-        match last {
-            Some(PullEvent::Done { digest, image_id, .. }) => {
-                Ok(digest.or(image_id).unwrap_or_else(|| "pulled".into()))
+        let h = self.host(host)?.clone();
+        let job = self.pulls.create(&image.to_string())?;
+        tracing::info!(user = %user.name, host, image = %image, job, "pull");
+        let (pulls, actor, job2, fleet, host2) =
+            (self.pulls.clone(), user.name.clone(), job.clone(), self.fleet.clone(), host.to_owned());
+        tokio::spawn(async move {
+            let result = run_pull(&h, &actor, &image, &pulls, &job2).await;
+            pulls.finish(&job2, result.map_err(|e| e.to_string()));
+            fleet.poke(&host2);
+        });
+        Ok(job)
+    }
+}
+
+async fn run_pull(
+    h: &sidecar::Sidecar,
+    actor: &str,
+    image: &ImageRef,
+    pulls: &Pulls,
+    job: &str,
+) -> Result<String, ConsoleError> {
+    use futures_util::StreamExt;
+    let resp = h.post_stream("/v1/images/pull", actor, serde_json::json!({ "image": image.to_string() })).await?;
+    let mut body = resp.bytes_stream();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut last = None;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| ConsoleError::Other(format!("pull stream broke: {e}")))?;
+        buf.extend_from_slice(&chunk);
+        while let Some(pos) = buf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=pos).collect();
+            if let Ok(ev) = serde_json::from_slice::<PullEvent>(&line) {
+                pulls.progress(job, &ev);
+                last = Some(ev);
             }
-            Some(PullEvent::Error { message }) => Err(ConsoleError::Other(message)),
-            _ => Err(ConsoleError::Other("the pull ended without a result".into())),
         }
+        if buf.len() > 1 << 20 {
+            buf.clear();
+        }
+    }
+    match last {
+        Some(PullEvent::Done { digest, image_id, .. }) => Ok(digest.or(image_id).unwrap_or_else(|| "pulled".into())),
+        Some(PullEvent::Error { message }) => Err(ConsoleError::Other(message)),
+        _ => Err(ConsoleError::Other("the pull ended without a result".into())),
+    }
+}
+
+struct PullJob {
+    image: String,
+    lines: std::collections::VecDeque<String>,
+    layers: std::collections::BTreeMap<String, bool>,
+    done: Option<Result<String, String>>,
+    started: std::time::Instant,
+}
+
+/// Pull jobs in memory: at most 64, finished ones forgotten after 10 minutes.
+#[derive(Default)]
+pub struct Pulls(std::sync::Mutex<std::collections::HashMap<String, PullJob>>);
+
+impl Pulls {
+    fn create(&self, image: &str) -> Result<String, ConsoleError> {
+        let mut jobs = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        jobs.retain(|_, j| j.done.is_none() || j.started.elapsed() < Duration::from_secs(600));
+        if jobs.len() >= 64 {
+            return Err(ConsoleError::Other("too many pulls at once; wait for some to finish".into()));
+        }
+        let mut id = [0u8; 12];
+        getrandom::fill(&mut id).map_err(|e| ConsoleError::Other(e.to_string()))?;
+        let id = hex::encode(id);
+        jobs.insert(
+            id.clone(),
+            PullJob {
+                image: image.to_owned(),
+                lines: Default::default(),
+                layers: Default::default(),
+                done: None,
+                started: std::time::Instant::now(),
+            },
+        );
+        Ok(id)
+    }
+
+    fn progress(&self, job: &str, ev: &PullEvent) {
+        let mut jobs = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(j) = jobs.get_mut(job) else { return };
+        if let PullEvent::Progress { status, layer, .. } = ev {
+            if let Some(l) = layer {
+                let done = status.starts_with("Pull complete") || status.starts_with("Already exists");
+                let e = j.layers.entry(l.clone()).or_insert(false);
+                *e |= done;
+            }
+            let line = match layer {
+                Some(l) => format!("{l}: {status}"),
+                None => status.clone(),
+            };
+            if j.lines.back() != Some(&line) {
+                if j.lines.len() == 10 {
+                    j.lines.pop_front();
+                }
+                j.lines.push_back(line);
+            }
+        }
+    }
+
+    fn finish(&self, job: &str, result: Result<String, String>) {
+        if let Some(j) = self.0.lock().unwrap_or_else(|e| e.into_inner()).get_mut(job) {
+            j.done = Some(result);
+        }
+    }
+
+    pub fn status(&self, job: &str) -> Option<crate::api::PullProgress> {
+        let jobs = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let j = jobs.get(job)?;
+        Some(crate::api::PullProgress {
+            image: j.image.clone(),
+            lines: j.lines.iter().cloned().collect(),
+            layers_done: j.layers.values().filter(|d| **d).count(),
+            layers_total: j.layers.len(),
+            done: j.done.clone(),
+        })
     }
 }
 
