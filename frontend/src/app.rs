@@ -197,7 +197,7 @@ fn Overview(session: SessionInfo, fleet: RwSignal<Fleet>) -> impl IntoView {
         match sort.get().as_str() {
             "name" => gs.sort_by(|a, b| a.title().cmp(b.title())),
             "cpu" => gs.sort_by(|a, b| b.cpu_percent.total_cmp(&a.cpu_percent)),
-            "memory" => gs.sort_by(|a, b| b.memory_bytes.cmp(&a.memory_bytes)),
+            "memory" => gs.sort_by_key(|g| std::cmp::Reverse(g.memory_bytes)),
             _ => {}
         }
         gs

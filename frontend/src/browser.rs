@@ -105,7 +105,7 @@ mod imp {
     pub fn regex(q: &str) -> Option<js_sys::RegExp> {
         // An invalid pattern matches nothing rather than throwing.
         let re = js_sys::Reflect::construct(
-            &js_sys::Function::from(js_sys::RegExp::new("x", "").constructor()),
+            &js_sys::RegExp::new("x", "").constructor(),
             &js_sys::Array::of2(&q.into(), &"gi".into()),
         )
         .ok()?;
