@@ -764,6 +764,10 @@ fn Logs() -> impl IntoView {
                 {move || if paused.get() { "Resume" } else { "Pause" }}
             </button>
             <a class="btn" href=move || format!("/api/logs/download?host={}&id={}&tail={}", host(), id(), tail()) download="">"Download"</a>
+            <span class="tails">
+                "Tail: "
+                {[100u32, 200, 1000, 5000].into_iter().map(|n| view! { <a href=format!("?tail={n}") class:active=move || tail() == n>{n}</a> " " }).collect_view()}
+            </span>
         </div>
         <Suspense fallback=|| view! { <p class="empty">"Loading…"</p> }>
             {move || Suspend::new(async move {

@@ -84,7 +84,7 @@ fn user(cmd: UserCommand) -> ExitCode {
             UserCommand::Passwd { name, role, users_file } => {
                 let store = UserStore::load(&users_file).map_err(|e| e.to_string())?;
                 store.passwd(&name, &read_password()?, role).map_err(|e| e.to_string())?;
-                Ok(format!("updated {name}; running consoles pick it up on their next start"))
+                Ok(format!("updated {name}"))
             }
             UserCommand::Remove { name, users_file } => {
                 let store = UserStore::load(&users_file).map_err(|e| e.to_string())?;

@@ -259,7 +259,31 @@ async fn the_console_in_a_real_browser() {
     let base = stack.web.clone();
     let c = browser(stack.driver_port).await;
 
-    // Unauthenticated: every page sends you to the login form.
+    // Unauthenticated: pages redirect to the login form, APIs answer 401,
+    // and pages carry a strict CSP with a per-response nonce.
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let r = http.get(format!("{base}/")).send().await.unwrap();
+    assert_eq!((r.status().as_u16(), r.headers()["location"].to_str().unwrap()), (303, "/login"));
+    assert_eq!(http.get(format!("{base}/api/live")).send().await.unwrap().status(), 401);
+    let r = http
+        .post(format!("{base}/api/fn/restart"))
+        .form(&[("host", "local"), ("id", web.id.as_str()), ("csrf", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "an anonymous restart is refused");
+    let r = http.get(format!("{base}/login")).send().await.unwrap();
+    let csp = r.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(csp.contains("script-src 'self' 'nonce-") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    let r = http
+        .post(format!("{base}/auth/login"))
+        .header("origin", "https://evil.example")
+        .form(&[("username", "admin1"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "a cross-site login POST is refused");
     c.goto(&base).await.unwrap();
     c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("form.login-form")).await.expect("login page");
 

@@ -195,7 +195,12 @@ pub async fn require_user(State(core): State<Arc<Core>>, mut req: Request, next:
         }
     }
     if user.is_none() {
-        user = cookie_value(req.headers(), COOKIE).and_then(|id| core.sessions.get(&id));
+        // A session lives only as long as its user: removed users are out at
+        // once, and a changed role applies to the next request.
+        user = cookie_value(req.headers(), COOKIE).and_then(|id| core.sessions.get(&id)).and_then(|mut u| {
+            u.role = core.users.role_of(&u.name)?;
+            Some(u)
+        });
     }
     match user {
         Some(u) => {

@@ -45,6 +45,9 @@ struct UsersFile {
 pub struct UserStore {
     path: PathBuf,
     users: RwLock<BTreeMap<String, User>>,
+    /// The file's modification time when last read: a change (say, by
+    /// `dockward-web user …` while the console runs) is picked up at once.
+    loaded: std::sync::Mutex<Option<std::time::SystemTime>>,
 }
 
 pub fn valid_name(name: &str) -> bool {
@@ -73,6 +76,12 @@ fn dummy_hash() -> &'static str {
 
 impl UserStore {
     pub fn load(path: &Path) -> Result<Self, UserError> {
+        let loaded = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        let users = Self::read(path)?;
+        Ok(Self { path: path.to_path_buf(), users: RwLock::new(users), loaded: std::sync::Mutex::new(loaded) })
+    }
+
+    fn read(path: &Path) -> Result<BTreeMap<String, User>, UserError> {
         let users = match std::fs::read(path) {
             Ok(bytes) => {
                 let f: UsersFile = serde_json::from_slice(&bytes)
@@ -82,7 +91,24 @@ impl UserStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(source) => return Err(UserError::Read { path: path.display().to_string(), source }),
         };
-        Ok(Self { path: path.to_path_buf(), users: RwLock::new(users) })
+        Ok(users)
+    }
+
+    /// Re-reads the file if it changed on disk. A file that became unreadable
+    /// keeps the last good copy (and says so in the log).
+    fn refresh(&self) {
+        let now = std::fs::metadata(&self.path).and_then(|m| m.modified()).ok();
+        let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        if now == *loaded {
+            return;
+        }
+        match Self::read(&self.path) {
+            Ok(users) => {
+                *self.users.write().unwrap_or_else(|e| e.into_inner()) = users;
+                *loaded = now;
+            }
+            Err(e) => tracing::warn!(error = %e, "users file changed but cannot be read; keeping the previous one"),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -95,6 +121,7 @@ impl UserStore {
 
     /// Checks a password; the same work is done whether or not the user exists.
     pub fn verify(&self, name: &str, password: &str) -> Option<Role> {
+        self.refresh();
         let user = self.users.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned();
         let hash = user.as_ref().map(|u| u.hash.clone()).unwrap_or_else(|| dummy_hash().to_owned());
         let ok = PasswordHash::new(&hash)
@@ -103,7 +130,9 @@ impl UserStore {
         user.filter(|_| ok).map(|u| u.role)
     }
 
+    /// The user's current role (re-reading the file if it changed).
     pub fn role_of(&self, name: &str) -> Option<Role> {
+        self.refresh();
         self.users.read().unwrap_or_else(|e| e.into_inner()).get(name).map(|u| u.role)
     }
 
@@ -159,7 +188,10 @@ impl UserStore {
         let mut f =
             std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(err)?;
         f.write_all(&body).and_then(|_| f.sync_all()).map_err(err)?;
-        std::fs::rename(&tmp, &self.path).map_err(err)
+        std::fs::rename(&tmp, &self.path).map_err(err)?;
+        *self.loaded.lock().unwrap_or_else(|e| e.into_inner()) =
+            std::fs::metadata(&self.path).and_then(|m| m.modified()).ok();
+        Ok(())
     }
 }
 
@@ -193,6 +225,13 @@ mod tests {
         let s2 = UserStore::load(&p).unwrap();
         s2.passwd("alice", "a new long password", Some(Role::Operator)).unwrap();
         assert_eq!(s2.verify("alice", "a new long password"), Some(Role::Operator));
+        // Another process changes the file: a running store sees it at once.
+        let other = UserStore::load(&p).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        other.add("bob", Role::Viewer, "bobs long password").unwrap();
+        assert_eq!(s2.verify("bob", "bobs long password"), Some(Role::Viewer));
+        other.remove("bob").unwrap();
+        assert_eq!(s2.role_of("bob"), None);
         s2.remove("alice").unwrap();
         assert!(UserStore::load(&p).unwrap().is_empty());
         use std::os::unix::fs::PermissionsExt;
