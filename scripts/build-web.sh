@@ -27,4 +27,8 @@ mkdir -p "$site/pkg"
 "$bindgen" --target web --no-typescript --out-dir "$site/pkg" --out-name dockward \
   "$target/wasm32-unknown-unknown/wasm-release/dockward_frontend.wasm"
 cp frontend/style/dockward.css "$site/pkg/dockward.css"
+# Pre-compressed copies: the asset service sends them to browsers that accept gzip.
+for f in "$site/pkg/dockward.js" "$site/pkg/dockward_bg.wasm" "$site/pkg/dockward.css"; do
+  gzip -9 -k -f "$f"
+done
 ls -l "$site/pkg" | awk 'NR > 1 { printf "  %-22s %8d bytes\n", $9, $5 }'

@@ -21,7 +21,8 @@ if [ ${#need[@]} -gt 0 ]; then
   say "installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # With recommends: chromium needs its fonts for readable screenshots.
+  apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
 # -- the Docker engine ------------------------------------------------------

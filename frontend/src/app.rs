@@ -959,41 +959,13 @@ mod tests {
     use shared::{ContainerState, ContainerSummary, Health};
 
     fn container(name: &str, project: Option<&str>, state: ContainerState, status: &str) -> ContainerSummary {
-        ContainerSummary {
-            id: format!("{name}-id"),
-            name: name.into(),
-            image: "img:1".into(),
-            image_id: "sha256:x".into(),
-            state,
-            status: status.into(),
-            health: Health::None,
-            created: 0,
-            started_at: None,
-            finished_at: None,
-            restart_count: 0,
-            restart_policy: "no".into(),
-            compose_project: project.map(String::from),
-            compose_service: None,
-            ports: vec![],
-            networks: vec![],
-            mounts: vec![],
-            labels: Default::default(),
-            protected: false,
-            stats: None,
-        }
+        crate::model::fixtures::container(name, project, state, Health::None, status)
     }
 
     fn fleet(containers: Vec<ContainerSummary>) -> Fleet {
-        Fleet {
-            hosts: vec![HostView {
-                name: "h1".into(),
-                status: HostStatus::Connected,
-                containers,
-                volume_sizes: Default::default(),
-                cpu_history: Default::default(),
-            }],
-            at_ms: 0,
-        }
+        let mut f = crate::model::fixtures::fleet(containers);
+        f.hosts[0].name = "h1".into();
+        f
     }
 
     fn session(role: Role) -> SessionInfo {

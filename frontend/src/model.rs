@@ -389,10 +389,10 @@ pub fn sparkline_points(values: &[f64], w: f64, h: f64) -> String {
         .join(" ")
 }
 
+/// Test fixtures shared by the model's and the pages' tests.
 #[cfg(test)]
-mod tests {
+pub(crate) mod fixtures {
     use super::*;
-    use shared::{PortMapping, StatsSample};
 
     pub fn container(
         name: &str,
@@ -425,7 +425,7 @@ mod tests {
         }
     }
 
-    fn fleet(containers: Vec<ContainerSummary>) -> Fleet {
+    pub fn fleet(containers: Vec<ContainerSummary>) -> Fleet {
         Fleet {
             hosts: vec![HostView {
                 name: "a".into(),
@@ -437,6 +437,13 @@ mod tests {
             at_ms: 0,
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{container, fleet};
+    use super::*;
+    use shared::{PortMapping, StatsSample};
 
     #[test]
     fn badges() {
