@@ -123,7 +123,7 @@ pub struct ServeArgs {
     #[arg(long, env = "DOCKWARD_RATE_AUTH_FAILURE", default_value = "10/min", value_parser = parse_rate)]
     pub rate_auth_failure: Rate,
 
-    /// Longest a `follow=true` log stream stays open.
+    /// Longest a streaming response (log follow, events) stays open; clients reconnect.
     #[arg(long, env = "DOCKWARD_LOG_FOLLOW_MAX", default_value = "1h", value_parser = parse_duration)]
     pub log_follow_max: Duration,
     /// Most concurrent streaming responses (log follow, events, pull).

@@ -16,14 +16,17 @@ use crate::events::HubMessage;
 
 pub async fn events(State(app): State<App>, NoQuery: NoQuery) -> Result<Response, ApiError> {
     let permit = super::stream_permit(&app)?;
-    let stream = BroadcastStream::new(app.events.subscribe()).map(move |msg| {
-        let _ = &permit;
-        let ev = match msg {
-            Ok(HubMessage::Event(e)) => Event::default().event("container").json_data(&e).unwrap_or_default(),
-            // A slow client skipped messages: tell it to refetch rather than grow a queue.
-            Ok(HubMessage::Resync) | Err(_) => Event::default().event("resync").data("refetch"),
-        };
-        Ok::<_, Infallible>(ev)
-    });
+    // Bounded lifetime, like log follows: clients reconnect (EventSource does by itself).
+    let stream = BroadcastStream::new(app.events.subscribe())
+        .take_until(tokio::time::sleep(app.settings.log_follow_max))
+        .map(move |msg| {
+            let _ = &permit;
+            let ev = match msg {
+                Ok(HubMessage::Event(e)) => Event::default().event("container").json_data(&e).unwrap_or_default(),
+                // A slow client skipped messages: tell it to refetch rather than grow a queue.
+                Ok(HubMessage::Resync) | Err(_) => Event::default().event("resync").data("refetch"),
+            };
+            Ok::<_, Infallible>(ev)
+        });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
 }
