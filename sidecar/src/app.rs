@@ -33,7 +33,6 @@ use crate::verbs;
 pub struct Settings {
     pub log_follow_max: Duration,
     pub pull_registries: Vec<String>,
-    pub disk_ttl: Duration,
 }
 
 pub struct AppState {
@@ -200,7 +199,7 @@ async fn authenticate(State(app): State<App>, mut req: Request, next: Next) -> R
     // compared, and unaudited (one record said so when it was blocked).
     if let Some(p) = peer {
         if let Some(retry) = app.limits.auth_blocked(p.ip()) {
-            app.metrics.cache_lookup("auth_blocked", true);
+            app.metrics.auth_refused_blocked.inc();
             let mut resp = ApiError::RateLimited { retry_after_secs: retry }.into_response();
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             return resp;

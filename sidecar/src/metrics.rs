@@ -17,6 +17,7 @@ pub struct Metrics {
     pub containers_tracked: Gauge,
     pub audit_records: Family<Labels, Counter>,
     pub docker_up: Gauge,
+    pub auth_refused_blocked: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -48,7 +49,22 @@ impl Default for Metrics {
         registry.register("audit_records", "Audit records written by outcome", audit_records.clone());
         let docker_up = Gauge::default();
         registry.register("docker_up", "1 when the Docker engine answered the last health probe", docker_up.clone());
-        Self { registry, requests, docker_latency, cache, containers_tracked, audit_records, docker_up }
+        let auth_refused_blocked = Counter::default();
+        registry.register(
+            "auth_refused_blocked",
+            "Requests refused unaudited because their address is over its failed-auth budget",
+            auth_refused_blocked.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            docker_latency,
+            cache,
+            containers_tracked,
+            audit_records,
+            docker_up,
+            auth_refused_blocked,
+        }
     }
 }
 
@@ -60,14 +76,6 @@ impl Metrics {
 
     pub fn docker_call(&self, call: &'static str, seconds: f64) {
         self.docker_latency.get_or_create(&vec![("call", call.to_owned())]).observe(seconds);
-    }
-
-    /// How many engine calls of this kind were made so far (the histogram's count).
-    pub fn docker_calls(&self, call: &'static str) -> u64 {
-        let mut text = String::new();
-        let _ = encode(&mut text, &self.registry);
-        let needle = format!("dockward_docker_call_duration_seconds_count{{call=\"{call}\"}} ");
-        text.lines().find_map(|l| l.strip_prefix(&needle)).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
     }
 
     pub fn render(&self) -> String {

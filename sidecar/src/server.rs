@@ -86,7 +86,6 @@ impl Server {
                     .map(|s| s.trim().to_owned())
                     .filter(|s| !s.is_empty())
                     .collect(),
-                disk_ttl: args.disk_ttl,
             },
         });
         let listener =

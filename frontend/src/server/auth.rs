@@ -83,11 +83,6 @@ impl Sessions {
     pub fn remove(&self, id: &str) {
         self.map.write().unwrap_or_else(|e| e.into_inner()).remove(id);
     }
-
-    /// Ends every session of a user (after a password change or removal).
-    pub fn remove_user(&self, name: &str) {
-        self.map.write().unwrap_or_else(|e| e.into_inner()).retain(|_, s| s.name != name);
-    }
 }
 
 /// Forward-auth settings: trusted proxies and the group → role mapping.
@@ -150,13 +145,13 @@ impl ForwardAuth {
             .filter_map(|g| self.group_roles.iter().find(|(n, _)| n == g).map(|(_, r)| *r))
             .max();
         let Some(role) = role else { return Some(Err("none of your groups grants access to dockward")) };
-        let csrf = hex::encode(sha_like(&format!("{}:{name}", self.csrf_key)));
+        let csrf = hex::encode(csrf_digest(&format!("{}:{name}", self.csrf_key)));
         Some(Ok(CurrentUser { name, role, csrf, session: None }))
     }
 }
 
-/// A keyed digest for forward-auth CSRF tokens.
-fn sha_like(s: &str) -> [u8; 32] {
+/// The CSRF token of a forward-auth user: SHA-256 of a per-process key and the name.
+fn csrf_digest(s: &str) -> [u8; 32] {
     use sha2::Digest;
     sha2::Sha256::digest(s.as_bytes()).into()
 }

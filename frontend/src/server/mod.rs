@@ -320,8 +320,3 @@ impl Pulls {
         })
     }
 }
-
-/// `<meta>`-safe CSRF token for forms rendered by the server.
-pub fn csrf_of(parts: &axum::http::request::Parts) -> Option<String> {
-    parts.extensions.get::<CurrentUser>().map(|u| u.csrf.clone())
-}

@@ -225,7 +225,6 @@ pub fn verify(active: &Path) -> io::Result<VerifyReport> {
     let mut report = VerifyReport { files: files.len(), ..Default::default() };
     let mut expected_seq = 1u64;
     let mut prev = GENESIS.to_owned();
-    let mut hashes_by_seq_tail: Option<(u64, String)> = None;
     let checkpoint = read_checkpoint(active).unwrap_or_else(|e| {
         report.problems.push(format!("checkpoint unreadable: {e}"));
         None
@@ -272,12 +271,11 @@ pub fn verify(active: &Path) -> io::Result<VerifyReport> {
                     report.last_seq = rec.seq;
                 }
             }
-            prev = hash.clone();
-            hashes_by_seq_tail = Some((report.last_seq, hash));
+            prev = hash;
             report.records += 1;
         }
     }
-    report.last_hash = hashes_by_seq_tail.map(|(_, h)| h);
+    report.last_hash = (report.records > 0).then_some(prev);
     match checkpoint {
         None => report.problems.push(format!(
             "no checkpoint at {}: records cut from the end could not be detected",

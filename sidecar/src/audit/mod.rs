@@ -121,22 +121,20 @@ impl AuditLog {
             .name("audit-writer".into())
             .spawn(move || writer.run(rx))
             .map_err(chain::io_err(path))?;
-        let log = Self { tx, path: Arc::new(path.to_path_buf()), metrics };
         if repair.torn_bytes > 0 {
             tracing::warn!(
                 bytes = repair.torn_bytes,
                 "audit log ended in a torn record (crash mid-write); cut it and continuing the chain"
             );
             let caller = Caller { request_id: "startup".into(), client: "sidecar".into(), actor: None };
-            let mut d = Draft::new(&caller, "audit.repair");
-            d.param("torn_bytes", repair.torn_bytes);
-            let log2 = log.clone();
-            // Queued before any request can be served: the writer handles it first.
-            tokio::spawn(async move {
-                let _ = log2.commit(d, Outcome::Ok, Some("cut a torn last line left by a crash".into())).await;
-            });
+            let mut draft = Draft::new(&caller, "audit.repair");
+            draft.param("torn_bytes", repair.torn_bytes);
+            // Queued on the empty channel before the log is handed out, so it is the writer's first record.
+            let (ack, _) = oneshot::channel();
+            let message = Some("cut a torn last line left by a crash".into());
+            let _ = tx.try_send(Pending { draft, outcome: Outcome::Ok, message, ack });
         }
-        Ok(log)
+        Ok(Self { tx, path: Arc::new(path.to_path_buf()), metrics })
     }
 
     pub fn path(&self) -> &Path {
