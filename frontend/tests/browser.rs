@@ -5,30 +5,14 @@
 //! assets built by `scripts/build-web.sh`; fails loudly without them.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
+use testkit::browser::*;
 use testkit::*;
 
 const PASSWORD: &str = "correct horse battery staple";
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_port(port: u16, what: &str) {
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(30), "{what} did not start on port {port}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// Built binaries sit two levels above this test executable (target/<profile>/).
 fn sibling_bin(name: &str) -> PathBuf {
@@ -69,15 +53,10 @@ struct Stack {
     web: String,
     _procs: Vec<Proc>,
     _dir: tempfile::TempDir,
-    driver_port: u16,
+    driver: Driver,
 }
 
 fn start_stack(scope: &str) -> Stack {
-    let chromedriver = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .expect("chromedriver is not installed (apt-get install chromium chromium-driver)");
-    assert!(Path::new("/usr/bin/chromium").exists(), "chromium is not installed (apt-get install chromium)");
     let dir = tempfile::tempdir().unwrap();
     let secrets = dir.path().join("secrets");
     std::fs::create_dir_all(&secrets).unwrap();
@@ -117,98 +96,12 @@ fn start_stack(scope: &str) -> Stack {
     let web = Proc(web);
     wait_port(web_port, "dockward-web");
 
-    let driver_port = free_port();
-    let driver = Command::new(chromedriver)
-        .arg(format!("--port={driver_port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let driver = Proc(driver);
-    wait_port(driver_port, "chromedriver");
-    Stack { web: format!("http://127.0.0.1:{web_port}"), _procs: vec![driver, web, sidecar], _dir: dir, driver_port }
-}
-
-async fn browser(driver_port: u16) -> Client {
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        serde_json::json!({
-            "binary": "/usr/bin/chromium",
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1000",
-                     "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-        }),
-    );
-    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{driver_port}"))
-        .await
-        .expect("chromedriver session")
-}
-
-async fn text(c: &Client, css: &str) -> String {
-    c.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).text().await.unwrap()
-}
-
-/// Polls the page (no reload) until `css` has `want` in its text.
-async fn wait_text(c: &Client, css: &str, want: &str, secs: u64) -> String {
-    let start = Instant::now();
-    loop {
-        if let Ok(e) = c.find(Locator::Css(css)).await {
-            if let Ok(t) = e.text().await {
-                if t.contains(want) {
-                    return t;
-                }
-            }
-        }
-        if start.elapsed() > Duration::from_secs(secs) {
-            let got = c.find(Locator::Css(css)).await.ok();
-            let got = match got {
-                Some(e) => e.text().await.unwrap_or_default(),
-                None => "(missing)".into(),
-            };
-            panic!("{css} never showed {want:?} within {secs}s; it shows {got:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    Stack {
+        web: format!("http://127.0.0.1:{web_port}"),
+        _procs: vec![web, sidecar],
+        _dir: dir,
+        driver: Driver::start(),
     }
-}
-
-async fn hydrated(c: &Client) {
-    c.wait()
-        .at_most(Duration::from_secs(20))
-        .for_element(Locator::Css("body[data-hydrated]"))
-        .await
-        .expect("page hydrates");
-}
-
-async fn login(c: &Client, base: &str, user: &str) {
-    c.goto(&format!("{base}/login")).await.unwrap();
-    c.find(Locator::Css("input[name=username]")).await.unwrap().send_keys(user).await.unwrap();
-    c.find(Locator::Css("input[name=password]")).await.unwrap().send_keys(PASSWORD).await.unwrap();
-    c.find(Locator::Css("#login")).await.unwrap().click().await.unwrap();
-    if c.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css("#headline")).await.is_err() {
-        let url = c.current_url().await.map(|u| u.to_string()).unwrap_or_default();
-        let src = c.source().await.unwrap_or_default();
-        screenshot(c, "failure").await;
-        panic!("no overview after logging in as {user}: at {url}\n{}", &src[..src.len().min(3000)]);
-    }
-    hydrated(c).await;
-}
-
-async fn logout(c: &Client) {
-    c.find(Locator::Css("form[action='/auth/logout'] button")).await.unwrap().click().await.unwrap();
-    c.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css("form.login-form"))
-        .await
-        .expect("back at login");
-}
-
-async fn screenshot(c: &Client, name: &str) {
-    let png = c.screenshot().await.unwrap();
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
 }
 
 async fn session_and_csrf(c: &Client) -> (String, String) {
@@ -257,7 +150,7 @@ async fn the_console_in_a_real_browser() {
 
     let stack = start_stack(&scope);
     let base = stack.web.clone();
-    let c = browser(stack.driver_port).await;
+    let c = stack.driver.session().await;
 
     // Unauthenticated: pages redirect to the login form, APIs answer 401,
     // and pages carry a strict CSP with a per-response nonce.
@@ -288,7 +181,7 @@ async fn the_console_in_a_real_browser() {
     c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("form.login-form")).await.expect("login page");
 
     // 1. Log in; the overview shows the app cards with the right badges.
-    login(&c, &base, "admin1").await;
+    login(&c, &base, "admin1", PASSWORD).await;
     wait_text(&c, "#headline", "All 4 containers healthy", 15).await;
     let shop = c.find(Locator::Css("article[data-app='shop']")).await.expect("a card for the shop project");
     assert!(shop.attr("class").await.unwrap().unwrap().contains("badge-green"));
@@ -333,7 +226,7 @@ async fn the_console_in_a_real_browser() {
     logout(&c).await;
 
     // 4. A viewer sees no restart button, and a crafted POST is refused.
-    login(&c, &base, "viewer1").await;
+    login(&c, &base, "viewer1", PASSWORD).await;
     assert!(c.find_all(Locator::Css("button.restart")).await.unwrap().is_empty(), "viewers get no restart button");
     let (cookie, csrf) = session_and_csrf(&c).await;
     let before = web.started_at();
@@ -344,17 +237,8 @@ async fn the_console_in_a_real_browser() {
     logout(&c).await;
 
     // 5. An operator restarts: StartedAt changes; the protected one has no button and is refused anyway.
-    login(&c, &base, "operator1").await;
-    let row = format!("li[data-container='{}']", web.name);
-    c.find(Locator::Css(&format!("{row} summary .badge"))).await.unwrap().click().await.unwrap();
-    let Ok(button) = c.find(Locator::Css(&format!("{row} button.restart"))).await else {
-        let html = c.find(Locator::Css(&row)).await.unwrap().html(false).await.unwrap();
-        let logs = c.execute("return document.title", vec![]).await.unwrap();
-        panic!("no restart button for the operator in {html} ({logs})");
-    };
-    button.click().await.unwrap();
-    c.find(Locator::Css(&format!("{row} button.confirm-restart"))).await.unwrap().click().await.unwrap();
-    wait_text(&c, &format!("{row} .outcome"), "Restarted", 30).await;
+    login(&c, &base, "operator1", PASSWORD).await;
+    restart_from_overview(&c, &web.name).await;
     assert_ne!(web.started_at(), before, "StartedAt must change");
     let db_row = format!("li[data-container='{}']", db.name);
     assert!(c.find(Locator::Css(&format!("{db_row} .lock"))).await.is_ok(), "protected rows show a lock");
@@ -379,7 +263,7 @@ async fn the_console_in_a_real_browser() {
     logout(&c).await;
 
     // 7. The audit page names the operator who restarted.
-    login(&c, &base, "admin1").await;
+    login(&c, &base, "admin1", PASSWORD).await;
     c.goto(&format!("{base}/audit")).await.unwrap();
     hydrated(&c).await;
     let audit = wait_text(&c, "#audit", "operator1", 10).await;

@@ -83,7 +83,7 @@ pub fn router(app: App) -> Router {
                     let id = req.extensions().get::<RequestId>().map(|r| r.0.as_str()).unwrap_or("-");
                     tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
                 })
-                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+                .on_response(DefaultOnResponse::new().level(tracing::Level::DEBUG)),
         )
         .layer(middleware::from_fn(request_id))
         .with_state(app)

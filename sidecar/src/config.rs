@@ -31,6 +31,9 @@ pub enum Command {
     /// Work with the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Create or replace shared-secret files (first run, more hosts, rotation).
+    #[command(subcommand)]
+    Secret(SecretCommand),
     /// Probe a running sidecar's /healthz; exit 0 when it answers ok. Needs no shell or curl.
     Healthcheck {
         /// The sidecar to probe.
@@ -43,6 +46,14 @@ pub enum Command {
 pub enum AuditCommand {
     /// Verify the hash chain of an audit log (the active file; rotated siblings and the checkpoint are found beside it).
     Verify { file: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Create FILE with a new random secret unless it already holds one (idempotent).
+    Init { file: PathBuf },
+    /// Replace FILE with the secret read from standard input (one line, at least 32 bytes).
+    Set { file: PathBuf },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

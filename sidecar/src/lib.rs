@@ -10,6 +10,7 @@ pub mod error;
 pub mod events;
 pub mod metrics;
 pub mod policy;
+pub mod provision;
 pub mod ratelimit;
 pub mod server;
 pub mod stats;

@@ -6,13 +6,15 @@ use std::time::Duration;
 
 use clap::Parser;
 use sidecar::audit::chain;
-use sidecar::config::{AuditCommand, Cli, Command, LogFormat, ServeArgs};
+use sidecar::config::{AuditCommand, Cli, Command, LogFormat, SecretCommand, ServeArgs};
+use sidecar::provision;
 use sidecar::server::Server;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Audit(AuditCommand::Verify { file })) => verify(&file),
+        Some(Command::Secret(cmd)) => secret(cmd),
         Some(Command::Healthcheck { addr }) => healthcheck(addr),
         Some(Command::Serve(args)) => serve(*args),
         None => serve(cli.serve),
@@ -55,7 +57,10 @@ fn serve(args: ServeArgs) -> ExitCode {
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DOCKWARD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Human => builder.init(),
@@ -103,6 +108,36 @@ fn verify(file: &Path) -> ExitCode {
         }
         Err(e) => {
             eprintln!("dockward-sidecar: cannot verify {}: {e}", file.display());
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `secret init FILE` / `secret set FILE`: a clear message and exit 2 on error.
+fn secret(cmd: SecretCommand) -> ExitCode {
+    let result = match &cmd {
+        SecretCommand::Init { file } => provision::init(file).map(|outcome| match outcome {
+            provision::Outcome::Created => format!("created a new secret in {}", file.display()),
+            provision::Outcome::Kept => format!("{} already holds a secret; kept it", file.display()),
+        }),
+        SecretCommand::Set { file } => {
+            let mut input = Vec::new();
+            match std::io::stdin().lock().take(4096).read_to_end(&mut input) {
+                Ok(_) => provision::set(file, &input).map(|()| format!("replaced the secret in {}", file.display())),
+                Err(e) => {
+                    eprintln!("dockward-sidecar: cannot read the secret from standard input: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    };
+    match result {
+        Ok(msg) => {
+            eprintln!("dockward-sidecar: {msg}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("dockward-sidecar: {e}");
             ExitCode::from(2)
         }
     }

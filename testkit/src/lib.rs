@@ -10,6 +10,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "browser")]
+pub mod browser;
+
 pub const IMAGE: &str = "dockward-test:3";
 pub const TEST_LABEL: &str = "dockward.test";
 

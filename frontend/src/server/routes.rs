@@ -57,7 +57,7 @@ impl Server {
         .map_err(StartError::Config)?;
         let users = Arc::new(UserStore::load(&args.users_file)?);
         if users.is_empty() && !forward_auth.enabled() {
-            let password = users::random_password();
+            let password = users::random_password()?;
             users.add("admin", Role::Admin, &password)?;
             // Shown once, so a fresh install is usable without reading code.
             tracing::warn!(

@@ -29,6 +29,8 @@ pub enum UserError {
     Missing(String),
     #[error("password hashing failed: {0}")]
     Hash(String),
+    #[error("cannot get random bytes: {0}")]
+    Random(String),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -196,10 +198,10 @@ impl UserStore {
 }
 
 /// A random password for the first admin.
-pub fn random_password() -> String {
+pub fn random_password() -> Result<String, UserError> {
     let mut b = [0u8; 15];
-    let _ = getrandom::fill(&mut b);
-    hex::encode(b)
+    getrandom::fill(&mut b).map_err(|e| UserError::Random(e.to_string()))?;
+    Ok(hex::encode(b))
 }
 
 #[cfg(test)]

@@ -18,6 +18,24 @@ use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::policy::Policy;
 
+/// When the engine's unix socket exists but this process may not open it, the
+/// fix in one line: the socket's group, to be given to the sidecar.
+fn socket_access_hint(host: &str) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let path = host.strip_prefix("unix://")?;
+    match std::os::unix::net::UnixStream::connect(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            let gid = std::fs::metadata(path).map(|m| m.gid().to_string()).unwrap_or_else(|_| "?".into());
+            Some(format!(
+                "permission denied on {path}: it belongs to group {gid}, which this process is not in; \
+                 run the sidecar with that supplementary group (compose: DOCKER_GID={gid})"
+            ))
+        }
+        Err(e) => Some(format!("cannot open {path}: {e}")),
+        Ok(_) => None,
+    }
+}
+
 /// A container the caller named, resolved to exactly one full id.
 #[derive(Debug, Clone)]
 pub struct Resolved {
@@ -35,6 +53,8 @@ pub struct Engine {
     host: String,
     up: AtomicBool,
     negotiated: AtomicBool,
+    /// Whether the reason the socket cannot be opened has been logged.
+    hinted: AtomicBool,
     pub policy: Arc<Policy>,
     metrics: Arc<Metrics>,
     /// Inspect results by full id; dropped on lifecycle events, short TTL as a backstop.
@@ -56,6 +76,7 @@ impl Engine {
             host: host.to_owned(),
             up: AtomicBool::new(false),
             negotiated: AtomicBool::new(false),
+            hinted: AtomicBool::new(false),
             policy,
             metrics,
             inspect_cache: Cache::builder().max_capacity(10_000).time_to_live(Duration::from_secs(30)).build(),
@@ -104,6 +125,11 @@ impl Engine {
         if !ok {
             if was {
                 tracing::warn!("the Docker engine is unreachable; serving cached data, refusing mutations");
+            }
+            if !self.hinted.swap(true, Ordering::Relaxed) {
+                if let Some(hint) = socket_access_hint(&self.host) {
+                    tracing::error!("{hint}");
+                }
             }
             // Negotiate again when it returns: it may be another version.
             self.negotiated.store(false, Ordering::Relaxed);

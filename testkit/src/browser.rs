@@ -1,0 +1,153 @@
+//! Headless Chromium over WebDriver (Debian's `chromium` and `chromium-driver`),
+//! and the few page helpers the console's browser tests share. Fails loudly
+//! when the browser is missing; nothing here skips.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+
+/// A child process killed when the test ends (or panics).
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits until something accepts connections on 127.0.0.1:`port`.
+pub fn wait_port(port: u16, what: &str) {
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(30), "{what} did not start on port {port}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A running chromedriver; `session()` opens a headless Chromium.
+pub struct Driver {
+    pub port: u16,
+    _proc: Proc,
+}
+
+impl Driver {
+    pub fn start() -> Self {
+        let chromedriver = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("chromedriver is not installed (apt-get install chromium chromium-driver)");
+        assert!(Path::new("/usr/bin/chromium").exists(), "chromium is not installed (apt-get install chromium)");
+        let port = crate::free_port();
+        let child = Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let proc = Proc(child);
+        wait_port(port, "chromedriver");
+        Self { port, _proc: proc }
+    }
+
+    /// A new browser session (closed networking, as the sandbox requires).
+    pub async fn session(&self) -> Client {
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1000",
+                         "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+            }),
+        );
+        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await
+            .expect("chromedriver session")
+    }
+}
+
+pub async fn text(c: &Client, css: &str) -> String {
+    c.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).text().await.unwrap()
+}
+
+/// Polls the page (no reload) until `css` has `want` in its text.
+pub async fn wait_text(c: &Client, css: &str, want: &str, secs: u64) -> String {
+    let start = Instant::now();
+    loop {
+        if let Ok(e) = c.find(Locator::Css(css)).await {
+            if let Ok(t) = e.text().await {
+                if t.contains(want) {
+                    return t;
+                }
+            }
+        }
+        if start.elapsed() > Duration::from_secs(secs) {
+            let got = match c.find(Locator::Css(css)).await.ok() {
+                Some(e) => e.text().await.unwrap_or_default(),
+                None => "(missing)".into(),
+            };
+            panic!("{css} never showed {want:?} within {secs}s; it shows {got:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits for the page's wasm to take over (the app marks `<body data-hydrated>`).
+pub async fn hydrated(c: &Client) {
+    c.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("body[data-hydrated]"))
+        .await
+        .expect("page hydrates");
+}
+
+/// Logs in through the form and waits for the hydrated overview.
+pub async fn login(c: &Client, base: &str, user: &str, password: &str) {
+    c.goto(&format!("{base}/login")).await.unwrap();
+    c.find(Locator::Css("input[name=username]")).await.unwrap().send_keys(user).await.unwrap();
+    c.find(Locator::Css("input[name=password]")).await.unwrap().send_keys(password).await.unwrap();
+    c.find(Locator::Css("#login")).await.unwrap().click().await.unwrap();
+    if c.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css("#headline")).await.is_err() {
+        let url = c.current_url().await.map(|u| u.to_string()).unwrap_or_default();
+        let src = c.source().await.unwrap_or_default();
+        screenshot(c, "failure").await;
+        panic!("no overview after logging in as {user}: at {url}\n{}", &src[..src.len().min(3000)]);
+    }
+    hydrated(c).await;
+}
+
+pub async fn logout(c: &Client) {
+    c.find(Locator::Css("form[action='/auth/logout'] button")).await.unwrap().click().await.unwrap();
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("form.login-form"))
+        .await
+        .expect("back at login");
+}
+
+/// Saves a PNG under docs/screenshots/ (the README shows some of them).
+pub async fn screenshot(c: &Client, name: &str) {
+    let png = c.screenshot().await.unwrap();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+}
+
+/// Restarts a container from its row on the overview: open the row, click
+/// restart, confirm, and wait for the outcome.
+pub async fn restart_from_overview(c: &Client, container_name: &str) {
+    let row = format!("li[data-container='{container_name}']");
+    c.find(Locator::Css(&format!("{row} summary .badge"))).await.unwrap().click().await.unwrap();
+    let Ok(button) = c.find(Locator::Css(&format!("{row} button.restart"))).await else {
+        let html = c.find(Locator::Css(&row)).await.unwrap().html(false).await.unwrap();
+        panic!("no restart button in {html}");
+    };
+    button.click().await.unwrap();
+    c.find(Locator::Css(&format!("{row} button.confirm-restart"))).await.unwrap().click().await.unwrap();
+    wait_text(c, &format!("{row} .outcome"), "Restarted", 30).await;
+}
