@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The project's one test command (see README): installs what is missing on a
 # Debian machine that has the Rust toolchain, starts dockerd if it is not
-# running, then checks formatting and lints, builds the browser assets, and
-# runs every test: unit, against the real Docker engine, and in headless
-# Chromium. Needs root for apt and dockerd.
+# running, then checks formatting and lints, builds the browser assets and the
+# two images, and runs every test: unit, against the real Docker engine, in
+# headless Chromium, and the compose stack itself. Needs root for apt and dockerd.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +14,7 @@ need=()
 command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
+command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
@@ -64,6 +65,13 @@ cargo clippy -q -p dockward-frontend --lib --target wasm32-unknown-unknown --no-
 
 say "browser assets (wasm + JS + CSS)"
 bash scripts/build-web.sh
+
+say "compose files are valid (docker-compose $(docker-compose version --short))"
+docker-compose -f compose.yaml config -q
+DOCKWARD_SIDECAR_BIND=10.0.0.2 docker-compose -f compose.sidecar.yaml config -q
+
+say "images: static binaries on scratch (scripts/build-images.sh)"
+bash scripts/build-images.sh
 
 say "cargo test"
 cargo test --workspace

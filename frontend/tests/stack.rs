@@ -311,16 +311,32 @@ async fn the_compose_stack_runs_hardened_and_keeps_its_audit_log() {
     let before = target.started_at();
     restart_from_overview(&c, &target.name).await;
     assert_ne!(target.started_at(), before, "the restart did not happen");
-    c.close().await.unwrap();
-    let restart = |records: &[serde_json::Value]| {
-        records
-            .iter()
-            .find(|r| r["verb"] == "restart" && r["target"] == target.id.as_str() && r["outcome"] == "ok")
-            .cloned()
+    let restarts = || {
+        audit_records()
+            .into_iter()
+            .filter(|r| r["verb"] == "restart" && r["target"] == target.id.as_str() && r["outcome"] == "ok")
+            .collect::<Vec<_>>()
     };
-    let record = restart(&audit_records()).unwrap_or_else(|| panic!("no restart record in {}", audit_file().display()));
+    let record =
+        restarts().first().cloned().unwrap_or_else(|| panic!("no restart record in {}", audit_file().display()));
     assert_eq!(record["actor"], "admin", "{record}");
     assert!(verify_audit_volume().starts_with("ok:"));
+
+    // Rotating the secret with the init image: nothing restarts, the console switches keys, nothing is refused.
+    compose(&["run", "--rm", "init", "secret", "rotate", "/run/secrets/local"]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    c.goto(WEB).await.unwrap();
+    hydrated(&c).await;
+    let before = target.started_at();
+    restart_from_overview(&c, &target.name).await;
+    assert_ne!(target.started_at(), before, "the restart after the rotation did not happen");
+    let after = restarts();
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert_ne!(after[1]["client"], record["client"], "the console still uses the old secret");
+    compose(&["run", "--rm", "init", "secret", "retire", "/run/secrets/local"]);
+    let refused: Vec<_> = audit_records().into_iter().filter(|r| r["verb"] == "auth").collect();
+    assert_eq!(refused, Vec::<serde_json::Value>::new(), "the rotation made the sidecar refuse the console");
+    c.close().await.unwrap();
 
     // `down` leaves nothing running; the volumes stay.
     compose(&["down"]);
@@ -331,8 +347,7 @@ async fn the_compose_stack_runs_hardened_and_keeps_its_audit_log() {
     // `up` again: the same log with the record in it, the chain intact, the same admin.
     compose(&["up", "-d"]);
     wait_healthy("second run").await;
-    let records = audit_records();
-    assert_eq!(restart(&records).as_ref(), Some(&record), "the restart record survived down/up unchanged");
+    assert_eq!(restarts().first(), Some(&record), "the restart record survived down/up unchanged");
     assert!(verify_audit_volume().starts_with("ok:"));
     assert_eq!(login_redirect(&password).await, "/", "the first admin still logs in after down/up");
     assert_eq!(login_redirect("not the password").await, "/login?error=invalid");

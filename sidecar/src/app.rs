@@ -19,7 +19,7 @@ use tokio::sync::Semaphore;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::audit::{AuditLog, Caller, Draft};
-use crate::auth::Secrets;
+use crate::auth::SecretStore;
 use crate::docker::Engine;
 use crate::error::{ApiError, ErrorMessage};
 use crate::events::EventHub;
@@ -40,7 +40,7 @@ pub struct AppState {
     pub stats: Arc<StatsCache>,
     pub events: EventHub,
     pub audit: AuditLog,
-    pub secrets: Secrets,
+    pub secrets: SecretStore,
     pub limits: RateLimits,
     pub metrics: Arc<Metrics>,
     pub disk: verbs::disk::DiskCache,
@@ -205,8 +205,15 @@ async fn authenticate(State(app): State<App>, mut req: Request, next: Next) -> R
             return resp;
         }
     }
-    if let Some(key) = token.and_then(|t| app.secrets.check(t.as_bytes())) {
-        caller.client = key.to_owned();
+    // A miss re-reads changed secret files first: a client that already uses
+    // a rotated-in secret is accepted at once.
+    let matched = token.and_then(|t| {
+        app.secrets
+            .check(t.as_bytes())
+            .or_else(|| app.secrets.refresh().then(|| app.secrets.check(t.as_bytes())).flatten())
+    });
+    if let Some(key) = matched {
+        caller.client = key;
         req.extensions_mut().insert(caller);
         return next.run(req).await;
     }

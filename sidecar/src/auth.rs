@@ -1,7 +1,10 @@
 //! Shared-secret authentication: up to two secrets (current and previous, for
-//! rotation), compared in constant time.
+//! rotation), compared in constant time. Secrets given as files are re-read
+//! when the files change, so a rotation needs no restart.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -43,7 +46,8 @@ impl std::fmt::Debug for Secrets {
 }
 
 impl Secrets {
-    /// Loads the current secret (required) and the previous one (optional).
+    /// Loads the current secret (required) and the previous one (optional; a
+    /// previous *file* that does not exist means there is none).
     pub fn load(
         current: Option<&str>,
         current_file: Option<&Path>,
@@ -52,6 +56,7 @@ impl Secrets {
     ) -> Result<Self, SecretError> {
         let cur = read_one("DOCKWARD_SECRET", current, current_file)?.ok_or(SecretError::Missing)?;
         let mut keys = vec![Key::new(&cur)];
+        let previous_file = previous_file.filter(|p| previous.is_some() || p.exists());
         if let Some(prev) = read_one("DOCKWARD_SECRET_PREVIOUS", previous, previous_file)? {
             keys.push(Key::new(&prev));
         }
@@ -74,6 +79,98 @@ impl Secrets {
     /// Ids of the configured keys, for logs at start-up.
     pub fn ids(&self) -> Vec<&str> {
         self.keys.iter().map(|k| k.id.as_str()).collect()
+    }
+}
+
+/// Which version of a secret file was read: changes on any rewrite or rename.
+type Stamp = Option<(SystemTime, u64, u64)>;
+
+fn stamp(path: &Path) -> Stamp {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len(), m.ino()))
+}
+
+/// The configured secrets, re-read when a secret file changes: checked on
+/// every failed authentication (so a client already using a new secret is
+/// never refused) and periodically by the server (so a retired one stops working).
+pub struct SecretStore {
+    current: (Option<String>, Option<PathBuf>),
+    previous: (Option<String>, Option<PathBuf>),
+    loaded: RwLock<(Secrets, Vec<Stamp>)>,
+}
+
+impl std::fmt::Debug for SecretStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretStore").field("ids", &self.ids()).finish()
+    }
+}
+
+impl SecretStore {
+    pub fn load(
+        current: Option<String>,
+        current_file: Option<PathBuf>,
+        previous: Option<String>,
+        previous_file: Option<PathBuf>,
+    ) -> Result<Self, SecretError> {
+        let store = Self {
+            current: (current, current_file),
+            previous: (previous, previous_file),
+            loaded: RwLock::new((Secrets { keys: Vec::new() }, Vec::new())),
+        };
+        let stamps = store.stamps();
+        let secrets = store.read()?;
+        *store.loaded.write().unwrap_or_else(|e| e.into_inner()) = (secrets, stamps);
+        Ok(store)
+    }
+
+    fn read(&self) -> Result<Secrets, SecretError> {
+        Secrets::load(
+            self.current.0.as_deref(),
+            self.current.1.as_deref(),
+            self.previous.0.as_deref(),
+            self.previous.1.as_deref(),
+        )
+    }
+
+    fn stamps(&self) -> Vec<Stamp> {
+        [&self.current.1, &self.previous.1].into_iter().flatten().map(|p| stamp(p)).collect()
+    }
+
+    /// The id of the key `token` matches (see [`Secrets::check`]).
+    pub fn check(&self, token: &[u8]) -> Option<String> {
+        self.loaded.read().unwrap_or_else(|e| e.into_inner()).0.check(token).map(str::to_owned)
+    }
+
+    pub fn ids(&self) -> Vec<String> {
+        self.loaded.read().unwrap_or_else(|e| e.into_inner()).0.ids().into_iter().map(str::to_owned).collect()
+    }
+
+    /// Re-reads the secret files if any changed; true when the keys changed.
+    /// A file that cannot be read (mid-rotation, say) leaves the keys as they were.
+    pub fn refresh(&self) -> bool {
+        let stamps = self.stamps();
+        if self.loaded.read().unwrap_or_else(|e| e.into_inner()).1 == stamps {
+            return false;
+        }
+        match self.read() {
+            Ok(secrets) => {
+                let ids = secrets.ids().into_iter().map(str::to_owned).collect::<Vec<_>>();
+                let mut loaded = self.loaded.write().unwrap_or_else(|e| e.into_inner());
+                let changed = loaded.0.ids() != ids.iter().map(String::as_str).collect::<Vec<_>>();
+                *loaded = (secrets, stamps);
+                if changed {
+                    tracing::info!(keys = ?ids, "secret files changed; keys reloaded");
+                }
+                changed
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "secret files changed but cannot be loaded; keeping the current keys");
+                // Remember this version: the next change is tried again, this one is not re-read on every request.
+                self.loaded.write().unwrap_or_else(|e| e.into_inner()).1 = stamps;
+                false
+            }
+        }
     }
 }
 

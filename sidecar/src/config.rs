@@ -54,6 +54,10 @@ pub enum SecretCommand {
     Init { file: PathBuf },
     /// Replace FILE with the secret read from standard input (one line, at least 32 bytes).
     Set { file: PathBuf },
+    /// Start a rotation: FILE's secret moves to FILE.previous (still accepted), FILE gets a new one.
+    Rotate { file: PathBuf },
+    /// End a rotation: remove FILE.previous, so the old secret stops working.
+    Retire { file: PathBuf },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -77,7 +81,8 @@ pub struct ServeArgs {
     /// Previous shared secret, still accepted during a rotation.
     #[arg(long, env = "DOCKWARD_SECRET_PREVIOUS", hide_env_values = true)]
     pub secret_previous: Option<String>,
-    /// File holding the previous shared secret.
+    /// File holding the previous shared secret; if it does not exist there is none. Secret files
+    /// are re-read when they change (rotation without a restart).
     #[arg(long, env = "DOCKWARD_SECRET_PREVIOUS_FILE")]
     pub secret_previous_file: Option<PathBuf>,
 

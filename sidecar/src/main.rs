@@ -120,6 +120,20 @@ fn secret(cmd: SecretCommand) -> ExitCode {
             provision::Outcome::Created => format!("created a new secret in {}", file.display()),
             provision::Outcome::Kept => format!("{} already holds a secret; kept it", file.display()),
         }),
+        SecretCommand::Rotate { file } => provision::rotate(file).map(|()| {
+            format!(
+                "new secret in {}; the old one stays accepted from {} until `secret retire`",
+                file.display(),
+                provision::previous_of(file).display()
+            )
+        }),
+        SecretCommand::Retire { file } => provision::retire(file).map(|removed| {
+            if removed {
+                format!("removed {}; the old secret is no longer accepted", provision::previous_of(file).display())
+            } else {
+                "no rotation in progress; nothing to retire".to_owned()
+            }
+        }),
         SecretCommand::Set { file } => {
             let mut input = Vec::new();
             match std::io::stdin().lock().take(4096).read_to_end(&mut input) {

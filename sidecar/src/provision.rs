@@ -52,6 +52,37 @@ pub fn init(path: &Path) -> Result<Outcome, ProvisionError> {
     }
 }
 
+/// Starts a rotation: the secret in `path` moves to `<path>.previous` (which
+/// the sidecar keeps accepting) and `path` gets a new random one.
+pub fn rotate(path: &Path) -> Result<(), ProvisionError> {
+    let old = std::fs::read(path).map_err(|source| ProvisionError::Io { path: path.to_owned(), source })?;
+    let old = trim_newline(&old);
+    if old.len() < MIN_SECRET_BYTES {
+        return Err(ProvisionError::ExistingTooShort(path.to_owned(), old.len()));
+    }
+    write_whole(&previous_of(path), old)?;
+    let mut raw = [0u8; 32];
+    getrandom::fill(&mut raw).map_err(|e| ProvisionError::Random(e.to_string()))?;
+    write_whole(path, hex::encode(raw).as_bytes())
+}
+
+/// Ends a rotation: `<path>.previous` is removed, so the old secret stops working.
+pub fn retire(path: &Path) -> Result<bool, ProvisionError> {
+    let prev = previous_of(path);
+    match std::fs::remove_file(&prev) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(source) => Err(ProvisionError::Io { path: prev, source }),
+    }
+}
+
+/// Where a rotation keeps the secret it replaced.
+pub fn previous_of(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".previous");
+    PathBuf::from(p)
+}
+
 /// Replaces `path` with `secret` (one line; a trailing newline is dropped).
 pub fn set(path: &Path, secret: &[u8]) -> Result<(), ProvisionError> {
     let secret = trim_newline(secret);
@@ -117,6 +148,25 @@ mod tests {
         let e = init(&p).unwrap_err();
         assert!(matches!(e, ProvisionError::ExistingTooShort(_, 5)), "{e}");
         assert_eq!(std::fs::read(&p).unwrap(), b"short\n", "nothing is lost");
+    }
+
+    #[test]
+    fn rotate_keeps_the_old_secret_as_previous_until_retired() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("local");
+        assert!(rotate(&p).is_err(), "nothing to rotate yet");
+        init(&p).unwrap();
+        let old = std::fs::read(&p).unwrap();
+        rotate(&p).unwrap();
+        let new = std::fs::read(&p).unwrap();
+        assert_ne!(new, old);
+        assert_eq!(std::fs::read(previous_of(&p)).unwrap(), old);
+        let both = Secrets::load(None, Some(&p), None, Some(&previous_of(&p))).unwrap();
+        assert!(both.check(&old).is_some() && both.check(&new).is_some());
+        assert!(retire(&p).unwrap());
+        assert!(!retire(&p).unwrap(), "retiring twice is harmless");
+        let one = Secrets::load(None, Some(&p), None, Some(&previous_of(&p))).unwrap();
+        assert!(one.check(&old).is_none() && one.check(&new).is_some());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use tokio::sync::Semaphore;
 
 use crate::app::{self, App, AppState, Settings};
 use crate::audit::{chain::ChainError, AuditLog};
-use crate::auth::{SecretError, Secrets};
+use crate::auth::{SecretError, SecretStore};
 use crate::config::ServeArgs;
 use crate::docker::{ConnectError, Engine};
 use crate::events::EventHub;
@@ -42,16 +42,19 @@ pub struct Server {
 }
 
 const HEALTH_PROBE_EVERY: Duration = Duration::from_secs(1);
+/// How often (in probe ticks, seconds) secret files are checked for changes,
+/// so that a retired secret stops working without a restart.
+const SECRET_CHECK_EVERY_SECS: u64 = 5;
 
 impl Server {
     /// Checks the configuration, opens the audit log and binds; starts the
     /// engine probe, stats refresher and event subscription.
     pub async fn start(args: &ServeArgs) -> Result<Self, StartError> {
-        let secrets = Secrets::load(
-            args.secret.as_deref(),
-            args.secret_file.as_deref(),
-            args.secret_previous.as_deref(),
-            args.secret_previous_file.as_deref(),
+        let secrets = SecretStore::load(
+            args.secret.clone(),
+            args.secret_file.clone(),
+            args.secret_previous.clone(),
+            args.secret_previous_file.clone(),
         )?;
         let policy = Arc::new(Policy::new(args.scope_label.as_deref(), &args.protect_images, &args.mask_env_pattern)?);
         let metrics = Arc::new(Metrics::default());
@@ -104,6 +107,9 @@ impl Server {
                 n += 1;
                 if n.is_multiple_of(60) {
                     probe_state.limits.forget_idle();
+                }
+                if n.is_multiple_of(SECRET_CHECK_EVERY_SECS) {
+                    probe_state.secrets.refresh();
                 }
             }
         });

@@ -142,3 +142,63 @@ async fn failed_logins_are_throttled_per_address() {
     let auth = sc.audit_records().into_iter().filter(|r| r["verb"] == "auth").count();
     assert_eq!(auth, 3, "two failures and the one that tripped the limit");
 }
+
+/// Rotation with the `secret` subcommands on a running sidecar, no restart:
+/// `rotate` makes a new secret and keeps the old one accepted, `retire` ends it.
+#[tokio::test]
+async fn secret_files_rotate_without_a_restart() {
+    require_docker();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("local");
+    let secret_cmd = |verb: &str| {
+        let out = Command::new(sidecar_bin()).args(["secret", verb]).arg(&file).output().unwrap();
+        assert!(out.status.success(), "secret {verb}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    secret_cmd("init");
+    let old = std::fs::read_to_string(&file).unwrap();
+    let port = free_port();
+    let child = Command::new(sidecar_bin())
+        .env_clear()
+        .env("DOCKWARD_LISTEN", format!("127.0.0.1:{port}"))
+        .env("DOCKWARD_AUDIT_LOG", dir.path().join("audit.jsonl"))
+        .env("DOCKWARD_SECRET_FILE", &file)
+        .env("DOCKWARD_SECRET_PREVIOUS_FILE", dir.path().join("local.previous"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _child = KillOnDrop(child);
+    let http = reqwest::Client::new();
+    let status = |secret: String| {
+        let http = http.clone();
+        async move {
+            let r = http.get(format!("http://127.0.0.1:{port}/v1/stats")).bearer_auth(secret).send().await;
+            r.map(|r| r.status().as_u16()).unwrap_or(0)
+        }
+    };
+    eventually(Duration::from_secs(20), "the sidecar answers", || async {
+        (status(old.clone()).await == 200).then_some(())
+    })
+    .await;
+
+    secret_cmd("rotate");
+    let new = std::fs::read_to_string(&file).unwrap();
+    assert_ne!(new, old);
+    assert_eq!(status(new.clone()).await, 200, "the new secret works at once");
+    assert_eq!(status(old.clone()).await, 200, "the old one still works during the rotation");
+
+    secret_cmd("retire");
+    assert_eq!(status(new.clone()).await, 200);
+    eventually(Duration::from_secs(15), "the retired secret stops working", || async {
+        (status(old.clone()).await == 401).then_some(())
+    })
+    .await;
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

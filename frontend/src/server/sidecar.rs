@@ -33,10 +33,68 @@ impl SidecarError {
     }
 }
 
+/// A host's secret, read from its file and re-read when the file changes
+/// (looked at no more than once a second), so a rotation needs no restart.
+struct HostSecret {
+    host: String,
+    path: std::path::PathBuf,
+    cached: std::sync::Mutex<(String, FileStamp, std::time::Instant)>,
+}
+
+type FileStamp = Option<(std::time::SystemTime, u64, u64)>;
+
+fn file_stamp(path: &std::path::Path) -> FileStamp {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len(), m.ino()))
+}
+
+fn read_secret(name: &str, path: &std::path::Path) -> Result<String, String> {
+    let secret = std::fs::read_to_string(path)
+        .map_err(|e| format!("host {name}: cannot read its secret from {}: {e}", path.display()))?;
+    let secret = secret.trim_end_matches(['\n', '\r']).to_owned();
+    if secret.len() < 32 {
+        return Err(format!("host {name}: the secret in {} is shorter than 32 bytes", path.display()));
+    }
+    Ok(secret)
+}
+
+impl HostSecret {
+    fn load(name: &str, path: std::path::PathBuf) -> Result<Self, String> {
+        let stamp = file_stamp(&path);
+        let secret = read_secret(name, &path)?;
+        Ok(Self {
+            host: name.to_owned(),
+            path,
+            cached: std::sync::Mutex::new((secret, stamp, std::time::Instant::now())),
+        })
+    }
+
+    fn get(&self) -> String {
+        let mut c = self.cached.lock().unwrap_or_else(|e| e.into_inner());
+        if c.2.elapsed() >= Duration::from_secs(1) {
+            c.2 = std::time::Instant::now();
+            let stamp = file_stamp(&self.path);
+            if stamp != c.1 {
+                c.1 = stamp;
+                match read_secret(&self.host, &self.path) {
+                    Ok(fresh) if fresh != c.0 => {
+                        tracing::info!(path = %self.path.display(), "a host secret changed; using the new one");
+                        c.0 = fresh;
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "keeping the previous secret"),
+                }
+            }
+        }
+        c.0.clone()
+    }
+}
+
 pub struct Sidecar {
     pub name: String,
     pub base: String,
-    secret: String,
+    secret: HostSecret,
     http: reqwest::Client,
     /// For long-lived streams (events, log follow): no overall timeout.
     stream_http: reqwest::Client,
@@ -49,7 +107,7 @@ impl std::fmt::Debug for Sidecar {
 }
 
 impl Sidecar {
-    pub fn new(name: &str, base: &str, secret: String) -> Self {
+    fn new(name: &str, base: &str, secret: HostSecret) -> Self {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(30))
@@ -69,7 +127,7 @@ impl Sidecar {
         let r = self
             .http
             .get(format!("{}{path}", self.base))
-            .bearer_auth(&self.secret)
+            .bearer_auth(self.secret.get())
             .send()
             .await
             .map_err(|e| self.unreachable(e))?;
@@ -86,7 +144,7 @@ impl Sidecar {
         let mut req = self
             .http
             .post(format!("{}{path}", self.base))
-            .bearer_auth(&self.secret)
+            .bearer_auth(self.secret.get())
             .header(shared::ACTOR_HEADER, actor);
         if let Some(b) = body {
             req = req.json(&b);
@@ -105,7 +163,7 @@ impl Sidecar {
         let r = self
             .stream_http
             .post(format!("{}{path}", self.base))
-            .bearer_auth(&self.secret)
+            .bearer_auth(self.secret.get())
             .header(shared::ACTOR_HEADER, actor)
             .json(&body)
             .send()
@@ -119,7 +177,7 @@ impl Sidecar {
         let r = self
             .stream_http
             .get(format!("{}{path}", self.base))
-            .bearer_auth(&self.secret)
+            .bearer_auth(self.secret.get())
             .send()
             .await
             .map_err(|e| self.unreachable(e))?;
@@ -161,17 +219,44 @@ pub fn parse_hosts(spec: &str, secrets_dir: &std::path::Path) -> Result<Vec<Side
         if out.iter().any(|s| s.name == name) {
             return Err(format!("host {name} is listed twice"));
         }
-        let path = secrets_dir.join(name);
-        let secret = std::fs::read_to_string(&path)
-            .map_err(|e| format!("host {name}: cannot read its secret from {}: {e}", path.display()))?;
-        let secret = secret.trim_end_matches(['\n', '\r']).to_owned();
-        if secret.len() < 32 {
-            return Err(format!("host {name}: the secret in {} is shorter than 32 bytes", path.display()));
-        }
+        let secret = HostSecret::load(name, secrets_dir.join(name))?;
         out.push(Sidecar::new(name, url, secret));
     }
     if out.is_empty() {
         return Err("DOCKWARD_HOSTS names no host".into());
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_host_secret_follows_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db1");
+        std::fs::write(&path, "first-secret-0123456789abcdef0123456789\n").unwrap();
+        let s = HostSecret::load("db1", path.clone()).unwrap();
+        assert_eq!(s.get(), "first-secret-0123456789abcdef0123456789");
+        // Replaced the way `secret rotate` does it: a new file renamed over the old one.
+        std::fs::write(dir.path().join("db1.tmp"), "second-secret-0123456789abcdef0123456789").unwrap();
+        std::fs::rename(dir.path().join("db1.tmp"), &path).unwrap();
+        std::thread::sleep(Duration::from_millis(1100));
+        assert_eq!(s.get(), "second-secret-0123456789abcdef0123456789");
+        // A broken replacement keeps the last good secret.
+        std::fs::write(&path, "short").unwrap();
+        std::thread::sleep(Duration::from_millis(1100));
+        assert_eq!(s.get(), "second-secret-0123456789abcdef0123456789");
+    }
+
+    #[test]
+    fn hosts_need_a_readable_long_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = parse_hosts("local=http://sidecar:7700", dir.path()).unwrap_err();
+        assert!(e.contains("cannot read its secret"), "{e}");
+        std::fs::write(dir.path().join("local"), "short").unwrap();
+        let e = parse_hosts("local=http://sidecar:7700", dir.path()).unwrap_err();
+        assert!(e.contains("shorter than 32 bytes"), "{e}");
+    }
 }
