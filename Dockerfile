@@ -9,6 +9,7 @@
 # two final stages below from this file (only `--from=build /out/` is dropped).
 
 FROM rust:1-bookworm AS build
+RUN apt-get update && apt-get install -y --no-install-recommends brotli && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 ENV CARGO_TARGET_DIR=/src/target

@@ -103,8 +103,10 @@ pub struct ServeArgs {
     /// How much stats history to keep per container (for sparklines).
     #[arg(long, env = "DOCKWARD_STATS_HISTORY", default_value = "15m", value_parser = parse_duration)]
     pub stats_history: Duration,
-    /// How many stats calls may be in flight to the engine at once.
-    #[arg(long, env = "DOCKWARD_STATS_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=256))]
+    /// How many stats calls may be in flight to the engine at once. The engine answers them at
+    /// its collector's next one-second tick, so a round takes about one tick when this is at
+    /// least the number of running containers.
+    #[arg(long, env = "DOCKWARD_STATS_CONCURRENCY", default_value_t = 256, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub stats_concurrency: u16,
     /// How long volume sizes are cached (the engine walks disks to compute them).
     #[arg(long, env = "DOCKWARD_DISK_TTL", default_value = "60s", value_parser = parse_duration)]

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use axum::body::Bytes;
 use futures_util::StreamExt;
 use shared::{ContainerSummary, DiskReport, HistoryPoint};
 use tokio::sync::{broadcast, Notify};
@@ -29,7 +30,8 @@ pub struct FleetHub {
     state: RwLock<Vec<HostState>>,
     history: RwLock<HashMap<String, VecDeque<HistoryPoint>>>,
     wake: Vec<Notify>,
-    tx: broadcast::Sender<Arc<str>>,
+    /// Ready-made `event: fleet` frames, shared by every live client.
+    tx: broadcast::Sender<Bytes>,
     stale_after: Duration,
     poll_every: Duration,
 }
@@ -52,8 +54,21 @@ impl FleetHub {
         self.hosts.iter().find(|h| h.name == name)
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<str>> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Bytes> {
         self.tx.subscribe()
+    }
+
+    /// The fleet as one Server-Sent Events frame (`event: fleet`). Built once
+    /// per change and shared (reference-counted) by every live client, so a
+    /// thousand clients cost one serialisation, not a thousand copies.
+    pub fn frame(&self) -> Bytes {
+        // Compact JSON has no raw newline, so it fits one `data:` line.
+        let json = serde_json::to_string(&self.snapshot()).unwrap_or_else(|_| "null".into());
+        let mut f = String::with_capacity(json.len() + 22);
+        f.push_str("event: fleet\ndata: ");
+        f.push_str(&json);
+        f.push_str("\n\n");
+        Bytes::from(f)
     }
 
     /// Asks the poller of `host` to refresh now (after an action or event).
@@ -124,9 +139,7 @@ impl FleetHub {
         if self.tx.receiver_count() == 0 {
             return;
         }
-        if let Ok(json) = serde_json::to_string(&self.snapshot()) {
-            let _ = self.tx.send(Arc::from(json));
-        }
+        let _ = self.tx.send(self.frame());
     }
 
     /// Starts the background tasks: per host a poller and an event follower,

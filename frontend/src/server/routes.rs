@@ -6,10 +6,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{middleware, Extension, Router};
@@ -144,21 +143,22 @@ fn sidecar_err(e: super::sidecar::SidecarError) -> Response {
 }
 
 /// GET /api/live: the fleet as Server-Sent Events (`event: fleet`), first at
-/// once, then on every change. Reconnects are the browser's EventSource's.
+/// once, then on every change, with a comment line every 15 s to keep proxies
+/// from closing an idle stream. Reconnects are the browser's EventSource's.
 async fn live(State(core): State<Arc<Core>>, Extension(_u): Extension<CurrentUser>) -> Response {
-    let first = serde_json::to_string(&core.fleet.snapshot()).unwrap_or_default();
+    let first = core.fleet.frame();
     let core2 = core.clone();
-    let updates = BroadcastStream::new(core.fleet.subscribe()).map(move |m| {
-        let data: Arc<str> = match m {
-            Ok(json) => json,
-            // Lagging: skip to the present.
-            Err(_) => Arc::from(serde_json::to_string(&core2.fleet.snapshot()).unwrap_or_default()),
-        };
-        Ok::<_, Infallible>(Event::default().event("fleet").data(&*data))
+    // Lagging behind the channel: skip to the present.
+    let updates = BroadcastStream::new(core.fleet.subscribe()).map(move |m| m.unwrap_or_else(|_| core2.fleet.frame()));
+    let keep_alive = futures_util::stream::unfold((), |()| async {
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        Some((Bytes::from_static(b":\n\n"), ()))
     });
-    let stream =
-        futures_util::stream::once(async move { Ok(Event::default().event("fleet").data(first)) }).chain(updates);
-    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response()
+    let frames = futures_util::stream::once(async move { first })
+        .chain(futures_util::stream::select(updates, keep_alive))
+        .map(Ok::<_, Infallible>);
+    ([(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")], Body::from_stream(frames))
+        .into_response()
 }
 
 #[derive(Deserialize)]

@@ -26,6 +26,9 @@ struct Round {
     taken_at_ms: i64,
     stale: bool,
     samples: Arc<Vec<StatsSample>>,
+    /// `samples` as a JSON array, serialised once per round: a request only
+    /// splices it into the envelope with the age.
+    samples_json: bytes::Bytes,
     by_id: HashMap<String, usize>,
 }
 
@@ -58,6 +61,7 @@ impl StatsCache {
             taken_at_ms: 0,
             stale: true,
             samples: Arc::default(),
+            samples_json: bytes::Bytes::from_static(b"[]"),
             by_id: HashMap::new(),
         };
         Self {
@@ -89,6 +93,21 @@ impl StatsCache {
         }
     }
 
+    /// The snapshot as the JSON of [`StatsSnapshot`], built without
+    /// re-serialising the samples: what `GET /v1/stats` sends.
+    pub fn snapshot_json(&self) -> bytes::Bytes {
+        let r = self.latest();
+        let fresh = !r.stale && r.taken_at.elapsed() <= self.window * 2;
+        self.metrics.cache_lookup("stats", fresh);
+        let age: u64 = r.taken_at.elapsed().as_millis().try_into().unwrap_or(u64::MAX);
+        let head = format!(r#"{{"taken_at_ms":{},"age_ms":{age},"stale":{},"containers":"#, r.taken_at_ms, !fresh);
+        let mut body = bytes::BytesMut::with_capacity(head.len() + r.samples_json.len() + 1);
+        body.extend_from_slice(head.as_bytes());
+        body.extend_from_slice(&r.samples_json);
+        body.extend_from_slice(b"}");
+        body.freeze()
+    }
+
     /// The latest sample of one container, if it was running in the last round.
     pub fn sample(&self, id: &str) -> Option<StatsSample> {
         let r = self.latest();
@@ -108,13 +127,24 @@ impl StatsCache {
         }
     }
 
-    /// Runs forever: one round per window.
+    /// Runs forever: one round per window. A round starts early by the
+    /// longest of the last few rounds (plus a margin), so a new snapshot is
+    /// *published* at least once per window and the one served is never older
+    /// than the window. (Rounds vary: the engine answers a stats call at its
+    /// collector's next one-second tick.)
     pub async fn run(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(self.window);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        const MARGIN: Duration = Duration::from_millis(100);
+        let mut recent: VecDeque<Duration> = VecDeque::with_capacity(8);
         loop {
-            tick.tick().await;
+            let start = Instant::now();
             self.refresh().await;
+            if recent.len() == 8 {
+                recent.pop_front();
+            }
+            recent.push_back(start.elapsed());
+            let longest = recent.iter().max().copied().unwrap_or_default();
+            let lead = (longest + MARGIN).min(self.window * 3 / 4);
+            tokio::time::sleep(self.window.saturating_sub(lead)).await;
         }
     }
 
@@ -163,8 +193,16 @@ impl StatsCache {
         *self.readings.lock().unwrap_or_else(|e| e.into_inner()) = readings;
         self.metrics.containers_tracked.set(samples.len() as i64);
         let by_id = samples.iter().enumerate().map(|(i, s)| (s.id.clone(), i)).collect();
-        let round =
-            Round { taken_at: Instant::now(), taken_at_ms: now_ms(), stale: false, samples: Arc::new(samples), by_id };
+        let samples_json =
+            serde_json::to_vec(&samples).map(bytes::Bytes::from).unwrap_or_else(|_| bytes::Bytes::from_static(b"[]"));
+        let round = Round {
+            taken_at: Instant::now(),
+            taken_at_ms: now_ms(),
+            stale: false,
+            samples: Arc::new(samples),
+            samples_json,
+            by_id,
+        };
         *self.latest.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(round);
     }
 
@@ -177,6 +215,7 @@ impl StatsCache {
                 taken_at_ms: r.taken_at_ms,
                 stale: true,
                 samples: r.samples.clone(),
+                samples_json: r.samples_json.clone(),
                 by_id: r.by_id.clone(),
             });
         }
@@ -200,5 +239,50 @@ impl StatsCache {
         }
         // Containers gone for longer than the history window take no memory.
         h.retain(|_, q| q.back().is_some_and(|p| p.time_ms >= keep_after));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Policy;
+
+    #[test]
+    fn the_spliced_json_is_the_typed_snapshot() {
+        let policy = Arc::new(Policy::new(None, &[], "SECRET").unwrap());
+        let metrics = Arc::new(Metrics::default());
+        // Never dialled: the client connects lazily, and only the cache is exercised.
+        let sock = tempfile::NamedTempFile::new().unwrap();
+        let host = format!("unix://{}", sock.path().display());
+        let engine = Arc::new(Engine::new(&host, policy, metrics.clone()).unwrap());
+        let cache = StatsCache::new(engine, metrics, Duration::from_secs(2), Duration::from_secs(60), 4);
+        let empty: StatsSnapshot = serde_json::from_slice(&cache.snapshot_json()).unwrap();
+        assert!(empty.containers.is_empty() && empty.stale);
+        let samples = vec![StatsSample {
+            id: "abc".into(),
+            time_ms: 1_700_000_000_000,
+            cpu_percent: Some(12.5),
+            memory_bytes: 1 << 20,
+            memory_limit_bytes: 1 << 30,
+            net_rx_bytes: 1,
+            net_tx_bytes: 2,
+            block_read_bytes: 3,
+            block_write_bytes: 4,
+            pids: 5,
+        }];
+        *cache.latest.write().unwrap() = Arc::new(Round {
+            taken_at: Instant::now(),
+            taken_at_ms: 1_700_000_000_123,
+            stale: false,
+            samples_json: serde_json::to_vec(&samples).unwrap().into(),
+            samples: Arc::new(samples),
+            by_id: HashMap::new(),
+        });
+        let mut spliced: StatsSnapshot = serde_json::from_slice(&cache.snapshot_json()).unwrap();
+        let mut typed = cache.snapshot();
+        assert!(spliced.age_ms < 1000 && typed.age_ms < 1000);
+        (spliced.age_ms, typed.age_ms) = (0, 0);
+        assert_eq!(spliced, typed);
+        assert!(!spliced.stale);
     }
 }

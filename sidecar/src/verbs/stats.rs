@@ -3,16 +3,19 @@
 use std::time::Duration;
 
 use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
-use shared::{bounded, limits, ContainerRef, StatsHistory, StatsSnapshot};
+use shared::{bounded, limits, ContainerRef, StatsHistory};
 
 use crate::app::{App, NoQuery, Query};
 use crate::error::ApiError;
 
-/// Served from the refresher's latest round; never waits for the engine.
-pub async fn snapshot(State(app): State<App>, NoQuery: NoQuery) -> Json<StatsSnapshot> {
-    Json(app.stats.snapshot())
+/// Served from the refresher's latest round; never waits for the engine. The
+/// body is a [`shared::StatsSnapshot`], spliced from the round's serialised samples.
+pub async fn snapshot(State(app): State<App>, NoQuery: NoQuery) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], app.stats.snapshot_json())
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The benchmark command: builds the release binaries, the browser assets and
+# the images if needed, then runs every scenario on the local dockerd and
+# rewrites the figures in BENCHMARKS.md and bench/results.json.
+#   bash bench/run.sh [all|stats|cost|footprint|verbs|console] [--quick] [--sizes 50,100,200]
+# Needs Docker running (scripts/test.sh installs and starts it). Takes ~10 min.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target="${CARGO_TARGET_DIR:-$PWD/target}"
+export CARGO_TARGET_DIR="$target"
+ulimit -n 8192 2>/dev/null || true   # 1 000 live clients need their sockets
+
+bash scripts/build-web.sh >/dev/null
+bash scripts/build-images.sh >/dev/null   # the footprint figures are of the current code
+cargo build -q --release -p dockward-bench
+
+# Measure what ships: the static musl binaries inside the images.
+export DOCKWARD_BENCH_BIN_DIR="$target/$(uname -m)-unknown-linux-musl/release"
+figures=$(mktemp)
+"$target/release/dockward-bench" --markdown "$figures" --site-root "$target/site" \
+  --command "bash bench/run.sh${*:+ $*}" "$@"
+# Keep the hand-written analysis: only the generated part between the markers changes.
+python3 - "$figures" <<'PY'
+import re, sys
+new = open(sys.argv[1]).read()
+path = "BENCHMARKS.md"
+try:
+    old = open(path).read()
+except FileNotFoundError:
+    old = "# Benchmarks\n\n<!-- figures -->\n<!-- /figures -->\n"
+block = "<!-- figures -->\n" + new + "<!-- /figures -->"
+out, n = re.subn(r"<!-- figures -->.*?<!-- /figures -->", lambda m: block, old, flags=re.S)
+if n == 0:
+    out = old.rstrip() + "\n\n" + block + "\n"
+open(path, "w").write(out)
+PY
+rm -f "$figures"
+echo "BENCHMARKS.md and bench/results.json updated"
