@@ -3,12 +3,15 @@
 # the images if needed, then runs every scenario on the local dockerd and
 # rewrites the figures in BENCHMARKS.md and bench/results.json.
 #   bash bench/run.sh [all|stats|cost|footprint|verbs|console] [--quick] [--sizes 50,100,200]
-# Needs Docker running (scripts/test.sh installs and starts it). Takes ~10 min.
+# Installs what is missing and starts dockerd (scripts/prepare.sh, as root). Takes ~20 min.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-$PWD/target}"
 export CARGO_TARGET_DIR="$target"
 ulimit -n 8192 2>/dev/null || true   # 1 000 live clients need their sockets
+
+bash scripts/prepare.sh
+rustup target list --installed 2>/dev/null | grep -q '^wasm32-unknown-unknown$' || rustup target add wasm32-unknown-unknown
 
 bash scripts/build-web.sh >/dev/null
 bash scripts/build-images.sh >/dev/null   # the footprint figures are of the current code

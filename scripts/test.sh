@@ -9,39 +9,8 @@ cd "$(dirname "$0")/.."
 
 say() { printf '\n== %s\n' "$*"; }
 
-# -- system packages --------------------------------------------------------
-need=()
-command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
-dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
-command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
-command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
-command -v brotli >/dev/null 2>&1 || need+=(brotli)
-command -v ip >/dev/null 2>&1 || need+=(iproute2)
-command -v chromium >/dev/null 2>&1 || need+=(chromium)
-command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
-if [ ${#need[@]} -gt 0 ]; then
-  say "installing ${need[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  # With recommends: chromium needs its fonts for readable screenshots.
-  apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-
-# -- the Docker engine ------------------------------------------------------
-if ! docker version >/dev/null 2>&1; then
-  say "starting dockerd"
-  (dockerd >/tmp/dockward-dockerd.log 2>&1 &)
-  for _ in $(seq 1 60); do
-    docker version >/dev/null 2>&1 && break
-    sleep 0.5
-  done
-  if ! docker version >/dev/null 2>&1; then
-    echo "dockerd did not come up; its log:" >&2
-    tail -n 30 /tmp/dockward-dockerd.log >&2 || true
-    exit 1
-  fi
-fi
-docker version --format 'Docker engine {{.Server.Version}} (API {{.Server.APIVersion}})'
+# -- packages and the Docker engine (scripts/prepare.sh) -----------------------
+bash scripts/prepare.sh
 
 # -- Rust components ----------------------------------------------------------
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Prepares a Debian machine that has the Rust toolchain (as root): installs the
+# packages the tests and benchmarks need if they are missing, and starts
+# dockerd if it is not running. Used by scripts/test.sh and bench/run.sh.
+set -euo pipefail
+
+say() { printf '\n== %s\n' "$*"; }
+
+# -- system packages --------------------------------------------------------
+need=()
+command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
+dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
+command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
+command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
+command -v brotli >/dev/null 2>&1 || need+=(brotli)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+if [ ${#need[@]} -gt 0 ]; then
+  say "installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # With recommends: chromium needs its fonts for readable screenshots.
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# -- the Docker engine ------------------------------------------------------
+if ! docker version >/dev/null 2>&1; then
+  say "starting dockerd"
+  (dockerd >/tmp/dockward-dockerd.log 2>&1 &)
+  for _ in $(seq 1 60); do
+    docker version >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+  if ! docker version >/dev/null 2>&1; then
+    echo "dockerd did not come up; its log:" >&2
+    tail -n 30 /tmp/dockward-dockerd.log >&2 || true
+    exit 1
+  fi
+fi
+docker version --format 'Docker engine {{.Server.Version}} (API {{.Server.APIVersion}})'
+
