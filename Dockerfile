@@ -1,8 +1,9 @@
 # dockward images: two small static images on `scratch`.
 #   docker build --target sidecar -t dockward-sidecar:local .
 #   docker build --target web     -t dockward-web:local .
-# (`docker compose up -d` does both.) The `build` stage compiles static (musl)
-# binaries and the browser assets; the final stages hold nothing else.
+# (`docker compose up -d` does both.) The `build` stage compiles the static
+# binaries (sidecar: musl; web: glibc, crt-static) and the browser assets; the
+# final stages hold nothing else.
 #
 # CI has no registry to pull `rust` from: scripts/build-images.sh compiles the
 # same binaries on the host, stages them with the same script, and builds the
@@ -13,10 +14,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends brotli && rm -r
 WORKDIR /src
 COPY . .
 ENV CARGO_TARGET_DIR=/src/target
-RUN triple="$(uname -m)-unknown-linux-musl" \
- && rustup target add "$triple" wasm32-unknown-unknown \
- && bash scripts/build-web.sh \
- && cargo build --release --locked --target "$triple" -p dockward-sidecar -p dockward-frontend --bins \
+RUN bash scripts/build-web.sh \
+ && bash scripts/build-static.sh \
  && bash scripts/stage-images.sh /out
 
 # The sidecar: the only image that is given the Docker socket.

@@ -17,8 +17,12 @@ bash scripts/build-web.sh >/dev/null
 bash scripts/build-images.sh >/dev/null   # the footprint figures are of the current code
 cargo build -q --release -p dockward-bench
 
-# Measure what ships: the static musl binaries inside the images.
-export DOCKWARD_BENCH_BIN_DIR="$target/$(uname -m)-unknown-linux-musl/release"
+# Measure what ships: the static binaries inside the images.
+bins="$target/bench-bin"
+mkdir -p "$bins"
+ln -sf "$target/$(uname -m)-unknown-linux-musl/release/dockward-sidecar" "$bins/dockward-sidecar"
+ln -sf "$target/$(uname -m)-unknown-linux-gnu/release/dockward-web" "$bins/dockward-web"
+export DOCKWARD_BENCH_BIN_DIR="$bins"
 figures=$(mktemp)
 "$target/release/dockward-bench" --markdown "$figures" --site-root "$target/site" \
   --command "bash bench/run.sh${*:+ $*}" "$@"

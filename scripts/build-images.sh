@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds dockward-sidecar:local and dockward-web:local without pulling anything:
-# the static (musl) binaries and browser assets are compiled here, staged by
+# the static binaries (scripts/build-static.sh) and browser assets are compiled here, staged by
 # scripts/stage-images.sh, and the Dockerfile's two final stages (`FROM scratch`)
 # are built from them. Only the COPY source differs from the Dockerfile's own
 # path (`--from=build` is dropped and `/out/` becomes the staged context). Fails if an image is
@@ -9,11 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-$PWD/target}"
 export CARGO_TARGET_DIR="$target"
-triple="$(uname -m)-unknown-linux-musl"
-
-rustup target list --installed 2>/dev/null | grep -qx "$triple" || rustup target add "$triple"
 [ -f "$target/site/pkg/dockward_bg.wasm" ] || bash scripts/build-web.sh
-cargo build -q --release --locked --target "$triple" -p dockward-sidecar -p dockward-frontend --bins
+bash scripts/build-static.sh
 
 ctx="$target/images"
 bash scripts/stage-images.sh "$ctx"

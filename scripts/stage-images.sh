@@ -10,17 +10,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:?usage: stage-images.sh OUT}"
 target="${CARGO_TARGET_DIR:-$PWD/target}"
-bin="$target/$(uname -m)-unknown-linux-musl/release"
+sidecar_bin="$target/$(uname -m)-unknown-linux-musl/release/dockward-sidecar"
+web_bin="$target/$(uname -m)-unknown-linux-gnu/release/dockward-web"
 site="${SITE:-$target/site}"
 
-for f in "$bin/dockward-sidecar" "$bin/dockward-web" "$site/pkg/dockward_bg.wasm" "$site/pkg/dockward.js" "$site/pkg/dockward.css"; do
-  [ -f "$f" ] || { echo "stage-images: missing $f (build it first: scripts/build-images.sh)" >&2; exit 1; }
+for f in "$sidecar_bin" "$web_bin" "$site/pkg/dockward_bg.wasm" "$site/pkg/dockward.js" "$site/pkg/dockward.css"; do
+  [ -f "$f" ] || { echo "stage-images: missing $f (build it first: scripts/build-static.sh, scripts/build-web.sh)" >&2; exit 1; }
 done
 
 rm -rf "$out/sidecar" "$out/web"
 mkdir -p "$out/sidecar/root" "$out/web/root/site"
-install -m 0555 "$bin/dockward-sidecar" "$out/sidecar/root/dockward-sidecar"
-install -m 0555 "$bin/dockward-web" "$out/web/root/dockward-web"
+install -m 0555 "$sidecar_bin" "$out/sidecar/root/dockward-sidecar"
+install -m 0555 "$web_bin" "$out/web/root/dockward-web"
 cp -R "$site/pkg" "$out/web/root/site/pkg"
 chmod -R a=rX "$out/web/root/site"
 
