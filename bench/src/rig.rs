@@ -66,7 +66,6 @@ pub fn ensure_fleet(n: usize) -> Vec<String> {
 pub struct Proc {
     pub child: Child,
     pub port: u16,
-    _log: Option<PathBuf>,
 }
 
 impl Proc {
@@ -127,7 +126,7 @@ pub fn sidecar(dir: &Path, name: &str) -> Proc {
         .stderr(std::fs::File::create(&log).expect("log file"))
         .spawn()
         .expect("start dockward-sidecar");
-    let p = Proc { child, port, _log: Some(log) };
+    let p = Proc { child, port };
     wait_http(&p.url("/healthz"));
     p
 }
@@ -167,7 +166,7 @@ pub fn web(dir: &Path, hosts: &[(&str, u16)], site_root: &Path) -> Proc {
         .stderr(std::fs::File::create(&log).expect("log file"))
         .spawn()
         .expect("start dockward-web");
-    let p = Proc { child, port, _log: Some(log) };
+    let p = Proc { child, port };
     wait_http(&p.url("/healthz"));
     p
 }
@@ -219,13 +218,17 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     ticks as f64 / clock_ticks()
 }
 
+/// Clock ticks per second, asked of `getconf` once.
 fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    })
 }
 
 /// Pids of the engine's own processes (dockerd and containerd), whose CPU the daemon-cost scenario counts.
