@@ -4,6 +4,7 @@
 //! `wasm32-unknown-unknown` and the browser uses the very same types the
 //! sidecar serialises.
 
+pub mod api;
 pub mod audit;
 pub mod container;
 pub mod error;
@@ -11,6 +12,7 @@ pub mod stats;
 pub mod validate;
 pub mod verbs;
 
+pub use api::{Call, Method, RateClass, Role, Verb, VerbSpec, VERBS};
 pub use audit::{AuditPage, AuditRecord, Outcome};
 pub use container::{
     ContainerDetail, ContainerState, ContainerSummary, DiskReport, EnvVar, Health, HealthcheckEntry, LogLine,
@@ -19,7 +21,7 @@ pub use container::{
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use stats::{HistoryPoint, StatsHistory, StatsSample, StatsSnapshot};
 pub use validate::{bounded, limits, ContainerRef, ImageRef, ValidationError};
-pub use verbs::{ContainerEvent, PruneKind, PruneReport, PullEvent, PullRequest, RestartReport, Verb};
+pub use verbs::{ContainerEvent, PruneKind, PruneReport, PullEvent, PullRequest, RestartReport};
 
 /// Version prefix of the sidecar's API.
 pub const API_PREFIX: &str = "/v1";

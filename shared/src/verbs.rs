@@ -1,47 +1,7 @@
-//! Verbs, their request and report types, and lifecycle events.
+//! The verbs' request and report types, and lifecycle events (the verbs
+//! themselves are the table in [`crate::api`]).
 
 use serde::{Deserialize, Serialize};
-
-/// Every verb the sidecar knows. Routes, rate-limit classes, metrics and audit
-/// records all name verbs with these.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verb {
-    ListContainers,
-    InspectContainer,
-    Stats,
-    StatsHistory,
-    Logs,
-    Events,
-    Disk,
-    Audit,
-    Restart,
-    Prune,
-    Pull,
-}
-
-impl Verb {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ListContainers => "list_containers",
-            Self::InspectContainer => "inspect_container",
-            Self::Stats => "stats",
-            Self::StatsHistory => "stats_history",
-            Self::Logs => "logs",
-            Self::Events => "events",
-            Self::Disk => "disk",
-            Self::Audit => "audit",
-            Self::Restart => "restart",
-            Self::Prune => "prune",
-            Self::Pull => "pull",
-        }
-    }
-
-    /// Mutating verbs are always audited and strictly rate-limited.
-    pub fn is_mutation(self) -> bool {
-        matches!(self, Self::Restart | Self::Prune | Self::Pull)
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

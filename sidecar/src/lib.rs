@@ -1,17 +1,21 @@
 //! dockward-sidecar: the one process that holds the Docker socket.
 //! See ARCHITECTURE.md for the map.
 
-pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod disk;
 pub mod docker;
 pub mod error;
 pub mod events;
+pub mod extract;
 pub mod metrics;
+pub mod middleware;
 pub mod policy;
 pub mod provision;
 pub mod ratelimit;
+pub mod router;
 pub mod server;
+pub mod state;
 pub mod stats;
 pub mod verbs;

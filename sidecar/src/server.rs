@@ -8,17 +8,18 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::app::{self, App, AppState, Settings};
 use crate::audit::{chain::ChainError, AuditLog};
 use crate::auth::{SecretError, SecretStore};
 use crate::config::ServeArgs;
+use crate::disk::DiskCache;
 use crate::docker::{ConnectError, Engine};
 use crate::events::EventHub;
 use crate::metrics::Metrics;
 use crate::policy::{Policy, PolicyError};
 use crate::ratelimit::RateLimits;
+use crate::router;
+use crate::state::{App, AppState, Settings};
 use crate::stats::StatsCache;
-use crate::verbs;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -79,7 +80,7 @@ impl Server {
             secrets,
             limits: RateLimits::new(args),
             metrics,
-            disk: verbs::disk::cache(args.disk_ttl),
+            disk: DiskCache::new(args.disk_ttl),
             streams: Arc::new(Semaphore::new(args.max_streams as usize)),
             settings: Settings {
                 log_follow_max: args.log_follow_max,
@@ -119,7 +120,7 @@ impl Server {
 
     /// Serves until `shutdown` resolves.
     pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let router = app::router(self.state);
+        let router = router::router(self.state);
         axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
             .await

@@ -5,10 +5,11 @@ use axum::Json;
 use serde::Deserialize;
 use shared::{bounded, limits, AuditPage, Outcome};
 
-use crate::app::{parse_time, App, NoQuery, Query};
 use crate::audit::chain::{self, Filter};
 use crate::audit::format_rfc3339;
 use crate::error::ApiError;
+use crate::extract::{parse_time, NoQuery, Query};
+use crate::state::App;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

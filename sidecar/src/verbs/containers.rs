@@ -7,9 +7,10 @@ use axum::Json;
 use futures_util::StreamExt;
 use shared::{ContainerDetail, ContainerSummary};
 
-use crate::app::{App, NoQuery, RefPath};
 use crate::docker::convert;
 use crate::error::ApiError;
+use crate::extract::{NoQuery, RefPath};
+use crate::state::App;
 
 /// Every container in scope, running and stopped, with its latest stats sample.
 pub async fn list(State(app): State<App>, NoQuery: NoQuery) -> Result<Json<Vec<ContainerSummary>>, ApiError> {

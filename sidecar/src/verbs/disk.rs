@@ -1,92 +1,14 @@
-//! `GET /v1/disk`: volume sizes (the "database sizes" a dashboard shows) and
-//! totals. The engine walks disks to compute them, so the answer is cached
-//! (moka, `DOCKWARD_DISK_TTL`) and concurrent misses share one computation.
-
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+//! `GET /v1/disk`: volume sizes, their containers and protection, and the
+//! image/container/build-cache totals, from the disk cache (`crate::disk`).
 
 use axum::extract::State;
 use axum::Json;
-use bollard::query_parameters::DataUsageOptions;
-use moka::future::Cache;
-use shared::{DiskReport, VolumeUsage};
+use shared::DiskReport;
 
-use crate::app::{App, AppState, NoQuery};
 use crate::error::ApiError;
-use crate::stats::now_ms;
-
-#[derive(Clone)]
-pub struct Computed {
-    at: Instant,
-    report: DiskReport,
-}
-
-pub type DiskCache = Cache<(), Arc<Computed>>;
-
-pub fn cache(ttl: Duration) -> DiskCache {
-    Cache::builder().max_capacity(1).time_to_live(ttl).build()
-}
+use crate::extract::NoQuery;
+use crate::state::App;
 
 pub async fn disk(State(app): State<App>, NoQuery: NoQuery) -> Result<Json<DiskReport>, ApiError> {
-    let hit = app.disk.contains_key(&());
-    app.metrics.cache_lookup("disk", hit);
-    let computed = app.disk.try_get_with((), compute(&app)).await.map_err(|e| match &*e {
-        ApiError::DockerUnavailable => ApiError::DockerUnavailable,
-        other => ApiError::Docker(other.to_string()),
-    })?;
-    let mut report = computed.report.clone();
-    report.age_ms = computed.at.elapsed().as_millis().try_into().unwrap_or(u64::MAX);
-    Ok(Json(report))
-}
-
-async fn compute(app: &AppState) -> Result<Arc<Computed>, ApiError> {
-    let df = app.engine.timed("df", app.engine.client().df(None::<DataUsageOptions>)).await?;
-    let containers = app.engine.list(true, &[]).await?;
-    // Volume → the in-scope containers that mount it, and whether any is protected.
-    let mut users: HashMap<String, (Vec<String>, bool)> = HashMap::new();
-    for c in &containers {
-        let labels = c.labels.clone().unwrap_or_default();
-        let protected = match c.id.as_deref() {
-            Some(id) => app.engine.is_protected(id, &labels).await.unwrap_or(true),
-            None => false,
-        };
-        for m in c.mounts.iter().flatten() {
-            if let (Some(name), Some(id)) = (m.name.as_ref(), c.id.as_ref()) {
-                let e = users.entry(name.clone()).or_default();
-                e.0.push(id.clone());
-                e.1 |= protected;
-            }
-        }
-    }
-    let scoped = app.engine.policy.scope_filter().is_some();
-    let mut volumes: Vec<VolumeUsage> = df
-        .volumes
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|v| !scoped || users.contains_key(&v.name) || app.engine.policy.in_scope(&v.labels))
-        .map(|v| {
-            let (containers, protected) = users.get(&v.name).cloned().unwrap_or_default();
-            let usage = v.usage_data.as_ref();
-            VolumeUsage {
-                name: v.name,
-                driver: v.driver,
-                size: usage.map(|u| u.size).filter(|s| *s >= 0),
-                ref_count: usage.map(|u| u.ref_count).filter(|s| *s >= 0),
-                containers,
-                protected: protected || v.labels.get(shared::PROTECT_LABEL).is_some_and(|l| l == "true"),
-                labels: v.labels.into_iter().collect::<BTreeMap<_, _>>(),
-            }
-        })
-        .collect();
-    volumes.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.name.cmp(&b.name)));
-    let report = DiskReport {
-        volumes,
-        images_bytes: df.images.iter().flatten().map(|i| i.size.max(0)).sum(),
-        containers_bytes: df.containers.iter().flatten().filter_map(|c| c.size_rw).map(|s| s.max(0)).sum(),
-        build_cache_bytes: df.build_cache.iter().flatten().filter_map(|b| b.size).map(|s| s.max(0)).sum(),
-        computed_at_ms: now_ms(),
-        age_ms: 0,
-    };
-    Ok(Arc::new(Computed { at: Instant::now(), report }))
+    Ok(Json(app.disk.get(&app.engine, &app.metrics).await?))
 }

@@ -10,9 +10,10 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
 
-use crate::app::{App, NoQuery};
 use crate::error::ApiError;
 use crate::events::HubMessage;
+use crate::extract::NoQuery;
+use crate::state::App;
 
 pub async fn events(State(app): State<App>, NoQuery: NoQuery) -> Result<Response, ApiError> {
     let permit = super::stream_permit(&app)?;

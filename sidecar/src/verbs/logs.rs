@@ -18,9 +18,10 @@ use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
 use shared::{bounded, limits, LogLine, LogStream, LogsPage};
 
-use crate::app::{parse_time, App, Query, RefPath};
 use crate::docker::convert::truncate;
 use crate::error::ApiError;
+use crate::extract::{parse_time, Query, RefPath};
+use crate::state::App;
 
 /// Largest non-follow answer.
 const PAGE_MAX_BYTES: usize = 8 * 1024 * 1024;

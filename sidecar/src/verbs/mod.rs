@@ -1,10 +1,12 @@
 //! One module per verb: its handler, the validation of its input, the engine
-//! call it makes and the audit record it writes.
+//! call it makes and the audit record it writes. Which handler serves which
+//! row of the verb table (`shared::api::VERBS`) is [`handler`].
 
 pub mod audit;
 pub mod containers;
 pub mod disk;
 pub mod events;
+pub mod health;
 pub mod logs;
 pub mod prune;
 pub mod pull;
@@ -12,10 +14,41 @@ pub mod restart;
 pub mod stats;
 
 use axum::response::{IntoResponse, Response};
+use axum::routing::{on, MethodFilter, MethodRouter};
+use shared::api::{Method, Verb, VerbSpec};
 
-use crate::app::{AppState, Audited};
 use crate::audit::Draft;
 use crate::error::ApiError;
+use crate::middleware::Audited;
+use crate::state::{App, AppState};
+
+pub fn method_filter(m: Method) -> MethodFilter {
+    match m {
+        Method::Get => MethodFilter::GET,
+        Method::Post => MethodFilter::POST,
+    }
+}
+
+/// The handler of a verb-table row, on the row's method (GET answers HEAD too).
+pub fn handler(spec: &VerbSpec) -> MethodRouter<App> {
+    let m = method_filter(spec.method);
+    match spec.verb {
+        Verb::Healthz => on(m, health::healthz),
+        Verb::Metrics => on(m, health::metrics),
+        Verb::ListContainers => on(m, containers::list),
+        Verb::InspectContainer => on(m, containers::inspect),
+        Verb::Logs => on(m, logs::logs),
+        Verb::Restart => on(m, restart::restart),
+        Verb::Stats => on(m, stats::snapshot),
+        Verb::StatsHistory => on(m, stats::history),
+        Verb::Events => on(m, events::events),
+        Verb::Disk => on(m, disk::disk),
+        Verb::Audit => on(m, audit::audit),
+        Verb::AuditVerify => on(m, audit::verify),
+        Verb::Prune => on(m, prune::prune),
+        Verb::Pull => on(m, pull::pull),
+    }
+}
 
 /// Writes the verb's audit record (fsync'd) and only then turns its result
 /// into the response. If the record cannot be written the caller gets 500.

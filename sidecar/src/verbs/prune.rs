@@ -15,11 +15,12 @@ use bollard::query_parameters::{
     RemoveContainerOptions, RemoveVolumeOptions,
 };
 use serde::Deserialize;
-use shared::{PruneKind, PruneReport, PROTECT_LABEL};
+use shared::{PruneKind, PruneReport, Verb, PROTECT_LABEL};
 
-use crate::app::{parse_time, App, AppState, Query};
 use crate::audit::{Caller, Draft};
 use crate::error::ApiError;
+use crate::extract::{parse_time, Query};
+use crate::state::{App, AppState};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,7 +37,7 @@ pub async fn prune(
     Path(kind): Path<String>,
     Query(q): Query<PruneQuery>,
 ) -> Response {
-    let mut draft = Draft::new(&caller, "prune");
+    let mut draft = Draft::new(&caller, Verb::Prune.audit_name());
     draft.target(kind.chars().take(32).collect::<String>(), None);
     let result = run(&app, &caller, &kind, q, &mut draft).await.map(Json);
     super::finish(&app, draft, result).await

@@ -16,13 +16,15 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use bollard::query_parameters::CreateImageOptions;
 use futures_util::StreamExt;
-use shared::{ImageRef, Outcome, PullEvent, PullRequest};
+use shared::{ImageRef, Outcome, PullEvent, PullRequest, Verb};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::app::{App, AppState, Audited, JsonBody, NoQuery};
 use crate::audit::{Caller, Draft};
 use crate::error::ApiError;
+use crate::extract::{JsonBody, NoQuery};
+use crate::middleware::Audited;
+use crate::state::{App, AppState};
 
 pub async fn pull(
     State(app): State<App>,
@@ -30,7 +32,7 @@ pub async fn pull(
     NoQuery: NoQuery,
     JsonBody(req): JsonBody<PullRequest>,
 ) -> Response {
-    let mut draft = Draft::new(&caller, "pull");
+    let mut draft = Draft::new(&caller, Verb::Pull.audit_name());
     draft.target(req.image.chars().take(600).collect::<String>(), None);
     let image = match check(&app, &caller, &req) {
         Ok(i) => i,
@@ -42,7 +44,7 @@ pub async fn pull(
         Err(e) => return super::finish(&app, draft, Err::<(), _>(e)).await,
     };
     // The start is on disk before the engine is asked or anything is answered.
-    let mut start = Draft::new(&caller, "pull.start");
+    let mut start = Draft::new(&caller, format!("{}.start", Verb::Pull.audit_name()));
     start.target(image.to_string(), None);
     if let Err(e) = app.audit.commit(start, Outcome::Ok, None).await {
         return crate::error::ApiError::from(e).into_response();

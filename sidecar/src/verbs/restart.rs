@@ -5,11 +5,12 @@ use axum::response::Response;
 use axum::Json;
 use bollard::query_parameters::RestartContainerOptions;
 use serde::Deserialize;
-use shared::{bounded, limits, ContainerRef, RestartReport};
+use shared::{bounded, limits, ContainerRef, RestartReport, Verb};
 
-use crate::app::{App, AppState, Query, RefPath};
 use crate::audit::{Caller, Draft};
 use crate::error::ApiError;
+use crate::extract::{Query, RefPath};
+use crate::state::{App, AppState};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,7 +25,7 @@ pub async fn restart(
     RefPath(r): RefPath,
     Query(q): Query<RestartQuery>,
 ) -> Response {
-    let mut draft = Draft::new(&caller, "restart");
+    let mut draft = Draft::new(&caller, Verb::Restart.audit_name());
     draft.target(r.as_str(), None);
     let result = run(&app, &caller, &r, q, &mut draft).await.map(Json);
     super::finish(&app, draft, result).await

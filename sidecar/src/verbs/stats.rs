@@ -9,8 +9,9 @@ use axum::Json;
 use serde::Deserialize;
 use shared::{bounded, limits, ContainerRef, StatsHistory};
 
-use crate::app::{App, NoQuery, Query};
 use crate::error::ApiError;
+use crate::extract::{NoQuery, Query};
+use crate::state::App;
 
 /// Served from the refresher's latest round; never waits for the engine. The
 /// body is a [`shared::StatsSnapshot`], spliced from the round's serialised samples.
