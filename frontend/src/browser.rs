@@ -152,7 +152,7 @@ pub fn now_ms() -> i64 {
 }
 
 /// Polls a pull job every 700 ms into `status` until it finishes (browser only).
-pub fn poll_pull(job: String, status: RwSignal<Option<crate::api::PullProgress>>) {
+pub fn poll_pull(job: String, status: RwSignal<Option<crate::types::PullProgress>>) {
     #[cfg(feature = "hydrate")]
     {
         use std::time::Duration;
@@ -162,7 +162,7 @@ pub fn poll_pull(job: String, status: RwSignal<Option<crate::api::PullProgress>>
             let job = job.clone();
             let h2 = h2.clone();
             leptos::task::spawn_local(async move {
-                match crate::api::pull_status(job).await {
+                match crate::server_fns::pull_status(job).await {
                     Ok(s) => {
                         let finished = s.done.is_some();
                         status.set(Some(s));

@@ -3,12 +3,17 @@
 //! hydrated in the browser; the server side (`ssr`) fans in the sidecars of
 //! many hosts. No Docker client is linked here, and no socket is opened.
 
-pub mod api;
 pub mod app;
 pub mod browser;
+mod components;
 pub mod model;
+mod pages;
 #[cfg(feature = "ssr")]
 pub mod server;
+pub mod server_fns;
+#[cfg(all(test, feature = "ssr"))]
+mod testing;
+pub mod types;
 
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use super::Core;
-use crate::api::Role;
+use crate::types::Role;
 
 pub const COOKIE: &str = "dockward_session";
 const MAX_SESSIONS: usize = 10_000;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::api::Role;
+use crate::types::Role;
 
 #[derive(Debug, Parser)]
 #[command(

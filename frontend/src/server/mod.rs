@@ -18,7 +18,7 @@ use shared::{
     AuditPage, ContainerDetail, ContainerRef, ImageRef, LogsPage, PruneKind, PruneReport, PullEvent, RestartReport,
 };
 
-use crate::api::{AuditFilter, AuditView, ContainerPage, MergedLine, VerifyStatus};
+use crate::types::{AuditFilter, AuditView, ContainerPage, MergedLine, VerifyStatus};
 use auth::{CurrentUser, ForwardAuth, Sessions};
 use fleet::FleetHub;
 use sidecar::SidecarError;
@@ -308,10 +308,10 @@ impl Pulls {
         }
     }
 
-    pub fn status(&self, job: &str) -> Option<crate::api::PullProgress> {
+    pub fn status(&self, job: &str) -> Option<crate::types::PullProgress> {
         let jobs = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let j = jobs.get(job)?;
-        Some(crate::api::PullProgress {
+        Some(crate::types::PullProgress {
             image: j.image.clone(),
             lines: j.lines.iter().cloned().collect(),
             layers_done: j.layers.values().filter(|d| **d).count(),

@@ -25,8 +25,8 @@ use super::config::ServeArgs;
 use super::fleet::FleetHub;
 use super::users::{self, UserStore};
 use super::{sidecar, Core};
-use crate::api::Role;
 use crate::app::{shell, App};
+use crate::types::Role;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {

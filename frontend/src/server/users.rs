@@ -9,7 +9,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use serde::{Deserialize, Serialize};
 
-use crate::api::Role;
+use crate::types::Role;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UserError {

@@ -1,0 +1,79 @@
+//! A container's row in its app card: badge, name, figures; opened, its
+//! image, links, the restart button and a peek at its logs.
+
+use leptos::prelude::*;
+
+use super::{badge_view, lock_view, LogPeek, RestartButton};
+use crate::model::{self, AppGroup, Badge};
+use crate::types::{Role, SessionInfo};
+
+#[component]
+pub fn ContainerRow(host: String, id: String, group: Memo<Option<AppGroup>>, session: SessionInfo) -> impl IntoView {
+    let c = {
+        let id = id.clone();
+        Memo::new(move |_| group.with(|g| g.as_ref().and_then(|g| g.containers.iter().find(|c| c.id == id).cloned())))
+    };
+    let Some(first) = c.get_untracked() else { return ().into_any() };
+    let detail_href = format!("/c/{}/{}", host, first.id);
+    let logs_href = format!("/logs/{}/{}", host, first.id);
+    let cpu = move || {
+        c.with(|c| {
+            c.as_ref()
+                .and_then(|c| c.stats.as_ref()?.cpu_percent)
+                .map(|v| format!("{v:.1}%"))
+                .unwrap_or_else(|| "–".into())
+        })
+    };
+    let mem = move || {
+        c.with(|c| {
+            c.as_ref()
+                .and_then(|c| c.stats.as_ref())
+                .map(|s| model::human_bytes(s.memory_bytes))
+                .unwrap_or_else(|| "–".into())
+        })
+    };
+    let badge = move || c.with(|c| c.as_ref().map(model::container_badge).unwrap_or((Badge::Amber, "gone")));
+    let status = move || c.with(|c| c.as_ref().map(|c| c.status.clone()).unwrap_or_default());
+    let db_size = {
+        let id = id.clone();
+        move || group.with(|g| g.as_ref().and_then(|g| g.db_sizes.get(&id).copied()))
+    };
+    let can_restart = session.role >= Role::Operator && !first.protected;
+    let protected = first.protected;
+    let csrf = session.csrf.clone();
+    let (btn_id, btn_name, image) = (first.id.clone(), first.name.clone(), first.image.clone());
+    let peek_host = host.clone();
+    view! {
+        <li class="row" data-container=first.name.clone() data-id=first.id.clone()>
+            <details>
+                <summary>
+                    {move || {
+                        let (b, t) = badge();
+                        badge_view(b, t)
+                    }}
+                    " "
+                    <a class="name" href=detail_href.clone()>{first.name.clone()}</a>
+                    <Show when=move || protected>
+                        {lock_view()}
+                    </Show>
+                    {move || db_size().map(|s| view! { <span class="metric db" title="database volume size">{format!("db {}", model::human_bytes(s as u64))}</span> })}
+                    <span class="metric">{cpu}</span>
+                    <span class="metric">{mem}</span>
+                </summary>
+                <div class="row-body">
+                    <p class="muted">{image} " · " {status}</p>
+                    <p>
+                        <a href=detail_href>"Details"</a>
+                        " · "
+                        <a href=logs_href>"Logs"</a>
+                    </p>
+                    <Show when=move || can_restart>
+                        <RestartButton host=host.clone() id=btn_id.clone() name=btn_name.clone() csrf=csrf.clone()/>
+                    </Show>
+                    <LogPeek host=peek_host.clone() id=id.clone()/>
+                </div>
+            </details>
+        </li>
+    }
+    .into_any()
+}

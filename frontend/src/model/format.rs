@@ -1,0 +1,59 @@
+//! Numbers for people: sizes, durations, sparkline points.
+
+/// `1536` → `1.5 KiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < UNITS.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[i])
+    }
+}
+
+/// `3725` → `1h 2m`.
+pub fn human_duration(secs: i64) -> String {
+    let s = secs.max(0);
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m {}s", s / 60, s % 60),
+        3600..=86_399 => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d {}h", s / 86_400, (s % 86_400) / 3600),
+    }
+}
+
+/// SVG polyline points for a sparkline of `values` in a `w`×`h` box.
+pub fn sparkline_points(values: &[f64], w: f64, h: f64) -> String {
+    if values.is_empty() {
+        return String::new();
+    }
+    let max = values.iter().copied().fold(f64::MIN, f64::max).max(1e-9);
+    let step = if values.len() > 1 { w / (values.len() - 1) as f64 } else { 0.0 };
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| format!("{:.1},{:.1}", i as f64 * step, h - (v / max).clamp(0.0, 1.0) * h))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::exit_code_from_status;
+
+    #[test]
+    fn humans() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_duration(3725), "1h 2m");
+        assert_eq!(human_duration(59), "59s");
+        assert_eq!(sparkline_points(&[0.0, 1.0], 10.0, 10.0), "0.0,10.0 10.0,0.0");
+        assert_eq!(exit_code_from_status("Exited (137) 5 minutes ago"), Some(137));
+    }
+}

@@ -1,0 +1,99 @@
+//! The data the pages show and the server sends them: roles, the session,
+//! the container, log and audit pages, pull progress. Plain serde types: no
+//! server calls here, so the server code and the server functions both
+//! import them without importing each other.
+
+use serde::{Deserialize, Serialize};
+use shared::{AuditPage, ContainerDetail, HistoryPoint};
+
+/// Roles, weakest first: viewer (read everything, logs included), operator
+/// (+ restart, pull), admin (+ prune, audit page).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(clap::ValueEnum))]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Viewer,
+    Operator,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Viewer => "viewer",
+            Self::Operator => "operator",
+            Self::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim() {
+            "viewer" => Some(Self::Viewer),
+            "operator" => Some(Self::Operator),
+            "admin" => Some(Self::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// Who is looking at the page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub name: String,
+    pub role: Role,
+    /// Sent back with every mutation.
+    pub csrf: String,
+}
+
+/// The container page: the detail plus stats history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerPage {
+    pub host: String,
+    pub detail: ContainerDetail,
+    pub history: Vec<HistoryPoint>,
+}
+
+/// The audit page: a page of records and the chain's verification.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditView {
+    pub host: String,
+    pub page: AuditPage,
+    pub verify: VerifyStatus,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyStatus {
+    pub ok: bool,
+    pub records: u64,
+    pub problems: Vec<String>,
+}
+
+/// One line of an app's merged log view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergedLine {
+    pub container: String,
+    pub line: shared::LogLine,
+}
+
+/// Filters of the audit page.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditFilter {
+    pub actor: String,
+    pub verb: String,
+    pub target: String,
+    pub outcome: String,
+    pub since: String,
+    pub until: String,
+    pub cursor: String,
+}
+
+/// Where a pull stands: the latest progress lines and, at the end, the result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullProgress {
+    pub image: String,
+    pub lines: Vec<String>,
+    pub layers_done: usize,
+    pub layers_total: usize,
+    /// `Ok(digest)` or `Err(message)` once finished.
+    pub done: Option<Result<String, String>>,
+}
