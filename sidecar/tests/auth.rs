@@ -1,12 +1,11 @@
 //! Shared-secret authentication, secret rotation and rate limits.
 
-mod common;
-
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
 use serde_json::Value;
+use testkit::sidecar::*;
+use testkit::*;
 
 fn start_fails_with(env: &[(&str, &str)], expect: &str) {
     let dir = tempfile::tempdir().unwrap();
@@ -134,7 +133,6 @@ async fn failed_logins_are_throttled_per_address() {
     assert_eq!(statuses, [401, 401, 429, 429]);
     // Blocked means blocked: no secret is even compared from that address
     // until the window passes, so guessing gains nothing.
-    tokio::time::sleep(Duration::from_millis(10)).await;
     let r = sc.get("/v1/stats").send().await.unwrap();
     assert_eq!(r.status(), 429);
     assert!(r.headers().contains_key("retry-after"));
@@ -166,7 +164,7 @@ async fn secret_files_rotate_without_a_restart() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let _child = KillOnDrop(child);
+    let _child = Proc(child);
     let http = reqwest::Client::new();
     let status = |secret: String| {
         let http = http.clone();
@@ -192,13 +190,4 @@ async fn secret_files_rotate_without_a_restart() {
         (status(old.clone()).await == 401).then_some(())
     })
     .await;
-}
-
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

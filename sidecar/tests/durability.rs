@@ -2,22 +2,12 @@
 //! restarts loses no acknowledged record; `audit verify` catches edits,
 //! deletions and truncation.
 
-mod common;
-
 use std::io::Write;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::*;
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use testkit::sidecar::*;
+use testkit::*;
 
 fn spawn_sidecar(audit: &std::path::Path, port: u16) -> Proc {
     let child = Command::new(sidecar_bin())
@@ -31,13 +21,8 @@ fn spawn_sidecar(audit: &std::path::Path, port: u16) -> Proc {
         .spawn()
         .unwrap();
     let proc = Proc(child);
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return proc;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("sidecar did not start");
+    wait_port(port, "the sidecar");
+    proc
 }
 
 fn verify(path: &std::path::Path) -> (bool, String) {
@@ -61,6 +46,8 @@ async fn sigkill_during_a_burst_loses_no_acknowledged_record() {
         let http = http.clone();
         let acked = acked.clone();
         tasks.push(tokio::spawn(async move {
+            // Deliberate: the burst is spread over 1.6 s so that the kill lands
+            // while requests are still arriving (it is the scenario, not a wait).
             tokio::time::sleep(Duration::from_millis(i * 40)).await;
             let r = http
                 .post(format!("http://127.0.0.1:{port}/v1/containers/{id}/restart?timeout=0"))
@@ -75,7 +62,11 @@ async fn sigkill_during_a_burst_loses_no_acknowledged_record() {
             }
         }));
     }
-    tokio::time::sleep(Duration::from_millis(900)).await;
+    // Kill once the burst is under way: some restarts acknowledged, more still coming.
+    eventually(Duration::from_secs(30), "the first acknowledged restarts", || {
+        std::future::ready((acked.lock().unwrap().len() >= 5).then_some(()))
+    })
+    .await;
     proc.0.kill().unwrap(); // SIGKILL
     proc.0.wait().unwrap();
     for t in tasks {
@@ -110,8 +101,14 @@ async fn a_torn_last_line_is_repaired_on_start() {
     drop(f);
     let (ok, report) = verify(&audit);
     assert!(!ok && report.contains("incomplete"), "{report}");
-    drop(spawn_sidecar(&audit, free_port()));
-    std::thread::sleep(Duration::from_millis(300));
+    {
+        let _p = spawn_sidecar(&audit, free_port());
+        // The repair is an audit record: stop the sidecar once it is on disk.
+        wait_for(Duration::from_secs(10), "the repair record", || {
+            let text = std::fs::read_to_string(&audit).ok()?;
+            (text.contains("audit.repair") && text.ends_with('\n')).then_some(())
+        });
+    }
     let (ok, report) = verify(&audit);
     assert!(ok, "{report}");
     assert!(std::fs::read_to_string(&audit).unwrap().contains("audit.repair"));

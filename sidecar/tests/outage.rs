@@ -2,14 +2,13 @@
 //! private dockerd of its own (own socket, data and exec roots) so the
 //! engine the other tests use is never disturbed.
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::*;
 use serde_json::Value;
+use testkit::sidecar::*;
+use testkit::*;
 
 struct Daemon {
     child: Option<Child>,
@@ -57,21 +56,18 @@ impl Daemon {
             .spawn()
             .unwrap();
         self.child = Some(child);
-        for _ in 0..120 {
-            let ok = Command::new("docker")
+        let what = format!("the private dockerd to answer (its log: {})", d.join("dockerd.log").display());
+        wait_for(Duration::from_secs(30), &what, || {
+            Command::new("docker")
                 .arg("-H")
                 .arg(format!("unix://{}", self.socket().display()))
                 .arg("version")
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status()
-                .is_ok_and(|s| s.success());
-            if ok {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        panic!("private dockerd did not start; see {}", d.join("dockerd.log").display());
+                .is_ok_and(|s| s.success())
+                .then_some(())
+        });
     }
 
     fn down(&mut self) {

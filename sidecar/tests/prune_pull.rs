@@ -1,12 +1,11 @@
 //! Prune (scoped, protected containers skipped) and pull from a local registry.
 
-mod common;
-
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::*;
 use serde_json::Value;
+use testkit::sidecar::*;
+use testkit::*;
 
 #[tokio::test]
 async fn prune_containers_removes_stopped_and_skips_protected() {
@@ -78,13 +77,10 @@ async fn prune_volumes_keeps_named_and_protected_ones() {
     docker(&["volume", "rm", &guarded]);
 }
 
-struct Registry(Child, #[allow(dead_code)] tempfile::TempDir);
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// The registry process, then its storage (fields drop in order).
+struct Registry {
+    _proc: Proc,
+    _dir: tempfile::TempDir,
 }
 
 fn start_registry(port: u16) -> Registry {
@@ -105,14 +101,9 @@ fn start_registry(port: u16) -> Registry {
         .stderr(Stdio::null())
         .spawn()
         .expect("docker-registry is not installed (apt-get install docker-registry)");
-    let registry = Registry(child, dir);
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return registry;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("the local registry did not start on 127.0.0.1:{port}");
+    let registry = Registry { _proc: Proc(child), _dir: dir };
+    wait_port(port, "the local registry");
+    registry
 }
 
 #[tokio::test]

@@ -1,11 +1,10 @@
 //! Each read and mutating verb end to end against the real engine.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
 use serde_json::Value;
+use testkit::sidecar::*;
+use testkit::*;
 
 fn find<'a>(list: &'a Value, id: &str) -> &'a Value {
     list.as_array().unwrap().iter().find(|c| c["id"] == id).unwrap_or_else(|| panic!("{id} not listed"))
@@ -71,6 +70,7 @@ async fn logs_name_the_stream_and_follow_delivers_later_lines() {
     let c = TestContainer::run(
         "logs",
         &[],
+        // Waits (polling in the container) for the test's signal before its late line.
         "echo out-line; echo err-line >&2; while [ ! -f /tmp/go ]; do sleep 0.1; done; echo late-marker; sleep 600",
     );
     let sc = Sidecar::start(&[]).await;
@@ -177,8 +177,12 @@ async fn bad_input_gets_json_errors_and_never_reaches_docker() {
     let proxy = CountingProxy::start().await;
     let host = proxy.docker_host();
     let sc = Sidecar::start(&[&host]).await;
-    // Let start-up traffic (probe, first stats round) settle, then count.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Let start-up traffic (probe, first stats round) finish, then count.
+    eventually(Duration::from_secs(10), "the first stats round", || async {
+        let s = sc.json("/v1/stats").await;
+        s["containers"].as_array().unwrap().iter().any(|x| x["id"] == c.id.as_str()).then_some(())
+    })
+    .await;
     let cases: Vec<(reqwest::RequestBuilder, u16, &str)> = vec![
         (sc.get("/v1/containers/-bad"), 400, "bad_request"),
         (sc.get("/v1/containers/a%2F..%2Fb"), 400, "bad_request"),
@@ -245,7 +249,19 @@ async fn events_stream_reports_lifecycle_changes() {
     let resp = sc.get("/v1/events").send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let mut sse = SseReader::new(resp);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The sidecar follows the engine's events from a background task: restart a
+    // probe container until its events come through, so the stream is live.
+    let probe = TestContainer::run("events-probe", &[], "sleep 600");
+    let mut live = false;
+    for _ in 0..15 {
+        live = saw_container_event(&mut sse, &probe.id, Duration::from_secs(1)).await;
+        if live {
+            break;
+        }
+        docker(&["restart", "-t", "0", &probe.id]);
+    }
+    assert!(live, "the event stream never delivered the probe container's events");
+    // The scenario: a container that starts, then dies with code 3.
     let c = TestContainer::run("events", &[], "sleep 0.2; exit 3");
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     let mut seen = Vec::new();
@@ -262,6 +278,20 @@ async fn events_stream_reports_lifecycle_changes() {
         }
     }
     assert!(seen.contains(&"start".to_owned()) && seen.contains(&"die".to_owned()), "saw {seen:?}");
+}
+
+/// True when an event about container `id` arrives within `within`.
+async fn saw_container_event(sse: &mut SseReader, id: &str, within: Duration) -> bool {
+    let seen = tokio::time::timeout(within, async {
+        while let Some(data) = sse.next_named("container", within).await {
+            let ev: Value = serde_json::from_str(&data).unwrap();
+            if ev["id"] == id {
+                return true;
+            }
+        }
+        false
+    });
+    seen.await.unwrap_or(false)
 }
 
 #[tokio::test]

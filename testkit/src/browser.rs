@@ -3,29 +3,12 @@
 //! when the browser is missing; nothing here skips.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 
-/// A child process killed when the test ends (or panics).
-pub struct Proc(pub Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Waits until something accepts connections on 127.0.0.1:`port`.
-pub fn wait_port(port: u16, what: &str) {
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(30), "{what} did not start on port {port}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use crate::{wait_port, Proc};
 
 /// A running chromedriver; `session()` opens a headless Chromium.
 pub struct Driver {
@@ -150,4 +133,12 @@ pub async fn restart_from_overview(c: &Client, container_name: &str) {
     button.click().await.unwrap();
     c.find(Locator::Css(&format!("{row} button.confirm-restart"))).await.unwrap().click().await.unwrap();
     wait_text(c, &format!("{row} .outcome"), "Restarted", 30).await;
+}
+
+/// Logs in from a clean slate: any session an earlier scenario left behind
+/// (say, one that failed before logging out) is forgotten first.
+pub async fn login_afresh(c: &Client, base: &str, user: &str, password: &str) {
+    c.goto(&format!("{base}/login")).await.unwrap();
+    c.delete_all_cookies().await.unwrap();
+    login(c, base, user, password).await;
 }

@@ -1,17 +1,27 @@
 //! Test helpers shared by dockward's integration tests: the real Docker
-//! engine, a tiny local test image, labelled test containers, polling.
+//! engine, a tiny local test image, labelled test containers, child
+//! processes, the workspace's built binaries, and polling (tests wait on
+//! conditions, never for a fixed time).
+//!
+//! Features add more: `sidecar` (the sidecar as a subprocess, an SSE reader,
+//! a counting socket proxy), `browser` (headless Chromium over WebDriver) and
+//! `scenarios` (one trial per scenario around one shared environment).
 //!
 //! Docker is a hard requirement: without it these helpers fail loudly; tests
 //! that use them never skip.
 
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 #[cfg(feature = "browser")]
 pub mod browser;
+#[cfg(feature = "scenarios")]
+pub mod scenarios;
+#[cfg(feature = "sidecar")]
+pub mod sidecar;
 
 pub const IMAGE: &str = "dockward-test:3";
 pub const TEST_LABEL: &str = "dockward.test";
@@ -122,6 +132,7 @@ impl Drop for TestContainer {
 }
 
 /// Waits until `f` returns Some, or panics after `timeout` with `what`.
+/// For async tests; [`wait_for`] is the blocking twin.
 pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
 where
     F: FnMut() -> Fut,
@@ -140,4 +151,46 @@ where
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Blocks until `f` returns Some, or panics after `timeout` with `what`.
+/// For synchronous code; async tests use [`eventually`].
+pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits until something accepts connections on 127.0.0.1:`port`.
+pub fn wait_port(port: u16, what: &str) {
+    wait_for(Duration::from_secs(30), &format!("{what} to listen on port {port}"), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok().then_some(())
+    })
+}
+
+/// A child process killed when the test ends (or panics).
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A binary of this workspace, built next to the running test executable
+/// (`target/<profile>/<name>`; tests run from `target/<profile>/deps/`).
+/// Cargo builds a package's own binaries before its integration tests; a
+/// binary of another package must have been built first.
+pub fn built_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let dir = exe.parent().and_then(Path::parent).expect("the test executable sits in target/<profile>/deps");
+    let p = dir.join(name);
+    assert!(p.exists(), "{} is missing: build it first (cargo build --workspace)", p.display());
+    p
 }

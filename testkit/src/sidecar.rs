@@ -1,0 +1,271 @@
+//! The sidecar for integration tests: started as a subprocess of its built
+//! binary through its command line (the same entry point operators use, so
+//! tests depend on no internal module), an SSE reader, and a counting socket
+//! proxy in front of the real engine.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::{built_bin, eventually, require_docker};
+
+pub const SECRET: &str = "test-secret-0123456789abcdef0123456789abcdef";
+pub const SECRET_B: &str = "test-secret-B-0123456789abcdef0123456789abcdef";
+
+/// The built `dockward-sidecar` binary.
+pub fn sidecar_bin() -> PathBuf {
+    built_bin("dockward-sidecar")
+}
+
+/// A sidecar on 127.0.0.1 with a temporary audit log, killed on drop. Its
+/// log (JSON) is kept in its directory and printed when a test panics.
+pub struct Sidecar {
+    pub base: String,
+    pub dir: tempfile::TempDir,
+    pub http: reqwest::Client,
+    child: Child,
+}
+
+impl Sidecar {
+    /// Starts `dockward-sidecar` with the test secret, an audit log in a
+    /// temporary directory, `--stats-ttl=1s` unless `extra` sets it, and the
+    /// `extra` flags; returns once it listens.
+    pub async fn start(extra: &[&str]) -> Self {
+        require_docker();
+        let dir = tempfile::tempdir().unwrap();
+        let audit = dir.path().join("audit.jsonl");
+        let log_path = dir.path().join("sidecar.log");
+        let mut args: Vec<String> = vec![
+            "--listen=127.0.0.1:0".into(),
+            format!("--secret={SECRET}"),
+            format!("--audit-log={}", audit.display()),
+            "--log-format=json".into(),
+        ];
+        if !extra.iter().any(|a| a.starts_with("--stats-ttl")) {
+            args.push("--stats-ttl=1s".into());
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let child = Command::new(sidecar_bin())
+            .args(&args)
+            // The listening line below is logged at info.
+            .env("DOCKWARD_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .expect("start dockward-sidecar");
+        let mut sc = Self { base: String::new(), dir, http: reqwest::Client::new(), child };
+        // Listening on port 0 leaves no race for a free port: the sidecar logs
+        // the address it bound. Nothing is requested, so no rate budget or
+        // audit record is spent on start-up.
+        let child = &mut sc.child;
+        let addr = eventually(Duration::from_secs(30), "the sidecar to listen", || {
+            let found = listening_addr(&std::fs::read_to_string(&log_path).unwrap_or_default());
+            if found.is_none() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("the sidecar exited ({status}) with {args:?}; its log follows");
+                }
+            }
+            std::future::ready(found)
+        })
+        .await;
+        sc.base = format!("http://{addr}");
+        sc
+    }
+
+    pub fn audit_path(&self) -> PathBuf {
+        self.dir.path().join("audit.jsonl")
+    }
+
+    /// What the sidecar logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sidecar.log")).unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.get(self.url(path)).bearer_auth(SECRET).header("x-dockward-actor", "tester")
+    }
+
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.post(self.url(path)).bearer_auth(SECRET).header("x-dockward-actor", "tester")
+    }
+
+    pub async fn json(&self, path: &str) -> serde_json::Value {
+        let r = self.get(path).send().await.unwrap();
+        let status = r.status();
+        let body = r.text().await.unwrap();
+        assert!(status.is_success(), "GET {path}: {status} {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// Audit records (newest first) as JSON values.
+    pub fn audit_records(&self) -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(self.audit_path()).unwrap_or_default();
+        let mut v: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        v.reverse();
+        v
+    }
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("--- sidecar log (last {} lines) ---", tail.len());
+            for line in tail.into_iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+/// The address in the sidecar's "listening" log line (JSON log format).
+fn listening_addr(log: &str) -> Option<SocketAddr> {
+    log.lines().find_map(|line| {
+        let v: serde_json::Value = serde_json::from_str(line).ok()?;
+        let fields = &v["fields"];
+        if !fields["message"].as_str()?.contains("listening") {
+            return None;
+        }
+        fields["addr"].as_str()?.parse().ok()
+    })
+}
+
+type ByteStream = std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<Vec<u8>>> + Send>>;
+
+/// Reads Server-Sent Events from a streaming response: (event, data) pairs.
+pub struct SseReader {
+    stream: ByteStream,
+    buf: String,
+}
+
+impl SseReader {
+    pub fn new(resp: reqwest::Response) -> Self {
+        use futures_util::StreamExt;
+        Self { stream: Box::pin(resp.bytes_stream().map(|r| r.map(|b| b.to_vec()))), buf: String::new() }
+    }
+
+    /// The next event, or None at the end of the stream.
+    pub async fn next(&mut self) -> Option<(String, String)> {
+        use futures_util::StreamExt;
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                let mut event = String::from("message");
+                let mut data = Vec::new();
+                for line in block.lines() {
+                    if let Some(e) = line.strip_prefix("event:") {
+                        event = e.trim().to_owned();
+                    } else if let Some(d) = line.strip_prefix("data:") {
+                        data.push(d.strip_prefix(' ').unwrap_or(d).to_owned());
+                    }
+                }
+                if data.is_empty() && event == "message" {
+                    continue; // keep-alive comment
+                }
+                return Some((event, data.join("\n")));
+            }
+            match self.stream.next().await {
+                Some(Ok(chunk)) => self.buf.push_str(&String::from_utf8_lossy(&chunk)),
+                _ => return None,
+            }
+        }
+    }
+
+    /// The next event named `name` within `timeout`.
+    pub async fn next_named(&mut self, name: &str, timeout: Duration) -> Option<String> {
+        tokio::time::timeout(timeout, async {
+            while let Some((e, d)) = self.next().await {
+                if e == name {
+                    return Some(d);
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+}
+
+/// A unix-socket proxy in front of the real engine that counts the engine
+/// calls going through it by kind, so tests can assert how often the
+/// sidecar really called Docker. It runs on the test's runtime.
+pub struct CountingProxy {
+    pub socket: PathBuf,
+    counts: Arc<Mutex<HashMap<&'static str, u64>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl CountingProxy {
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("docker.sock");
+        let listener = tokio::net::UnixListener::bind(&socket).unwrap();
+        let counts: Arc<Mutex<HashMap<&'static str, u64>>> = Arc::default();
+        let c2 = counts.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let counts = c2.clone();
+                tokio::spawn(async move {
+                    let Ok(upstream) = tokio::net::UnixStream::connect("/var/run/docker.sock").await else { return };
+                    let (mut cr, mut cw) = client.into_split();
+                    let (mut ur, mut uw) = upstream.into_split();
+                    let up = async move {
+                        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                        const NEEDLES: [(&[u8], &str); 3] =
+                            [(b"/stats?", "stats"), (b"/containers/json?", "list"), (b"/json HTTP", "inspect")];
+                        let mut buf = vec![0u8; 16 * 1024];
+                        // Per needle, the last len-1 bytes seen: a needle split across reads is
+                        // found once, and none is counted twice (a tail is shorter than its needle).
+                        let mut tails: Vec<Vec<u8>> = vec![Vec::new(); NEEDLES.len()];
+                        loop {
+                            let n = match cr.read(&mut buf).await {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            {
+                                let mut c = counts.lock().unwrap();
+                                for (i, (needle, kind)) in NEEDLES.iter().enumerate() {
+                                    let mut hay = std::mem::take(&mut tails[i]);
+                                    hay.extend_from_slice(&buf[..n]);
+                                    let found = hay.windows(needle.len()).filter(|w| w == needle).count() as u64;
+                                    *c.entry(*kind).or_default() += found;
+                                    let keep = hay.len().min(needle.len() - 1);
+                                    tails[i] = hay[hay.len() - keep..].to_vec();
+                                }
+                            }
+                            if uw.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                        let _ = uw.shutdown().await;
+                    };
+                    let down = async move {
+                        let _ = tokio::io::copy(&mut ur, &mut cw).await;
+                    };
+                    tokio::join!(up, down);
+                });
+            }
+        });
+        Self { socket, counts, _dir: dir }
+    }
+
+    pub fn docker_host(&self) -> String {
+        format!("--docker-host=unix://{}", self.socket.display())
+    }
+
+    pub fn count(&self, kind: &str) -> u64 {
+        self.counts.lock().unwrap().get(kind).copied().unwrap_or(0)
+    }
+}
