@@ -79,8 +79,8 @@ pub fn App() -> impl IntoView {
 /// Pages render with `SsrMode::Async`: the server sends complete HTML once
 /// the (in-memory) data is ready, so nothing depends on a script to appear.
 fn signed_in(body: impl Fn(SessionInfo, RwSignal<Fleet>) -> AnyView + Send + Sync + Clone + 'static) -> impl IntoView {
-    let session = Resource::new(|| (), |_| whoami());
-    let fleet = Resource::new(|| (), |_| get_fleet());
+    let session = crate::resource::resource(|| (), |_| whoami());
+    let fleet = crate::resource::resource(|| (), |_| get_fleet());
     view! {
         <Suspense fallback=|| view! { <main class="page"><p class="empty">"Loading…"</p></main> }>
             {

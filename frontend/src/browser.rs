@@ -39,7 +39,7 @@ mod imp {
             let Ok(es) = web_sys::EventSource::new("/api/live") else { return };
             listen(&es, "fleet", move |ev| {
                 if let Some(text) = ev.data().as_string() {
-                    if let Ok(f) = serde_json::from_str::<Fleet>(&text) {
+                    if let Ok(f) = serde_json::from_slice::<Fleet>(text.as_bytes()) {
                         fleet.set(f);
                     }
                 }
@@ -59,7 +59,7 @@ mod imp {
         let held: std::rc::Rc<RefCell<Vec<LogLine>>> = Default::default();
         listen(&es, "line", move |ev| {
             let Some(text) = ev.data().as_string() else { return };
-            let Ok(line) = serde_json::from_str::<LogLine>(&text) else { return };
+            let Ok(line) = serde_json::from_slice::<LogLine>(text.as_bytes()) else { return };
             let mut h = held.borrow_mut();
             h.push(line);
             if h.len() > max {

@@ -6,7 +6,9 @@
 pub mod app;
 pub mod browser;
 mod components;
+pub mod error;
 pub mod model;
+mod resource;
 mod pages;
 #[cfg(feature = "ssr")]
 pub mod server;

@@ -6,35 +6,7 @@
 use serde::{Deserialize, Serialize};
 use shared::{AuditPage, ContainerDetail, HistoryPoint};
 
-/// Roles, weakest first: viewer (read everything, logs included), operator
-/// (+ restart, pull), admin (+ prune, audit page).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(clap::ValueEnum))]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Viewer,
-    Operator,
-    Admin,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Viewer => "viewer",
-            Self::Operator => "operator",
-            Self::Admin => "admin",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s.trim() {
-            "viewer" => Some(Self::Viewer),
-            "operator" => Some(Self::Operator),
-            "admin" => Some(Self::Admin),
-            _ => None,
-        }
-    }
-}
+pub use shared::Role;
 
 /// Who is looking at the page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -60,7 +60,7 @@ pub fn LogRow(
 #[component]
 pub fn LogPeek(host: String, id: String) -> impl IntoView {
     let open = RwSignal::new(false);
-    let lines = Resource::new(
+    let lines = crate::resource::resource(
         move || open.get(),
         move |o| {
             let (h, i) = (host.clone(), id.clone());

@@ -14,7 +14,7 @@ pub fn AppLogs() -> impl IntoView {
     let params = use_params_map();
     let host = move || params.read().get("host").unwrap_or_default();
     let project = move || params.read().get("project").unwrap_or_default();
-    let lines = Resource::new(move || (host(), project()), |(h, p)| get_app_logs(h, p, 200));
+    let lines = crate::resource::resource(move || (host(), project()), |(h, p)| get_app_logs(h, p, 200));
     let search = RwSignal::new(String::new());
     view! {
         <Title text="App logs · dockward"/>

@@ -17,7 +17,7 @@ pub fn Audit(session: SessionInfo, fleet: RwSignal<Fleet>) -> impl IntoView {
     let host = first_host(fleet);
     let filter = RwSignal::new(AuditFilter::default());
     let draft = RwSignal::new(AuditFilter::default());
-    let view_res = Resource::new(move || (host.get(), filter.get()), |(h, f)| get_audit(h, f));
+    let view_res = crate::resource::resource(move || (host.get(), filter.get()), |(h, f)| get_audit(h, f));
     let field = move |name: &'static str, get: fn(&AuditFilter) -> String, set: fn(&mut AuditFilter, String)| {
         view! {
             <label>{name} " "

@@ -15,7 +15,7 @@ pub fn Detail(session: SessionInfo) -> impl IntoView {
     let params = use_params_map();
     let host = move || params.read().get("host").unwrap_or_default();
     let id = move || params.read().get("id").unwrap_or_default();
-    let page = Resource::new(move || (host(), id()), |(h, i)| get_container(h, i));
+    let page = crate::resource::resource(move || (host(), id()), |(h, i)| get_container(h, i));
     let tab = RwSignal::new("overview");
     view! {
         <Suspense fallback=|| view! { <p class="empty">"Loading…"</p> }>

@@ -20,7 +20,7 @@ pub fn Logs() -> impl IntoView {
     let host = move || params.read().get("host").unwrap_or_default();
     let id = move || params.read().get("id").unwrap_or_default();
     let tail = move || query.read().get("tail").and_then(|t| t.parse::<u32>().ok()).unwrap_or(200).min(10_000);
-    let initial = Resource::new(move || (host(), id(), tail()), |(h, i, t)| get_logs(h, i, t, true));
+    let initial = crate::resource::resource(move || (host(), id(), tail()), |(h, i, t)| get_logs(h, i, t, true));
     let lines: RwSignal<Vec<LogLine>> = RwSignal::new(Vec::new());
     let search = RwSignal::new(String::new());
     let regex = RwSignal::new(false);

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use super::Core;
+use crate::error::ConsoleError;
 use crate::types::Role;
 
 pub const COOKIE: &str = "dockward_session";
@@ -178,6 +179,9 @@ fn public(path: &str) -> bool {
 pub async fn require_user(State(core): State<Arc<Core>>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
     if req.method() == axum::http::Method::POST && !same_origin(req.headers()) {
+        if path.starts_with("/api/fn/") {
+            return ConsoleError::Csrf.into_response();
+        }
         return (StatusCode::FORBIDDEN, "cross-site request refused").into_response();
     }
     let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
@@ -203,6 +207,7 @@ pub async fn require_user(State(core): State<Arc<Core>>, mut req: Request, next:
             next.run(req).await
         }
         None if public(&path) => next.run(req).await,
+        None if path.starts_with("/api/fn/") => ConsoleError::NotSignedIn.into_response(),
         None if path.starts_with("/api/") => (
             StatusCode::UNAUTHORIZED,
             axum::Json(shared::ErrorBody::new(shared::ErrorCode::Unauthorized, "log in first")),
@@ -307,26 +312,26 @@ fn csrf_ok(user: &CurrentUser, token: &str) -> bool {
 }
 
 /// The current user, inside a server function.
-pub fn current_user() -> Result<CurrentUser, ServerFnError> {
+pub fn current_user() -> Result<CurrentUser, ConsoleError> {
     use_context::<axum::http::request::Parts>()
         .and_then(|p| p.extensions.get::<CurrentUser>().cloned())
-        .ok_or_else(|| ServerFnError::new("log in first"))
+        .ok_or(ConsoleError::NotSignedIn)
 }
 
 /// The current user, who must hold at least `role`.
-pub fn require(role: Role) -> Result<CurrentUser, ServerFnError> {
+pub fn require(role: Role) -> Result<CurrentUser, ConsoleError> {
     let u = current_user()?;
     if u.role < role {
-        return Err(ServerFnError::new(format!("this needs the {} role; you are {}", role.as_str(), u.role.as_str())));
+        return Err(ConsoleError::Forbidden { needed: role, have: u.role });
     }
     Ok(u)
 }
 
 /// For mutations: the role, and the session's CSRF token.
-pub fn require_mutation(role: Role, csrf: &str) -> Result<CurrentUser, ServerFnError> {
+pub fn require_mutation(role: Role, csrf: &str) -> Result<CurrentUser, ConsoleError> {
     let u = require(role)?;
     if !csrf_ok(&u, csrf) {
-        return Err(ServerFnError::new("the page's security token is stale; reload and try again"));
+        return Err(ConsoleError::Csrf);
     }
     Ok(u)
 }

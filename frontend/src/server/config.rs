@@ -35,12 +35,17 @@ pub enum Command {
     },
 }
 
+/// `viewer`, `operator` or `admin`.
+fn role_arg(s: &str) -> Result<Role, String> {
+    Role::parse(s).ok_or_else(|| format!("{s:?} is not a role: use viewer, operator or admin"))
+}
+
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
     /// Add a user; the password is read from standard input (one line).
     Add {
         name: String,
-        #[arg(long, value_enum, default_value = "viewer")]
+        #[arg(long, value_parser = role_arg, default_value = "viewer")]
         role: Role,
         #[arg(long, env = "DOCKWARD_USERS_FILE", default_value = "/var/lib/dockward-web/users.json")]
         users_file: PathBuf,
@@ -48,7 +53,7 @@ pub enum UserCommand {
     /// Change a user's password (read from standard input) and optionally role.
     Passwd {
         name: String,
-        #[arg(long, value_enum)]
+        #[arg(long, value_parser = role_arg)]
         role: Option<Role>,
         #[arg(long, env = "DOCKWARD_USERS_FILE", default_value = "/var/lib/dockward-web/users.json")]
         users_file: PathBuf,

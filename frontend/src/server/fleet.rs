@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use futures_util::StreamExt;
-use shared::{ContainerSummary, DiskReport, HistoryPoint};
+use shared::{Call, ContainerSummary, DiskReport, HistoryPoint, Verb};
 use tokio::sync::{broadcast, Notify};
 
 use super::sidecar::Sidecar;
@@ -158,7 +158,7 @@ impl FleetHub {
     async fn poll_loop(&self, i: usize) {
         let host = self.hosts[i].clone();
         loop {
-            let result = host.get::<Vec<ContainerSummary>>("/v1/containers").await;
+            let result = host.call::<Vec<ContainerSummary>>(&Call::new(Verb::ListContainers, &[]), None, None).await;
             {
                 let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
                 let s = &mut state[i];
@@ -214,7 +214,7 @@ impl FleetHub {
     async fn events_loop(&self, i: usize) {
         let host = self.hosts[i].clone();
         loop {
-            match host.stream("/v1/events").await {
+            match host.stream(&Call::new(Verb::Events, &[]), None, None).await {
                 Ok(resp) => {
                     let mut body = resp.bytes_stream();
                     let mut buf = Vec::new();
@@ -240,7 +240,7 @@ impl FleetHub {
     async fn disk_loop(&self, i: usize) {
         let host = self.hosts[i].clone();
         loop {
-            if let Ok(d) = host.get::<DiskReport>("/v1/disk").await {
+            if let Ok(d) = host.call::<DiskReport>(&Call::new(Verb::Disk, &[]), None, None).await {
                 let sizes = d.volumes.into_iter().filter_map(|v| Some((v.name, v.size?))).collect();
                 self.state.write().unwrap_or_else(|e| e.into_inner())[i].volume_sizes = sizes;
             }

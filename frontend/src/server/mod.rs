@@ -15,13 +15,14 @@ use std::time::Duration;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use leptos::prelude::*;
 use shared::{
-    AuditPage, ContainerDetail, ContainerRef, ImageRef, LogsPage, PruneKind, PruneReport, PullEvent, RestartReport,
+    AuditPage, Call, ContainerDetail, ContainerRef, ImageRef, LogsPage, PruneKind, PruneReport, PullEvent,
+    RestartReport, Verb,
 };
 
+use crate::error::ConsoleError;
 use crate::types::{AuditFilter, AuditView, ContainerPage, MergedLine, VerifyStatus};
 use auth::{CurrentUser, ForwardAuth, Sessions};
 use fleet::FleetHub;
-use sidecar::SidecarError;
 use users::UserStore;
 
 /// Everything the handlers share.
@@ -37,32 +38,8 @@ pub struct Core {
 }
 
 /// The shared state, inside a server function.
-pub fn core() -> Result<Arc<Core>, ServerFnError> {
-    use_context::<Arc<Core>>().ok_or_else(|| ServerFnError::new("server state missing"))
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConsoleError {
-    #[error("no host {0:?}")]
-    NoHost(String),
-    #[error(transparent)]
-    Invalid(#[from] shared::ValidationError),
-    #[error(transparent)]
-    Sidecar(#[from] SidecarError),
-    #[error("{0}")]
-    Other(String),
-}
-
-fn enc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+pub fn core() -> Result<Arc<Core>, ConsoleError> {
+    use_context::<Arc<Core>>().ok_or_else(|| ConsoleError::internal("server state missing"))
 }
 
 impl Core {
@@ -87,18 +64,17 @@ impl Core {
     }
 
     fn host(&self, name: &str) -> Result<&Arc<sidecar::Sidecar>, ConsoleError> {
-        self.fleet.host(name).ok_or_else(|| ConsoleError::NoHost(name.chars().take(64).collect()))
+        self.fleet.host(name).ok_or_else(|| ConsoleError::NotFound { what: format!("host {:?}", name.chars().take(64).collect::<String>()) })
     }
 
     pub async fn container_page(&self, host: &str, id: &str) -> Result<ContainerPage, ConsoleError> {
         let r = ContainerRef::parse(id)?;
         let h = self.host(host)?;
-        let detail: ContainerDetail = h.get(&format!("/v1/containers/{r}")).await?;
+        let detail: ContainerDetail = h.call(&Call::new(Verb::InspectContainer, &[r.as_str()]), None, None).await?;
         let mut history = self.fleet.history(host, &detail.summary.id);
         if history.len() < 10 {
-            if let Ok(hist) =
-                h.get::<shared::StatsHistory>(&format!("/v1/stats/history?ref={}&window=900", detail.summary.id)).await
-            {
+            let call = Call::new(Verb::StatsHistory, &[]).query("ref", &detail.summary.id).query("window", 900);
+            if let Ok(hist) = h.call::<shared::StatsHistory>(&call, None, None).await {
                 history = hist.points;
             }
         }
@@ -108,7 +84,8 @@ impl Core {
     pub async fn logs(&self, host: &str, id: &str, tail: u32, timestamps: bool) -> Result<LogsPage, ConsoleError> {
         let r = ContainerRef::parse(id)?;
         let tail = shared::bounded("tail", u64::from(tail), 0, shared::limits::LOG_TAIL_MAX)?;
-        Ok(self.host(host)?.get(&format!("/v1/containers/{r}/logs?tail={tail}&timestamps={timestamps}")).await?)
+        let call = Call::new(Verb::Logs, &[r.as_str()]).query("tail", tail).query("timestamps", timestamps);
+        Ok(self.host(host)?.call(&call, None, None).await?)
     }
 
     /// Every container of `project` on `host`, tails merged by timestamp
@@ -129,9 +106,11 @@ impl Core {
             .take(20)
             .map(|c| (c.id.clone(), c.name.clone()))
             .collect();
-        let paths: Vec<String> =
-            members.iter().map(|(id, _)| format!("/v1/containers/{id}/logs?tail={tail}&timestamps=true")).collect();
-        let pages = futures_util::future::join_all(paths.iter().map(|p| h.get::<LogsPage>(p))).await;
+        let calls: Vec<Call> = members
+            .iter()
+            .map(|(id, _)| Call::new(Verb::Logs, &[id]).query("tail", tail).query("timestamps", true))
+            .collect();
+        let pages = futures_util::future::join_all(calls.iter().map(|c| h.call::<LogsPage>(c, None, None))).await;
         let mut out = Vec::new();
         for ((_, name), page) in members.iter().zip(pages) {
             for line in page?.lines {
@@ -145,7 +124,7 @@ impl Core {
 
     pub async fn audit(&self, host: &str, f: &AuditFilter) -> Result<AuditView, ConsoleError> {
         let h = self.host(host)?;
-        let mut q = vec!["limit=50".to_owned()];
+        let mut call = Call::new(Verb::Audit, &[]).query("limit", 50);
         for (k, v) in [
             ("actor", &f.actor),
             ("verb", &f.verb),
@@ -158,13 +137,13 @@ impl Core {
             let v = v.trim();
             if !v.is_empty() {
                 if v.len() > 256 {
-                    return Err(ConsoleError::Other(format!("{k} is too long")));
+                    return Err(ConsoleError::bad_input(k, "longer than 256 bytes"));
                 }
-                q.push(format!("{k}={}", enc(v)));
+                call = call.query(k, v);
             }
         }
-        let page: AuditPage = h.get(&format!("/v1/audit?{}", q.join("&"))).await?;
-        let verify = match h.get::<VerifyStatus>("/v1/audit/verify").await {
+        let page: AuditPage = h.call(&call, None, None).await?;
+        let verify = match h.call::<VerifyStatus>(&Call::new(Verb::AuditVerify, &[]), None, None).await {
             Ok(v) => v,
             Err(e) => VerifyStatus { ok: false, records: 0, problems: vec![format!("could not verify: {e}")] },
         };
@@ -175,7 +154,8 @@ impl Core {
         let r = ContainerRef::parse(id)?;
         let h = self.host(host)?;
         tracing::info!(user = %user.name, host, container = %r, "restart");
-        let out = h.post(&format!("/v1/containers/{r}/restart?timeout=10"), &user.name, None).await;
+        let call = Call::new(Verb::Restart, &[r.as_str()]).query("timeout", 10);
+        let out = h.call(&call, Some(&user.name), None).await;
         self.fleet.poke(host);
         Ok(out?)
     }
@@ -188,9 +168,9 @@ impl Core {
         all: bool,
     ) -> Result<PruneReport, ConsoleError> {
         let h = self.host(host)?;
-        let query = if all && kind != PruneKind::Containers { "?all=true" } else { "" };
+        let call = Call::new(Verb::Prune, &[kind.as_str()]).query_opt("all", (all && kind != PruneKind::Containers).then_some(true));
         tracing::info!(user = %user.name, host, kind = kind.as_str(), all, "prune");
-        let out = h.post(&format!("/v1/prune/{}{query}", kind.as_str()), &user.name, None).await;
+        let out = h.call(&call, Some(&user.name), None).await;
         self.fleet.poke(host);
         Ok(out?)
     }
@@ -220,12 +200,16 @@ async fn run_pull(
     job: &str,
 ) -> Result<String, ConsoleError> {
     use futures_util::StreamExt;
-    let resp = h.post_stream("/v1/images/pull", actor, serde_json::json!({ "image": image.to_string() })).await?;
+    let body = serde_json::json!({ "image": image.to_string() });
+    let resp = h.stream(&Call::new(Verb::Pull, &[]), Some(actor), Some(&body)).await?;
     let mut body = resp.bytes_stream();
     let mut buf: Vec<u8> = Vec::new();
     let mut last = None;
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| ConsoleError::Other(format!("pull stream broke: {e}")))?;
+        let chunk = chunk.map_err(|e| ConsoleError::HostUnreachable {
+            host: h.name.clone(),
+            reason: format!("the pull stream broke: {}", e.without_url()),
+        })?;
         buf.extend_from_slice(&chunk);
         while let Some(pos) = buf.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = buf.drain(..=pos).collect();
@@ -240,8 +224,16 @@ async fn run_pull(
     }
     match last {
         Some(PullEvent::Done { digest, image_id, .. }) => Ok(digest.or(image_id).unwrap_or_else(|| "pulled".into())),
-        Some(PullEvent::Error { message }) => Err(ConsoleError::Other(message)),
-        _ => Err(ConsoleError::Other("the pull ended without a result".into())),
+        Some(PullEvent::Error { message }) => Err(ConsoleError::SidecarRefused {
+            host: h.name.clone(),
+            status: 502,
+            code: "pull_failed".into(),
+            message,
+        }),
+        _ => Err(ConsoleError::HostUnreachable {
+            host: h.name.clone(),
+            reason: "the pull ended without a result".into(),
+        }),
     }
 }
 
@@ -262,10 +254,10 @@ impl Pulls {
         let mut jobs = self.0.lock().unwrap_or_else(|e| e.into_inner());
         jobs.retain(|_, j| j.done.is_none() || j.started.elapsed() < Duration::from_secs(600));
         if jobs.len() >= 64 {
-            return Err(ConsoleError::Other("too many pulls at once; wait for some to finish".into()));
+            return Err(ConsoleError::Busy { what: "pulls at once; wait for some to finish".into() });
         }
         let mut id = [0u8; 12];
-        getrandom::fill(&mut id).map_err(|e| ConsoleError::Other(e.to_string()))?;
+        getrandom::fill(&mut id).map_err(|e| ConsoleError::internal(e.to_string()))?;
         let id = hex::encode(id);
         jobs.insert(
             id.clone(),

@@ -16,7 +16,7 @@ use futures_util::StreamExt;
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use serde::Deserialize;
-use shared::{AuditPage, ContainerRef, LogsPage};
+use shared::{AuditPage, Call, ContainerRef, LogsPage, Verb};
 use tokio_stream::wrappers::BroadcastStream;
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -26,6 +26,7 @@ use super::fleet::FleetHub;
 use super::users::{self, UserStore};
 use super::{sidecar, Core};
 use crate::app::{shell, App};
+use crate::error::ConsoleError;
 use crate::types::Role;
 
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +123,7 @@ pub fn router(core: Arc<Core>, site_root: &std::path::Path) -> Router {
         .fallback(leptos_axum::file_and_error_handler(shell));
     pages
         .layer(middleware::from_fn_with_state(core.clone(), auth::require_user))
+        .layer(middleware::from_fn(server_fn_status))
         .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
         .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("same-origin")))
@@ -133,13 +135,34 @@ pub fn router(core: Arc<Core>, site_root: &std::path::Path) -> Router {
         .with_state(options)
 }
 
+/// Server functions answer every error as a [`ConsoleError`] body (marked
+/// with server_fn's error header); this is the one place that turns it into
+/// the response's status (401, 403, 400, 404, 429, 502, …).
+async fn server_fn_status(req: axum::extract::Request, next: middleware::Next) -> Response {
+    use leptos::server_fn::error::{FromServerFnError, SERVER_FN_ERROR_HEADER};
+    let is_fn = req.uri().path().starts_with("/api/fn/");
+    let resp = next.run(req).await;
+    if !is_fn || !resp.headers().contains_key(SERVER_FN_ERROR_HEADER) {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 256 * 1024).await else {
+        return ConsoleError::internal("an error too large to send").into_response();
+    };
+    let e = ConsoleError::de(bytes.clone());
+    parts.status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    Response::from_parts(parts, Body::from(bytes))
+}
+
 fn bad(msg: impl Into<String>) -> Response {
     (StatusCode::BAD_REQUEST, axum::Json(shared::ErrorBody::new(shared::ErrorCode::BadRequest, msg))).into_response()
 }
 
+/// A sidecar's failure on a plain route: the status its [`ConsoleError`] carries.
 fn sidecar_err(e: super::sidecar::SidecarError) -> Response {
-    (StatusCode::BAD_GATEWAY, axum::Json(shared::ErrorBody::new(shared::ErrorCode::DockerError, e.to_string())))
-        .into_response()
+    let e = ConsoleError::from(e);
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_GATEWAY);
+    (status, axum::Json(shared::ErrorBody::new(shared::ErrorCode::DockerError, e.to_string()))).into_response()
 }
 
 /// GET /api/live: the fleet as Server-Sent Events (`event: fleet`), first at
@@ -174,7 +197,7 @@ async fn follow(State(core): State<Arc<Core>>, Query(q): Query<LogQuery>) -> Res
     let Ok(r) = ContainerRef::parse(&q.id) else { return bad("invalid container reference") };
     let Some(h) = core.fleet.host(&q.host) else { return bad("no such host") };
     let tail = q.tail.unwrap_or(0).min(shared::limits::LOG_TAIL_MAX as u32);
-    match h.stream(&format!("/v1/containers/{r}/logs?follow=true&timestamps=true&tail={tail}")).await {
+    match h.stream(&Call::new(Verb::Logs, &[r.as_str()]).query("follow", true).query("timestamps", true).query("tail", tail), None, None).await {
         Ok(resp) => Response::builder()
             .header(header::CONTENT_TYPE, "text/event-stream")
             .header(header::CACHE_CONTROL, "no-cache")
@@ -189,7 +212,7 @@ async fn download(State(core): State<Arc<Core>>, Query(q): Query<LogQuery>) -> R
     let Ok(r) = ContainerRef::parse(&q.id) else { return bad("invalid container reference") };
     let Some(h) = core.fleet.host(&q.host) else { return bad("no such host") };
     let tail = q.tail.unwrap_or(1000).min(shared::limits::LOG_TAIL_MAX as u32);
-    match h.get::<LogsPage>(&format!("/v1/containers/{r}/logs?tail={tail}&timestamps=true")).await {
+    match h.call::<LogsPage>(&Call::new(Verb::Logs, &[r.as_str()]).query("tail", tail).query("timestamps", true), None, None).await {
         Ok(page) => {
             let mut text = String::new();
             for l in page.lines {
@@ -222,11 +245,11 @@ async fn export(
     Extension(u): Extension<CurrentUser>,
     Query(q): Query<ExportQuery>,
 ) -> Response {
-    if u.role < Role::Admin {
+    if u.role < Verb::Audit.role() {
         return (StatusCode::FORBIDDEN, "the audit log needs the admin role").into_response();
     }
     let Some(h) = core.fleet.host(&q.host) else { return bad("no such host") };
-    let page: AuditPage = match h.get("/v1/audit?limit=1000").await {
+    let page: AuditPage = match h.call(&Call::new(Verb::Audit, &[]).query("limit", 1000), None, None).await {
         Ok(p) => p,
         Err(e) => return sidecar_err(e),
     };

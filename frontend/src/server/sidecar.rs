@@ -1,10 +1,13 @@
-//! A client for one sidecar: its name, URL and secret. Every call carries the
-//! secret and, for mutations, the acting user's name.
+//! A client for one sidecar: its name, URL and secret. Requests are
+//! `shared::Call`s, built from the verb table; every call carries the secret
+//! and, for mutations, the acting user's name.
 
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
-use shared::ErrorBody;
+use shared::{Call, ErrorBody, Method};
+
+use crate::error::ConsoleError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SidecarError {
@@ -12,6 +15,17 @@ pub enum SidecarError {
     Unreachable(String, String),
     #[error("{host}: {message}")]
     Refused { message: String, status: u16, host: String, code: String },
+}
+
+impl From<SidecarError> for ConsoleError {
+    fn from(e: SidecarError) -> Self {
+        match e {
+            SidecarError::Unreachable(reason, host) => ConsoleError::HostUnreachable { host, reason },
+            SidecarError::Refused { message, status, host, code } => {
+                ConsoleError::SidecarRefused { host, status, code, message }
+            }
+        }
+    }
 }
 
 impl SidecarError {
@@ -122,65 +136,49 @@ impl Sidecar {
         SidecarError::Unreachable(e.without_url().to_string(), self.name.clone())
     }
 
-    /// GET a JSON document (`path` includes any query, built from validated parts).
-    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, SidecarError> {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(self.secret.get())
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
-        self.decode(r).await
-    }
-
-    /// POST as `actor`; an optional JSON body.
-    pub async fn post<T: DeserializeOwned>(
+    fn request(
         &self,
-        path: &str,
-        actor: &str,
-        body: Option<serde_json::Value>,
-    ) -> Result<T, SidecarError> {
-        let mut req = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(self.secret.get())
-            .header(shared::ACTOR_HEADER, actor);
-        if let Some(b) = body {
-            req = req.json(&b);
+        client: &reqwest::Client,
+        call: &Call,
+        actor: Option<&str>,
+        body: Option<&serde_json::Value>,
+    ) -> reqwest::RequestBuilder {
+        let url = format!("{}{}", self.base, call.path());
+        let mut req = match call.method() {
+            Method::Get => client.get(url),
+            Method::Post => client.post(url),
         }
-        let r = req.send().await.map_err(|e| self.unreachable(e))?;
+        .bearer_auth(self.secret.get());
+        if let Some(a) = actor {
+            req = req.header(shared::ACTOR_HEADER, a);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        req
+    }
+
+    /// A verb's JSON answer. `actor` names the acting user (mutations need
+    /// one); `body` is the verb's JSON body, for the verbs that take one.
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        call: &Call,
+        actor: Option<&str>,
+        body: Option<&serde_json::Value>,
+    ) -> Result<T, SidecarError> {
+        let r = self.request(&self.http, call, actor, body).send().await.map_err(|e| self.unreachable(e))?;
         self.decode(r).await
     }
 
-    /// POST as `actor` and return the raw streaming response (pull's NDJSON).
-    pub async fn post_stream(
+    /// A verb's streaming answer (Server-Sent Events, pull's NDJSON), with no
+    /// overall timeout.
+    pub async fn stream(
         &self,
-        path: &str,
-        actor: &str,
-        body: serde_json::Value,
+        call: &Call,
+        actor: Option<&str>,
+        body: Option<&serde_json::Value>,
     ) -> Result<reqwest::Response, SidecarError> {
-        let r = self
-            .stream_http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(self.secret.get())
-            .header(shared::ACTOR_HEADER, actor)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
-        self.ok(r).await
-    }
-
-    /// GET a Server-Sent Events stream.
-    pub async fn stream(&self, path: &str) -> Result<reqwest::Response, SidecarError> {
-        let r = self
-            .stream_http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(self.secret.get())
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
+        let r = self.request(&self.stream_http, call, actor, body).send().await.map_err(|e| self.unreachable(e))?;
         self.ok(r).await
     }
 
