@@ -6,13 +6,20 @@
 //!
 //! It uses the published port 127.0.0.1:8080, as a user would, and its own
 //! compose project name, so it never touches a stack you run yourself.
+//!
+//! One stack, brought up once, and one trial per scenario, run in order
+//! (`harness = false`, see `testkit::scenarios`): a failing scenario fails
+//! alone, and `down -v` runs at the end whatever failed.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitCode, Output};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use fantoccini::Client;
 use testkit::browser::*;
+use testkit::scenarios::{scenario, Scenario};
 use testkit::*;
 
 const PROJECT: &str = "dwstacktest";
@@ -56,16 +63,17 @@ fn compose(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+fn print_compose_logs() {
+    eprintln!("--- compose logs ---\n{}", String::from_utf8_lossy(&compose_output(&["logs", "--no-color"]).stdout));
+}
+
 /// Takes the stack down with its volumes, even when an assertion fails.
 struct Teardown;
 
 impl Drop for Teardown {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!(
-                "--- compose logs ---\n{}",
-                String::from_utf8_lossy(&compose_output(&["logs", "--no-color"]).stdout)
-            );
+            print_compose_logs();
         }
         let _ = compose_output(&["down", "-v", "--remove-orphans"]);
     }
@@ -92,28 +100,25 @@ fn inspect(id: &str, format: &str) -> String {
 }
 
 async fn wait_healthy(what: &str) {
-    let start = Instant::now();
-    loop {
-        let ok = reqwest::get(format!("{WEB}/healthz")).await.is_ok_and(|r| r.status().is_success());
-        if ok {
-            return;
-        }
-        assert!(start.elapsed() < Duration::from_secs(90), "the console did not answer on {WEB} ({what})");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    eventually(Duration::from_secs(90), &format!("the console to answer on {WEB} ({what})"), || async {
+        reqwest::get(format!("{WEB}/healthz")).await.is_ok_and(|r| r.status().is_success()).then_some(())
+    })
+    .await;
+}
+
+/// The first line of the web's log that contains `marker`, waiting for it.
+fn web_log_line(marker: &str, what: &str) -> String {
+    wait_for(Duration::from_secs(30), what, || {
+        let logs = compose(&["logs", "--no-color", "web"]);
+        logs.lines().find(|l| l.contains(marker)).map(str::to_owned)
+    })
 }
 
 /// The password the console printed for its first admin.
 fn first_admin_password() -> String {
-    let start = Instant::now();
-    loop {
-        let logs = compose(&["logs", "--no-color", "web"]);
-        if let Some(rest) = logs.split("created the first user: admin / ").nth(1) {
-            return rest.split_whitespace().next().unwrap().to_owned();
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "no first-admin line in the web's log:\n{logs}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    const MARKER: &str = "created the first user: admin / ";
+    let line = web_log_line(MARKER, "the first-admin line in the web's log");
+    line.split(MARKER).nth(1).unwrap().split_whitespace().next().unwrap().to_owned()
 }
 
 fn status_field(pid: &str, field: &str) -> String {
@@ -234,19 +239,35 @@ async fn login_redirect(password: &str) -> String {
     r.headers()["location"].to_str().unwrap().to_owned()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_compose_stack_runs_hardened_and_keeps_its_audit_log() {
+/// The stack as `up -d` left it, and the browser that drives it.
+struct Env {
+    c: Client,
+    /// The first admin's password, from the web's log.
+    password: String,
+    sidecar: String,
+    web: String,
+    sidecar_name: String,
+    web_name: String,
+    /// Restarted through the console.
+    target: TestContainer,
+    /// The audit record of the first restart through the console.
+    record: Mutex<Option<serde_json::Value>>,
+    _driver: Driver,
+    // Dropped last: `down -v`.
+    _teardown: Teardown,
+}
+
+/// First run: nothing but `up -d` (the init service makes the secret, the console its first admin).
+async fn start() -> Env {
     require_docker();
     for image in ["dockward-sidecar:local", "dockward-web:local"] {
         assert!(docker_ok(&["image", "inspect", image]), "{image} is missing: build it with scripts/build-images.sh");
     }
     let driver = Driver::start();
     let _ = compose_output(&["down", "-v", "--remove-orphans"]);
-    let _teardown = Teardown;
+    let teardown = Teardown;
     let target =
         TestContainer::run("stack-target", &["--label", "com.docker.compose.project=stacktarget"], "sleep 600");
-
-    // First run: nothing but `up -d` (the init service makes the secret, the console its first admin).
     compose(&["up", "-d"]);
     wait_healthy("first run").await;
     let password = first_admin_password();
@@ -254,31 +275,74 @@ async fn the_compose_stack_runs_hardened_and_keeps_its_audit_log() {
     let web = container_of("web");
     let sidecar_name = inspect(&sidecar, "{{.Name}}").trim_start_matches('/').to_owned();
     let web_name = inspect(&web, "{{.Name}}").trim_start_matches('/').to_owned();
-    assert_eq!(inspect(&container_of("init"), "{{.State.ExitCode}}"), "0", "the init service succeeded");
+    let c = driver.session().await;
+    Env {
+        c,
+        password,
+        sidecar,
+        web,
+        sidecar_name,
+        web_name,
+        target,
+        record: Mutex::new(None),
+        _driver: driver,
+        _teardown: teardown,
+    }
+}
 
-    // Hardening, read from the kernel.
-    let sidecar_pid = assert_hardened("sidecar", &sidecar);
-    let web_pid = assert_hardened("web", &web);
+async fn teardown(env: Env, all_passed: bool) {
+    let _ = env.c.clone().close().await;
+    if !all_passed {
+        print_compose_logs();
+    }
+    drop(env);
+}
+
+/// The target's successful restarts in the audit log on the volume, oldest first.
+fn restarts(target: &TestContainer) -> Vec<serde_json::Value> {
+    audit_records()
+        .into_iter()
+        .filter(|r| r["verb"] == "restart" && r["target"] == target.id.as_str() && r["outcome"] == "ok")
+        .collect()
+}
+
+async fn the_init_service_succeeded(_env: Arc<Env>) {
+    assert_eq!(inspect(&container_of("init"), "{{.State.ExitCode}}"), "0", "the init service succeeded");
+}
+
+/// Hardening, read from the kernel.
+async fn both_services_run_hardened(env: Arc<Env>) {
+    let sidecar_pid = assert_hardened("sidecar", &env.sidecar);
+    assert_hardened("web", &env.web);
     let groups = status_field(&sidecar_pid, "Groups");
     assert!(groups.split_whitespace().any(|g| g == socket_gid()), "the sidecar lacks the socket's group: {groups}");
+}
 
-    // Only the sidecar has the socket; the web has no socket file at all, no DOCKER_HOST, and no published sidecar.
-    assert!(inspect(&sidecar, "{{range .Mounts}}{{.Destination}} {{end}}").contains("/var/run/docker.sock"));
-    let web_mounts = inspect(&web, "{{range .Mounts}}{{.Source}} {{.Destination}} {{end}}");
+/// Only the sidecar has the socket; the web has no socket file at all, no
+/// DOCKER_HOST, and no published sidecar.
+async fn only_the_sidecar_has_the_socket(env: Arc<Env>) {
+    let (sidecar, web) = (&env.sidecar, &env.web);
+    assert!(inspect(sidecar, "{{range .Mounts}}{{.Destination}} {{end}}").contains("/var/run/docker.sock"));
+    let web_mounts = inspect(web, "{{range .Mounts}}{{.Source}} {{.Destination}} {{end}}");
     assert!(!web_mounts.contains("docker.sock"), "the web has the socket: {web_mounts}");
+    let web_pid = inspect(web, "{{.State.Pid}}");
     let web_root = PathBuf::from(format!("/proc/{web_pid}/root"));
     assert!(web_root.join("dockward-web").exists(), "the web's root filesystem is readable from here");
     assert_eq!(sockets_in(&web_root), Vec::<PathBuf>::new(), "socket files inside the web container");
-    assert!(!inspect(&web, "{{json .Config.Env}}").contains("DOCKER_HOST"));
-    assert_eq!(inspect(&sidecar, "{{json .NetworkSettings.Ports}}"), "{}", "the sidecar publishes nothing");
+    assert!(!inspect(web, "{{json .Config.Env}}").contains("DOCKER_HOST"));
+    assert_eq!(inspect(sidecar, "{{json .NetworkSettings.Ports}}"), "{}", "the sidecar publishes nothing");
+}
 
-    // The sidecar is on the internal backplane only, and the host has no address there to reach it from.
+/// The sidecar is on the internal backplane only, and the host has no
+/// address there to reach it from; from the backplane it answers.
+async fn the_sidecar_is_reachable_from_the_backplane_only(env: Arc<Env>) {
+    let sidecar = &env.sidecar;
     let backplane = format!("{PROJECT}_backplane");
-    assert_eq!(inspect(&sidecar, "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}").trim(), backplane);
+    assert_eq!(inspect(sidecar, "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}").trim(), backplane);
     assert_eq!(docker(&["network", "inspect", "--format", "{{.Internal}}", &backplane]), "true");
     let subnet = docker(&["network", "inspect", "--format", "{{range .IPAM.Config}}{{.Subnet}}{{end}}", &backplane]);
     let sidecar_ip: Ipv4Addr =
-        inspect(&sidecar, &format!("{{{{(index .NetworkSettings.Networks \"{backplane}\").IPAddress}}}}"))
+        inspect(sidecar, &format!("{{{{(index .NetworkSettings.Networks \"{backplane}\").IPAddress}}}}"))
             .parse()
             .unwrap();
     let host_addrs = String::from_utf8(Command::new("ip").args(["-4", "-o", "addr"]).output().unwrap().stdout).unwrap();
@@ -289,6 +353,7 @@ async fn the_compose_stack_runs_hardened_and_keeps_its_audit_log() {
     }
     assert!(!sidecar_answers(sidecar_ip.into()), "the sidecar answered the host at {sidecar_ip}:7700");
     // The same probe does reach it from the backplane (a test container attached there).
+    // `sleep 2` holds nc's input open so the answer can arrive before nc quits (part of the probe, not a wait).
     let probe = format!(
         "(printf 'GET /healthz HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n'; sleep 2) | busybox nc -w 3 {sidecar_ip} 7700"
     );
@@ -297,65 +362,105 @@ async fn the_compose_stack_runs_hardened_and_keeps_its_audit_log() {
         from_backplane.starts_with("HTTP/1.1 200") && from_backplane.ends_with(SIDECAR_HEALTH),
         "the sidecar is not reachable on the backplane: {from_backplane}"
     );
+}
 
-    // The browser: log in with the first admin's password; the stack's own two containers are on the overview.
-    let c = driver.session().await;
-    login(&c, WEB, "admin", &password).await;
+/// The browser: log in with the first admin's password; the stack's own two
+/// containers are on the overview.
+async fn the_first_admin_logs_in_and_sees_the_stack(env: Arc<Env>) {
+    let c = &env.c;
+    login_afresh(c, WEB, "admin", &env.password).await;
     let card = format!("article[data-app='{PROJECT}']");
-    wait_text(&c, &card, &sidecar_name, 20).await;
-    let stack_card = text(&c, &card).await;
-    assert!(stack_card.contains(&web_name), "the web is not on its project's card: {stack_card}");
+    wait_text(c, &card, &env.sidecar_name, 20).await;
+    let stack_card = text(c, &card).await;
+    assert!(stack_card.contains(&env.web_name), "the web is not on its project's card: {stack_card}");
+}
 
-    // A restart through the console lands in the audit log on the volume.
-    wait_text(&c, "article[data-app='stacktarget']", &target.name, 20).await;
+/// A restart through the console lands in the audit log on the volume.
+async fn a_console_restart_lands_in_the_audit_log(env: Arc<Env>) {
+    let (c, target) = (&env.c, &env.target);
+    login_afresh(c, WEB, "admin", &env.password).await;
+    wait_text(c, "article[data-app='stacktarget']", &target.name, 20).await;
     let before = target.started_at();
-    restart_from_overview(&c, &target.name).await;
+    restart_from_overview(c, &target.name).await;
     assert_ne!(target.started_at(), before, "the restart did not happen");
-    let restarts = || {
-        audit_records()
-            .into_iter()
-            .filter(|r| r["verb"] == "restart" && r["target"] == target.id.as_str() && r["outcome"] == "ok")
-            .collect::<Vec<_>>()
-    };
     let record =
-        restarts().first().cloned().unwrap_or_else(|| panic!("no restart record in {}", audit_file().display()));
+        restarts(target).first().cloned().unwrap_or_else(|| panic!("no restart record in {}", audit_file().display()));
     assert_eq!(record["actor"], "admin", "{record}");
     assert!(verify_audit_volume().starts_with("ok:"));
+    *env.record.lock().unwrap() = Some(record);
+}
 
-    // Rotating the secret with the init image: nothing restarts, the console switches keys, nothing is refused.
+/// Rotating the secret with the init image: nothing restarts, the console
+/// switches keys, nothing is refused.
+async fn a_secret_rotation_restarts_nothing_and_refuses_nothing(env: Arc<Env>) {
+    let (c, target) = (&env.c, &env.target);
+    let record = env.record.lock().unwrap().clone().expect("the first restart's record");
     compose(&["run", "--rm", "init", "secret", "rotate", "/run/secrets/local"]);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    c.goto(WEB).await.unwrap();
-    hydrated(&c).await;
+    // The console looks at the secret file at most once a second, when it calls the sidecar.
+    web_log_line("a host secret changed", "the console to take up the rotated secret");
+    login_afresh(c, WEB, "admin", &env.password).await;
     let before = target.started_at();
-    restart_from_overview(&c, &target.name).await;
+    restart_from_overview(c, &target.name).await;
     assert_ne!(target.started_at(), before, "the restart after the rotation did not happen");
-    let after = restarts();
+    let after = restarts(target);
     assert_eq!(after.len(), 2, "{after:?}");
     assert_ne!(after[1]["client"], record["client"], "the console still uses the old secret");
     compose(&["run", "--rm", "init", "secret", "retire", "/run/secrets/local"]);
     let refused: Vec<_> = audit_records().into_iter().filter(|r| r["verb"] == "auth").collect();
     assert_eq!(refused, Vec::<serde_json::Value>::new(), "the rotation made the sidecar refuse the console");
-    c.close().await.unwrap();
+}
 
-    // `down` leaves nothing running; the volumes stay.
+/// `down` leaves nothing running; the volumes stay.
+async fn down_leaves_nothing_running_and_keeps_the_volumes(_env: Arc<Env>) {
     compose(&["down"]);
     assert_eq!(leftovers("container"), Vec::<String>::new(), "containers left after down");
     assert_eq!(leftovers("network"), Vec::<String>::new(), "networks left after down");
     assert!(audit_file().exists());
+}
 
-    // `up` again: the same log with the record in it, the chain intact, the same admin.
+/// `up` again: the same log with the record in it, the chain intact, the same admin.
+async fn up_again_keeps_the_audit_log_and_the_admin(env: Arc<Env>) {
+    let record = env.record.lock().unwrap().clone().expect("the first restart's record");
     compose(&["up", "-d"]);
     wait_healthy("second run").await;
-    assert_eq!(restarts().first(), Some(&record), "the restart record survived down/up unchanged");
+    assert_eq!(restarts(&env.target).first(), Some(&record), "the restart record survived down/up unchanged");
     assert!(verify_audit_volume().starts_with("ok:"));
-    assert_eq!(login_redirect(&password).await, "/", "the first admin still logs in after down/up");
+    assert_eq!(login_redirect(&env.password).await, "/", "the first admin still logs in after down/up");
     assert_eq!(login_redirect("not the password").await, "/login?error=invalid");
     let logs = compose(&["logs", "--no-color", "web"]);
     assert!(!logs.contains("created the first user"), "the second run made another admin:\n{logs}");
+}
 
+/// `down -v` leaves nothing of the project behind.
+async fn down_v_removes_everything(_env: Arc<Env>) {
     compose(&["down", "-v"]);
     for kind in ["container", "network", "volume"] {
         assert_eq!(leftovers(kind), Vec::<String>::new(), "{kind}s left after down -v");
     }
+}
+
+fn main() -> ExitCode {
+    const RESTART: &str = "a_console_restart_lands_in_the_audit_log";
+    const DOWN: &str = "down_leaves_nothing_running_and_keeps_the_volumes";
+    let scenarios: Vec<Scenario<Env>> = vec![
+        scenario("the_init_service_succeeded", the_init_service_succeeded),
+        scenario("both_services_run_hardened", both_services_run_hardened),
+        scenario("only_the_sidecar_has_the_socket", only_the_sidecar_has_the_socket),
+        scenario("the_sidecar_is_reachable_from_the_backplane_only", the_sidecar_is_reachable_from_the_backplane_only),
+        scenario("the_first_admin_logs_in_and_sees_the_stack", the_first_admin_logs_in_and_sees_the_stack),
+        scenario(RESTART, a_console_restart_lands_in_the_audit_log),
+        // Compares the client with the first restart's record.
+        scenario(
+            "a_secret_rotation_restarts_nothing_and_refuses_nothing",
+            a_secret_rotation_restarts_nothing_and_refuses_nothing,
+        )
+        .after(&[RESTART]),
+        // From here on the first run's containers are gone: the checks of them come first.
+        scenario(DOWN, down_leaves_nothing_running_and_keeps_the_volumes),
+        // Brings the stack up again and looks for the first restart's record.
+        scenario("up_again_keeps_the_audit_log_and_the_admin", up_again_keeps_the_audit_log_and_the_admin)
+            .after(&[RESTART, DOWN]),
+        scenario("down_v_removes_everything", down_v_removes_everything),
+    ];
+    testkit::scenarios::run(start, scenarios, teardown)
 }

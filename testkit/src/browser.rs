@@ -36,6 +36,11 @@ impl Driver {
     }
 
     /// A new browser session (closed networking, as the sandbox requires).
+    ///
+    /// The back/forward cache is off: Chromium keeps pages it caches alive
+    /// with their open streams (the console's live EventSource), allows six
+    /// connections per host, and a test session navigates by URL far more
+    /// often than a person does, so cached pages would starve later streams.
     pub async fn session(&self) -> Client {
         let mut caps = serde_json::Map::new();
         caps.insert(
@@ -43,7 +48,7 @@ impl Driver {
             serde_json::json!({
                 "binary": "/usr/bin/chromium",
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1000",
-                         "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+                         "--disable-quic", "--disable-features=BackForwardCache", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
             }),
         );
         ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
@@ -135,10 +140,14 @@ pub async fn restart_from_overview(c: &Client, container_name: &str) {
     wait_text(c, &format!("{row} .outcome"), "Restarted", 30).await;
 }
 
-/// Logs in from a clean slate: any session an earlier scenario left behind
-/// (say, one that failed before logging out) is forgotten first.
+/// Logs in from a clean slate: a session an earlier scenario left behind
+/// (say, one that failed before logging out) is logged out first, so the
+/// server ends it and its pages' live streams, then forgotten.
 pub async fn login_afresh(c: &Client, base: &str, user: &str, password: &str) {
-    c.goto(&format!("{base}/login")).await.unwrap();
+    c.goto(base).await.unwrap();
+    if c.find(Locator::Css("form[action='/auth/logout'] button")).await.is_ok() {
+        logout(c).await;
+    }
     c.delete_all_cookies().await.unwrap();
     login(c, base, user, password).await;
 }
