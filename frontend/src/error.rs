@@ -4,9 +4,9 @@
 //! HTTP status: the server sets it once, at the edge (`server::routes`), from
 //! [`ConsoleError::status`]; the browser renders [`Display`](std::fmt::Display).
 
-use serde::{Deserialize, Serialize};
 use leptos::server_fn::codec::JsonEncoding;
 use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
+use serde::{Deserialize, Serialize};
 use shared::Role;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,6 +105,21 @@ impl From<shared::ValidationError> for ConsoleError {
     }
 }
 
+/// The console's own refusals before a server function runs (no session,
+/// a cross-site POST) answer in the same shape, with the same header.
+#[cfg(feature = "ssr")]
+impl axum::response::IntoResponse for ConsoleError {
+    fn into_response(self) -> axum::response::Response {
+        use axum::http::{header, HeaderValue, StatusCode};
+        let status = StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut resp = (status, self.ser()).into_response();
+        let h = resp.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert(leptos::server_fn::error::SERVER_FN_ERROR_HEADER, HeaderValue::from_static("1"));
+        resp
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,20 +184,5 @@ mod tests {
         assert!(matches!(&e, ConsoleError::BadInput { field, .. } if field == "container"), "{e:?}");
         let e: ConsoleError = shared::bounded("tail", 99_999, 0, 10).unwrap_err().into();
         assert!(matches!(&e, ConsoleError::BadInput { field, .. } if field == "tail"), "{e:?}");
-    }
-}
-
-/// The console's own refusals before a server function runs (no session,
-/// a cross-site POST) answer in the same shape, with the same header.
-#[cfg(feature = "ssr")]
-impl axum::response::IntoResponse for ConsoleError {
-    fn into_response(self) -> axum::response::Response {
-        use axum::http::{header, HeaderValue, StatusCode};
-        let status = StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut resp = (status, self.ser()).into_response();
-        let h = resp.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        h.insert(leptos::server_fn::error::SERVER_FN_ERROR_HEADER, HeaderValue::from_static("1"));
-        resp
     }
 }

@@ -8,8 +8,8 @@ pub mod browser;
 mod components;
 pub mod error;
 pub mod model;
-mod resource;
 mod pages;
+mod resource;
 #[cfg(feature = "ssr")]
 pub mod server;
 pub mod server_fns;

@@ -9,9 +9,9 @@ use shared::{LogsPage, PruneKind, PruneReport, RestartReport};
 
 use crate::error::ConsoleError;
 use crate::model::Fleet;
+use crate::types::{AuditFilter, AuditView, ContainerPage, MergedLine, PullProgress, SessionInfo};
 #[cfg(feature = "ssr")]
 use shared::Verb;
-use crate::types::{AuditFilter, AuditView, ContainerPage, MergedLine, PullProgress, SessionInfo};
 
 #[server(prefix = "/api/fn", endpoint = "whoami")]
 pub async fn whoami() -> Result<SessionInfo, ConsoleError> {
@@ -67,7 +67,10 @@ pub async fn start_pull(host: String, image: String, csrf: String) -> Result<Str
 #[server(prefix = "/api/fn", endpoint = "pull_status")]
 pub async fn pull_status(job: String) -> Result<PullProgress, ConsoleError> {
     crate::server::auth::require(Verb::Pull.role())?;
-    crate::server::core()?.pulls.status(&job).ok_or_else(|| ConsoleError::NotFound { what: "pull job (finished long ago?)".into() })
+    crate::server::core()?
+        .pulls
+        .status(&job)
+        .ok_or_else(|| ConsoleError::NotFound { what: "pull job (finished long ago?)".into() })
 }
 
 #[server(prefix = "/api/fn", endpoint = "prune")]

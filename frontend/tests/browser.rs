@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, Locator};
 use testkit::browser::*;
+use testkit::console::{Console, Host, PASSWORD};
 use testkit::scenarios::{scenario, Scenario};
 use testkit::*;
 
-const PASSWORD: &str = "correct horse battery staple";
 const XSS: &str = "<script>window.__xss=1</script><img src=x onerror=window.__xss=2>";
 
 fn site_root() -> PathBuf {
@@ -35,36 +35,22 @@ fn site_root() -> PathBuf {
     root
 }
 
-fn add_user(users: &Path, name: &str, role: &str) {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dockward-web"))
-        .args(["user", "add", name, "--role", role, "--users-file"])
-        .arg(users)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
-    assert!(child.wait().unwrap().success(), "user add {name}");
-}
-
 struct Stack {
-    web: String,
-    _procs: Vec<Proc>,
+    console: Console,
+    _sidecar: Proc,
     _dir: tempfile::TempDir,
     driver: Driver,
 }
 
 fn start_stack(scope: &str) -> Stack {
     let dir = tempfile::tempdir().unwrap();
-    let secrets = dir.path().join("secrets");
-    std::fs::create_dir_all(&secrets).unwrap();
     let secret = "e2e-secret-0123456789abcdef0123456789abcdef";
-    std::fs::write(secrets.join("local"), format!("{secret}\n")).unwrap();
+    let secret_file = dir.path().join("secret");
+    std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
 
     let sc_port = free_port();
     let sidecar = Command::new(built_bin("dockward-sidecar"))
-        .env("DOCKWARD_SECRET_FILE", secrets.join("local"))
+        .env("DOCKWARD_SECRET_FILE", &secret_file)
         .env("DOCKWARD_LISTEN", format!("127.0.0.1:{sc_port}"))
         .env("DOCKWARD_AUDIT_LOG", dir.path().join("audit.jsonl"))
         .env("DOCKWARD_SCOPE_LABEL", format!("dockward.e2e={scope}"))
@@ -76,31 +62,13 @@ fn start_stack(scope: &str) -> Stack {
     let sidecar = Proc(sidecar);
     wait_port(sc_port, "sidecar");
 
-    let users = dir.path().join("users.json");
-    add_user(&users, "admin1", "admin");
-    add_user(&users, "operator1", "operator");
-    add_user(&users, "viewer1", "viewer");
-    let web_port = free_port();
-    let web = Command::new(env!("CARGO_BIN_EXE_dockward-web"))
-        .env("DOCKWARD_WEB_LISTEN", format!("127.0.0.1:{web_port}"))
-        .env("DOCKWARD_HOSTS", format!("local=http://127.0.0.1:{sc_port}"))
-        .env("DOCKWARD_HOST_SECRETS_DIR", &secrets)
-        .env("DOCKWARD_USERS_FILE", &users)
-        .env("DOCKWARD_SITE_ROOT", site_root())
-        .env("DOCKWARD_POLL_INTERVAL", "1")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("web.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let web = Proc(web);
-    wait_port(web_port, "dockward-web");
-
-    Stack {
-        web: format!("http://127.0.0.1:{web_port}"),
-        _procs: vec![web, sidecar],
-        _dir: dir,
-        driver: Driver::start(),
-    }
+    let url = format!("http://127.0.0.1:{sc_port}");
+    let console = Console::start(
+        Path::new(env!("CARGO_BIN_EXE_dockward-web")),
+        &[Host { name: "local", url: &url, secret }],
+        Some(&site_root()),
+    );
+    Stack { console, _sidecar: sidecar, _dir: dir, driver: Driver::start() }
 }
 
 /// What every scenario shares: the labelled containers, the running
@@ -147,7 +115,7 @@ async fn start() -> Env {
         TestContainer::run("victim", &["--label", &l, "--label", "com.docker.compose.project=batch"], "sleep 600");
     let stack = start_stack(&scope);
     let c = stack.driver.session().await;
-    Env { base: stack.web.clone(), c, web, db, evil, victim, _stack: stack }
+    Env { base: stack.console.base.clone(), c, web, db, evil, victim, _stack: stack }
 }
 
 async fn teardown(env: Env, _all_passed: bool) {

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 #[cfg(feature = "browser")]
 pub mod browser;
+pub mod console;
 #[cfg(feature = "scenarios")]
 pub mod scenarios;
 #[cfg(feature = "sidecar")]

@@ -64,7 +64,9 @@ impl Core {
     }
 
     fn host(&self, name: &str) -> Result<&Arc<sidecar::Sidecar>, ConsoleError> {
-        self.fleet.host(name).ok_or_else(|| ConsoleError::NotFound { what: format!("host {:?}", name.chars().take(64).collect::<String>()) })
+        self.fleet.host(name).ok_or_else(|| ConsoleError::NotFound {
+            what: format!("host {:?}", name.chars().take(64).collect::<String>()),
+        })
     }
 
     pub async fn container_page(&self, host: &str, id: &str) -> Result<ContainerPage, ConsoleError> {
@@ -168,7 +170,8 @@ impl Core {
         all: bool,
     ) -> Result<PruneReport, ConsoleError> {
         let h = self.host(host)?;
-        let call = Call::new(Verb::Prune, &[kind.as_str()]).query_opt("all", (all && kind != PruneKind::Containers).then_some(true));
+        let call = Call::new(Verb::Prune, &[kind.as_str()])
+            .query_opt("all", (all && kind != PruneKind::Containers).then_some(true));
         tracing::info!(user = %user.name, host, kind = kind.as_str(), all, "prune");
         let out = h.call(&call, Some(&user.name), None).await;
         self.fleet.poke(host);
@@ -224,12 +227,9 @@ async fn run_pull(
     }
     match last {
         Some(PullEvent::Done { digest, image_id, .. }) => Ok(digest.or(image_id).unwrap_or_else(|| "pulled".into())),
-        Some(PullEvent::Error { message }) => Err(ConsoleError::SidecarRefused {
-            host: h.name.clone(),
-            status: 502,
-            code: "pull_failed".into(),
-            message,
-        }),
+        Some(PullEvent::Error { message }) => {
+            Err(ConsoleError::SidecarRefused { host: h.name.clone(), status: 502, code: "pull_failed".into(), message })
+        }
         _ => Err(ConsoleError::HostUnreachable {
             host: h.name.clone(),
             reason: "the pull ended without a result".into(),

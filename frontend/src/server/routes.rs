@@ -197,7 +197,14 @@ async fn follow(State(core): State<Arc<Core>>, Query(q): Query<LogQuery>) -> Res
     let Ok(r) = ContainerRef::parse(&q.id) else { return bad("invalid container reference") };
     let Some(h) = core.fleet.host(&q.host) else { return bad("no such host") };
     let tail = q.tail.unwrap_or(0).min(shared::limits::LOG_TAIL_MAX as u32);
-    match h.stream(&Call::new(Verb::Logs, &[r.as_str()]).query("follow", true).query("timestamps", true).query("tail", tail), None, None).await {
+    match h
+        .stream(
+            &Call::new(Verb::Logs, &[r.as_str()]).query("follow", true).query("timestamps", true).query("tail", tail),
+            None,
+            None,
+        )
+        .await
+    {
         Ok(resp) => Response::builder()
             .header(header::CONTENT_TYPE, "text/event-stream")
             .header(header::CACHE_CONTROL, "no-cache")
@@ -212,7 +219,14 @@ async fn download(State(core): State<Arc<Core>>, Query(q): Query<LogQuery>) -> R
     let Ok(r) = ContainerRef::parse(&q.id) else { return bad("invalid container reference") };
     let Some(h) = core.fleet.host(&q.host) else { return bad("no such host") };
     let tail = q.tail.unwrap_or(1000).min(shared::limits::LOG_TAIL_MAX as u32);
-    match h.call::<LogsPage>(&Call::new(Verb::Logs, &[r.as_str()]).query("tail", tail).query("timestamps", true), None, None).await {
+    match h
+        .call::<LogsPage>(
+            &Call::new(Verb::Logs, &[r.as_str()]).query("tail", tail).query("timestamps", true),
+            None,
+            None,
+        )
+        .await
+    {
         Ok(page) => {
             let mut text = String::new();
             for l in page.lines {

@@ -1,0 +1,195 @@
+//! Every `ConsoleError` end to end: the server functions of a real console,
+//! in front of a real sidecar (and a host whose sidecar is gone), answer each
+//! refusal with its exact HTTP status and a typed JSON body the browser
+//! decodes; a refusal has no side effect.
+//!
+//! One started environment, one trial per variant (`testkit::scenarios`).
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use serde_json::Value;
+use testkit::console::{Console, Host, PASSWORD};
+use testkit::scenarios::{scenario, Scenario};
+use testkit::sidecar::{Sidecar, SECRET};
+use testkit::{free_port, TestContainer};
+
+struct Env {
+    console: Console,
+    viewer: User,
+    operator: User,
+    /// Protected by label: restarting it is refused by the sidecar.
+    db: TestContainer,
+    _sidecar: Sidecar,
+}
+
+async fn start() -> Env {
+    let db = TestContainer::run("errors-db", &["--label", "dockward.protect=true"], "sleep 600");
+    let sidecar = Sidecar::start(&[]).await;
+    // Nothing listens there: the console's calls to `gone` cannot connect.
+    let gone = format!("http://127.0.0.1:{}", free_port());
+    let console = Console::start(
+        Path::new(env!("CARGO_BIN_EXE_dockward-web")),
+        &[
+            Host { name: "local", url: &sidecar.base, secret: SECRET },
+            Host { name: "gone", url: &gone, secret: SECRET },
+        ],
+        None,
+    );
+    // Signed in once each: the console throttles logins per name and address.
+    let viewer = login(&console, "viewer1").await;
+    let operator = login(&console, "operator1").await;
+    Env { console, viewer, operator, db, _sidecar: sidecar }
+}
+
+async fn teardown(env: Env, _all_passed: bool) {
+    drop(env);
+}
+
+/// A signed-in user: the session cookie and the CSRF token from `whoami`.
+struct User {
+    cookie: String,
+    csrf: String,
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+async fn login(console: &Console, name: &str) -> User {
+    let r = http()
+        .post(format!("{}/auth/login", console.base))
+        .form(&[("username", name), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    let cookie = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("dockward_session="))
+        .and_then(|v| v.split(';').next())
+        .unwrap_or_else(|| panic!("no session cookie for {name}: {}", r.status()))
+        .to_owned();
+    let (status, who) = call(&console.base, Some(&cookie), "whoami", &[]).await;
+    assert_eq!(status, 200, "{who}");
+    User { cookie, csrf: who["csrf"].as_str().unwrap().to_owned() }
+}
+
+/// POSTs a server function's arguments as a form; returns the status and the JSON body.
+async fn call(base: &str, cookie: Option<&str>, endpoint: &str, args: &[(&str, &str)]) -> (u16, Value) {
+    let mut req = http().post(format!("{base}/api/fn/{endpoint}")).form(args);
+    if let Some(c) = cookie {
+        req = req.header("cookie", format!("dockward_session={c}"));
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}")))
+}
+
+async fn not_signed_in_is_401(env: Arc<Env>) {
+    let (status, body) = call(&env.console.base, None, "fleet", &[]).await;
+    assert_eq!((status, body["error"].as_str()), (401, Some("not_signed_in")), "{body}");
+    let (status, body) =
+        call(&env.console.base, Some("not-a-session"), "container", &[("host", "local"), ("id", "x")]).await;
+    assert_eq!((status, body["error"].as_str()), (401, Some("not_signed_in")), "{body}");
+}
+
+async fn a_weaker_role_is_403_with_the_role_it_needs(env: Arc<Env>) {
+    let viewer = &env.viewer;
+    let before = env.db.started_at();
+    let args = [("host", "local"), ("id", env.db.id.as_str()), ("csrf", viewer.csrf.as_str())];
+    let (status, body) = call(&env.console.base, Some(&viewer.cookie), "restart", &args).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body, serde_json::json!({"error": "forbidden", "needed": "operator", "have": "viewer"}));
+    let operator = &env.operator;
+    let args = [("host", "local"), ("kind", "containers"), ("all", "false"), ("csrf", operator.csrf.as_str())];
+    let (status, body) = call(&env.console.base, Some(&operator.cookie), "prune", &args).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!((body["needed"].as_str(), body["have"].as_str()), (Some("admin"), Some("operator")));
+    let (status, body) = call(&env.console.base, Some(&viewer.cookie), "pull_status", &[("job", "x")]).await;
+    assert_eq!((status, body["needed"].as_str()), (403, Some("operator")), "{body}");
+    assert_eq!(env.db.started_at(), before, "a refused restart restarted");
+}
+
+async fn a_stale_csrf_token_or_a_cross_site_post_is_403(env: Arc<Env>) {
+    let operator = &env.operator;
+    let before = env.db.started_at();
+    let args = [("host", "local"), ("id", env.db.id.as_str()), ("csrf", "not-the-token")];
+    let (status, body) = call(&env.console.base, Some(&operator.cookie), "restart", &args).await;
+    assert_eq!((status, body["error"].as_str()), (403, Some("csrf")), "{body}");
+    let r = http()
+        .post(format!("{}/api/fn/restart", env.console.base))
+        .header("cookie", format!("dockward_session={}", operator.cookie))
+        .header("origin", "https://evil.example")
+        .form(&[("host", "local"), ("id", env.db.id.as_str()), ("csrf", operator.csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "csrf", "{body}");
+    assert_eq!(env.db.started_at(), before);
+}
+
+async fn a_host_that_cannot_be_reached_is_502_naming_it(env: Arc<Env>) {
+    let viewer = &env.viewer;
+    let (status, body) =
+        call(&env.console.base, Some(&viewer.cookie), "container", &[("host", "gone"), ("id", "web")]).await;
+    assert_eq!((status, body["error"].as_str(), body["host"].as_str()), (502, Some("host_unreachable"), Some("gone")));
+    assert!(!body["reason"].as_str().unwrap().is_empty(), "{body}");
+}
+
+async fn a_sidecar_refusal_keeps_its_status_and_message(env: Arc<Env>) {
+    let viewer = &env.viewer;
+    let missing = format!("no-such-container-{}", free_port());
+    let (status, body) =
+        call(&env.console.base, Some(&viewer.cookie), "container", &[("host", "local"), ("id", &missing)]).await;
+    assert_eq!((status, body["error"].as_str()), (404, Some("sidecar_refused")), "{body}");
+    assert_eq!((body["host"].as_str(), body["status"].as_u64()), (Some("local"), Some(404)));
+    let operator = &env.operator;
+    let before = env.db.started_at();
+    let args = [("host", "local"), ("id", env.db.id.as_str()), ("csrf", operator.csrf.as_str())];
+    let (status, body) = call(&env.console.base, Some(&operator.cookie), "restart", &args).await;
+    assert_eq!((status, body["error"].as_str()), (403, Some("sidecar_refused")), "{body}");
+    assert!(body["message"].as_str().unwrap().contains("protected"), "{body}");
+    assert_eq!(env.db.started_at(), before);
+}
+
+async fn bad_input_is_400_naming_the_field(env: Arc<Env>) {
+    let viewer = &env.viewer;
+    let c = Some(viewer.cookie.as_str());
+    let (status, body) = call(&env.console.base, c, "container", &[("host", "local"), ("id", "bad id!")]).await;
+    assert_eq!((status, body["error"].as_str(), body["field"].as_str()), (400, Some("bad_input"), Some("container")));
+    let args = [("host", "local"), ("id", "web"), ("tail", "99999"), ("timestamps", "true")];
+    let (status, body) = call(&env.console.base, c, "logs", &args).await;
+    assert_eq!((status, body["field"].as_str()), (400, Some("tail")), "{body}");
+    // Arguments that do not decode at all.
+    let (status, body) = call(&env.console.base, c, "logs", &[("host", "local")]).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("bad_input")), "{body}");
+}
+
+async fn an_unknown_host_or_job_is_404(env: Arc<Env>) {
+    let operator = &env.operator;
+    let c = Some(operator.cookie.as_str());
+    let (status, body) = call(&env.console.base, c, "container", &[("host", "nope"), ("id", "web")]).await;
+    assert_eq!((status, body["error"].as_str()), (404, Some("not_found")), "{body}");
+    let (status, body) = call(&env.console.base, c, "pull_status", &[("job", "no-such-job")]).await;
+    assert_eq!((status, body["error"].as_str()), (404, Some("not_found")), "{body}");
+}
+
+fn main() -> ExitCode {
+    let scenarios: Vec<Scenario<Env>> = vec![
+        scenario("not_signed_in_is_401", not_signed_in_is_401),
+        scenario("a_weaker_role_is_403_with_the_role_it_needs", a_weaker_role_is_403_with_the_role_it_needs),
+        scenario("a_stale_csrf_token_or_a_cross_site_post_is_403", a_stale_csrf_token_or_a_cross_site_post_is_403),
+        scenario("a_host_that_cannot_be_reached_is_502_naming_it", a_host_that_cannot_be_reached_is_502_naming_it),
+        scenario("a_sidecar_refusal_keeps_its_status_and_message", a_sidecar_refusal_keeps_its_status_and_message),
+        scenario("bad_input_is_400_naming_the_field", bad_input_is_400_naming_the_field),
+        scenario("an_unknown_host_or_job_is_404", an_unknown_host_or_job_is_404),
+    ];
+    testkit::scenarios::run(start, scenarios, teardown)
+}
