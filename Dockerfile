@@ -10,7 +10,7 @@
 # two final stages below from this file (only `--from=build /out/` is dropped).
 
 FROM rust:1-bookworm AS build
-RUN apt-get update && apt-get install -y --no-install-recommends brotli binaryen && rm -rf /var/lib/apt/lists/*
+RUN apt-get update && apt-get install -y --no-install-recommends brotli && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 ENV CARGO_TARGET_DIR=/src/target

@@ -26,14 +26,6 @@ cargo build -q -p dockward-frontend --lib --target wasm32-unknown-unknown \
 mkdir -p "$site/pkg"
 "$bindgen" --target web --no-typescript --out-dir "$site/pkg" --out-name dockward \
   "$target/wasm32-unknown-unknown/wasm-release/dockward_frontend.wasm"
-# binaryen's cheaper passes shrink what brotli sends by ~2%. Its inliner
-# (-O2 and up, -Os, -Oz) makes the *compressed* bundle ~9% larger, so the
-# passes are named instead (BENCHMARKS.md). Debian's `binaryen` package.
-command -v wasm-opt >/dev/null 2>&1 || { echo "wasm-opt missing: apt-get install binaryen" >&2; exit 1; }
-wasm-opt --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int --enable-mutable-globals \
-  --enable-reference-types --enable-multivalue \
-  -O1 --dae-optimizing --duplicate-function-elimination --strip-producers \
-  "$site/pkg/dockward_bg.wasm" -o "$site/pkg/dockward_bg.wasm"
 cp frontend/style/dockward.css "$site/pkg/dockward.css"
 # Pre-compressed copies: the asset service sends brotli or gzip, whichever the
 # browser accepts (brotli is ~25% smaller for the wasm). brotli comes from
