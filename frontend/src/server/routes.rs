@@ -300,8 +300,26 @@ async fn export(
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
-/// Quotes a CSV field, and defuses spreadsheet formulas.
+/// Quotes a CSV field, and defuses spreadsheet formulas: a cell that starts
+/// with `=`, `+`, `-`, `@`, a tab or a carriage return (OWASP's list) gets a
+/// leading `'`.
 fn csv_field(f: &str) -> String {
-    let f = if f.starts_with(['=', '+', '-', '@']) { format!("'{f}") } else { f.to_owned() };
+    let f = if f.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{f}") } else { f.to_owned() };
     format!("\"{}\"", f.replace('"', "\"\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_field;
+
+    #[test]
+    fn csv_cells_are_quoted_and_formulas_defused() {
+        assert_eq!(csv_field("web"), "\"web\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        for lead in ["=", "+", "-", "@", "\t", "\r"] {
+            let cell = format!("{lead}HYPERLINK(\"x\")");
+            assert!(csv_field(&cell).starts_with("\"'"), "{cell:?} → {}", csv_field(&cell));
+        }
+        assert_eq!(csv_field("a=b"), "\"a=b\"", "only a leading character starts a formula");
+    }
 }

@@ -4,10 +4,17 @@
 
 use std::time::Duration;
 
+use reqwest::redirect::Policy;
 use serde::de::DeserializeOwned;
 use shared::{Call, ErrorBody, Method};
 
 use crate::error::ConsoleError;
+
+/// Largest JSON answer read from a sidecar (a container list of thousands,
+/// a log page of 10 000 escaped lines).
+const ANSWER_MAX_BYTES: usize = 64 << 20;
+/// Largest error body read from a sidecar.
+const ERROR_MAX_BYTES: usize = 64 << 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SidecarError {
@@ -122,13 +129,10 @@ impl std::fmt::Debug for Sidecar {
 
 impl Sidecar {
     fn new(name: &str, base: &str, secret: HostSecret) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(3))
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap_or_default();
-        let stream_http =
-            reqwest::Client::builder().connect_timeout(Duration::from_secs(3)).build().unwrap_or_default();
+        // A sidecar never redirects: a 3xx is an answer (refused), never followed.
+        let builder = || reqwest::Client::builder().connect_timeout(Duration::from_secs(3)).redirect(Policy::none());
+        let http = builder().timeout(Duration::from_secs(30)).build().unwrap_or_default();
+        let stream_http = builder().build().unwrap_or_default();
         Self { name: name.to_owned(), base: base.trim_end_matches('/').to_owned(), secret, http, stream_http }
     }
 
@@ -182,19 +186,31 @@ impl Sidecar {
         self.ok(r).await
     }
 
+    /// The body, or an error once it passes `max` bytes (read no further).
+    async fn read_capped(&self, mut r: reqwest::Response, max: usize) -> Result<Vec<u8>, SidecarError> {
+        let mut out = Vec::new();
+        while let Some(chunk) = r.chunk().await.map_err(|e| self.unreachable(e))? {
+            if out.len() + chunk.len() > max {
+                return Err(SidecarError::Unreachable(format!("an answer larger than {max} bytes"), self.name.clone()));
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
+    }
+
     async fn ok(&self, r: reqwest::Response) -> Result<reqwest::Response, SidecarError> {
         if r.status().is_success() {
             Ok(r)
         } else {
             let status = r.status().as_u16();
-            let body = r.text().await.unwrap_or_default();
-            Err(SidecarError::refused(&self.name, status, &body))
+            let body = self.read_capped(r, ERROR_MAX_BYTES).await.unwrap_or_default();
+            Err(SidecarError::refused(&self.name, status, &String::from_utf8_lossy(&body)))
         }
     }
 
     async fn decode<T: DeserializeOwned>(&self, r: reqwest::Response) -> Result<T, SidecarError> {
         let r = self.ok(r).await?;
-        let bytes = r.bytes().await.map_err(|e| self.unreachable(e))?;
+        let bytes = self.read_capped(r, ANSWER_MAX_BYTES).await?;
         serde_json::from_slice(&bytes)
             .map_err(|e| SidecarError::Unreachable(format!("bad answer: {e}"), self.name.clone()))
     }
@@ -246,6 +262,59 @@ mod tests {
         std::fs::write(&path, "short").unwrap();
         std::thread::sleep(Duration::from_millis(1100));
         assert_eq!(s.get(), "second-secret-0123456789abcdef0123456789");
+    }
+
+    /// A one-shot HTTP server on loopback answering `response`; counts its connections.
+    async fn serve_once(response: Vec<u8>) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let h = hits.clone();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+                let _ = sock.write_all(&response).await;
+                let _ = sock.shutdown().await;
+            }
+        });
+        (format!("http://{addr}"), hits)
+    }
+
+    fn host(url: &str, dir: &std::path::Path) -> Sidecar {
+        std::fs::write(dir.join("h"), "a-secret-0123456789abcdef0123456789abcdef").unwrap();
+        parse_hosts(&format!("h={url}"), dir).unwrap().remove(0)
+    }
+
+    #[tokio::test]
+    async fn redirects_are_refusals_and_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (elsewhere, hits) = serve_once(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}".to_vec()).await;
+        let redirect = format!("HTTP/1.1 302 Found\r\nlocation: {elsewhere}/v1/stats\r\ncontent-length: 0\r\n\r\n");
+        let (url, _) = serve_once(redirect.into_bytes()).await;
+        let err = host(&url, dir.path())
+            .call::<serde_json::Value>(&Call::new(shared::Verb::Stats, &[]), None, None)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SidecarError::Refused { status: 302, .. }), "{err:?}");
+        assert_eq!(ConsoleError::from(err).status(), 502);
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0, "the redirect was followed");
+    }
+
+    #[tokio::test]
+    async fn answers_are_read_up_to_a_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = format!("[{}0]", "0,".repeat(5000));
+        let resp = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+        let (url, _) = serve_once(resp.into_bytes()).await;
+        let h = host(&url, dir.path());
+        let r = h.http.get(format!("{url}/v1/stats")).send().await.unwrap();
+        let err = h.read_capped(r, 1024).await.unwrap_err();
+        assert!(err.to_string().contains("larger than 1024 bytes"), "{err}");
+        let r = h.http.get(format!("{url}/v1/stats")).send().await.unwrap();
+        assert_eq!(h.read_capped(r, 1 << 20).await.unwrap().len(), body.len());
     }
 
     #[test]
