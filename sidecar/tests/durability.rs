@@ -82,7 +82,10 @@ async fn sigkill_during_a_burst_loses_no_acknowledged_record() {
     assert!(ok, "{report}");
     let text = std::fs::read_to_string(&audit).unwrap();
     for id in &acked {
-        assert!(text.contains(&format!("\"request_id\":\"{id}\"")), "acknowledged {id} has no record");
+        // The outcome record, not only the intent (`restart.start`) written before the engine call.
+        let outcome =
+            text.lines().any(|l| l.contains(&format!("\"request_id\":\"{id}\"")) && l.contains("\"verb\":\"restart\""));
+        assert!(outcome, "acknowledged {id} has no outcome record");
     }
 }
 

@@ -330,19 +330,23 @@ async fn audit_endpoint_filters_and_paginates() {
         assert_eq!(r.status(), 200);
     }
     let _ = sc.get("/v1/containers/-bad").send().await.unwrap();
-    let page = sc.json("/v1/audit?verb=restart&limit=2").await;
+    // `verb=restart` also matches `restart.start`: three intents and three outcomes.
+    let page = sc.json("/v1/audit?verb=restart&limit=4").await;
     let recs = page["records"].as_array().unwrap();
-    assert_eq!(recs.len(), 2);
+    assert_eq!(recs.len(), 4);
     assert!(recs[0]["seq"].as_u64() > recs[1]["seq"].as_u64(), "newest first");
     let cursor = page["next_cursor"].as_str().expect("more pages").to_owned();
-    let page2 = sc.json(&format!("/v1/audit?verb=restart&limit=2&cursor={cursor}")).await;
-    assert_eq!(page2["records"].as_array().unwrap().len(), 1);
+    let page2 = sc.json(&format!("/v1/audit?verb=restart&limit=4&cursor={cursor}")).await;
+    assert_eq!(page2["records"].as_array().unwrap().len(), 2);
     assert!(page2["next_cursor"].is_null());
     let denied = sc.json("/v1/audit?outcome=denied").await;
     assert!(denied["records"].as_array().unwrap().iter().all(|r| r["outcome"] == "denied"));
     assert!(!denied["records"].as_array().unwrap().is_empty());
     let by_target = sc.json(&format!("/v1/audit?target={}", c.name)).await;
-    assert_eq!(by_target["records"].as_array().unwrap().len(), 3);
+    let verbs: Vec<&str> =
+        by_target["records"].as_array().unwrap().iter().map(|r| r["verb"].as_str().unwrap()).collect();
+    // Each restart: its intent, then its outcome (newest first).
+    assert_eq!(verbs, ["restart", "restart.start", "restart", "restart.start", "restart", "restart.start"]);
     let future = sc.json("/v1/audit?since=2999-01-01T00:00:00Z").await;
     assert!(future["records"].as_array().unwrap().is_empty());
     let resp = sc.get("/v1/audit?outcome=maybe").send().await.unwrap();

@@ -30,7 +30,7 @@ pub struct Caller {
 }
 
 /// A record being prepared by a handler; `AuditLog::commit` seals it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Draft {
     started: Instant,
     request_id: String,

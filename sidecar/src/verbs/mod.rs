@@ -16,6 +16,7 @@ pub mod stats;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter, MethodRouter};
 use shared::api::{Method, Verb, VerbSpec};
+use shared::Outcome;
 
 use crate::audit::Draft;
 use crate::error::ApiError;
@@ -61,9 +62,18 @@ pub async fn finish<T: IntoResponse>(app: &AppState, draft: Draft, result: Resul
     resp
 }
 
+/// Writes a mutation's intent record, `<verb>.start` with the same target
+/// and parameters (fsync'd), before the engine is asked: a crash or a cut
+/// between the engine call and the outcome record still leaves a trace.
+pub async fn intent(app: &AppState, draft: &Draft) -> Result<(), ApiError> {
+    let mut start = draft.clone();
+    start.verb_suffix("start");
+    app.audit.commit(start, Outcome::Ok, None).await.map(|_| ()).map_err(ApiError::from)
+}
+
 /// Runs a mutating verb to completion in its own task, so dropping the
-/// request (a client hanging up) cannot cut it between the engine call and
-/// its audit record.
+/// request (a client hanging up, a proxy timing out) cannot cut it between
+/// its intent record, the engine call and its outcome record.
 pub async fn detached(fut: impl std::future::Future<Output = Response> + Send + 'static) -> Response {
     tokio::spawn(fut).await.unwrap_or_else(|e| ApiError::Internal(format!("verb task failed: {e}")).into_response())
 }

@@ -1,4 +1,7 @@
 //! `POST /v1/prune/{containers|images|volumes|build-cache}?all=&until=`.
+//! Runs detached from the connection: `prune.<kind>.start` is on disk before
+//! the engine is asked, the outcome (what was removed) after, whatever the
+//! client does.
 //!
 //! Containers and volumes are pruned by the sidecar itself (list, decide,
 //! remove one by one) so that protected containers and their volumes are
@@ -37,10 +40,13 @@ pub async fn prune(
     Path(kind): Path<String>,
     Query(q): Query<PruneQuery>,
 ) -> Response {
-    let mut draft = Draft::new(&caller, Verb::Prune.audit_name());
-    draft.target(kind.chars().take(32).collect::<String>(), None);
-    let result = run(&app, &caller, &kind, q, &mut draft).await.map(Json);
-    super::finish(&app, draft, result).await
+    super::detached(async move {
+        let mut draft = Draft::new(&caller, Verb::Prune.audit_name());
+        draft.target(kind.chars().take(32).collect::<String>(), None);
+        let result = run(&app, &caller, &kind, q, &mut draft).await.map(Json);
+        super::finish(&app, draft, result).await
+    })
+    .await
 }
 
 async fn run(
@@ -67,6 +73,7 @@ async fn run(
     }
     app.engine.require_up()?;
     app.limits.prune.check(&caller.client)?;
+    super::intent(app, draft).await?;
     match kind {
         PruneKind::Containers => containers(app, until).await,
         PruneKind::Images => images(app, all, until).await,

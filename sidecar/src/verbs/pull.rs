@@ -44,10 +44,8 @@ pub async fn pull(
         Err(e) => return super::finish(&app, draft, Err::<(), _>(e)).await,
     };
     // The start is on disk before the engine is asked or anything is answered.
-    let mut start = Draft::new(&caller, format!("{}.start", Verb::Pull.audit_name()));
-    start.target(image.to_string(), None);
-    if let Err(e) = app.audit.commit(start, Outcome::Ok, None).await {
-        return crate::error::ApiError::from(e).into_response();
+    if let Err(e) = super::intent(&app, &draft).await {
+        return e.into_response();
     }
     let (tx, rx) = mpsc::channel::<PullEvent>(64);
     let app2 = app.clone();

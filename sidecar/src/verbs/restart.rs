@@ -1,4 +1,6 @@
-//! `POST /v1/containers/{ref}/restart?timeout=N`.
+//! `POST /v1/containers/{ref}/restart?timeout=N`: runs detached from the
+//! connection; `restart.start` is on disk before the engine is asked, the
+//! outcome after, whatever the client does.
 
 use axum::extract::State;
 use axum::response::Response;
@@ -25,10 +27,13 @@ pub async fn restart(
     RefPath(r): RefPath,
     Query(q): Query<RestartQuery>,
 ) -> Response {
-    let mut draft = Draft::new(&caller, Verb::Restart.audit_name());
-    draft.target(r.as_str(), None);
-    let result = run(&app, &caller, &r, q, &mut draft).await.map(Json);
-    super::finish(&app, draft, result).await
+    super::detached(async move {
+        let mut draft = Draft::new(&caller, Verb::Restart.audit_name());
+        draft.target(r.as_str(), None);
+        let result = run(&app, &caller, &r, q, &mut draft).await.map(Json);
+        super::finish(&app, draft, result).await
+    })
+    .await
 }
 
 async fn run(
@@ -53,6 +58,7 @@ async fn run(
         )));
     }
     app.limits.restart.check(&(caller.client.clone(), c.id.clone()))?;
+    super::intent(app, draft).await?;
     let opts = RestartContainerOptions { t: timeout.map(|t| t as i32), signal: None };
     let result = app.engine.timed("restart_container", app.engine.client().restart_container(&c.id, Some(opts))).await;
     app.engine.invalidate(&c.id).await;
