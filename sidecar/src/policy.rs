@@ -95,9 +95,105 @@ impl Policy {
     }
 }
 
+/// Why `pull` may not use `registry` unless `DOCKWARD_PULL_REGISTRIES` lists
+/// it: the root daemon would connect wherever it points, so by default it
+/// points only at public registry names. Refused: IP literals (loopback,
+/// private, link-local and public alike), `localhost` and `*.localhost`,
+/// mDNS `*.local`, and single-label names (a host or service of the local
+/// network). A name that resolves to a private address is not seen here:
+/// list your registries to close that too.
+pub fn unlisted_registry_refusal(registry: &str) -> Option<&'static str> {
+    let host = match registry.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(rest),
+        None => match registry.rsplit_once(':') {
+            Some((h, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => h,
+            _ => registry,
+        },
+    };
+    let host = host.to_ascii_lowercase();
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        Some("an IP address")
+    } else if host == "localhost" || host.ends_with(".localhost") {
+        Some("a loopback name")
+    } else if host.ends_with(".local") {
+        Some("a link-local (mDNS) name")
+    } else if !host.contains('.') {
+        Some("a single-label (local network) name")
+    } else {
+        None
+    }
+}
+
+/// What a client is told of a failed pull: the kind of failure, never the
+/// engine's text (which would turn `pull` into a port and service probe).
+pub fn pull_failure_summary(engine_message: &str) -> &'static str {
+    let m = engine_message.to_ascii_lowercase();
+    if m.contains("manifest unknown") || m.contains("not found") {
+        "the registry has no such image or tag"
+    } else if m.contains("unauthorized") || m.contains("denied") || m.contains("authentication") {
+        "the registry refused access"
+    } else if m.contains("connection refused")
+        || m.contains("no such host")
+        || m.contains("timeout")
+        || m.contains("dial tcp")
+        || m.contains("tls")
+        || m.contains("certificate")
+        || m.contains("http response")
+    {
+        "the registry could not be reached (or does not speak the registry protocol)"
+    } else {
+        "the engine could not pull the image"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unlisted_registries_must_be_public_names() {
+        for r in [
+            "127.0.0.1:5000",
+            "10.0.0.5",
+            "192.168.1.2:443",
+            "169.254.169.254",
+            "8.8.8.8",
+            "[::1]:5000",
+            "[fe80::1]",
+            "localhost",
+            "LOCALHOST:5000",
+            "registry.localhost",
+            "nas.local:5000",
+            "myregistry:5000",
+            "sidecar",
+        ] {
+            assert!(unlisted_registry_refusal(r).is_some(), "{r} must need listing");
+        }
+        for r in ["docker.io", "ghcr.io", "registry.example.com:5000", "quay.io"] {
+            assert_eq!(unlisted_registry_refusal(r), None, "{r}");
+        }
+        assert_eq!(unlisted_registry_refusal("10.0.0.5:5000"), Some("an IP address"));
+        assert_eq!(unlisted_registry_refusal("localhost:5000"), Some("a loopback name"));
+    }
+
+    #[test]
+    fn pull_failures_are_summarised_without_the_engine_text() {
+        let cases = [
+            ("manifest unknown: manifest unknown", "no such image"),
+            ("pull access denied for x, repository does not exist", "refused access"),
+            (
+                "Get \"https://10.0.0.5:22/v2/\": dial tcp 10.0.0.5:22: connect: connection refused",
+                "could not be reached",
+            ),
+            ("Get \"https://h/v2/\": http: server gave HTTP response to HTTPS client", "could not be reached"),
+            ("something else entirely", "could not pull"),
+        ];
+        for (engine, want) in cases {
+            let s = pull_failure_summary(engine);
+            assert!(s.contains(want), "{engine} → {s}");
+            assert!(!s.contains("10.0.0.5") && !s.contains(":22"), "{s}");
+        }
+    }
     use crate::config::{DEFAULT_MASK_PATTERN, DEFAULT_PROTECT_IMAGES};
 
     fn policy() -> Policy {

@@ -160,5 +160,22 @@ async fn pull_fetches_from_a_local_registry_and_reports_the_digest() {
         .unwrap();
     let last: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
     assert_eq!(last["type"], "error", "{text}");
+    // Only the kind of failure: the engine's text (addresses, ports) stays in the sidecar's log.
+    assert_eq!(last["message"], "the Docker engine refused: the registry has no such image or tag", "{text}");
     docker(&["rmi", &remote]);
+}
+
+#[tokio::test]
+async fn pull_refuses_local_addresses_unless_listed() {
+    let sc = Sidecar::start(&[]).await;
+    for image in ["127.0.0.1:5000/x:1", "localhost:5000/x:1", "10.0.0.5/x:1", "[::1]:5000/x:1", "myregistry:5000/x:1"] {
+        let r = sc.post("/v1/images/pull").json(&serde_json::json!({"image": image})).send().await.unwrap();
+        let status = r.status();
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(status, 403, "{image}: {body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("DOCKWARD_PULL_REGISTRIES"), "{body}");
+    }
+    let denied = sc.audit_records().into_iter().filter(|r| r["verb"] == "pull" && r["outcome"] == "denied").count();
+    assert_eq!(denied, 5, "every refusal is audited");
+    assert!(sc.audit_records().iter().all(|r| r["verb"] != "pull.start"), "the engine was never asked");
 }

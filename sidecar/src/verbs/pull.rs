@@ -24,6 +24,7 @@ use crate::audit::{Caller, Draft};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, NoQuery};
 use crate::middleware::Audited;
+use crate::policy;
 use crate::state::{App, AppState};
 
 pub async fn pull(
@@ -84,6 +85,14 @@ fn check(app: &AppState, caller: &Caller, req: &PullRequest) -> Result<ImageRef,
     if !allowed.is_empty() && !allowed.iter().any(|r| r.eq_ignore_ascii_case(&image.registry)) {
         return Err(ApiError::Forbidden(format!("registry {} is not in DOCKWARD_PULL_REGISTRIES", image.registry)));
     }
+    if allowed.is_empty() {
+        if let Some(why) = policy::unlisted_registry_refusal(&image.registry) {
+            return Err(ApiError::Forbidden(format!(
+                "registry {} is {why}: list it in DOCKWARD_PULL_REGISTRIES to pull from it",
+                image.registry
+            )));
+        }
+    }
     app.engine.require_up()?;
     app.limits.pull.check(&caller.client)?;
     Ok(image)
@@ -100,7 +109,14 @@ async fn run(app: &AppState, image: &ImageRef, tx: &mpsc::Sender<PullEvent>) -> 
     let mut stream = client.create_image(Some(opts), None, None);
     let mut digest = None;
     while let Some(item) = stream.next().await {
-        let info = item.map_err(ApiError::from)?;
+        let info = item.map_err(|e| match ApiError::from(e) {
+            ApiError::Docker(m) | ApiError::NotFound(m) => {
+                // The engine's own words stay in the sidecar's log.
+                tracing::warn!(image = %image, error = %m, "pull failed");
+                ApiError::Docker(policy::pull_failure_summary(&m).to_owned())
+            }
+            other => other,
+        })?;
         let status = info.status.unwrap_or_default();
         if let Some(d) = status.strip_prefix("Digest: ") {
             digest = Some(d.trim().to_owned());
