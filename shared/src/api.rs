@@ -165,8 +165,25 @@ pub const VERBS: &[VerbSpec] = &[
 impl Verb {
     /// This verb's row of [`VERBS`].
     pub fn spec(self) -> &'static VerbSpec {
-        // Every variant has exactly one row (a unit test checks it).
-        VERBS.iter().find(|s| s.verb == self).unwrap_or(&VERBS[0])
+        // Exhaustive, so a new verb does not compile without its row's index;
+        // a unit test checks that every row sits at its verb's index.
+        let row = match self {
+            Self::Healthz => 0,
+            Self::Metrics => 1,
+            Self::ListContainers => 2,
+            Self::InspectContainer => 3,
+            Self::Logs => 4,
+            Self::Stats => 5,
+            Self::StatsHistory => 6,
+            Self::Events => 7,
+            Self::Disk => 8,
+            Self::Audit => 9,
+            Self::AuditVerify => 10,
+            Self::Restart => 11,
+            Self::Prune => 12,
+            Self::Pull => 13,
+        };
+        &VERBS[row]
     }
 
     pub fn as_str(self) -> &'static str {
@@ -287,6 +304,9 @@ mod tests {
     #[test]
     fn every_verb_has_exactly_one_row_and_routes_are_unique() {
         assert_eq!(VERBS.len(), ALL.len());
+        for row in VERBS {
+            assert_eq!(row.verb.spec(), row, "{:?} points at another row", row.verb);
+        }
         for v in ALL {
             assert_eq!(VERBS.iter().filter(|s| s.verb == v).count(), 1, "{v:?}");
             assert_eq!(v.spec().verb, v);

@@ -99,8 +99,10 @@ impl Policy {
 /// it: the root daemon would connect wherever it points, so by default it
 /// points only at public registry names. Refused: IP literals (loopback,
 /// private, link-local and public alike), `localhost` and `*.localhost`,
-/// mDNS `*.local`, and single-label names (a host or service of the local
-/// network). A name that resolves to a private address is not seen here:
+/// mDNS `*.local`, common private-network suffixes (`*.internal`,
+/// `*.home.arpa`, `*.lan`, …) and single-label names (a host or service of
+/// the local network). Best effort: a public-looking name that resolves to a
+/// private address, or a registry that redirects there, is not seen here —
 /// list your registries to close that too.
 pub fn unlisted_registry_refusal(registry: &str) -> Option<&'static str> {
     let host = match registry.strip_prefix('[') {
@@ -111,12 +113,18 @@ pub fn unlisted_registry_refusal(registry: &str) -> Option<&'static str> {
         },
     };
     let host = host.to_ascii_lowercase();
-    if host.parse::<std::net::IpAddr>().is_ok() {
+    // Resolvers also read `127.1`, `0x7f.1` and `0177.0.0.1` as addresses.
+    let last = host.rsplit('.').next().unwrap_or("");
+    let numeric = !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit());
+    let hex = host.split('.').any(|l| l.starts_with("0x"));
+    if host.parse::<std::net::IpAddr>().is_ok() || numeric || hex {
         Some("an IP address")
-    } else if host == "localhost" || host.ends_with(".localhost") {
+    } else if host == "localhost" || host.ends_with(".localhost") || host == "localhost.localdomain" {
         Some("a loopback name")
     } else if host.ends_with(".local") {
         Some("a link-local (mDNS) name")
+    } else if [".internal", ".home.arpa", ".lan", ".intranet", ".corp"].iter().any(|s| host.ends_with(s)) {
+        Some("a private-network name")
     } else if !host.contains('.') {
         Some("a single-label (local network) name")
     } else {
@@ -166,10 +174,29 @@ mod tests {
             "nas.local:5000",
             "myregistry:5000",
             "sidecar",
+            "127.1",
+            "0x7f.1:5000",
+            "0177.0.0.1",
+            "127.0.0.01",
+            "localhost.localdomain",
+            "host.docker.internal",
+            "metadata.google.internal",
+            "nas.home.arpa",
+            "registry.lan",
         ] {
             assert!(unlisted_registry_refusal(r).is_some(), "{r} must need listing");
         }
-        for r in ["docker.io", "ghcr.io", "registry.example.com:5000", "quay.io"] {
+        for r in [
+            "docker.io",
+            "ghcr.io",
+            "registry.example.com:5000",
+            "quay.io",
+            "gcr.io",
+            "registry.k8s.io",
+            "public.ecr.aws",
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+            "mcr.microsoft.com",
+        ] {
             assert_eq!(unlisted_registry_refusal(r), None, "{r}");
         }
         assert_eq!(unlisted_registry_refusal("10.0.0.5:5000"), Some("an IP address"));

@@ -147,6 +147,8 @@ impl Sidecar {
         actor: Option<&str>,
         body: Option<&serde_json::Value>,
     ) -> reqwest::RequestBuilder {
+        debug_assert!(actor.is_some() || !call.verb.is_mutation(), "{:?} without an actor", call.verb);
+        debug_assert_eq!(body.is_some(), call.verb.spec().body, "{:?}: body mismatch", call.verb);
         let url = format!("{}{}", self.base, call.path());
         let mut req = match call.method() {
             Method::Get => client.get(url),
