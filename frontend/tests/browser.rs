@@ -10,7 +10,7 @@
 //! assets built by `scripts/build-web.sh`; fails loudly without them.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,7 @@ use fantoccini::{Client, Locator};
 use testkit::browser::*;
 use testkit::console::{Console, Host, PASSWORD};
 use testkit::scenarios::{scenario, Scenario};
+use testkit::sidecar::{Sidecar, SECRET};
 use testkit::*;
 
 const XSS: &str = "<script>window.__xss=1</script><img src=x onerror=window.__xss=2>";
@@ -37,38 +38,18 @@ fn site_root() -> PathBuf {
 
 struct Stack {
     console: Console,
-    _sidecar: Proc,
-    _dir: tempfile::TempDir,
+    _sidecar: Sidecar,
     driver: Driver,
 }
 
-fn start_stack(scope: &str) -> Stack {
-    let dir = tempfile::tempdir().unwrap();
-    let secret = "e2e-secret-0123456789abcdef0123456789abcdef";
-    let secret_file = dir.path().join("secret");
-    std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
-
-    let sc_port = free_port();
-    let sidecar = Command::new(built_bin("dockward-sidecar"))
-        .env("DOCKWARD_SECRET_FILE", &secret_file)
-        .env("DOCKWARD_LISTEN", format!("127.0.0.1:{sc_port}"))
-        .env("DOCKWARD_AUDIT_LOG", dir.path().join("audit.jsonl"))
-        .env("DOCKWARD_SCOPE_LABEL", format!("dockward.e2e={scope}"))
-        .env("DOCKWARD_STATS_TTL", "1s")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("sidecar.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let sidecar = Proc(sidecar);
-    wait_port(sc_port, "sidecar");
-
-    let url = format!("http://127.0.0.1:{sc_port}");
+async fn start_stack(scope: &str) -> Stack {
+    let sidecar = Sidecar::start(&[&format!("--scope-label=dockward.e2e={scope}")]).await;
     let console = Console::start(
         Path::new(env!("CARGO_BIN_EXE_dockward-web")),
-        &[Host { name: "local", url: &url, secret }],
+        &[Host { name: "local", url: &sidecar.base, secret: SECRET }],
         Some(&site_root()),
     );
-    Stack { console, _sidecar: sidecar, _dir: dir, driver: Driver::start() }
+    Stack { console, _sidecar: sidecar, driver: Driver::start() }
 }
 
 /// What every scenario shares: the labelled containers, the running
@@ -113,7 +94,7 @@ async fn start() -> Env {
     );
     let victim =
         TestContainer::run("victim", &["--label", &l, "--label", "com.docker.compose.project=batch"], "sleep 600");
-    let stack = start_stack(&scope);
+    let stack = start_stack(&scope).await;
     let c = stack.driver.session().await;
     Env { base: stack.console.base.clone(), c, web, db, evil, victim, _stack: stack }
 }
