@@ -9,7 +9,11 @@
 # same binaries on the host, stages them with the same script, and builds the
 # two final stages below from this file (only `--from=build /out/` is dropped).
 
-FROM rust:1-bookworm AS build
+# Pinned by digest (the multi-arch index of rust:1.95.0-bookworm): a tag can be
+# moved, a digest cannot. To update: `docker buildx imagetools inspect rust:<v>-bookworm`
+# on a machine that reaches Docker Hub, then change both here. The test script
+# refuses a FROM line without a digest.
+FROM rust:1.95.0-bookworm@sha256:6258907abe69656e41cd992e0b705cdcfabcbbe3db374f92ed2d47121282d4a1 AS build
 RUN apt-get update && apt-get install -y --no-install-recommends brotli && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Builds the web console's browser assets into $SITE (default: <target>/site):
 #   pkg/dockward.js, pkg/dockward_bg.wasm (wasm-bindgen, --target web) and pkg/dockward.css.
-# Everything comes from crates.io: wasm-bindgen-cli is installed with cargo,
-# pinned to the exact wasm-bindgen version in Cargo.lock, and cached under the
-# target directory. No tool downloads prebuilt binaries.
+# Everything comes from crates.io, built from committed lockfiles: the
+# wasm-bindgen step is tools/wasm-bindgen (wasm-bindgen-cli-support pinned to
+# the exact wasm-bindgen version in Cargo.lock). No tool downloads prebuilt binaries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-$PWD/target}"
@@ -11,21 +11,24 @@ site="${SITE:-$target/site}"
 
 rustup target list --installed 2>/dev/null | grep -q '^wasm32-unknown-unknown$' || rustup target add wasm32-unknown-unknown
 
+# wasm-bindgen: our own thin front end to wasm-bindgen-cli-support, built from
+# its committed lockfile (tools/wasm-bindgen). Its version must be the one the
+# wasm was compiled against.
 version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/"/, "", $3); print $3; exit }' Cargo.lock)
+tool_version=$(awk '/^name = "wasm-bindgen-cli-support"$/ { getline; gsub(/"/, "", $3); print $3; exit }' tools/wasm-bindgen/Cargo.lock)
 [ -n "$version" ] || { echo "wasm-bindgen is not in Cargo.lock" >&2; exit 1; }
-bindgen="$target/tools/bin/wasm-bindgen"
-if ! "$bindgen" --version 2>/dev/null | grep -qx "wasm-bindgen $version"; then
-  echo "installing wasm-bindgen-cli $version (once; cached in $target/tools)"
-  # Not --locked: its lockfile names a webpki-roots release the registry does not serve.
-  cargo install -q wasm-bindgen-cli --version "=$version" --root "$target/tools"
+if [ "$version" != "$tool_version" ]; then
+  echo "wasm-bindgen $version in Cargo.lock but tools/wasm-bindgen uses $tool_version: update tools/wasm-bindgen (Cargo.toml and Cargo.lock)" >&2
+  exit 1
 fi
+cargo build -q --release --locked --manifest-path tools/wasm-bindgen/Cargo.toml
+bindgen="$target/release/dockward-wasm-bindgen"
 
 cargo build -q -p dockward-frontend --lib --target wasm32-unknown-unknown \
   --no-default-features --features hydrate --profile wasm-release
 
 mkdir -p "$site/pkg"
-"$bindgen" --target web --no-typescript --out-dir "$site/pkg" --out-name dockward \
-  "$target/wasm32-unknown-unknown/wasm-release/dockward_frontend.wasm"
+"$bindgen" "$target/wasm32-unknown-unknown/wasm-release/dockward_frontend.wasm" "$site/pkg" dockward
 cp frontend/style/dockward.css "$site/pkg/dockward.css"
 # Pre-compressed copies: the asset service sends brotli or gzip, whichever the
 # browser accepts (brotli is ~25% smaller for the wasm). brotli comes from

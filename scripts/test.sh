@@ -20,9 +20,20 @@ rustup target list --installed 2>/dev/null | grep -q '^wasm32-unknown-unknown$' 
 say "cargo fmt --check"
 cargo fmt --all --check
 
-say "the web console links no Docker client"
-if cargo tree -p dockward-frontend -e normal,build --target all 2>/dev/null | grep -qE '(^|[^a-z_-])(bollard|docker-api|shiplift|dockworker) v'; then
-  echo "frontend depends on a Docker client; only the sidecar may" >&2
+say "cargo deny: sources, licences, bans and duplicate versions (deny.toml)"
+target="${CARGO_TARGET_DIR:-$PWD/target}"
+deny="$target/tools/bin/cargo-deny"
+deny_version=0.20.2
+if ! "$deny" --version 2>/dev/null | grep -qx "cargo-deny $deny_version"; then
+  echo "installing cargo-deny $deny_version (once; cached in $target/tools)"
+  CARGO_TARGET_DIR="$target/tools-build" cargo install -q cargo-deny --version "=$deny_version" --locked --root "$target/tools"
+fi
+# --offline: the advisory database lives on GitHub, which CI cannot reach (SECURITY.md).
+"$deny" --offline check bans licenses sources
+
+say "base images are pinned by digest"
+if grep -E '^FROM ' Dockerfile | grep -v -E '^FROM scratch( |$)' | grep -v -E '@sha256:[0-9a-f]{64}( |$)'; then
+  echo "Dockerfile: the FROM lines above are not pinned by digest" >&2
   exit 1
 fi
 

@@ -174,11 +174,29 @@ impl SecretStore {
     }
 }
 
+/// A random salt drawn once per process for key ids. An unsalted id would let
+/// anyone who reads the logs or the audit log test guesses of a human-chosen
+/// secret offline; with the salt the id only tells which key was used, and
+/// only within one run of the sidecar (a restart gives new ids, logged at start).
+fn key_id_salt() -> &'static [u8; 32] {
+    static SALT: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    SALT.get_or_init(|| {
+        let mut salt = [0u8; 32];
+        // Without OS randomness nothing else here is safe either; a zero salt still
+        // keeps ids distinct and is no worse than the unsalted fingerprint.
+        if let Err(e) = getrandom::fill(&mut salt) {
+            tracing::error!(error = %e, "no OS randomness for key-id salt");
+        }
+        salt
+    })
+}
+
 impl Key {
     fn new(secret: &[u8]) -> Self {
         let digest: [u8; 32] = Sha256::digest(secret).into();
-        // The id is a fingerprint of a different hash input, so it reveals nothing usable about the digest.
-        let fp = Sha256::new().chain_update(b"dockward-key-id:").chain_update(secret).finalize();
+        // The id hashes a different, salted input, so it reveals nothing usable about the secret.
+        let fp =
+            Sha256::new().chain_update(b"dockward-key-id:").chain_update(key_id_salt()).chain_update(secret).finalize();
         Self { digest, id: format!("key:{}", &hex::encode(fp)[..12]) }
     }
 }
@@ -227,6 +245,18 @@ mod tests {
         let s = Secrets::load(None, Some(&p), None, None).unwrap();
         assert!(s.check(A.as_bytes()).is_some());
         assert!(s.check(format!("{A}\n").as_bytes()).is_none());
+    }
+
+    #[test]
+    fn key_ids_are_salted_not_a_guessable_fingerprint() {
+        let s = Secrets::load(Some(A), None, None, None).unwrap();
+        let id = s.check(A.as_bytes()).unwrap().to_owned();
+        // The unsalted fingerprint anyone could compute from a guess of the secret:
+        let guess = Sha256::new().chain_update(b"dockward-key-id:").chain_update(A).finalize();
+        assert_ne!(id, format!("key:{}", &hex::encode(guess)[..12]));
+        // Stable within the process: the same secret loaded again gets the same id.
+        let again = Secrets::load(Some(A), None, None, None).unwrap();
+        assert_eq!(again.ids(), vec![id.as_str()]);
     }
 
     #[test]

@@ -72,14 +72,18 @@ pub struct ServeArgs {
     #[arg(long, env = "DOCKWARD_LISTEN", default_value = "0.0.0.0:7700")]
     pub listen: SocketAddr,
 
-    /// Shared secret (at least 32 bytes). Prefer --secret-file.
-    #[arg(long, env = "DOCKWARD_SECRET", hide_env_values = true)]
+    /// Shared secret (at least 32 bytes), from the environment variable
+    /// `DOCKWARD_SECRET` only: never a flag, since argv is readable by every
+    /// process on the host. Prefer --secret-file. Filled in by `main` before
+    /// the variable is removed.
+    #[arg(skip)]
     pub secret: Option<String>,
     /// File holding the shared secret (the Docker secrets convention).
     #[arg(long, env = "DOCKWARD_SECRET_FILE")]
     pub secret_file: Option<PathBuf>,
-    /// Previous shared secret, still accepted during a rotation.
-    #[arg(long, env = "DOCKWARD_SECRET_PREVIOUS", hide_env_values = true)]
+    /// Previous shared secret, still accepted during a rotation: from the
+    /// environment variable `DOCKWARD_SECRET_PREVIOUS` only, like `secret`.
+    #[arg(skip)]
     pub secret_previous: Option<String>,
     /// File holding the previous shared secret; if it does not exist there is none. Secret files
     /// are re-read when they change (rotation without a restart).

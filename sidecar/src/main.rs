@@ -21,13 +21,15 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(args: ServeArgs) -> ExitCode {
+fn serve(mut args: ServeArgs) -> ExitCode {
     init_tracing(args.log_format);
-    // The secret is read once into digests; keep it out of the environment that
-    // child processes or crash reporters could see. (Single-threaded here.)
-    for var in ["DOCKWARD_SECRET", "DOCKWARD_SECRET_PREVIOUS"] {
-        std::env::remove_var(var);
-    }
+    // Secrets given as values come from the environment only (no flag: argv is
+    // world-readable). They are read once into digests, then removed from the
+    // environment that child processes or crash reporters could see. That does
+    // not scrub /proc/1/environ or `docker inspect`: hence the warning, and the
+    // _FILE variants. (Single-threaded here.)
+    args.secret = take_env_secret("DOCKWARD_SECRET");
+    args.secret_previous = take_env_secret("DOCKWARD_SECRET_PREVIOUS");
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -52,6 +54,21 @@ fn serve(args: ServeArgs) -> ExitCode {
             }
         }
     })
+}
+
+/// Reads and removes a secret variable, warning that the value stays visible
+/// where removal cannot reach.
+fn take_env_secret(var: &str) -> Option<String> {
+    let value = std::env::var(var).ok();
+    std::env::remove_var(var);
+    if value.is_some() {
+        tracing::warn!(
+            variable = var,
+            "a secret given in the environment stays readable in `docker inspect` and /proc/<pid>/environ; \
+             prefer {var}_FILE"
+        );
+    }
+    value
 }
 
 fn init_tracing(format: LogFormat) {

@@ -24,6 +24,8 @@ fn start_fails_with(env: &[(&str, &str)], expect: &str) {
 fn refuses_to_start_without_a_good_secret() {
     start_fails_with(&[], "no shared secret");
     start_fails_with(&[("DOCKWARD_SECRET", "too-short")], "at least 32 bytes");
+    // A secret in the environment works but is warned about (it stays in `docker inspect`).
+    start_fails_with(&[("DOCKWARD_SECRET", "too-short")], "prefer DOCKWARD_SECRET_FILE");
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("s");
     std::fs::write(&f, "short\n").unwrap();
@@ -33,6 +35,17 @@ fn refuses_to_start_without_a_good_secret() {
         &[("DOCKWARD_SECRET", SECRET), ("DOCKWARD_SECRET_PREVIOUS", "short")],
         "DOCKWARD_SECRET_PREVIOUS is 5 bytes",
     );
+}
+
+#[test]
+fn secrets_are_never_taken_from_argv() {
+    // Every local user can read a process's argv: there is no flag for a secret value.
+    for flag in [format!("--secret={SECRET}"), format!("--secret-previous={SECRET}")] {
+        let out = Command::new(sidecar_bin()).env_clear().arg(&flag).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{flag} was accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("unexpected argument"), "{stderr}");
+    }
 }
 
 #[tokio::test]
@@ -65,7 +78,10 @@ async fn missing_and_wrong_secrets_are_refused_and_audited() {
 
 #[tokio::test]
 async fn two_secrets_allow_rotation() {
-    let prev = format!("--secret-previous={SECRET_B}");
+    let dir = tempfile::tempdir().unwrap();
+    let prev_file = dir.path().join("previous");
+    std::fs::write(&prev_file, SECRET_B).unwrap();
+    let prev = format!("--secret-previous-file={}", prev_file.display());
     let sc = Sidecar::start(&[&prev]).await;
     let c = TestContainer::run("rotate", &[], "sleep 600");
     let mut clients = Vec::new();

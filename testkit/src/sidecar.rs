@@ -38,9 +38,11 @@ impl Sidecar {
         let dir = tempfile::tempdir().unwrap();
         let audit = dir.path().join("audit.jsonl");
         let log_path = dir.path().join("sidecar.log");
+        let secret_file = dir.path().join("secret");
+        std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
         let mut args: Vec<String> = vec![
             "--listen=127.0.0.1:0".into(),
-            format!("--secret={SECRET}"),
+            format!("--secret-file={}", secret_file.display()),
             format!("--audit-log={}", audit.display()),
             "--log-format=json".into(),
         ];
