@@ -145,6 +145,14 @@ fn assert_hardened(service: &str, id: &str) -> String {
     let options = root.split_whitespace().nth(5).unwrap();
     assert!(options.split(',').any(|o| o == "ro"), "{service}'s root filesystem is writable: {root}");
     assert_eq!(inspect(id, "{{.HostConfig.ReadonlyRootfs}}"), "true");
+    // dockward never restarts or prunes itself, and stays within CPU and log limits.
+    assert_eq!(inspect(id, r#"{{index .Config.Labels "dockward.protect"}}"#), "true", "{service} is not protected");
+    assert_eq!(inspect(id, "{{.HostConfig.NanoCpus}}"), "1000000000", "{service} has no CPU limit");
+    assert_eq!(
+        inspect(id, "{{.HostConfig.LogConfig.Type}} {{index .HostConfig.LogConfig.Config \"max-size\"}} {{index .HostConfig.LogConfig.Config \"max-file\"}}"),
+        "json-file 10m 3",
+        "{service} has unbounded logs"
+    );
     pid
 }
 
