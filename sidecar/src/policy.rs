@@ -3,8 +3,9 @@
 
 use std::collections::HashMap;
 
-use regex::Regex;
 use shared::{ImageRef, PROTECT_LABEL};
+
+use crate::redact::Redactor;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
@@ -20,7 +21,7 @@ pub enum PolicyError {
 pub struct Policy {
     scope: Option<(String, Option<String>)>,
     protect_images: Vec<String>,
-    mask: Regex,
+    redact: Redactor,
 }
 
 impl Policy {
@@ -45,7 +46,7 @@ impl Policy {
             }
             images.push(raw.to_owned());
         }
-        Ok(Self { scope, protect_images: images, mask: Regex::new(mask_pattern)? })
+        Ok(Self { scope, protect_images: images, redact: Redactor::new(mask_pattern)? })
     }
 
     /// The engine filter for the scope (`label=key[=value]`), if any.
@@ -64,15 +65,29 @@ impl Policy {
         }
     }
 
-    /// A container is protected by `dockward.protect=true`, or by running a
-    /// database image, unless `dockward.protect=false` says otherwise.
-    pub fn is_protected(&self, image: &str, labels: &HashMap<String, String>) -> bool {
+    /// What the container alone says about its protection: `dockward.protect=true`
+    /// or `false` decides; otherwise the image it was created with
+    /// (`Config.Image`) protects it when its name is a protected one. `None`:
+    /// undecided, the image's tags and digests must be looked at (the
+    /// reference is an image id, or a name that does not match).
+    pub fn protection_from_container(&self, configured: &str, labels: &HashMap<String, String>) -> Option<bool> {
         match labels.get(PROTECT_LABEL).map(|s| s.trim().to_ascii_lowercase()) {
-            Some(v) if v == "true" => return true,
-            Some(v) if v == "false" => return false,
+            Some(v) if v == "true" => return Some(true),
+            Some(v) if v == "false" => return Some(false),
             _ => {}
         }
-        self.is_protected_image(image)
+        self.is_protected_image(configured).then_some(true)
+    }
+
+    /// The one decision: a container is protected by `dockward.protect=true`,
+    /// or by running a protected (database) image, unless
+    /// `dockward.protect=false` says otherwise. The image is named by the
+    /// container's configured reference or, when that is an id or does not
+    /// match, by any of `image_names` (the image's `RepoTags` and
+    /// `RepoDigests`). [`crate::docker::Engine::is_protected`] feeds it.
+    pub fn is_protected(&self, configured: &str, labels: &HashMap<String, String>, image_names: &[String]) -> bool {
+        self.protection_from_container(configured, labels)
+            .unwrap_or_else(|| image_names.iter().any(|n| self.is_protected_image(n)))
     }
 
     /// Matches on the image *name*: `postgres` matches `postgres:16`,
@@ -90,8 +105,19 @@ impl Policy {
         })
     }
 
+    /// Whether an environment key looks secret (its value is masked whole).
     pub fn masks(&self, env_key: &str) -> bool {
-        self.mask.is_match(env_key)
+        self.redact.key_is_secret(env_key)
+    }
+
+    /// Secrets inside free text masked: URL passwords, secret flags and assignments.
+    pub fn redact_text<'a>(&self, s: &'a str) -> std::borrow::Cow<'a, str> {
+        self.redact.text(s)
+    }
+
+    /// An argument vector with its secrets masked (see [`crate::redact`]).
+    pub fn redact_args(&self, args: &[String]) -> Vec<String> {
+        self.redact.args(args)
     }
 }
 
@@ -260,9 +286,34 @@ mod tests {
     #[test]
     fn label_overrides_image() {
         let p = policy();
-        assert!(p.is_protected("nginx", &labels(&[("dockward.protect", "true")])));
-        assert!(!p.is_protected("postgres:16", &labels(&[("dockward.protect", "false")])));
-        assert!(p.is_protected("postgres:16", &labels(&[("dockward.protect", "maybe")])));
+        let pg = ["postgres:16".to_string()];
+        assert!(p.is_protected("nginx", &labels(&[("dockward.protect", "true")]), &[]));
+        assert!(!p.is_protected("postgres:16", &labels(&[("dockward.protect", "false")]), &[]));
+        assert!(!p.is_protected("sha256:0123", &labels(&[("dockward.protect", "false")]), &pg));
+        assert!(p.is_protected("postgres:16", &labels(&[("dockward.protect", "maybe")]), &[]));
+    }
+
+    #[test]
+    fn containers_created_from_an_image_id_are_matched_by_its_tags_and_digests() {
+        let p = policy();
+        let none = labels(&[]);
+        let id = format!("sha256:{}", "ab".repeat(32));
+        let short = "abababababab";
+        let tags = vec!["postgres:dwtest".to_string()];
+        let digests = vec![format!("postgres@sha256:{}", "cd".repeat(32))];
+        let other = vec!["nginx:1.27".to_string(), "<none>:<none>".to_string(), "<none>@<none>".to_string()];
+        // Undecided by the container alone: the reference is an id, or a name that does not match.
+        for configured in [id.as_str(), &id[7..], short, "nginx"] {
+            assert_eq!(p.protection_from_container(configured, &none), None, "{configured}");
+            assert!(p.is_protected(configured, &none, &tags), "{configured} tagged postgres");
+            assert!(p.is_protected(configured, &none, &digests), "{configured} with a postgres digest");
+            assert!(!p.is_protected(configured, &none, &other), "{configured}");
+            assert!(!p.is_protected(configured, &none, &[]), "{configured}");
+        }
+        // A matching name or a label decides without the image.
+        assert_eq!(p.protection_from_container("postgres:16", &none), Some(true));
+        assert_eq!(p.protection_from_container(&id, &labels(&[("dockward.protect", "TRUE")])), Some(true));
+        assert_eq!(p.protection_from_container("postgres", &labels(&[("dockward.protect", "false")])), Some(false));
     }
 
     #[test]
@@ -288,12 +339,24 @@ mod tests {
     #[test]
     fn masking() {
         let p = policy();
-        for k in
-            ["POSTGRES_PASSWORD", "api_key", "GITHUB_TOKEN", "AWS_SECRET_ACCESS_KEY", "private_pem", "DB_CREDENTIALS"]
-        {
+        for k in [
+            "POSTGRES_PASSWORD",
+            "api_key",
+            "GITHUB_TOKEN",
+            "AWS_SECRET_ACCESS_KEY",
+            "private_pem",
+            "DB_CREDENTIALS",
+            "DATABASE_URL",
+            "SENTRY_DSN",
+            "DSN",
+            "MYSQL_PWD",
+            "BASIC_AUTH",
+            "REDIS_AUTH",
+            "NPM_AUTH",
+        ] {
             assert!(p.masks(k), "{k}");
         }
-        for k in ["PATH", "HOME", "LANG"] {
+        for k in ["PATH", "HOME", "LANG", "PWD", "OLDPWD", "REDIS_URL", "TZ", "HOSTNAME", "NODE_ENV"] {
             assert!(!p.masks(k), "{k}");
         }
     }

@@ -21,6 +21,7 @@ use serde::Deserialize;
 use shared::{PruneKind, PruneReport, Verb, PROTECT_LABEL};
 
 use crate::audit::{Caller, Draft};
+use crate::docker::Freshness;
 use crate::error::ApiError;
 use crate::extract::{parse_time, Query};
 use crate::state::{App, AppState};
@@ -104,7 +105,7 @@ async fn containers(app: &AppState, until: Option<i64>) -> Result<PruneReport, A
             continue;
         }
         // When in doubt (the engine cannot say), keep it.
-        if app.engine.is_protected(&id, &labels).await.unwrap_or(true) {
+        if app.engine.is_protected(&id, Freshness::Fresh).await.unwrap_or(true) {
             out.skipped.push(format!("{name}: protected"));
             continue;
         }
