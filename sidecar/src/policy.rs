@@ -57,6 +57,20 @@ impl Policy {
         })
     }
 
+    /// Refuses a verb that acts on the whole host (image and build-cache
+    /// prune, pull) when the sidecar is scoped: images and build cache carry
+    /// no owner the engine could filter by, so under a scope they would reach
+    /// past it.
+    pub fn refuse_host_wide(&self, what: &str) -> Result<(), crate::error::ApiError> {
+        match self.scope_filter() {
+            None => Ok(()),
+            Some(scope) => Err(crate::error::ApiError::Forbidden(format!(
+                "{what} acts on the whole host, and this sidecar is scoped to the label {scope}: \
+                 images and build cache belong to no scope, so it refuses (run it from an unscoped sidecar)"
+            ))),
+        }
+    }
+
     pub fn in_scope(&self, labels: &HashMap<String, String>) -> bool {
         match &self.scope {
             None => true,
@@ -158,6 +172,19 @@ pub fn unlisted_registry_refusal(registry: &str) -> Option<&'static str> {
     }
 }
 
+/// What the audit log keeps of an image reference that did not parse: its
+/// length, a hash to tell repeated attempts apart, and at most 64 characters
+/// escaped to printable ASCII. Never the raw client string, which could carry
+/// control or bidi characters (spoofing whoever reads the log) or 64 KiB.
+pub fn unparsed_reference(raw: &str) -> String {
+    use sha2::{Digest, Sha256};
+    const SHOWN: usize = 64;
+    let digest = hex::encode(&Sha256::digest(raw.as_bytes())[..8]);
+    let shown: String = raw.chars().take(SHOWN).flat_map(char::escape_default).collect();
+    let more = if raw.chars().nth(SHOWN).is_some() { "..." } else { "" };
+    format!("unparsed reference ({} bytes, sha256 {digest}): \"{shown}{more}\"", raw.len())
+}
+
 /// What a client is told of a failed pull: the kind of failure, never the
 /// engine's text (which would turn `pull` into a port and service probe).
 pub fn pull_failure_summary(engine_message: &str) -> &'static str {
@@ -227,6 +254,28 @@ mod tests {
         }
         assert_eq!(unlisted_registry_refusal("10.0.0.5:5000"), Some("an IP address"));
         assert_eq!(unlisted_registry_refusal("localhost:5000"), Some("a loopback name"));
+    }
+
+    #[test]
+    fn unparsed_references_are_bounded_and_escaped() {
+        let raw = format!("\u{202E}evil\n\u{1b}[31m\"{}", "x".repeat(10_000));
+        let t = unparsed_reference(&raw);
+        assert!(t.len() < 800, "{}", t.len());
+        assert!(t.bytes().all(|b| (0x20..0x7f).contains(&b)), "{t}");
+        assert!(t.contains("\\u{202e}evil\\n\\u{1b}[31m\\\""), "{t}");
+        assert!(t.contains(&format!("({} bytes", raw.len())) && t.ends_with("...\""), "{t}");
+        // The same input gives the same record; another one another hash.
+        assert_eq!(t, unparsed_reference(&raw));
+        assert_ne!(unparsed_reference("a b"), unparsed_reference("a  b"));
+        assert!(unparsed_reference("Not A Ref").ends_with(": \"Not A Ref\""), "{}", unparsed_reference("Not A Ref"));
+    }
+
+    #[test]
+    fn a_scoped_sidecar_refuses_host_wide_verbs() {
+        let scoped = Policy::new(Some("team=a"), &[], DEFAULT_MASK_PATTERN).unwrap();
+        let err = scoped.refuse_host_wide("prune images").unwrap_err();
+        assert!(matches!(&err, crate::error::ApiError::Forbidden(m) if m.contains("team=a")), "{err}");
+        assert!(policy().refuse_host_wide("pull").is_ok());
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! Containers and volumes are pruned by the sidecar itself (list, decide,
 //! remove one by one) so that protected containers and their volumes are
 //! never touched and the scope label is honoured. Images and build cache
-//! use the engine's prune with filters the sidecar builds.
+//! use the engine's prune with filters the sidecar builds; they belong to the
+//! whole host, so a scoped sidecar refuses them (403, audited).
 
 use std::collections::HashMap;
 
@@ -43,7 +44,7 @@ pub async fn prune(
 ) -> Response {
     super::detached(async move {
         let mut draft = Draft::new(&caller, Verb::Prune.audit_name());
-        draft.target(kind.chars().take(32).collect::<String>(), None);
+        draft.target(kind.chars().take(32).flat_map(char::escape_default).collect::<String>(), None);
         let result = run(&app, &caller, &kind, q, &mut draft).await.map(Json);
         super::finish(&app, draft, result).await
     })
@@ -71,6 +72,9 @@ async fn run(
     }
     if kind == PruneKind::Containers && q.all.is_some() {
         return Err(ApiError::BadRequest("`all` does not apply to containers".into()));
+    }
+    if matches!(kind, PruneKind::Images | PruneKind::BuildCache) {
+        app.engine.policy.refuse_host_wide(&format!("prune {}", kind.as_str()))?;
     }
     app.engine.require_up()?;
     app.limits.prune.check(&caller.client)?;
