@@ -90,12 +90,34 @@ mod tests {
         assert_eq!(neutralise("invoice\u{202E}gpj.exe"), "invoice\\u{202E}gpj.exe");
         assert_eq!(neutralise("ad\u{200B}min"), "ad\\u{200B}min");
         for c in [
-            '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}',
-            '\u{200E}', '\u{200F}', '\u{061C}', '\u{200B}', '\u{200C}', '\u{200D}', '\u{2060}', '\u{FEFF}', '\u{00AD}',
-            '\u{2028}', '\u{2029}', '\u{E0041}', '\u{E0001}', '\u{1D173}', '\u{0600}',
+            '\u{202A}',
+            '\u{202B}',
+            '\u{202C}',
+            '\u{202D}',
+            '\u{202E}',
+            '\u{2066}',
+            '\u{2067}',
+            '\u{2068}',
+            '\u{2069}',
+            '\u{200E}',
+            '\u{200F}',
+            '\u{061C}',
+            '\u{200B}',
+            '\u{200C}',
+            '\u{200D}',
+            '\u{2060}',
+            '\u{FEFF}',
+            '\u{00AD}',
+            '\u{2028}',
+            '\u{2029}',
+            '\u{E0041}',
+            '\u{E0001}',
+            '\u{1D173}',
+            '\u{0600}',
         ] {
             assert!(is_format_char(c), "U+{:04X}", u32::from(c));
-            let n = neutralise(&format!("a{c}b"));
+            let input = format!("a{c}b");
+            let n = neutralise(&input);
             assert!(!n.contains(c), "U+{:04X} survived", u32::from(c));
             assert_eq!(n, format!("a\\u{{{:04X}}}b", u32::from(c)));
         }
@@ -107,8 +129,8 @@ mod tests {
             "web-1",
             "postgres:16-alpine",
             "héllo wörld",
-            "שלום עולם",  // right-to-left letters themselves are fine
-            "مرحبا",      // so is Arabic text
+            "שלום עולם", // right-to-left letters themselves are fine
+            "مرحبا",     // so is Arabic text
             "日本語 🚀 ✓",
             "tab\there",
             "",
@@ -116,8 +138,17 @@ mod tests {
             assert!(matches!(neutralise(s), Cow::Borrowed(_)), "{s}");
         }
         // Neighbours of the ranges are not format characters.
-        for c in ['\u{00AC}', '\u{00AE}', '\u{200A}', '\u{2027}', '\u{202F}', '\u{2065}', '\u{2070}', '\u{FEFE}', '\u{E0002}']
-        {
+        for c in [
+            '\u{00AC}',
+            '\u{00AE}',
+            '\u{200A}',
+            '\u{2027}',
+            '\u{202F}',
+            '\u{2065}',
+            '\u{2070}',
+            '\u{FEFE}',
+            '\u{E0002}',
+        ] {
             assert!(!is_format_char(c), "U+{:04X}", u32::from(c));
         }
     }

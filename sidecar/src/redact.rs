@@ -42,9 +42,8 @@ impl Programs {
     fn of(text: &str) -> Self {
         let words = || text.split(|c: char| c.is_whitespace() || c == '/' || c == ';' || c == '&' || c == '|');
         Self {
-            mysql: words().any(|w| {
-                w.starts_with("mysql") || w.starts_with("mariadb") || w == "mysqladmin" || w == "mysqldump"
-            }),
+            mysql: words()
+                .any(|w| w.starts_with("mysql") || w.starts_with("mariadb") || w == "mysqladmin" || w == "mysqldump"),
             redis_cli: words().any(|w| w == "redis-cli" || w == "valkey-cli"),
         }
     }
@@ -115,8 +114,7 @@ impl Redactor {
             }
         }
         if programs.redis_cli {
-            if let Cow::Owned(r) =
-                self.redis_a.replace_all(&out, |c: &Captures| format!("{}-a{}{MASK}", &c[1], &c[2]))
+            if let Cow::Owned(r) = self.redis_a.replace_all(&out, |c: &Captures| format!("{}-a{}{MASK}", &c[1], &c[2]))
             {
                 out = Cow::Owned(r);
             }
@@ -213,7 +211,10 @@ mod tests {
         let r = r();
         assert_eq!(r.text("PGPASSWORD=hunter2 psql -h db"), "PGPASSWORD=*** psql -h db");
         assert_eq!(r.text("env MYSQL_PWD=x mysqldump"), "env MYSQL_PWD=*** mysqldump");
-        assert_eq!(r.text("postgres://db/app?user=a&password=hunter2&ssl=1"), "postgres://db/app?user=a&password=***&ssl=1");
+        assert_eq!(
+            r.text("postgres://db/app?user=a&password=hunter2&ssl=1"),
+            "postgres://db/app?user=a&password=***&ssl=1"
+        );
         assert_eq!(r.text("LANG=C.UTF-8 PATH=/bin"), "LANG=C.UTF-8 PATH=/bin");
     }
 

@@ -208,7 +208,11 @@ async fn a_scoped_sidecar_refuses_host_wide_prune_and_pull() {
     assert!(docker_ok(&["image", "inspect", &dangling]), "the refused prune removed nothing");
     // What the scope does cover still works.
     assert_eq!(sc.post("/v1/prune/containers").send().await.unwrap().status(), 200);
-    let _ = Command::new("docker").args(["rmi", "-f", &dangling, &tag]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+    let _ = Command::new("docker")
+        .args(["rmi", "-f", &dangling, &tag])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
 }
 
 #[tokio::test]
