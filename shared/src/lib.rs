@@ -9,6 +9,7 @@ pub mod audit;
 pub mod container;
 pub mod error;
 pub mod stats;
+pub mod text;
 pub mod validate;
 pub mod verbs;
 

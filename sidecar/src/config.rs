@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub const DEFAULT_PROTECT_IMAGES: &str = "postgres,mysql,mariadb,mongo,redis,valkey,memcached,elasticsearch,opensearch,clickhouse,influxdb,cassandra,couchdb,neo4j";
-pub const DEFAULT_MASK_PATTERN: &str = "(?i)PASS|SECRET|TOKEN|KEY|PRIVATE|CREDENTIAL";
+pub const DEFAULT_MASK_PATTERN: &str = "(?i)PASS|_PWD|SECRET|TOKEN|KEY|PRIVATE|CREDENTIAL|AUTH|DSN|DATABASE_URL";
 
 #[derive(Debug, Parser)]
 #[command(

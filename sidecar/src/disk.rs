@@ -11,7 +11,7 @@ use bollard::query_parameters::DataUsageOptions;
 use moka::future::Cache;
 use shared::{DiskReport, VolumeUsage};
 
-use crate::docker::Engine;
+use crate::docker::{Engine, Freshness};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::stats::now_ms;
@@ -49,9 +49,8 @@ async fn compute(engine: &Engine) -> Result<Arc<Computed>, ApiError> {
     // Volume → the in-scope containers that mount it, and whether any is protected.
     let mut users: HashMap<String, (Vec<String>, bool)> = HashMap::new();
     for c in &containers {
-        let labels = c.labels.clone().unwrap_or_default();
         let protected = match c.id.as_deref() {
-            Some(id) => engine.is_protected(id, &labels).await.unwrap_or(true),
+            Some(id) => engine.is_protected(id, Freshness::Cached).await.unwrap_or(true),
             None => false,
         };
         for m in c.mounts.iter().flatten() {

@@ -14,6 +14,7 @@ pub mod middleware;
 pub mod policy;
 pub mod provision;
 pub mod ratelimit;
+pub mod redact;
 pub mod router;
 pub mod server;
 pub mod state;

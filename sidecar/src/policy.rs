@@ -3,8 +3,9 @@
 
 use std::collections::HashMap;
 
-use regex::Regex;
 use shared::{ImageRef, PROTECT_LABEL};
+
+use crate::redact::Redactor;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
@@ -20,7 +21,7 @@ pub enum PolicyError {
 pub struct Policy {
     scope: Option<(String, Option<String>)>,
     protect_images: Vec<String>,
-    mask: Regex,
+    redact: Redactor,
 }
 
 impl Policy {
@@ -45,7 +46,7 @@ impl Policy {
             }
             images.push(raw.to_owned());
         }
-        Ok(Self { scope, protect_images: images, mask: Regex::new(mask_pattern)? })
+        Ok(Self { scope, protect_images: images, redact: Redactor::new(mask_pattern)? })
     }
 
     /// The engine filter for the scope (`label=key[=value]`), if any.
@@ -56,6 +57,20 @@ impl Policy {
         })
     }
 
+    /// Refuses a verb that acts on the whole host (image and build-cache
+    /// prune, pull) when the sidecar is scoped: images and build cache carry
+    /// no owner the engine could filter by, so under a scope they would reach
+    /// past it.
+    pub fn refuse_host_wide(&self, what: &str) -> Result<(), crate::error::ApiError> {
+        match self.scope_filter() {
+            None => Ok(()),
+            Some(scope) => Err(crate::error::ApiError::Forbidden(format!(
+                "{what} acts on the whole host, and this sidecar is scoped to the label {scope}: \
+                 images and build cache belong to no scope, so it refuses (run it from an unscoped sidecar)"
+            ))),
+        }
+    }
+
     pub fn in_scope(&self, labels: &HashMap<String, String>) -> bool {
         match &self.scope {
             None => true,
@@ -64,15 +79,29 @@ impl Policy {
         }
     }
 
-    /// A container is protected by `dockward.protect=true`, or by running a
-    /// database image, unless `dockward.protect=false` says otherwise.
-    pub fn is_protected(&self, image: &str, labels: &HashMap<String, String>) -> bool {
+    /// What the container alone says about its protection: `dockward.protect=true`
+    /// or `false` decides; otherwise the image it was created with
+    /// (`Config.Image`) protects it when its name is a protected one. `None`:
+    /// undecided, the image's tags and digests must be looked at (the
+    /// reference is an image id, or a name that does not match).
+    pub fn protection_from_container(&self, configured: &str, labels: &HashMap<String, String>) -> Option<bool> {
         match labels.get(PROTECT_LABEL).map(|s| s.trim().to_ascii_lowercase()) {
-            Some(v) if v == "true" => return true,
-            Some(v) if v == "false" => return false,
+            Some(v) if v == "true" => return Some(true),
+            Some(v) if v == "false" => return Some(false),
             _ => {}
         }
-        self.is_protected_image(image)
+        self.is_protected_image(configured).then_some(true)
+    }
+
+    /// The one decision: a container is protected by `dockward.protect=true`,
+    /// or by running a protected (database) image, unless
+    /// `dockward.protect=false` says otherwise. The image is named by the
+    /// container's configured reference or, when that is an id or does not
+    /// match, by any of `image_names` (the image's `RepoTags` and
+    /// `RepoDigests`). [`crate::docker::Engine::is_protected`] feeds it.
+    pub fn is_protected(&self, configured: &str, labels: &HashMap<String, String>, image_names: &[String]) -> bool {
+        self.protection_from_container(configured, labels)
+            .unwrap_or_else(|| image_names.iter().any(|n| self.is_protected_image(n)))
     }
 
     /// Matches on the image *name*: `postgres` matches `postgres:16`,
@@ -90,8 +119,19 @@ impl Policy {
         })
     }
 
+    /// Whether an environment key looks secret (its value is masked whole).
     pub fn masks(&self, env_key: &str) -> bool {
-        self.mask.is_match(env_key)
+        self.redact.key_is_secret(env_key)
+    }
+
+    /// Secrets inside free text masked: URL passwords, secret flags and assignments.
+    pub fn redact_text<'a>(&self, s: &'a str) -> std::borrow::Cow<'a, str> {
+        self.redact.text(s)
+    }
+
+    /// An argument vector with its secrets masked (see [`crate::redact`]).
+    pub fn redact_args(&self, args: &[String]) -> Vec<String> {
+        self.redact.args(args)
     }
 }
 
@@ -130,6 +170,19 @@ pub fn unlisted_registry_refusal(registry: &str) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// What the audit log keeps of an image reference that did not parse: its
+/// length, a hash to tell repeated attempts apart, and at most 64 characters
+/// escaped to printable ASCII. Never the raw client string, which could carry
+/// control or bidi characters (spoofing whoever reads the log) or 64 KiB.
+pub fn unparsed_reference(raw: &str) -> String {
+    use sha2::{Digest, Sha256};
+    const SHOWN: usize = 64;
+    let digest = hex::encode(&Sha256::digest(raw.as_bytes())[..8]);
+    let shown: String = raw.chars().take(SHOWN).flat_map(char::escape_default).collect();
+    let more = if raw.chars().nth(SHOWN).is_some() { "..." } else { "" };
+    format!("unparsed reference ({} bytes, sha256 {digest}): \"{shown}{more}\"", raw.len())
 }
 
 /// What a client is told of a failed pull: the kind of failure, never the
@@ -204,6 +257,28 @@ mod tests {
     }
 
     #[test]
+    fn unparsed_references_are_bounded_and_escaped() {
+        let raw = format!("\u{202E}evil\n\u{1b}[31m\"{}", "x".repeat(10_000));
+        let t = unparsed_reference(&raw);
+        assert!(t.len() < 800, "{}", t.len());
+        assert!(t.bytes().all(|b| (0x20..0x7f).contains(&b)), "{t}");
+        assert!(t.contains("\\u{202e}evil\\n\\u{1b}[31m\\\""), "{t}");
+        assert!(t.contains(&format!("({} bytes", raw.len())) && t.ends_with("...\""), "{t}");
+        // The same input gives the same record; another one another hash.
+        assert_eq!(t, unparsed_reference(&raw));
+        assert_ne!(unparsed_reference("a b"), unparsed_reference("a  b"));
+        assert!(unparsed_reference("Not A Ref").ends_with(": \"Not A Ref\""), "{}", unparsed_reference("Not A Ref"));
+    }
+
+    #[test]
+    fn a_scoped_sidecar_refuses_host_wide_verbs() {
+        let scoped = Policy::new(Some("team=a"), &[], DEFAULT_MASK_PATTERN).unwrap();
+        let err = scoped.refuse_host_wide("prune images").unwrap_err();
+        assert!(matches!(&err, crate::error::ApiError::Forbidden(m) if m.contains("team=a")), "{err}");
+        assert!(policy().refuse_host_wide("pull").is_ok());
+    }
+
+    #[test]
     fn pull_failures_are_summarised_without_the_engine_text() {
         let cases = [
             ("manifest unknown: manifest unknown", "no such image"),
@@ -260,9 +335,34 @@ mod tests {
     #[test]
     fn label_overrides_image() {
         let p = policy();
-        assert!(p.is_protected("nginx", &labels(&[("dockward.protect", "true")])));
-        assert!(!p.is_protected("postgres:16", &labels(&[("dockward.protect", "false")])));
-        assert!(p.is_protected("postgres:16", &labels(&[("dockward.protect", "maybe")])));
+        let pg = ["postgres:16".to_string()];
+        assert!(p.is_protected("nginx", &labels(&[("dockward.protect", "true")]), &[]));
+        assert!(!p.is_protected("postgres:16", &labels(&[("dockward.protect", "false")]), &[]));
+        assert!(!p.is_protected("sha256:0123", &labels(&[("dockward.protect", "false")]), &pg));
+        assert!(p.is_protected("postgres:16", &labels(&[("dockward.protect", "maybe")]), &[]));
+    }
+
+    #[test]
+    fn containers_created_from_an_image_id_are_matched_by_its_tags_and_digests() {
+        let p = policy();
+        let none = labels(&[]);
+        let id = format!("sha256:{}", "ab".repeat(32));
+        let short = "abababababab";
+        let tags = vec!["postgres:dwtest".to_string()];
+        let digests = vec![format!("postgres@sha256:{}", "cd".repeat(32))];
+        let other = vec!["nginx:1.27".to_string(), "<none>:<none>".to_string(), "<none>@<none>".to_string()];
+        // Undecided by the container alone: the reference is an id, or a name that does not match.
+        for configured in [id.as_str(), &id[7..], short, "nginx"] {
+            assert_eq!(p.protection_from_container(configured, &none), None, "{configured}");
+            assert!(p.is_protected(configured, &none, &tags), "{configured} tagged postgres");
+            assert!(p.is_protected(configured, &none, &digests), "{configured} with a postgres digest");
+            assert!(!p.is_protected(configured, &none, &other), "{configured}");
+            assert!(!p.is_protected(configured, &none, &[]), "{configured}");
+        }
+        // A matching name or a label decides without the image.
+        assert_eq!(p.protection_from_container("postgres:16", &none), Some(true));
+        assert_eq!(p.protection_from_container(&id, &labels(&[("dockward.protect", "TRUE")])), Some(true));
+        assert_eq!(p.protection_from_container("postgres", &labels(&[("dockward.protect", "false")])), Some(false));
     }
 
     #[test]
@@ -288,12 +388,24 @@ mod tests {
     #[test]
     fn masking() {
         let p = policy();
-        for k in
-            ["POSTGRES_PASSWORD", "api_key", "GITHUB_TOKEN", "AWS_SECRET_ACCESS_KEY", "private_pem", "DB_CREDENTIALS"]
-        {
+        for k in [
+            "POSTGRES_PASSWORD",
+            "api_key",
+            "GITHUB_TOKEN",
+            "AWS_SECRET_ACCESS_KEY",
+            "private_pem",
+            "DB_CREDENTIALS",
+            "DATABASE_URL",
+            "SENTRY_DSN",
+            "DSN",
+            "MYSQL_PWD",
+            "BASIC_AUTH",
+            "REDIS_AUTH",
+            "NPM_AUTH",
+        ] {
             assert!(p.masks(k), "{k}");
         }
-        for k in ["PATH", "HOME", "LANG"] {
+        for k in ["PATH", "HOME", "LANG", "PWD", "OLDPWD", "REDIS_URL", "TZ", "HOSTNAME", "NODE_ENV"] {
             assert!(!p.masks(k), "{k}");
         }
     }

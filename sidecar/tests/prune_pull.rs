@@ -179,3 +179,61 @@ async fn pull_refuses_local_addresses_unless_listed() {
     assert_eq!(denied, 5, "every refusal is audited");
     assert!(sc.audit_records().iter().all(|r| r["verb"] != "pull.start"), "the engine was never asked");
 }
+
+#[tokio::test]
+async fn a_scoped_sidecar_refuses_host_wide_prune_and_pull() {
+    require_docker();
+    // A dangling image the refused prune must leave alone.
+    let tag = format!("dockward-scoped:{}", unique("t"));
+    build_image(&tag);
+    let dangling = docker(&["image", "inspect", "-f", "{{.Id}}", &tag]);
+    build_image(&tag);
+    let scope_arg = format!("--scope-label=dockward.scope={}", unique("scoped"));
+    let sc = Sidecar::start(&[&scope_arg]).await;
+    for path in ["/v1/prune/images", "/v1/prune/images?all=true", "/v1/prune/build-cache"] {
+        let r = sc.post(path).send().await.unwrap();
+        let status = r.status();
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(status, 403, "{path}: {body}");
+        assert_eq!(body["error"]["code"], "forbidden", "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("scoped"), "{body}");
+    }
+    let r = sc.post("/v1/images/pull").json(&serde_json::json!({"image": "docker.io/library/busybox:1"})).send().await;
+    let r = r.unwrap();
+    assert_eq!(r.status(), 403);
+    let recs = sc.audit_records();
+    let denied = |verb: &str| recs.iter().filter(|r| r["verb"] == verb && r["outcome"] == "denied").count();
+    assert_eq!((denied("prune.images"), denied("prune.build-cache"), denied("pull")), (2, 1, 1), "{recs:?}");
+    assert!(recs.iter().all(|r| !r["verb"].as_str().unwrap().ends_with(".start")), "the engine was never asked");
+    assert!(docker_ok(&["image", "inspect", &dangling]), "the refused prune removed nothing");
+    // What the scope does cover still works.
+    assert_eq!(sc.post("/v1/prune/containers").send().await.unwrap().status(), 200);
+    let _ = Command::new("docker")
+        .args(["rmi", "-f", &dangling, &tag])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+#[tokio::test]
+async fn a_refused_pull_records_no_raw_client_string() {
+    let sc = Sidecar::start(&[]).await;
+    let raw = format!("evil\u{202E}gpj.exe\n\u{1b}[31m{}", "x".repeat(20_000));
+    let r = sc.post("/v1/images/pull").json(&serde_json::json!({"image": raw})).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let rid = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let line = std::fs::read_to_string(sc.audit_path())
+        .unwrap()
+        .lines()
+        .find(|l| l.contains(&rid))
+        .expect("the refusal is audited")
+        .to_owned();
+    let rec: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!((rec["verb"].as_str(), rec["outcome"].as_str()), (Some("pull"), Some("denied")));
+    let target = rec["target"].as_str().unwrap();
+    assert!(target.len() < 800, "bounded: {} bytes", target.len());
+    assert!(target.bytes().all(|b| (0x20..0x7f).contains(&b)), "printable ASCII only: {target:?}");
+    assert!(target.contains("evil\\u{202e}gpj.exe\\n\\u{1b}[31m"), "{target}");
+    assert!(target.contains(&format!("({} bytes", raw.len())), "{target}");
+    assert!(!line.contains('\u{202E}') && !line.contains("\\u202e") && !line.contains(&"x".repeat(100)), "{line}");
+}

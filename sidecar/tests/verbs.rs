@@ -25,12 +25,16 @@ async fn list_and_detail_describe_the_container_and_mask_secrets() {
             "DB_PASSWORD=hunter2-do-not-leak",
             "-e",
             "GREETING=hello",
+            "-e",
+            "DATABASE_URL=postgres://app:hunter2-db@db/app",
+            "-e",
+            "CACHE_ADDR=redis://app:hunter2-url@cache:6379",
             "-p",
             &publish,
             "--restart",
             "on-failure:3",
         ],
-        "sleep 600",
+        ": --requirepass hunter2-arg && sleep 600",
     );
     let sc = Sidecar::start(&[]).await;
     let list = sc.json("/v1/containers").await;
@@ -61,7 +65,9 @@ async fn list_and_detail_describe_the_container_and_mask_secrets() {
         assert_eq!((pw["masked"].as_bool(), pw["value"].is_null()), (Some(true), true));
         let greeting = env.iter().find(|e| e["key"] == "GREETING").unwrap();
         assert_eq!(greeting["value"], "hello");
-        assert_eq!(d["command"], serde_json::json!(["sh", "-c", "sleep 600"]));
+        let url = env.iter().find(|e| e["key"] == "CACHE_ADDR").unwrap();
+        assert_eq!(url["value"], "redis://app:***@cache:6379");
+        assert_eq!(d["command"], serde_json::json!(["sh", "-c", ": --requirepass *** && sleep 600"]));
     }
 }
 
@@ -125,8 +131,11 @@ async fn restart_changes_started_at_and_is_audited() {
 #[tokio::test]
 async fn protected_containers_are_refused_and_audited() {
     require_docker();
+    // Its own image: a database tag on the shared test image would protect
+    // every other test's containers (their image's tags decide too).
     let db_image = format!("postgres:{}", unique("dockward"));
-    docker(&["tag", IMAGE, &db_image]);
+    build_image(&db_image);
+    let _image = RemoveImage(db_image.clone());
     let by_label = TestContainer::run("protected-label", &["--label", "dockward.protect=true"], "sleep 600");
     let by_image = {
         let name = unique("protected-image");
@@ -168,7 +177,55 @@ async fn protected_containers_are_refused_and_audited() {
     let resp = sc.post(&format!("/v1/containers/{}/restart?timeout=0", unprotected.id)).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     drop((by_image, unprotected));
-    let _ = std::process::Command::new("docker").args(["rmi", &db_image]).output();
+}
+
+/// Removes a test image when the test ends (its containers must be gone first: drop them before).
+struct RemoveImage(String);
+
+impl Drop for RemoveImage {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker").args(["rmi", "-f", &self.0]).output();
+    }
+}
+
+/// `docker run -d` of `image` (any reference: a name, `sha256:…`, a short id) with the test label.
+fn run_image(prefix: &str, image: &str) -> TestContainer {
+    let name = unique(prefix);
+    let id = docker(&["run", "-d", "--name", &name, "--label", "dockward.test=1", image, "sleep", "600"]);
+    TestContainer { id, name }
+}
+
+#[tokio::test]
+async fn containers_created_from_an_image_id_are_protected() {
+    require_docker();
+    let db_image = format!("postgres:{}", unique("dwtest"));
+    build_image(&db_image);
+    let _image = RemoveImage(db_image.clone());
+    let long_id = docker(&["image", "inspect", "-f", "{{.Id}}", &db_image]);
+    assert!(long_id.starts_with("sha256:"), "{long_id}");
+    let short_id = long_id["sha256:".len()..][..12].to_owned();
+    let containers = [run_image("by-long-id", &long_id), run_image("by-short-id", &short_id)];
+    for c in &containers {
+        let configured = docker(&["inspect", "-f", "{{.Config.Image}}", &c.id]);
+        assert!(!configured.contains("postgres"), "created from an id, not the name: {configured}");
+    }
+    let sc = Sidecar::start(&[]).await;
+    let list = sc.json("/v1/containers").await;
+    for c in &containers {
+        assert_eq!(find(&list, &c.id)["protected"], true, "list: {}", c.name);
+        assert_eq!(sc.json(&format!("/v1/containers/{}", c.id)).await["protected"], true, "inspect: {}", c.name);
+        let before = c.started_at();
+        let resp = sc.post(&format!("/v1/containers/{}/restart?timeout=0", c.id)).send().await.unwrap();
+        assert_eq!(resp.status(), 403, "{}", c.name);
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "forbidden", "{body}");
+        assert_eq!(c.started_at(), before, "a protected container was restarted");
+        let rec = sc.audit_records().into_iter().find(|r| r["target"] == c.id.as_str()).expect("denial audited");
+        assert_eq!((rec["verb"].as_str(), rec["outcome"].as_str()), (Some("restart"), Some("denied")));
+        assert!(rec["message"].as_str().unwrap().contains("protected"), "{rec}");
+    }
+    assert!(sc.audit_records().iter().all(|r| r["verb"] != "restart.start"), "the engine was never asked");
+    drop(containers);
 }
 
 #[tokio::test]

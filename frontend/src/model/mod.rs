@@ -14,7 +14,7 @@ pub use format::{human_bytes, human_duration, sparkline_points};
 pub use group::{group_apps, matches_filter, AppGroup};
 pub use health::{container_badge, exit_code_from_status, headline, Badge, Headline};
 pub use network::{networks, port_claims, subnets_overlap, NetworkView, PortClaim};
-pub use text::{ansi_spans, highlight_plain};
+pub use text::{ansi_spans, highlight_plain, neutralise_audit_record, neutralise_container, neutralise_detail};
 
 /// Test fixtures shared by the model's and the pages' tests.
 #[cfg(test)]

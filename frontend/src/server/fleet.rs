@@ -163,7 +163,9 @@ impl FleetHub {
                 let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
                 let s = &mut state[i];
                 match result {
-                    Ok(containers) => {
+                    Ok(mut containers) => {
+                        // Text from containers, made safe to show once, for every view.
+                        containers.iter_mut().for_each(crate::model::neutralise_container);
                         self.record_history(&host.name, &containers);
                         s.containers = containers;
                         s.last_ok = Some(Instant::now());

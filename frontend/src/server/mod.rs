@@ -72,7 +72,8 @@ impl Core {
     pub async fn container_page(&self, host: &str, id: &str) -> Result<ContainerPage, ConsoleError> {
         let r = ContainerRef::parse(id)?;
         let h = self.host(host)?;
-        let detail: ContainerDetail = h.call(&Call::new(Verb::InspectContainer, &[r.as_str()]), None, None).await?;
+        let mut detail: ContainerDetail = h.call(&Call::new(Verb::InspectContainer, &[r.as_str()]), None, None).await?;
+        crate::model::neutralise_detail(&mut detail);
         let mut history = self.fleet.history(host, &detail.summary.id);
         if history.len() < 10 {
             let call = Call::new(Verb::StatsHistory, &[]).query("ref", &detail.summary.id).query("window", 900);
@@ -144,7 +145,8 @@ impl Core {
                 call = call.query(k, v);
             }
         }
-        let page: AuditPage = h.call(&call, None, None).await?;
+        let mut page: AuditPage = h.call(&call, None, None).await?;
+        page.records.iter_mut().for_each(crate::model::neutralise_audit_record);
         let verify = match h.call::<VerifyStatus>(&Call::new(Verb::AuditVerify, &[]), None, None).await {
             Ok(v) => v,
             Err(e) => VerifyStatus { ok: false, records: 0, problems: vec![format!("could not verify: {e}")] },

@@ -75,11 +75,12 @@ fn health(h: Option<HealthStatusEnum>) -> Health {
     }
 }
 
-/// The summary of one container: the list row gives the status text, inspect the rest.
+/// The summary of one container: the list row gives the status text, inspect
+/// the rest; `protected` is the engine's decision ([`super::Engine::protection`]).
 pub fn summary(
     row: &DockerSummary,
     ins: &ContainerInspectResponse,
-    policy: &Policy,
+    protected: bool,
     stats: Option<StatsSample>,
 ) -> ContainerSummary {
     let labels = ins.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default();
@@ -133,7 +134,6 @@ pub fn summary(
             }
         })
         .unwrap_or_else(|| "no".into());
-    let protected = policy.is_protected(&image, &labels);
     let status =
         state.and_then(|s| s.status).map(|s| ContainerState::parse(s.as_ref())).unwrap_or(ContainerState::Unknown);
     ContainerSummary {
@@ -166,8 +166,11 @@ pub fn summary(
 
 const HEALTH_OUTPUT_MAX: usize = 4096;
 
-/// The detail view; secret-looking environment values are masked here, so
-/// they never leave the sidecar.
+/// The detail view. Secrets are masked here, so they never leave the sidecar
+/// ([`crate::redact`]): environment values whose key looks secret whole; in
+/// every other value, in the entrypoint and command, the healthcheck output
+/// and the engine's error, URL passwords and the values of secret-looking
+/// flags and assignments.
 pub fn detail(summary: ContainerSummary, ins: &ContainerInspectResponse, policy: &Policy) -> ContainerDetail {
     let config = ins.config.as_ref();
     let state = ins.state.as_ref();
@@ -178,7 +181,7 @@ pub fn detail(summary: ContainerSummary, ins: &ContainerInspectResponse, policy:
         .map(|kv| {
             let (key, value) = kv.split_once('=').unwrap_or((kv, ""));
             let masked = policy.masks(key);
-            EnvVar { key: key.to_owned(), value: (!masked).then(|| value.to_owned()), masked }
+            EnvVar { key: key.to_owned(), value: (!masked).then(|| policy.redact_text(value).into_owned()), masked }
         })
         .collect();
     let healthcheck_log = state
@@ -190,15 +193,16 @@ pub fn detail(summary: ContainerSummary, ins: &ContainerInspectResponse, policy:
             start: r.start.clone(),
             end: r.end.clone(),
             exit_code: r.exit_code,
-            output: truncate(r.output.as_deref().unwrap_or_default(), HEALTH_OUTPUT_MAX),
+            // Masked whole, then cut: a cut first could split a secret from its flag.
+            output: truncate(&policy.redact_text(r.output.as_deref().unwrap_or_default()), HEALTH_OUTPUT_MAX),
         })
         .collect();
     ContainerDetail {
         summary,
-        entrypoint: config.and_then(|c| c.entrypoint.clone()).unwrap_or_default(),
-        command: config.and_then(|c| c.cmd.clone()).unwrap_or_default(),
+        entrypoint: policy.redact_args(config.and_then(|c| c.entrypoint.as_deref()).unwrap_or_default()),
+        command: policy.redact_args(config.and_then(|c| c.cmd.as_deref()).unwrap_or_default()),
         exit_code: state.and_then(|s| s.exit_code),
-        error: state.and_then(|s| non_empty(s.error.as_ref())),
+        error: state.and_then(|s| non_empty(s.error.as_ref())).map(|e| policy.redact_text(&e).into_owned()),
         oom_killed: state.and_then(|s| s.oom_killed).unwrap_or(false),
         healthcheck_log,
         env,
@@ -255,12 +259,63 @@ mod tests {
             }),
             ..Default::default()
         };
-        let s = summary(&DockerSummary::default(), &ins, &policy, None);
+        let s = summary(&DockerSummary::default(), &ins, false, None);
         let d = detail(s, &ins, &policy);
         let json = serde_json::to_string(&d).unwrap();
         assert!(!json.contains("hunter2"), "{json}");
         assert_eq!(d.env[0], EnvVar { key: "DB_PASSWORD".into(), value: None, masked: true });
         assert_eq!(d.env[1].value.as_deref(), Some("/bin"));
         assert_eq!(d.env[2], EnvVar { key: "EMPTY".into(), value: Some(String::new()), masked: false });
+    }
+
+    #[test]
+    fn secrets_in_arguments_health_output_errors_and_urls_are_masked() {
+        use bollard::models::{ContainerState as State, Health as H, HealthcheckResult};
+        let policy = Policy::new(None, &[], crate::config::DEFAULT_MASK_PATTERN).unwrap();
+        let ins = ContainerInspectResponse {
+            config: Some(bollard::models::ContainerConfig {
+                env: Some(vec![
+                    "DATABASE_URL=postgres://app:s3cret-db@db/app".into(),
+                    "CACHE=redis://:s3cret-cache@cache:6379".into(),
+                    "SENTRY_DSN=https://key@o1.ingest.sentry.io/1".into(),
+                    "JAVA_OPTS=-Xmx1g -Dspring.datasource.password=s3cret-java".into(),
+                    "UPSTREAM=https://example.com/api".into(),
+                ]),
+                entrypoint: Some(vec!["docker-entrypoint.sh".into()]),
+                cmd: Some(vec![
+                    "redis-server".into(),
+                    "--requirepass".into(),
+                    "s3cret-redis".into(),
+                    "--password=s3cret-eq".into(),
+                    "--port".into(),
+                    "6379".into(),
+                ]),
+                ..Default::default()
+            }),
+            state: Some(State {
+                error: Some("dial postgres://u:s3cret-err@db:5432 failed".into()),
+                health: Some(H {
+                    log: Some(vec![HealthcheckResult {
+                        output: Some("mysqladmin -uroot -ps3cret-health ping: ok".into()),
+                        ..Default::default()
+                    }]),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let d = detail(summary(&DockerSummary::default(), &ins, false, None), &ins, &policy);
+        let json = serde_json::to_string(&d).unwrap();
+        assert!(!json.contains("s3cret"), "a secret left the sidecar: {json}");
+        let value = |k: &str| d.env.iter().find(|e| e.key == k).unwrap().value.clone();
+        assert_eq!(value("DATABASE_URL"), None, "masked whole by its key");
+        assert_eq!(value("SENTRY_DSN"), None);
+        assert_eq!(value("CACHE").as_deref(), Some("redis://:***@cache:6379"));
+        assert_eq!(value("UPSTREAM").as_deref(), Some("https://example.com/api"), "nothing secret, untouched");
+        assert_eq!(d.command, ["redis-server", "--requirepass", "***", "--password=***", "--port", "6379"]);
+        assert_eq!(d.entrypoint, ["docker-entrypoint.sh"]);
+        assert_eq!(d.error.as_deref(), Some("dial postgres://u:***@db:5432 failed"));
+        assert_eq!(d.healthcheck_log[0].output, "mysqladmin -uroot -p*** ping: ok");
     }
 }

@@ -20,6 +20,10 @@ use crate::policy::Policy;
 
 /// When the engine's unix socket exists but this process may not open it, the
 /// fix in one line: the socket's group, to be given to the sidecar.
+/// How long an image's tags and digests are reused when deciding protection
+/// for the list, inspect and the disk report (restart and prune look afresh).
+pub const IMAGE_NAMES_TTL: Duration = Duration::from_secs(5);
+
 fn socket_access_hint(host: &str) -> Option<String> {
     use std::os::unix::fs::MetadataExt;
     let path = host.strip_prefix("unix://")?;
@@ -59,6 +63,9 @@ pub struct Engine {
     metrics: Arc<Metrics>,
     /// Inspect results by full id; dropped on lifecycle events, short TTL as a backstop.
     inspect_cache: Cache<String, Arc<ContainerInspectResponse>>,
+    /// An image's tags and digests by image id, for protection (briefly
+    /// cached so the list stays fast; verbs that act look afresh).
+    image_names: Cache<String, Arc<Vec<String>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +87,7 @@ impl Engine {
             policy,
             metrics,
             inspect_cache: Cache::builder().max_capacity(10_000).time_to_live(Duration::from_secs(30)).build(),
+            image_names: Cache::builder().max_capacity(10_000).time_to_live(IMAGE_NAMES_TTL).build(),
         })
     }
 
@@ -210,29 +218,61 @@ impl Engine {
         }
         let id = c.id.clone().unwrap_or_default();
         let image = c.image.clone().unwrap_or_default();
-        let protected = self.is_protected(&id, &labels).await?;
+        let protected = self.is_protected(&id, Freshness::Fresh).await?;
         Ok(Resolved { id, name: convert::summary_name(c), protected, image, labels, row: c.clone() })
     }
 
-    /// Protection is decided from the image the container was *created*
-    /// with (inspect's `Config.Image`), not the list's `Image`, which turns
-    /// into a bare id once the tag moves (say, after a pull of a newer
-    /// `postgres:16`). A container created from a bare id is matched by that
-    /// image's tags.
-    pub async fn is_protected(&self, id: &str, labels: &HashMap<String, String>) -> Result<bool, ApiError> {
+    /// Whether a container is protected, by its full id: the one path every
+    /// verb and view takes (see [`Engine::protection`]).
+    pub async fn is_protected(&self, id: &str, fresh: Freshness) -> Result<bool, ApiError> {
         let ins = self.inspect(id).await?;
-        let configured = ins.config.as_ref().and_then(|c| c.image.clone()).unwrap_or_default();
-        if self.policy.is_protected(&configured, labels) {
-            return Ok(true);
-        }
-        if shared::ImageRef::parse(&configured).is_err() && !labels.contains_key(shared::PROTECT_LABEL) {
-            let image_id = ins.image.clone().unwrap_or(configured);
-            if let Ok(img) = self.timed("inspect_image", self.client().inspect_image(&image_id)).await {
-                return Ok(img.repo_tags.iter().flatten().any(|t| self.policy.is_protected(t, labels)));
-            }
-        }
-        Ok(false)
+        self.protection(&ins, fresh).await
     }
+
+    /// Protection is decided by [`Policy::is_protected`] from the container's
+    /// labels and the image it was *created* with (inspect's `Config.Image`,
+    /// not the list's `Image`, which turns into a bare id once the tag moves,
+    /// say after a pull of a newer `postgres:16`). When those do not decide
+    /// (the reference is an image id, `sha256:…` or short, or a name that does
+    /// not match), the image's `RepoTags` and `RepoDigests` are asked.
+    pub async fn protection(&self, ins: &ContainerInspectResponse, fresh: Freshness) -> Result<bool, ApiError> {
+        let config = ins.config.as_ref();
+        let labels = config.and_then(|c| c.labels.clone()).unwrap_or_default();
+        let configured = config.and_then(|c| c.image.clone()).unwrap_or_default();
+        if let Some(decided) = self.policy.protection_from_container(&configured, &labels) {
+            return Ok(decided);
+        }
+        let image_id = ins.image.clone().filter(|i| !i.is_empty()).unwrap_or(configured.clone());
+        let names = self.image_names(&image_id, fresh).await?;
+        Ok(self.policy.is_protected(&configured, &labels, &names))
+    }
+
+    /// An image's tags and digests; none when the engine no longer has it.
+    async fn image_names(&self, image_id: &str, fresh: Freshness) -> Result<Arc<Vec<String>>, ApiError> {
+        if fresh == Freshness::Cached {
+            if let Some(hit) = self.image_names.get(image_id).await {
+                self.metrics.cache_lookup("image_names", true);
+                return Ok(hit);
+            }
+            self.metrics.cache_lookup("image_names", false);
+        }
+        let names = match self.timed("inspect_image", self.client().inspect_image(image_id)).await {
+            Ok(img) => img.repo_tags.into_iter().flatten().chain(img.repo_digests.into_iter().flatten()).collect(),
+            Err(ApiError::NotFound(_)) => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        let names = Arc::new(names);
+        self.image_names.insert(image_id.to_owned(), names.clone()).await;
+        Ok(names)
+    }
+}
+
+/// Whether a protection decision may reuse an image's recently read tags
+/// ([`IMAGE_NAMES_TTL`]): views may, verbs that act on a container do not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    Cached,
+    Fresh,
 }
 
 /// Picks the one container a reference names: an exact id, then an exact

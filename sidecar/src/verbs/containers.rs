@@ -7,7 +7,7 @@ use axum::Json;
 use futures_util::StreamExt;
 use shared::{ContainerDetail, ContainerSummary};
 
-use crate::docker::convert;
+use crate::docker::{convert, Freshness};
 use crate::error::ApiError;
 use crate::extract::{NoQuery, RefPath};
 use crate::state::App;
@@ -34,7 +34,9 @@ pub async fn list(State(app): State<App>, NoQuery: NoQuery) -> Result<Json<Vec<C
                     app.engine.invalidate(&id).await;
                     ins = app.engine.inspect(&id).await?;
                 }
-                Ok(Some(convert::summary(&row, &ins, &app.engine.policy, app.stats.sample(&id))))
+                // When the engine cannot say, show it protected (the verbs refuse or skip it too).
+                let protected = app.engine.protection(&ins, Freshness::Cached).await.unwrap_or(true);
+                Ok(Some(convert::summary(&row, &ins, protected, app.stats.sample(&id))))
             }
         })
         .buffer_unordered(16)
@@ -58,6 +60,6 @@ pub async fn inspect(
 ) -> Result<Json<ContainerDetail>, ApiError> {
     let c = app.engine.resolve(&r).await?;
     let ins = Arc::new(app.engine.inspect_uncached(&c.id).await?);
-    let summary = convert::summary(&c.row, &ins, &app.engine.policy, app.stats.sample(&c.id));
+    let summary = convert::summary(&c.row, &ins, c.protected, app.stats.sample(&c.id));
     Ok(Json(convert::detail(summary, &ins, &app.engine.policy)))
 }

@@ -6,7 +6,8 @@
 //! Containers and volumes are pruned by the sidecar itself (list, decide,
 //! remove one by one) so that protected containers and their volumes are
 //! never touched and the scope label is honoured. Images and build cache
-//! use the engine's prune with filters the sidecar builds.
+//! use the engine's prune with filters the sidecar builds; they belong to the
+//! whole host, so a scoped sidecar refuses them (403, audited).
 
 use std::collections::HashMap;
 
@@ -21,6 +22,7 @@ use serde::Deserialize;
 use shared::{PruneKind, PruneReport, Verb, PROTECT_LABEL};
 
 use crate::audit::{Caller, Draft};
+use crate::docker::Freshness;
 use crate::error::ApiError;
 use crate::extract::{parse_time, Query};
 use crate::state::{App, AppState};
@@ -42,7 +44,7 @@ pub async fn prune(
 ) -> Response {
     super::detached(async move {
         let mut draft = Draft::new(&caller, Verb::Prune.audit_name());
-        draft.target(kind.chars().take(32).collect::<String>(), None);
+        draft.target(kind.chars().take(32).flat_map(char::escape_default).collect::<String>(), None);
         let result = run(&app, &caller, &kind, q, &mut draft).await.map(Json);
         super::finish(&app, draft, result).await
     })
@@ -70,6 +72,9 @@ async fn run(
     }
     if kind == PruneKind::Containers && q.all.is_some() {
         return Err(ApiError::BadRequest("`all` does not apply to containers".into()));
+    }
+    if matches!(kind, PruneKind::Images | PruneKind::BuildCache) {
+        app.engine.policy.refuse_host_wide(&format!("prune {}", kind.as_str()))?;
     }
     app.engine.require_up()?;
     app.limits.prune.check(&caller.client)?;
@@ -104,7 +109,7 @@ async fn containers(app: &AppState, until: Option<i64>) -> Result<PruneReport, A
             continue;
         }
         // When in doubt (the engine cannot say), keep it.
-        if app.engine.is_protected(&id, &labels).await.unwrap_or(true) {
+        if app.engine.is_protected(&id, Freshness::Fresh).await.unwrap_or(true) {
             out.skipped.push(format!("{name}: protected"));
             continue;
         }

@@ -34,12 +34,17 @@ pub async fn pull(
     JsonBody(req): JsonBody<PullRequest>,
 ) -> Response {
     let mut draft = Draft::new(&caller, Verb::Pull.audit_name());
-    draft.target(req.image.chars().take(600).collect::<String>(), None);
-    let image = match check(&app, &caller, &req) {
+    // The record names the parsed, normalised reference; a string that does
+    // not parse is kept only bounded and escaped.
+    let parsed = ImageRef::parse(&req.image);
+    match &parsed {
+        Ok(image) => draft.target(image.to_string(), None),
+        Err(_) => draft.target(policy::unparsed_reference(&req.image), None),
+    };
+    let image = match parsed.map_err(ApiError::from).and_then(|i| check(&app, &caller, i)) {
         Ok(i) => i,
         Err(e) => return super::finish(&app, draft, Err::<(), _>(e)).await,
     };
-    draft.target(image.to_string(), None);
     let permit = match super::stream_permit(&app) {
         Ok(p) => p,
         Err(e) => return super::finish(&app, draft, Err::<(), _>(e)).await,
@@ -79,8 +84,9 @@ pub async fn pull(
     resp
 }
 
-fn check(app: &AppState, caller: &Caller, req: &PullRequest) -> Result<ImageRef, ApiError> {
-    let image = ImageRef::parse(&req.image)?;
+fn check(app: &AppState, caller: &Caller, image: ImageRef) -> Result<ImageRef, ApiError> {
+    // An image, once pulled, is the whole host's: no scope owns it.
+    app.engine.policy.refuse_host_wide("pull")?;
     let allowed = &app.settings.pull_registries;
     if !allowed.is_empty() && !allowed.iter().any(|r| r.eq_ignore_ascii_case(&image.registry)) {
         return Err(ApiError::Forbidden(format!("registry {} is not in DOCKWARD_PULL_REGISTRIES", image.registry)));
