@@ -40,7 +40,7 @@ pub async fn pull(
         Err(e) => return super::finish(&app, draft, Err::<(), _>(e)).await,
     };
     draft.target(image.to_string(), None);
-    let permit = match super::stream_permit(&app) {
+    let permit = match super::stream_permit(&app, crate::state::Pool::Pull) {
         Ok(p) => p,
         Err(e) => return super::finish(&app, draft, Err::<(), _>(e)).await,
     };
