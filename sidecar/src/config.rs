@@ -148,9 +148,19 @@ pub struct ServeArgs {
     /// Longest a streaming response (log follow, events) stays open; clients reconnect.
     #[arg(long, env = "DOCKWARD_LOG_FOLLOW_MAX", default_value = "1h", value_parser = parse_duration)]
     pub log_follow_max: Duration,
-    /// Most concurrent streaming responses (log follow, events, pull).
-    #[arg(long, env = "DOCKWARD_MAX_STREAMS", default_value_t = 64)]
+    /// Most concurrent log follows. Event streams and pulls have pools of their own, so
+    /// follows can never take their places.
+    #[arg(long, env = "DOCKWARD_MAX_STREAMS", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub max_streams: u32,
+    /// Most concurrent event streams (`GET /v1/events`; a console holds one per host).
+    #[arg(long, env = "DOCKWARD_MAX_EVENT_STREAMS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub max_event_streams: u32,
+    /// Most pulls in flight at once.
+    #[arg(long, env = "DOCKWARD_MAX_PULLS", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub max_pulls: u32,
+    /// Most log tails (non-follow log reads) answered at once.
+    #[arg(long, env = "DOCKWARD_MAX_LOG_READS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub max_log_reads: u32,
 
     /// Log format.
     #[arg(long, env = "DOCKWARD_LOG_FORMAT", value_enum, default_value = "human")]

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
 use crate::audit::{chain::ChainError, AuditLog};
 use crate::auth::{SecretError, SecretStore};
@@ -18,7 +17,7 @@ use crate::metrics::Metrics;
 use crate::policy::{Policy, PolicyError};
 use crate::ratelimit::RateLimits;
 use crate::router;
-use crate::state::{App, AppState, Settings};
+use crate::state::{App, AppState, Permits, Settings};
 use crate::stats::StatsCache;
 
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +80,7 @@ impl Server {
             limits: RateLimits::new(args),
             metrics,
             disk: DiskCache::new(args.disk_ttl),
-            streams: Arc::new(Semaphore::new(args.max_streams as usize)),
+            permits: Permits::new(args.max_streams, args.max_event_streams, args.max_pulls, args.max_log_reads),
             settings: Settings {
                 log_follow_max: args.log_follow_max,
                 pull_registries: args

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::audit::AuditLog;
 use crate::auth::SecretStore;
@@ -30,9 +30,50 @@ pub struct AppState {
     pub limits: RateLimits,
     pub metrics: Arc<Metrics>,
     pub disk: DiskCache,
-    /// Bounds concurrent streaming responses (log follow, events, pull).
-    pub streams: Arc<Semaphore>,
+    /// Bounds concurrent streams and log reads, one pool per kind.
+    pub permits: Permits,
     pub settings: Settings,
 }
 
 pub type App = Arc<AppState>;
+
+/// What a permit is for. Each kind has its own pool, so one kind filling up
+/// (a viewer's log follows) never refuses another (the console's event
+/// stream, an operator's pull).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pool {
+    /// Log follows (`DOCKWARD_MAX_STREAMS`).
+    Follow,
+    /// Event streams (`DOCKWARD_MAX_EVENT_STREAMS`).
+    Events,
+    /// Pulls in flight (`DOCKWARD_MAX_PULLS`).
+    Pull,
+    /// Log tails being answered (`DOCKWARD_MAX_LOG_READS`).
+    LogRead,
+}
+
+/// The permit pools.
+pub struct Permits {
+    follow: Arc<Semaphore>,
+    events: Arc<Semaphore>,
+    pull: Arc<Semaphore>,
+    log_read: Arc<Semaphore>,
+}
+
+impl Permits {
+    pub fn new(follow: u32, events: u32, pull: u32, log_read: u32) -> Self {
+        let pool = |n: u32| Arc::new(Semaphore::new(n as usize));
+        Self { follow: pool(follow), events: pool(events), pull: pool(pull), log_read: pool(log_read) }
+    }
+
+    /// A permit from `pool`, or None when all of its permits are taken.
+    pub fn try_acquire(&self, pool: Pool) -> Option<OwnedSemaphorePermit> {
+        let sem = match pool {
+            Pool::Follow => &self.follow,
+            Pool::Events => &self.events,
+            Pool::Pull => &self.pull,
+            Pool::LogRead => &self.log_read,
+        };
+        sem.clone().try_acquire_owned().ok()
+    }
+}

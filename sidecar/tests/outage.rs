@@ -100,6 +100,13 @@ async fn the_engine_going_away_and_coming_back() {
         }
     };
     assert_eq!(health(&sc).await, (200, "ok".into()));
+    let healthcheck = |sc: &Sidecar| {
+        let out = Command::new(sidecar_bin()).args(["healthcheck", "--addr", sc.addr()]).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    assert_eq!(healthcheck(&sc).0, Some(0));
+    // Subscribed before the outage: told to refetch after the reconnect.
+    let mut events = SseReader::new(sc.get("/v1/events").send().await.unwrap());
     eventually(Duration::from_secs(10), "a fresh snapshot", || async {
         (sc.json("/v1/stats").await["stale"] == false).then_some(())
     })
@@ -110,6 +117,9 @@ async fn the_engine_going_away_and_coming_back() {
         (health(&sc).await == (503, "degraded".into())).then_some(())
     })
     .await;
+    let (code, stderr) = healthcheck(&sc);
+    assert_eq!(code, Some(1), "the healthcheck passed a degraded sidecar");
+    assert!(stderr.contains("unhealthy: HTTP/1.1 503"), "{stderr}");
     // Reads of cached data go on, marked stale.
     let snap = eventually(Duration::from_secs(10), "stale snapshot", || async {
         let s = sc.json("/v1/stats").await;
@@ -132,6 +142,8 @@ async fn the_engine_going_away_and_coming_back() {
     .await;
     let r = sc.get("/v1/containers").send().await.unwrap();
     assert_eq!(r.status(), 200);
+    // Events may have been missed while the engine was away.
+    assert!(events.next_named("resync", Duration::from_secs(20)).await.is_some(), "no resync after the reconnect");
     eventually(Duration::from_secs(10), "fresh stats again", || async {
         (sc.json("/v1/stats").await["stale"] == false).then_some(())
     })

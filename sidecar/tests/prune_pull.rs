@@ -1,6 +1,5 @@
 //! Prune (scoped, protected containers skipped) and pull from a local registry.
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -77,49 +76,14 @@ async fn prune_volumes_keeps_named_and_protected_ones() {
     docker(&["volume", "rm", &guarded]);
 }
 
-/// The registry process, then its storage (fields drop in order).
-struct Registry {
-    _proc: Proc,
-    _dir: tempfile::TempDir,
-}
-
-fn start_registry(port: u16) -> Registry {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("config.yml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            dir.path().join("data").display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new("docker-registry")
-        .arg("serve")
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("docker-registry is not installed (apt-get install docker-registry)");
-    let registry = Registry { _proc: Proc(child), _dir: dir };
-    wait_port(port, "the local registry");
-    registry
-}
-
 #[tokio::test]
 async fn pull_fetches_from_a_local_registry_and_reports_the_digest() {
-    require_docker();
-    let port = free_port();
-    let _registry = start_registry(port);
-    let tag = unique("v");
-    let remote = format!("127.0.0.1:{port}/dockward/test:{tag}");
-    docker(&["tag", IMAGE, &remote]);
-    let pushed = docker(&["push", &remote]);
-    docker(&["rmi", &remote]);
+    let registry = Registry::start();
+    let port = registry.port;
+    let (remote, pushed) = registry.push_test_image();
     assert!(!docker_ok(&["image", "inspect", &remote]));
 
-    let allow = format!("--pull-registries=127.0.0.1:{port}");
-    let sc = Sidecar::start(&[&allow]).await;
+    let sc = Sidecar::start(&[&registry.allow_flag()]).await;
     let r = sc.post("/v1/images/pull").json(&serde_json::json!({"image": remote})).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "application/x-ndjson");

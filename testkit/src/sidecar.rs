@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::{built_bin, eventually, require_docker};
+use crate::{built_bin, docker, eventually, free_port, require_docker, unique, wait_port, Proc, IMAGE};
 
 pub const SECRET: &str = "test-secret-0123456789abcdef0123456789abcdef";
 pub const SECRET_B: &str = "test-secret-B-0123456789abcdef0123456789abcdef";
@@ -87,6 +87,11 @@ impl Sidecar {
         std::fs::read_to_string(self.dir.path().join("sidecar.log")).unwrap_or_default()
     }
 
+    /// `host:port` it listens on.
+    pub fn addr(&self) -> &str {
+        self.base.trim_start_matches("http://")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -141,6 +146,57 @@ fn listening_addr(log: &str) -> Option<SocketAddr> {
         }
         fields["addr"].as_str()?.parse().ok()
     })
+}
+
+/// Debian's `docker-registry` on 127.0.0.1 (a free port) with storage in a
+/// temporary directory; stopped, then its storage removed, on drop.
+pub struct Registry {
+    pub port: u16,
+    _proc: Proc,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    pub fn start() -> Self {
+        require_docker();
+        let port = free_port();
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("config.yml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker-registry is not installed (apt-get install docker-registry)");
+        let registry = Self { port, _proc: Proc(child), _dir: dir };
+        wait_port(port, "the local registry");
+        registry
+    }
+
+    /// The sidecar flag that allows pulls from this registry.
+    pub fn allow_flag(&self) -> String {
+        format!("--pull-registries=127.0.0.1:{}", self.port)
+    }
+
+    /// Pushes the test image here under a fresh tag and removes the local
+    /// copy of that tag, so a pull has something to fetch. Returns the
+    /// reference and `docker push`'s output.
+    pub fn push_test_image(&self) -> (String, String) {
+        let remote = format!("127.0.0.1:{}/dockward/test:{}", self.port, unique("v"));
+        docker(&["tag", IMAGE, &remote]);
+        let pushed = docker(&["push", &remote]);
+        docker(&["rmi", &remote]);
+        (remote, pushed)
+    }
 }
 
 type ByteStream = std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<Vec<u8>>> + Send>>;

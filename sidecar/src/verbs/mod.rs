@@ -21,7 +21,7 @@ use shared::Outcome;
 use crate::audit::Draft;
 use crate::error::ApiError;
 use crate::middleware::Audited;
-use crate::state::{App, AppState};
+use crate::state::{App, AppState, Pool};
 
 pub fn method_filter(m: Method) -> MethodFilter {
     match m {
@@ -78,7 +78,11 @@ pub async fn detached(fut: impl std::future::Future<Output = Response> + Send + 
     tokio::spawn(fut).await.unwrap_or_else(|e| ApiError::Internal(format!("verb task failed: {e}")).into_response())
 }
 
-/// A permit for a streaming response, or 429 when too many are open.
-pub fn stream_permit(app: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
-    app.streams.clone().try_acquire_owned().map_err(|_| ApiError::RateLimited { retry_after_secs: 5 })
+/// A permit from `pool` for a stream or a log read, or 429 when that pool
+/// is full. Pools are separate: follows cannot take the places of event
+/// streams or pulls.
+pub fn stream_permit(app: &AppState, pool: Pool) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+    app.permits
+        .try_acquire(pool)
+        .ok_or(ApiError::RateLimited { retry_after_secs: if pool == Pool::LogRead { 1 } else { 5 } })
 }

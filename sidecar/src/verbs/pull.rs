@@ -45,7 +45,7 @@ pub async fn pull(
         Ok(i) => i,
         Err(e) => return super::finish(&app, draft, Err::<(), _>(e)).await,
     };
-    let permit = match super::stream_permit(&app) {
+    let permit = match super::stream_permit(&app, crate::state::Pool::Pull) {
         Ok(p) => p,
         Err(e) => return super::finish(&app, draft, Err::<(), _>(e)).await,
     };
