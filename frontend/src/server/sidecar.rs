@@ -1,6 +1,7 @@
 //! A client for one sidecar: its name, URL and secret. Requests are
 //! `shared::Call`s, built from the verb table; every call carries the secret
-//! and, for mutations, the acting user's name.
+//! and, when made for a user (reads too, mutations always), the acting
+//! user's name; only the fleet hub's background polls carry none.
 
 use std::time::Duration;
 
