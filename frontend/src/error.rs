@@ -18,6 +18,8 @@ pub enum ConsoleError {
     Forbidden { needed: Role, have: Role },
     /// The CSRF token is missing or stale, or the request came cross-site: 403.
     Csrf,
+    /// The user must change their (generated) password first, at /password: 403.
+    PasswordChangeRequired,
     /// The host's sidecar could not be reached or answered nonsense: 502.
     HostUnreachable { host: String, reason: String },
     /// The host's sidecar refused: its 4xx status passes through (but a
@@ -27,7 +29,7 @@ pub enum ConsoleError {
     BadInput { field: String, message: String },
     /// A host or job that does not exist: 404.
     NotFound { what: String },
-    /// Too many of something at once (pull jobs): 429.
+    /// Too many of something at once (pull jobs, log follows, requests): 429.
     Busy { what: String },
     /// Anything else on the server (or a broken exchange with it): 500.
     Internal { message: String },
@@ -46,7 +48,7 @@ impl ConsoleError {
     pub fn status(&self) -> u16 {
         match self {
             Self::NotSignedIn => 401,
-            Self::Forbidden { .. } | Self::Csrf => 403,
+            Self::Forbidden { .. } | Self::Csrf | Self::PasswordChangeRequired => 403,
             Self::HostUnreachable { .. } => 502,
             Self::SidecarRefused { status, .. } => match *status {
                 401 => 502,
@@ -67,6 +69,7 @@ impl std::fmt::Display for ConsoleError {
             Self::NotSignedIn => f.write_str("You are not signed in (or your session ended): sign in again."),
             Self::Forbidden { needed, have } => write!(f, "This needs the {needed} role; you are {have}."),
             Self::Csrf => f.write_str("The page's security token is stale: reload the page and try again."),
+            Self::PasswordChangeRequired => f.write_str("Change your password first, at /password."),
             Self::HostUnreachable { host, reason } => write!(f, "Host {host} is unreachable: {reason}"),
             Self::SidecarRefused { host, status, message, .. } => {
                 write!(f, "Host {host} refused: {message} (HTTP {status})")
@@ -129,6 +132,7 @@ mod tests {
             ConsoleError::NotSignedIn,
             ConsoleError::Forbidden { needed: Role::Operator, have: Role::Viewer },
             ConsoleError::Csrf,
+            ConsoleError::PasswordChangeRequired,
             ConsoleError::HostUnreachable { host: "db1".into(), reason: "connection refused".into() },
             ConsoleError::SidecarRefused {
                 host: "db1".into(),
@@ -146,7 +150,7 @@ mod tests {
     #[test]
     fn statuses() {
         let got: Vec<u16> = all().iter().map(ConsoleError::status).collect();
-        assert_eq!(got, [401, 403, 403, 502, 403, 400, 404, 429, 500]);
+        assert_eq!(got, [401, 403, 403, 403, 502, 403, 400, 404, 429, 500]);
         let refused = |status| ConsoleError::SidecarRefused {
             host: "h".into(),
             status,

@@ -27,27 +27,27 @@ pub async fn get_fleet() -> Result<Fleet, ConsoleError> {
 
 #[server(prefix = "/api/fn", endpoint = "container")]
 pub async fn get_container(host: String, id: String) -> Result<ContainerPage, ConsoleError> {
-    crate::server::auth::require(Verb::InspectContainer.role())?;
-    crate::server::core()?.container_page(&host, &id).await
+    let user = crate::server::auth::require(Verb::InspectContainer.role())?;
+    crate::server::core()?.container_page(&user, &host, &id).await
 }
 
 #[server(prefix = "/api/fn", endpoint = "logs")]
 pub async fn get_logs(host: String, id: String, tail: u32, timestamps: bool) -> Result<LogsPage, ConsoleError> {
-    crate::server::auth::require(Verb::Logs.role())?;
-    crate::server::core()?.logs(&host, &id, tail, timestamps).await
+    let user = crate::server::auth::require(Verb::Logs.role())?;
+    crate::server::core()?.logs(&user, &host, &id, tail, timestamps).await
 }
 
 /// All containers of a compose project, their lines interleaved by time.
 #[server(prefix = "/api/fn", endpoint = "app_logs")]
 pub async fn get_app_logs(host: String, project: String, tail: u32) -> Result<Vec<MergedLine>, ConsoleError> {
-    crate::server::auth::require(Verb::Logs.role())?;
-    crate::server::core()?.app_logs(&host, &project, tail).await
+    let user = crate::server::auth::require(Verb::Logs.role())?;
+    crate::server::core()?.app_logs(&user, &host, &project, tail).await
 }
 
 #[server(prefix = "/api/fn", endpoint = "audit")]
 pub async fn get_audit(host: String, filter: AuditFilter) -> Result<AuditView, ConsoleError> {
-    crate::server::auth::require(Verb::Audit.role().max(Verb::AuditVerify.role()))?;
-    crate::server::core()?.audit(&host, &filter).await
+    let user = crate::server::auth::require(Verb::Audit.role().max(Verb::AuditVerify.role()))?;
+    crate::server::core()?.audit(&user, &host, &filter).await
 }
 
 #[server(prefix = "/api/fn", endpoint = "restart")]

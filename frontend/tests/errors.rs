@@ -21,7 +21,7 @@ struct Env {
     operator: User,
     /// Protected by label: restarting it is refused by the sidecar.
     db: TestContainer,
-    _sidecar: Sidecar,
+    sidecar: Sidecar,
 }
 
 async fn start() -> Env {
@@ -40,7 +40,7 @@ async fn start() -> Env {
     // Signed in once each: the console throttles logins per name and address.
     let viewer = login(&console, "viewer1").await;
     let operator = login(&console, "operator1").await;
-    Env { console, viewer, operator, db, _sidecar: sidecar }
+    Env { console, viewer, operator, db, sidecar }
 }
 
 async fn teardown(env: Env, _all_passed: bool) {
@@ -181,6 +181,47 @@ async fn an_unknown_host_or_job_is_404(env: Arc<Env>) {
     assert_eq!((status, body["error"].as_str()), (404, Some("not_found")), "{body}");
 }
 
+/// A user holds at most `DOCKWARD_MAX_FOLLOWS_PER_USER` (4) log follows; the
+/// next is refused by the console, typed, before the sidecar is asked.
+async fn too_many_follows_for_one_user_is_429_busy(env: Arc<Env>) {
+    let follow = |cookie: &str| {
+        http()
+            .get(format!("{}/api/logs/follow?host=local&id={}", env.console.base, env.db.id))
+            .header("cookie", format!("dockward_session={cookie}"))
+            .send()
+    };
+    let mut open = Vec::new();
+    for _ in 0..4 {
+        let r = follow(&env.viewer.cookie).await.unwrap();
+        assert_eq!(r.status(), 200);
+        open.push(r);
+    }
+    let r = follow(&env.viewer.cookie).await.unwrap();
+    assert_eq!(r.status(), 429);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "busy", "{body}");
+    let other = follow(&env.operator.cookie).await.unwrap();
+    assert_eq!(other.status(), 200, "another user has slots of their own");
+}
+
+/// Reads carry the acting user to the sidecar too: a refused read is in its
+/// audit log under the user's name.
+async fn a_read_names_its_user_to_the_sidecar(env: Arc<Env>) {
+    let missing = format!("read-by-viewer-{}", free_port());
+    let (status, _) =
+        call(&env.console.base, Some(&env.viewer.cookie), "container", &[("host", "local"), ("id", &missing)]).await;
+    assert_eq!(status, 404);
+    let r = http()
+        .get(format!("{}/v1/audit?actor=viewer1&limit=1000", env.sidecar.base))
+        .bearer_auth(SECRET)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let page: Value = r.json().await.unwrap();
+    assert!(page["records"].to_string().contains(&missing), "no record of viewer1's read: {page}");
+}
+
 fn main() -> ExitCode {
     let scenarios: Vec<Scenario<Env>> = vec![
         scenario("not_signed_in_is_401", not_signed_in_is_401),
@@ -190,6 +231,8 @@ fn main() -> ExitCode {
         scenario("a_sidecar_refusal_keeps_its_status_and_message", a_sidecar_refusal_keeps_its_status_and_message),
         scenario("bad_input_is_400_naming_the_field", bad_input_is_400_naming_the_field),
         scenario("an_unknown_host_or_job_is_404", an_unknown_host_or_job_is_404),
+        scenario("too_many_follows_for_one_user_is_429_busy", too_many_follows_for_one_user_is_429_busy),
+        scenario("a_read_names_its_user_to_the_sidecar", a_read_names_its_user_to_the_sidecar),
     ];
     testkit::scenarios::run(start, scenarios, teardown)
 }

@@ -114,11 +114,51 @@ fn web_log_line(marker: &str, what: &str) -> String {
     })
 }
 
-/// The password the console printed for its first admin.
+/// The first admin's generated password: in a 0600 file in the web-state
+/// volume (read with `docker cp`: the image has no shell), never in the log.
 fn first_admin_password() -> String {
-    const MARKER: &str = "created the first user: admin / ";
-    let line = web_log_line(MARKER, "the first-admin line in the web's log");
-    line.split(MARKER).nth(1).unwrap().split_whitespace().next().unwrap().to_owned()
+    let web_log_says = web_log_line("created the first user, admin", "the first-admin line in the web's log");
+    assert!(web_log_says.contains("first-admin-password"), "{web_log_says}");
+    let web = container_of("web");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("docker cp {web}:/var/lib/dockward-web/first-admin-password - | tar -xO"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "docker cp: {}", String::from_utf8_lossy(&out.stderr));
+    let password = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(password.len() >= 20, "{password:?}");
+    let logs = compose(&["logs", "--no-color", "web"]);
+    assert!(!logs.contains(&password), "the first admin's password is in the log");
+    password
+}
+
+/// The first login must change the generated password: returns the new one.
+async fn change_first_password(first: &str) -> String {
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let r = http
+        .post(format!("{WEB}/auth/login"))
+        .header("origin", WEB)
+        .form(&[("username", "admin"), ("password", first)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["location"], "/password", "the first login goes to the password change");
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let page = http.get(format!("{WEB}/password")).header("cookie", &cookie).send().await.unwrap();
+    let html = page.text().await.unwrap();
+    let csrf = html.split("name=\"csrf\" value=\"").nth(1).and_then(|t| t.split('"').next()).unwrap().to_owned();
+    let new = "the stack test's own admin password";
+    let r = http
+        .post(format!("{WEB}/auth/password"))
+        .header("origin", WEB)
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf.as_str()), ("current", first), ("new", new), ("confirm", new)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["location"], "/", "the password change went through");
+    new.to_owned()
 }
 
 fn status_field(pid: &str, field: &str) -> String {
@@ -250,7 +290,7 @@ async fn login_redirect(password: &str) -> String {
 /// The stack as `up -d` left it, and the browser that drives it.
 struct Env {
     c: Client,
-    /// The first admin's password, from the web's log.
+    /// The first admin's password, as changed at the first login.
     password: String,
     sidecar: String,
     web: String,
@@ -278,7 +318,7 @@ async fn start() -> Env {
         TestContainer::run("stack-target", &["--label", "com.docker.compose.project=stacktarget"], "sleep 600");
     compose(&["up", "-d"]);
     wait_healthy("first run").await;
-    let password = first_admin_password();
+    let password = change_first_password(&first_admin_password()).await;
     let sidecar = container_of("sidecar");
     let web = container_of("web");
     let sidecar_name = inspect(&sidecar, "{{.Name}}").trim_start_matches('/').to_owned();

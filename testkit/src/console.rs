@@ -43,24 +43,41 @@ impl Console {
     /// and `viewer1` of their roles, polling every second; returns once it
     /// listens. `site_root` holds the browser assets, if the test needs them.
     pub fn start(web_bin: &Path, hosts: &[Host], site_root: Option<&Path>) -> Self {
+        Self::start_with(web_bin, hosts, site_root, &[], true)
+    }
+
+    /// As [`Console::start`], with more environment for the console, and
+    /// without the three test users when `users` is false (a first run: the
+    /// console then makes its own admin).
+    pub fn start_with(
+        web_bin: &Path,
+        hosts: &[Host],
+        site_root: Option<&Path>,
+        env: &[(&str, &str)],
+        users: bool,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let secrets = dir.path().join("secrets");
         std::fs::create_dir_all(&secrets).expect("the secrets directory");
         for h in hosts {
             std::fs::write(secrets.join(h.name), format!("{}\n", h.secret)).expect("a host secret");
         }
-        let users = dir.path().join("users.json");
+        let users_file = dir.path().join("users.json");
         for (name, role) in [("admin1", "admin"), ("operator1", "operator"), ("viewer1", "viewer")] {
-            add_user(web_bin, &users, name, role);
+            if users {
+                add_user(web_bin, &users_file, name, role);
+            }
         }
         let port = free_port();
         let spec: Vec<String> = hosts.iter().map(|h| format!("{}={}", h.name, h.url)).collect();
         let site: PathBuf = site_root.map(Path::to_path_buf).unwrap_or_else(|| dir.path().join("no-site"));
-        let child = Command::new(web_bin)
+        let mut cmd = Command::new(web_bin);
+        cmd.envs(env.iter().copied());
+        let child = cmd
             .env("DOCKWARD_WEB_LISTEN", format!("127.0.0.1:{port}"))
             .env("DOCKWARD_HOSTS", spec.join(","))
             .env("DOCKWARD_HOST_SECRETS_DIR", &secrets)
-            .env("DOCKWARD_USERS_FILE", &users)
+            .env("DOCKWARD_USERS_FILE", &users_file)
             .env("DOCKWARD_SITE_ROOT", site)
             .env("DOCKWARD_POLL_INTERVAL", "1")
             .stdout(Stdio::null())

@@ -8,7 +8,7 @@ use leptos_router::hooks::use_query_map;
 pub fn Login() -> impl IntoView {
     let query = use_query_map();
     let error = move || match query.read().get("error").as_deref() {
-        Some("throttled") => Some("Too many attempts; wait a minute and try again."),
+        Some("throttled") => Some("Too many failed attempts; wait a little and try again."),
         Some(_) => Some("Wrong user name or password."),
         None => None,
     };

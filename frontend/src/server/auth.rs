@@ -1,9 +1,10 @@
-//! People: sessions (random ids, HttpOnly, SameSite=Strict cookies, expiry),
-//! login with throttling, logout, CSRF, optional forward-auth from trusted
-//! proxies, and the role checks every server function makes.
+//! People: sessions (random ids, HttpOnly, SameSite=Strict cookies, an
+//! absolute lifetime and an idle timeout, ended by a password change or the
+//! user's removal), login with back-off, logout, CSRF, forward auth from
+//! trusted proxies (`forward.rs`), and the role checks every server function makes.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -15,12 +16,29 @@ use leptos::prelude::*;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
+use super::users::UserView;
 use super::Core;
 use crate::error::ConsoleError;
 use crate::types::Role;
 
+/// The session cookie over plain HTTP.
 pub const COOKIE: &str = "dockward_session";
+/// The session cookie with `DOCKWARD_SECURE_COOKIES`: the `__Host-` prefix
+/// makes browsers accept it only with `Secure`, `Path=/` and no `Domain`, so
+/// neither a sibling subdomain nor plain HTTP can set or shadow it.
+pub const SECURE_COOKIE: &str = "__Host-dockward_session";
 const MAX_SESSIONS: usize = 10_000;
+/// Sessions per user; a new login beyond it ends that user's oldest session.
+pub const MAX_SESSIONS_PER_USER: usize = 10;
+
+/// The session cookie's name.
+pub fn cookie_name(secure: bool) -> &'static str {
+    if secure {
+        SECURE_COOKIE
+    } else {
+        COOKIE
+    }
+}
 
 /// The person behind a request, set by [`require_user`].
 #[derive(Debug, Clone)]
@@ -33,131 +51,116 @@ pub struct CurrentUser {
 
 struct Session {
     name: String,
-    role: Role,
     csrf: String,
-    expires: Instant,
+    /// The user's password stamp when the session began.
+    stamp: String,
+    created: Instant,
+    last_seen: Instant,
 }
 
 pub struct Sessions {
     map: RwLock<HashMap<String, Session>>,
     ttl: Duration,
+    idle: Duration,
 }
 
-fn random_token() -> String {
+pub(crate) fn random_token() -> String {
     let mut b = [0u8; 32];
     // The OS random source; if it fails we refuse rather than issue a weak id.
     getrandom::fill(&mut b).expect("the OS random number generator is unavailable");
     hex::encode(b)
 }
 
+/// Whether a session is still alive: within its lifetime and not idle too long.
+pub fn alive(created: Instant, last_seen: Instant, now: Instant, ttl: Duration, idle: Duration) -> bool {
+    now.saturating_duration_since(created) < ttl && now.saturating_duration_since(last_seen) < idle
+}
+
+/// The role a session carries now, from the user as the users file says
+/// they are: none when the user is gone or their password changed since
+/// the session began (the stamp differs); the role and must-change state
+/// are always the current ones.
+pub fn session_role(stamp: &str, user: Option<&UserView>) -> Option<(Role, bool)> {
+    let u = user?;
+    (bool::from(u.stamp.as_bytes().ct_eq(stamp.as_bytes()))).then_some((u.role, u.must_change))
+}
+
+/// A live session: its user, CSRF token and password stamp.
+struct Live {
+    name: String,
+    csrf: String,
+    stamp: String,
+}
+
 impl Sessions {
-    pub fn new(ttl: Duration) -> Self {
-        Self { map: RwLock::default(), ttl }
+    pub fn new(ttl: Duration, idle: Duration) -> Self {
+        Self { map: RwLock::default(), ttl, idle }
     }
 
-    pub fn create(&self, name: &str, role: Role) -> String {
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    pub fn create(&self, name: &str, stamp: &str) -> String {
         let id = random_token();
+        let now = Instant::now();
         let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
-        map.retain(|_, s| s.expires > Instant::now());
+        let (ttl, idle) = (self.ttl, self.idle);
+        map.retain(|_, s| alive(s.created, s.last_seen, now, ttl, idle));
+        let mut mine: Vec<(Instant, String)> =
+            map.iter().filter(|(_, s)| s.name == name).map(|(k, s)| (s.created, k.clone())).collect();
+        if mine.len() >= MAX_SESSIONS_PER_USER {
+            mine.sort();
+            for (_, k) in mine.iter().take(mine.len() + 1 - MAX_SESSIONS_PER_USER) {
+                map.remove(k);
+            }
+        }
         if map.len() >= MAX_SESSIONS {
-            if let Some(oldest) = map.iter().min_by_key(|(_, s)| s.expires).map(|(k, _)| k.clone()) {
+            if let Some(oldest) = map.iter().min_by_key(|(_, s)| s.last_seen).map(|(k, _)| k.clone()) {
                 map.remove(&oldest);
             }
         }
         map.insert(
             id.clone(),
-            Session { name: name.to_owned(), role, csrf: random_token(), expires: Instant::now() + self.ttl },
+            Session {
+                name: name.to_owned(),
+                csrf: random_token(),
+                stamp: stamp.to_owned(),
+                created: now,
+                last_seen: now,
+            },
         );
         id
     }
 
-    fn get(&self, id: &str) -> Option<CurrentUser> {
-        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
-        map.get(id).filter(|s| s.expires > Instant::now()).map(|s| CurrentUser {
-            name: s.name.clone(),
-            role: s.role,
-            csrf: s.csrf.clone(),
-            session: Some(id.to_owned()),
-        })
+    /// The session, if alive; marks it used.
+    fn touch(&self, id: &str, now: Instant) -> Option<Live> {
+        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
+        let s = map.get_mut(id)?;
+        if !alive(s.created, s.last_seen, now, self.ttl, self.idle) {
+            map.remove(id);
+            return None;
+        }
+        s.last_seen = now;
+        Some(Live { name: s.name.clone(), csrf: s.csrf.clone(), stamp: s.stamp.clone() })
     }
 
     pub fn remove(&self, id: &str) {
         self.map.write().unwrap_or_else(|e| e.into_inner()).remove(id);
     }
-}
 
-/// Forward-auth settings: trusted proxies and the group → role mapping.
-pub struct ForwardAuth {
-    pub proxies: Vec<ipnet::IpNet>,
-    pub user_header: String,
-    pub groups_header: String,
-    pub group_roles: Vec<(String, Role)>,
-    /// Per-process key for deriving forward-auth users' CSRF tokens.
-    pub csrf_key: String,
-}
-
-impl ForwardAuth {
-    pub fn parse(proxies: &[String], user_header: &str, groups_header: &str, mapping: &str) -> Result<Self, String> {
-        let proxies = proxies
-            .iter()
-            .map(|s| s.trim())
-            .filter(|s| !s.is_empty())
-            .map(|s| {
-                s.parse::<ipnet::IpNet>()
-                    .or_else(|_| s.parse::<IpAddr>().map(ipnet::IpNet::from))
-                    .map_err(|_| format!("DOCKWARD_TRUSTED_PROXIES: {s:?} is not a CIDR or address"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut group_roles = Vec::new();
-        for item in mapping.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let (g, r) = item
-                .split_once('=')
-                .ok_or_else(|| format!("DOCKWARD_AUTH_GROUP_ROLES entry {item:?} is not group=role"))?;
-            let role = Role::parse(r)
-                .ok_or_else(|| format!("DOCKWARD_AUTH_GROUP_ROLES: unknown role {r:?} (viewer, operator, admin)"))?;
-            group_roles.push((g.trim().to_owned(), role));
-        }
-        Ok(Self {
-            proxies,
-            user_header: user_header.to_ascii_lowercase(),
-            groups_header: groups_header.to_ascii_lowercase(),
-            group_roles,
-            csrf_key: random_token(),
-        })
+    /// Ends every session of `name`.
+    pub fn remove_user(&self, name: &str) {
+        self.map.write().unwrap_or_else(|e| e.into_inner()).retain(|_, s| s.name != name);
     }
 
-    pub fn enabled(&self) -> bool {
-        !self.proxies.is_empty()
-    }
-
-    /// The user named by a trusted proxy, with the strongest role their groups map to.
-    fn user(&self, peer: IpAddr, headers: &HeaderMap) -> Option<Result<CurrentUser, &'static str>> {
-        if !self.proxies.iter().any(|n| n.contains(&peer)) {
-            return None;
-        }
-        let name = headers.get(&self.user_header)?.to_str().ok()?.trim().to_owned();
-        if !super::users::valid_name(&name) {
-            return Some(Err("the proxy named an invalid user"));
-        }
-        let groups = headers.get(&self.groups_header).and_then(|v| v.to_str().ok()).unwrap_or("");
-        let role = groups
-            .split([',', ' '])
-            .filter(|g| !g.is_empty())
-            .filter_map(|g| self.group_roles.iter().find(|(n, _)| n == g).map(|(_, r)| *r))
-            .max();
-        let Some(role) = role else { return Some(Err("none of your groups grants access to dockward")) };
-        let csrf = hex::encode(csrf_digest(&format!("{}:{name}", self.csrf_key)));
-        Some(Ok(CurrentUser { name, role, csrf, session: None }))
+    #[cfg(test)]
+    fn count(&self, name: &str) -> usize {
+        self.map.read().unwrap_or_else(|e| e.into_inner()).values().filter(|s| s.name == name).count()
     }
 }
 
-/// The CSRF token of a forward-auth user: SHA-256 of a per-process key and the name.
-fn csrf_digest(s: &str) -> [u8; 32] {
-    use sha2::Digest;
-    sha2::Sha256::digest(s.as_bytes()).into()
-}
-
-fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
     headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|kv| {
         let (k, v) = kv.trim().split_once('=')?;
         (k == name).then(|| v.to_owned())
@@ -173,9 +176,29 @@ fn public(path: &str) -> bool {
         || path == "/favicon.ico"
 }
 
+/// Paths open to a user who must change their password first.
+fn open_before_password_change(path: &str) -> bool {
+    public(path) || path == "/password" || path == "/auth/password" || path == "/auth/logout"
+}
+
+/// The user behind a session cookie, as they are now; a session whose user
+/// is gone or whose password changed is ended here.
+fn session_user(core: &Core, headers: &HeaderMap) -> Option<(CurrentUser, bool)> {
+    let id = cookie_value(headers, cookie_name(core.secure_cookies))?;
+    let live = core.sessions.touch(&id, Instant::now())?;
+    let Some((role, must_change)) = session_role(&live.stamp, core.users.lookup(&live.name).as_ref()) else {
+        tracing::info!(user = %live.name, "session ended: the user was removed or their password changed");
+        core.sessions.remove(&id);
+        return None;
+    };
+    Some((CurrentUser { name: live.name, role, csrf: live.csrf, session: Some(id) }, must_change))
+}
+
 /// Establishes the user for every request: forward-auth from a trusted
 /// proxy, else the session cookie. Pages without one redirect to /login;
-/// API calls get 401. Cross-site POSTs are refused by their Origin.
+/// API calls get 401. Cross-site POSTs are refused by their Origin. A user
+/// who must change their password reaches only /password until they do;
+/// every signed-in user's requests are rate limited (429).
 pub async fn require_user(State(core): State<Arc<Core>>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
     if req.method() == axum::http::Method::POST && !same_origin(req.headers()) {
@@ -186,23 +209,41 @@ pub async fn require_user(State(core): State<Arc<Core>>, mut req: Request, next:
     }
     let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let mut user = None;
+    let mut must_change = false;
     if let (Some(peer), true) = (peer, core.forward_auth.enabled()) {
         match core.forward_auth.user(peer, req.headers()) {
             Some(Ok(u)) => user = Some(u),
-            Some(Err(msg)) => return (StatusCode::FORBIDDEN, msg).into_response(),
+            Some(Err(r)) => return (r.status(), r.message()).into_response(),
             None => {}
         }
     }
     if user.is_none() {
-        // A session lives only as long as its user: removed users are out at
-        // once, and a changed role applies to the next request.
-        user = cookie_value(req.headers(), COOKIE).and_then(|id| core.sessions.get(&id)).and_then(|mut u| {
-            u.role = core.users.role_of(&u.name)?;
-            Some(u)
-        });
+        if let Some((u, m)) = session_user(&core, req.headers()) {
+            user = Some(u);
+            must_change = m;
+        }
     }
     match user {
         Some(u) => {
+            if must_change && !open_before_password_change(&path) {
+                return if path.starts_with("/api/fn/") {
+                    ConsoleError::PasswordChangeRequired.into_response()
+                } else if path.starts_with("/api/") {
+                    (
+                        StatusCode::FORBIDDEN,
+                        axum::Json(shared::ErrorBody::new(
+                            shared::ErrorCode::Forbidden,
+                            "change your password first (/password)",
+                        )),
+                    )
+                        .into_response()
+                } else {
+                    Redirect::to("/password").into_response()
+                };
+            }
+            if !public(&path) && core.limits.request(&u.name).is_err() {
+                return ConsoleError::Busy { what: "requests from you; slow down".into() }.into_response();
+            }
             req.extensions_mut().insert(u);
             next.run(req).await
         }
@@ -231,41 +272,61 @@ pub struct LoginForm {
     password: String,
 }
 
-/// POST /auth/login: checks the password (argon2id), throttled per address
-/// and per name; on success a fresh session cookie.
+/// POST /auth/login: checks the password (argon2id) with back-off per client
+/// address and per name; on success a fresh session cookie.
 pub async fn login(
     State(core): State<Arc<Core>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
     let name = f.username.trim().to_owned();
     if name.len() > 64 || f.password.len() > 1024 {
         return Redirect::to("/login?error=invalid").into_response();
     }
-    if core.login_by_ip.check_key(&peer.ip()).is_err() || core.login_by_name.check_key(&name).is_err() {
-        tracing::warn!(ip = %peer.ip(), user = %name, "login throttled");
+    let ip = super::throttle::client_ip(peer.ip(), &headers, &core.forwarded_for);
+    let now = Instant::now();
+    if let Err(wait) = core.login_by_ip.check(&ip, now).and(core.login_by_name.check(&name, now)) {
+        if let Some(skipped) = core.throttled_log.sample(now) {
+            tracing::warn!(%ip, user = %name, wait_secs = wait.as_secs(), skipped, "login throttled (one line per 10 s; skipped counts the others)");
+        }
         return Redirect::to("/login?error=throttled").into_response();
     }
     let users = core.users.clone();
     let pw = f.password;
     let n2 = name.clone();
-    let role = tokio::task::spawn_blocking(move || users.verify(&n2, &pw)).await.ok().flatten();
-    let Some(role) = role else {
-        tracing::warn!(ip = %peer.ip(), user = %name, "login failed");
+    let user = tokio::task::spawn_blocking(move || users.verify(&n2, &pw)).await.ok().flatten();
+    let Some(user) = user else {
+        let now = Instant::now();
+        core.login_by_ip.fail(&ip, now);
+        core.login_by_name.fail(&name, now);
+        tracing::warn!(%ip, user = %name, "login failed");
         return Redirect::to("/login?error=invalid").into_response();
     };
-    let id = core.sessions.create(&name, role);
-    tracing::info!(user = %name, role = role.as_str(), "logged in");
-    let mut resp = Redirect::to("/").into_response();
-    set_cookie(
-        &mut resp,
-        &format!(
-            "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
-            core.sessions.ttl.as_secs(),
-            secure(&core)
-        ),
-    );
+    core.login_by_ip.succeed(&ip);
+    core.login_by_name.succeed(&name);
+    tracing::info!(user = %name, role = user.role.as_str(), "logged in");
+    let to = if user.must_change { "/password" } else { "/" };
+    let mut resp = Redirect::to(to).into_response();
+    start_session(&core, &mut resp, &name, &user.stamp);
     resp
+}
+
+/// A new session for `name`, and its cookie on `resp`.
+pub(crate) fn start_session(core: &Core, resp: &mut Response, name: &str, stamp: &str) {
+    let id = core.sessions.create(name, stamp);
+    set_cookie(resp, &session_cookie(core.secure_cookies, &id, core.sessions.ttl()));
+}
+
+/// The session cookie: `__Host-` prefixed and `Secure` when served over
+/// HTTPS; always `Path=/`, no `Domain`, `HttpOnly`, `SameSite=Strict`.
+pub fn session_cookie(secure: bool, id: &str, max_age: Duration) -> String {
+    format!(
+        "{}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        cookie_name(secure),
+        max_age.as_secs(),
+        if secure { "; Secure" } else { "" }
+    )
 }
 
 #[derive(Deserialize)]
@@ -289,16 +350,8 @@ pub async fn logout(
         }
     }
     let mut resp = Redirect::to("/login").into_response();
-    set_cookie(&mut resp, &format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}", secure(&core)));
+    set_cookie(&mut resp, &session_cookie(core.secure_cookies, "", Duration::ZERO));
     resp
-}
-
-fn secure(core: &Core) -> &'static str {
-    if core.secure_cookies {
-        "; Secure"
-    } else {
-        ""
-    }
 }
 
 fn set_cookie(resp: &mut Response, value: &str) {
@@ -307,7 +360,7 @@ fn set_cookie(resp: &mut Response, value: &str) {
     }
 }
 
-fn csrf_ok(user: &CurrentUser, token: &str) -> bool {
+pub(crate) fn csrf_ok(user: &CurrentUser, token: &str) -> bool {
     !token.is_empty() && bool::from(user.csrf.as_bytes().ct_eq(token.as_bytes()))
 }
 
@@ -340,34 +393,81 @@ pub fn require_mutation(role: Role, csrf: &str) -> Result<CurrentUser, ConsoleEr
 mod tests {
     use super::*;
 
-    #[test]
-    fn sessions_expire_and_are_random() {
-        let s = Sessions::new(Duration::from_millis(50));
-        let a = s.create("alice", Role::Admin);
-        let b = s.create("alice", Role::Admin);
-        assert_ne!(a, b);
-        assert_eq!(a.len(), 64);
-        assert_eq!(s.get(&a).unwrap().name, "alice");
-        assert_ne!(s.get(&a).unwrap().csrf, s.get(&b).unwrap().csrf);
-        std::thread::sleep(Duration::from_millis(60));
-        assert!(s.get(&a).is_none());
+    fn view(role: Role, stamp: &str) -> UserView {
+        UserView { role, stamp: stamp.into(), must_change: false }
     }
 
     #[test]
-    fn forward_auth_trusts_only_proxies_and_maps_groups() {
-        let fa =
-            ForwardAuth::parse(&["10.0.0.0/8".into()], "Remote-User", "Remote-Groups", "admins=admin,ops=operator")
-                .unwrap();
+    fn sessions_expire_and_are_random() {
+        let s = Sessions::new(Duration::from_millis(50), Duration::from_secs(60));
+        let a = s.create("alice", "st");
+        let b = s.create("alice", "st");
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 64);
+        let now = Instant::now();
+        assert_eq!(s.touch(&a, now).unwrap().name, "alice");
+        assert_ne!(s.touch(&a, now).unwrap().csrf, s.touch(&b, now).unwrap().csrf);
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(s.touch(&a, Instant::now()).is_none());
+    }
+
+    #[test]
+    fn a_session_dies_idle_or_old_and_use_keeps_it_alive() {
+        let t0 = Instant::now();
+        let (ttl, idle) = (Duration::from_secs(100), Duration::from_secs(10));
+        assert!(alive(t0, t0, t0 + Duration::from_secs(9), ttl, idle));
+        assert!(!alive(t0, t0, t0 + Duration::from_secs(10), ttl, idle), "idle timeout");
+        assert!(alive(t0, t0 + Duration::from_secs(95), t0 + Duration::from_secs(99), ttl, idle), "kept alive by use");
+        assert!(
+            !alive(t0, t0 + Duration::from_secs(99), t0 + Duration::from_secs(100), ttl, idle),
+            "absolute lifetime"
+        );
+        let s = Sessions::new(ttl, Duration::from_millis(40));
+        let a = s.create("alice", "st");
+        for _ in 0..3 {
+            std::thread::sleep(Duration::from_millis(20));
+            assert!(s.touch(&a, Instant::now()).is_some(), "used within the idle timeout");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(s.touch(&a, Instant::now()).is_none(), "idle too long");
+    }
+
+    #[test]
+    fn a_session_follows_its_user() {
+        assert_eq!(session_role("s1", Some(&view(Role::Admin, "s1"))), Some((Role::Admin, false)));
+        assert_eq!(session_role("s1", Some(&view(Role::Viewer, "s1"))), Some((Role::Viewer, false)), "demoted");
+        assert_eq!(session_role("s1", Some(&view(Role::Admin, "s2"))), None, "password changed");
+        assert_eq!(session_role("s1", None), None, "user removed");
+        let must = UserView { role: Role::Admin, stamp: "s1".into(), must_change: true };
+        assert_eq!(session_role("s1", Some(&must)), Some((Role::Admin, true)));
+    }
+
+    #[test]
+    fn sessions_per_user_are_capped_oldest_first() {
+        let s = Sessions::new(Duration::from_secs(60), Duration::from_secs(60));
+        let first = s.create("alice", "st");
+        let other = s.create("bob", "st");
+        for _ in 0..MAX_SESSIONS_PER_USER {
+            s.create("alice", "st");
+        }
+        assert_eq!(s.count("alice"), MAX_SESSIONS_PER_USER);
+        assert!(s.touch(&first, Instant::now()).is_none(), "the oldest went");
+        assert!(s.touch(&other, Instant::now()).is_some(), "other users keep theirs");
+        s.remove_user("alice");
+        assert_eq!(s.count("alice"), 0);
+    }
+
+    #[test]
+    fn the_cookie_is_host_prefixed_and_secure_over_https() {
+        let c = session_cookie(true, "abc", Duration::from_secs(60));
+        assert_eq!(c, "__Host-dockward_session=abc; Path=/; HttpOnly; SameSite=Strict; Max-Age=60; Secure");
+        let c = session_cookie(false, "abc", Duration::from_secs(60));
+        assert_eq!(c, "dockward_session=abc; Path=/; HttpOnly; SameSite=Strict; Max-Age=60");
+        assert!(!c.contains("Domain"));
         let mut h = HeaderMap::new();
-        h.insert("remote-user", HeaderValue::from_static("carol"));
-        h.insert("remote-groups", HeaderValue::from_static("staff,ops"));
-        let u = fa.user("10.1.2.3".parse().unwrap(), &h).unwrap().unwrap();
-        assert_eq!((u.name.as_str(), u.role), ("carol", Role::Operator));
-        assert!(fa.user("192.0.2.1".parse().unwrap(), &h).is_none(), "untrusted address");
-        h.insert("remote-groups", HeaderValue::from_static("nobody"));
-        assert!(fa.user("10.1.2.3".parse().unwrap(), &h).unwrap().is_err());
-        assert!(ForwardAuth::parse(&["nope".into()], "a", "b", "").is_err());
-        assert!(ForwardAuth::parse(&[], "a", "b", "x=root").is_err());
+        h.insert(header::COOKIE, HeaderValue::from_static("dockward_session=plain; __Host-dockward_session=host"));
+        assert_eq!(cookie_value(&h, cookie_name(true)).as_deref(), Some("host"));
+        assert_eq!(cookie_value(&h, cookie_name(false)).as_deref(), Some("plain"));
     }
 
     #[test]

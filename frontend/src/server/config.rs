@@ -103,9 +103,23 @@ pub struct ServeArgs {
     /// Session lifetime in hours.
     #[arg(long, env = "DOCKWARD_SESSION_HOURS", default_value_t = 12)]
     pub session_hours: u64,
-    /// Mark cookies Secure (set when served over TLS, directly or behind a proxy).
+    /// Minutes a session may sit unused before it ends (besides its lifetime).
+    #[arg(long, env = "DOCKWARD_SESSION_IDLE_MINUTES", default_value_t = 30)]
+    pub session_idle_minutes: u64,
+    /// Served over HTTPS (directly or behind a proxy): cookies are `Secure` and
+    /// the session cookie is named `__Host-dockward_session`.
     #[arg(long, env = "DOCKWARD_SECURE_COOKIES", default_value_t = false)]
     pub secure_cookies: bool,
+    /// Proxies (CIDRs, comma-separated) whose `X-Forwarded-For` names the client
+    /// for login throttling (the right-most address that is not one of them).
+    #[arg(long, env = "DOCKWARD_FORWARDED_FOR_PROXIES", value_delimiter = ',')]
+    pub forwarded_for_proxies: Vec<String>,
+    /// Log follows one user may have open at once.
+    #[arg(long, env = "DOCKWARD_MAX_FOLLOWS_PER_USER", default_value_t = 4)]
+    pub max_follows_per_user: usize,
+    /// Requests per second one signed-in user may make on average (bursts of ten times that).
+    #[arg(long, env = "DOCKWARD_USER_REQUESTS_PER_SECOND", default_value_t = 10)]
+    pub user_requests_per_second: u32,
     /// Trust forward-auth headers from these proxy addresses (CIDRs, comma-separated).
     #[arg(long, env = "DOCKWARD_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<String>,
@@ -118,6 +132,11 @@ pub struct ServeArgs {
     /// Group → role mapping for forward auth, e.g. `admins=admin,ops=operator,staff=viewer`.
     #[arg(long, env = "DOCKWARD_AUTH_GROUP_ROLES", default_value = "")]
     pub auth_group_roles: String,
+    /// File holding the secret the proxy sends in `X-Dockward-Proxy-Secret`;
+    /// when set, identity headers without it are ignored. (`DOCKWARD_FORWARD_AUTH_SECRET`
+    /// gives the secret itself, from the environment only; the file is preferred.)
+    #[arg(long, env = "DOCKWARD_FORWARD_AUTH_SECRET_FILE")]
+    pub forward_auth_secret_file: Option<PathBuf>,
     /// Log format.
     #[arg(long, env = "DOCKWARD_LOG_FORMAT", value_enum, default_value = "human")]
     pub log_format: LogFormat,

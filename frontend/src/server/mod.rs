@@ -4,15 +4,18 @@
 pub mod auth;
 pub mod config;
 pub mod fleet;
+pub mod forward;
+pub mod limits;
+pub mod password;
 pub mod routes;
 pub mod sidecar;
+pub mod throttle;
 pub mod users;
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use governor::{DefaultKeyedRateLimiter, Quota};
 use leptos::prelude::*;
 use shared::{
     AuditPage, Call, ContainerDetail, ContainerRef, ImageRef, LogsPage, PruneKind, PruneReport, PullEvent,
@@ -21,9 +24,14 @@ use shared::{
 
 use crate::error::ConsoleError;
 use crate::types::{AuditFilter, AuditView, ContainerPage, MergedLine, VerifyStatus};
-use auth::{CurrentUser, ForwardAuth, Sessions};
+use auth::{CurrentUser, Sessions};
 use fleet::FleetHub;
+use forward::ForwardAuth;
+use throttle::{Backoff, Sampler};
 use users::UserStore;
+
+/// App logs read at most this many containers' tails at once.
+const APP_LOG_FAN_OUT: usize = 4;
 
 /// Everything the handlers share.
 pub struct Core {
@@ -32,9 +40,26 @@ pub struct Core {
     pub sessions: Sessions,
     pub forward_auth: ForwardAuth,
     pub secure_cookies: bool,
-    pub login_by_ip: DefaultKeyedRateLimiter<IpAddr>,
-    pub login_by_name: DefaultKeyedRateLimiter<String>,
+    /// Proxies whose `X-Forwarded-For` names the client (login throttling).
+    pub forwarded_for: Vec<ipnet::IpNet>,
+    pub login_by_ip: Backoff<IpAddr>,
+    pub login_by_name: Backoff<String>,
+    pub throttled_log: Sampler,
+    pub limits: limits::UserLimits,
+    pub first_password_file: std::path::PathBuf,
     pub pulls: Arc<Pulls>,
+}
+
+/// The settings [`Core`] is built from.
+pub struct Options {
+    pub session_ttl: Duration,
+    pub session_idle: Duration,
+    pub forward_auth: ForwardAuth,
+    pub secure_cookies: bool,
+    pub forwarded_for: Vec<ipnet::IpNet>,
+    pub follows_per_user: usize,
+    pub requests_per_second: u32,
+    pub first_password_file: std::path::PathBuf,
 }
 
 /// The shared state, inside a server function.
@@ -43,22 +68,19 @@ pub fn core() -> Result<Arc<Core>, ConsoleError> {
 }
 
 impl Core {
-    pub fn new(
-        fleet: Arc<FleetHub>,
-        users: Arc<UserStore>,
-        session_ttl: Duration,
-        forward_auth: ForwardAuth,
-        secure_cookies: bool,
-    ) -> Self {
-        let per_min = |n: u32| Quota::per_minute(std::num::NonZeroU32::new(n).unwrap_or(std::num::NonZeroU32::MIN));
+    pub fn new(fleet: Arc<FleetHub>, users: Arc<UserStore>, o: Options) -> Self {
         Self {
             fleet,
             users,
-            sessions: Sessions::new(session_ttl),
-            forward_auth,
-            secure_cookies,
-            login_by_ip: DefaultKeyedRateLimiter::keyed(per_min(10)),
-            login_by_name: DefaultKeyedRateLimiter::keyed(per_min(5)),
+            sessions: Sessions::new(o.session_ttl, o.session_idle),
+            forward_auth: o.forward_auth,
+            secure_cookies: o.secure_cookies,
+            forwarded_for: o.forwarded_for,
+            login_by_ip: Backoff::new(throttle::BY_ADDRESS),
+            login_by_name: Backoff::new(throttle::BY_NAME),
+            throttled_log: Sampler::new(Duration::from_secs(10)),
+            limits: limits::UserLimits::new(o.requests_per_second, o.follows_per_user),
+            first_password_file: o.first_password_file,
             pulls: Arc::default(),
         }
     }
@@ -69,31 +91,52 @@ impl Core {
         })
     }
 
-    pub async fn container_page(&self, host: &str, id: &str) -> Result<ContainerPage, ConsoleError> {
+    pub async fn container_page(
+        &self,
+        user: &CurrentUser,
+        host: &str,
+        id: &str,
+    ) -> Result<ContainerPage, ConsoleError> {
         let r = ContainerRef::parse(id)?;
         let h = self.host(host)?;
-        let mut detail: ContainerDetail = h.call(&Call::new(Verb::InspectContainer, &[r.as_str()]), None, None).await?;
+        let actor = Some(user.name.as_str());
+        let mut detail: ContainerDetail = h.call(&Call::new(Verb::InspectContainer, &[r.as_str()]), actor, None).await?;
         crate::model::neutralise_detail(&mut detail);
         let mut history = self.fleet.history(host, &detail.summary.id);
         if history.len() < 10 {
             let call = Call::new(Verb::StatsHistory, &[]).query("ref", &detail.summary.id).query("window", 900);
-            if let Ok(hist) = h.call::<shared::StatsHistory>(&call, None, None).await {
+            if let Ok(hist) = h.call::<shared::StatsHistory>(&call, actor, None).await {
                 history = hist.points;
             }
         }
         Ok(ContainerPage { host: host.to_owned(), detail, history })
     }
 
-    pub async fn logs(&self, host: &str, id: &str, tail: u32, timestamps: bool) -> Result<LogsPage, ConsoleError> {
+    pub async fn logs(
+        &self,
+        user: &CurrentUser,
+        host: &str,
+        id: &str,
+        tail: u32,
+        timestamps: bool,
+    ) -> Result<LogsPage, ConsoleError> {
         let r = ContainerRef::parse(id)?;
         let tail = shared::bounded("tail", u64::from(tail), 0, shared::limits::LOG_TAIL_MAX)?;
         let call = Call::new(Verb::Logs, &[r.as_str()]).query("tail", tail).query("timestamps", timestamps);
-        Ok(self.host(host)?.call(&call, None, None).await?)
+        Ok(self.host(host)?.call(&call, Some(&user.name), None).await?)
     }
 
     /// Every container of `project` on `host`, tails merged by timestamp
-    /// (at most 20 containers × `tail` lines; `tail` ≤ 1000).
-    pub async fn app_logs(&self, host: &str, project: &str, tail: u32) -> Result<Vec<MergedLine>, ConsoleError> {
+    /// (at most 20 containers × `tail` lines; `tail` ≤ 1000), read
+    /// [`APP_LOG_FAN_OUT`] at a time.
+    pub async fn app_logs(
+        &self,
+        user: &CurrentUser,
+        host: &str,
+        project: &str,
+        tail: u32,
+    ) -> Result<Vec<MergedLine>, ConsoleError> {
+        use futures_util::StreamExt;
         let tail = tail.clamp(1, 1000);
         let h = self.host(host)?;
         let fleet = self.fleet.snapshot();
@@ -113,7 +156,11 @@ impl Core {
             .iter()
             .map(|(id, _)| Call::new(Verb::Logs, &[id]).query("tail", tail).query("timestamps", true))
             .collect();
-        let pages = futures_util::future::join_all(calls.iter().map(|c| h.call::<LogsPage>(c, None, None))).await;
+        let actor = Some(user.name.as_str());
+        // The futures are built first: a closure inside the stream trips the
+        // compiler's Send inference for server functions.
+        let futs: Vec<_> = calls.iter().map(|c| h.call::<LogsPage>(c, actor, None)).collect();
+        let pages: Vec<_> = futures_util::stream::iter(futs).buffered(APP_LOG_FAN_OUT).collect().await;
         let mut out = Vec::new();
         for ((_, name), page) in members.iter().zip(pages) {
             for line in page?.lines {
@@ -125,7 +172,8 @@ impl Core {
         Ok(out)
     }
 
-    pub async fn audit(&self, host: &str, f: &AuditFilter) -> Result<AuditView, ConsoleError> {
+    pub async fn audit(&self, user: &CurrentUser, host: &str, f: &AuditFilter) -> Result<AuditView, ConsoleError> {
+        let actor = Some(user.name.as_str());
         let h = self.host(host)?;
         let mut call = Call::new(Verb::Audit, &[]).query("limit", 50);
         for (k, v) in [
@@ -145,9 +193,9 @@ impl Core {
                 call = call.query(k, v);
             }
         }
-        let mut page: AuditPage = h.call(&call, None, None).await?;
+        let mut page: AuditPage = h.call(&call, actor, None).await?;
         page.records.iter_mut().for_each(crate::model::neutralise_audit_record);
-        let verify = match h.call::<VerifyStatus>(&Call::new(Verb::AuditVerify, &[]), None, None).await {
+        let verify = match h.call::<VerifyStatus>(&Call::new(Verb::AuditVerify, &[]), actor, None).await {
             Ok(v) => v,
             Err(e) => VerifyStatus { ok: false, records: 0, problems: vec![format!("could not verify: {e}")] },
         };

@@ -20,11 +20,12 @@ use shared::{AuditPage, Call, ContainerRef, LogsPage, Verb};
 use tokio_stream::wrappers::BroadcastStream;
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use super::auth::{self, CurrentUser, ForwardAuth};
+use super::auth::{self, CurrentUser};
 use super::config::ServeArgs;
 use super::fleet::FleetHub;
+use super::forward::{self, ForwardAuth};
 use super::users::{self, UserStore};
-use super::{sidecar, Core};
+use super::{password, sidecar, Core, Options};
 use crate::app::{shell, App};
 use crate::error::ConsoleError;
 use crate::types::Role;
@@ -37,6 +38,27 @@ pub enum StartError {
     Users(#[from] users::UserError),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot write the first admin's password to {path}: {source}")]
+    FirstPassword { path: String, source: std::io::Error },
+}
+
+/// The forward-auth secret: from its file, else from `DOCKWARD_FORWARD_AUTH_SECRET`.
+fn forward_auth_secret(args: &ServeArgs) -> Result<Option<String>, StartError> {
+    if let Some(path) = &args.forward_auth_secret_file {
+        let s = std::fs::read_to_string(path).map_err(|e| {
+            StartError::Config(format!("DOCKWARD_FORWARD_AUTH_SECRET_FILE: cannot read {}: {e}", path.display()))
+        })?;
+        return Ok(Some(s));
+    }
+    match std::env::var("DOCKWARD_FORWARD_AUTH_SECRET") {
+        Ok(s) if !s.is_empty() => {
+            tracing::warn!(
+                "the forward-auth secret comes from the environment; prefer DOCKWARD_FORWARD_AUTH_SECRET_FILE"
+            );
+            Ok(Some(s))
+        }
+        _ => Ok(None),
+    }
 }
 
 pub struct Server {
@@ -53,15 +75,25 @@ impl Server {
             &args.auth_user_header,
             &args.auth_groups_header,
             &args.auth_group_roles,
+            forward_auth_secret(args)?,
         )
         .map_err(StartError::Config)?;
+        forward::warn_if_gateway_trusted(&forward_auth);
+        let forwarded_for = forward::parse_nets("DOCKWARD_FORWARDED_FOR_PROXIES", &args.forwarded_for_proxies)
+            .map_err(StartError::Config)?;
         let users = Arc::new(UserStore::load(&args.users_file)?);
+        let first_password_file = password::first_password_file(&args.users_file);
         if users.is_empty() && !forward_auth.enabled() {
-            let password = users::random_password()?;
-            users.add("admin", Role::Admin, &password)?;
-            // Shown once, so a fresh install is usable without reading code.
+            let pw = users::random_password()?;
+            // The password goes to a file only its owner can read, never to the log.
+            password::write_first_password(&first_password_file, &pw).map_err(|source| StartError::FirstPassword {
+                path: first_password_file.display().to_string(),
+                source,
+            })?;
+            users.add_user("admin", Role::Admin, &pw, true)?;
             tracing::warn!(
-                "created the first user: admin / {password} — log in and change it with `dockward-web user passwd admin`"
+                path = %first_password_file.display(),
+                "created the first user, admin: its password is in this file (mode 0600); it must be changed at the first login"
             );
         }
         if !args.site_root.join("pkg").join("dockward.js").exists() {
@@ -76,9 +108,16 @@ impl Server {
         let core = Arc::new(Core::new(
             fleet,
             users,
-            Duration::from_secs(args.session_hours.clamp(1, 24 * 30) * 3600),
-            forward_auth,
-            args.secure_cookies,
+            Options {
+                session_ttl: Duration::from_secs(args.session_hours.clamp(1, 24 * 30) * 3600),
+                session_idle: Duration::from_secs(args.session_idle_minutes.clamp(1, 24 * 60) * 60),
+                forward_auth,
+                secure_cookies: args.secure_cookies,
+                forwarded_for,
+                follows_per_user: args.max_follows_per_user.max(1),
+                requests_per_second: args.user_requests_per_second.max(1),
+                first_password_file,
+            },
         ));
         let router = router(core, &args.site_root);
         let listener = tokio::net::TcpListener::bind(args.listen)
@@ -108,6 +147,8 @@ pub fn router(core: Arc<Core>, site_root: &std::path::Path) -> Router {
         .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
         .route("/auth/login", post(auth::login).with_state(core.clone()))
         .route("/auth/logout", post(auth::logout).with_state(core.clone()))
+        .route("/password", get(password::page))
+        .route("/auth/password", post(password::change).with_state(core.clone()))
         .route("/api/live", get(live).with_state(core.clone()))
         .route("/api/logs/follow", get(follow).with_state(core.clone()))
         .route("/api/logs/download", get(download).with_state(core.clone()))
@@ -192,47 +233,63 @@ struct LogQuery {
     tail: Option<u32>,
 }
 
-/// GET /api/logs/follow: the sidecar's follow stream, passed to the browser.
-async fn follow(State(core): State<Arc<Core>>, Query(q): Query<LogQuery>) -> Response {
+/// GET /api/logs/follow: the sidecar's follow stream, passed to the browser;
+/// at most `DOCKWARD_MAX_FOLLOWS_PER_USER` open per user (429 beyond).
+async fn follow(
+    State(core): State<Arc<Core>>,
+    Extension(u): Extension<CurrentUser>,
+    Query(q): Query<LogQuery>,
+) -> Response {
     let Ok(r) = ContainerRef::parse(&q.id) else { return bad("invalid container reference") };
     let Some(h) = core.fleet.host(&q.host) else { return bad("no such host") };
     let tail = q.tail.unwrap_or(0).min(shared::limits::LOG_TAIL_MAX as u32);
+    let slot = match core.limits.follow(&u.name) {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
     match h
         .stream(
             &Call::new(Verb::Logs, &[r.as_str()]).query("follow", true).query("timestamps", true).query("tail", tail),
-            None,
+            Some(&u.name),
             None,
         )
         .await
     {
+        // The slot lives as long as the stream: dropped when it ends or the browser leaves.
         Ok(resp) => Response::builder()
             .header(header::CONTENT_TYPE, "text/event-stream")
             .header(header::CACHE_CONTROL, "no-cache")
-            .body(Body::from_stream(resp.bytes_stream()))
+            .body(Body::from_stream(resp.bytes_stream().map(move |c| {
+                let _ = &slot;
+                c
+            })))
             .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()),
         Err(e) => sidecar_err(e),
     }
 }
 
-/// GET /api/logs/download: the tail as a text file.
-async fn download(State(core): State<Arc<Core>>, Query(q): Query<LogQuery>) -> Response {
+/// GET /api/logs/download: the tail as a text file, written line by line.
+async fn download(
+    State(core): State<Arc<Core>>,
+    Extension(u): Extension<CurrentUser>,
+    Query(q): Query<LogQuery>,
+) -> Response {
     let Ok(r) = ContainerRef::parse(&q.id) else { return bad("invalid container reference") };
     let Some(h) = core.fleet.host(&q.host) else { return bad("no such host") };
     let tail = q.tail.unwrap_or(1000).min(shared::limits::LOG_TAIL_MAX as u32);
     match h
         .call::<LogsPage>(
             &Call::new(Verb::Logs, &[r.as_str()]).query("tail", tail).query("timestamps", true),
-            None,
+            Some(&u.name),
             None,
         )
         .await
     {
         Ok(page) => {
-            let mut text = String::new();
-            for l in page.lines {
+            let lines = futures_util::stream::iter(page.lines).map(|l| {
                 let stream = if l.stream == shared::LogStream::Stderr { "stderr" } else { "stdout" };
-                text.push_str(&format!("{} {stream} {}\n", l.ts.unwrap_or_default(), l.line));
-            }
+                Ok::<_, Infallible>(Bytes::from(format!("{} {stream} {}\n", l.ts.unwrap_or_default(), l.line)))
+            });
             let name = format!("attachment; filename=\"{}-{}.log\"", q.host, r);
             Response::builder()
                 .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
@@ -240,7 +297,7 @@ async fn download(State(core): State<Arc<Core>>, Query(q): Query<LogQuery>) -> R
                     header::CONTENT_DISPOSITION,
                     HeaderValue::from_str(&name).unwrap_or(HeaderValue::from_static("attachment")),
                 )
-                .body(Body::from(text))
+                .body(Body::from_stream(lines))
                 .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
         }
         Err(e) => sidecar_err(e),
@@ -263,40 +320,58 @@ async fn export(
         return (StatusCode::FORBIDDEN, "the audit log needs the admin role").into_response();
     }
     let Some(h) = core.fleet.host(&q.host) else { return bad("no such host") };
-    let page: AuditPage = match h.call(&Call::new(Verb::Audit, &[]).query("limit", 1000), None, None).await {
+    let call = Call::new(Verb::Audit, &[]).query("limit", 1000);
+    let page: AuditPage = match h.call(&call, Some(&u.name), None).await {
         Ok(p) => p,
         Err(e) => return sidecar_err(e),
     };
+    // Written record by record, not built as one string.
     let (body, ctype, ext) = match q.format.as_str() {
-        "json" => (serde_json::to_string_pretty(&page.records).unwrap_or_default(), "application/json", "json"),
+        "json" => {
+            let n = page.records.len();
+            let records = page.records.into_iter().enumerate().map(move |(i, r)| {
+                let mut out = if i == 0 { b"[\n".to_vec() } else { Vec::new() };
+                out.extend_from_slice(b"  ");
+                out.extend(serde_json::to_vec(&r).unwrap_or_default());
+                out.extend_from_slice(if i + 1 == n { b"\n]\n" } else { b",\n" });
+                Bytes::from(out)
+            });
+            let body = if n == 0 {
+                Body::from("[]\n")
+            } else {
+                Body::from_stream(futures_util::stream::iter(records.map(Ok::<_, Infallible>)))
+            };
+            (body, "application/json", "json")
+        }
         "csv" => {
-            let mut out =
-                String::from("seq,time,actor,client,verb,target,target_name,outcome,message,duration_ms,request_id\n");
-            for r in &page.records {
+            let head = "seq,time,actor,client,verb,target,target_name,outcome,message,duration_ms,request_id\n";
+            let rows = page.records.into_iter().map(|r| {
                 let row = [
                     r.seq.to_string(),
-                    r.time.clone(),
-                    r.actor.clone().unwrap_or_default(),
-                    r.client.clone(),
-                    r.verb.clone(),
-                    r.target.clone().unwrap_or_default(),
-                    r.target_name.clone().unwrap_or_default(),
+                    r.time,
+                    r.actor.unwrap_or_default(),
+                    r.client,
+                    r.verb,
+                    r.target.unwrap_or_default(),
+                    r.target_name.unwrap_or_default(),
                     r.outcome.as_str().to_owned(),
-                    r.message.clone().unwrap_or_default(),
+                    r.message.unwrap_or_default(),
                     r.duration_ms.to_string(),
-                    r.request_id.clone(),
+                    r.request_id,
                 ];
-                out.push_str(&row.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
-                out.push('\n');
-            }
-            (out, "text/csv; charset=utf-8", "csv")
+                let mut line = row.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(",");
+                line.push('\n');
+                Bytes::from(line)
+            });
+            let all = std::iter::once(Bytes::from_static(head.as_bytes())).chain(rows).map(Ok::<_, Infallible>);
+            (Body::from_stream(futures_util::stream::iter(all)), "text/csv; charset=utf-8", "csv")
         }
         _ => return bad("format must be csv or json"),
     };
     Response::builder()
         .header(header::CONTENT_TYPE, ctype)
         .header(header::CONTENT_DISPOSITION, format!("attachment; filename=\"audit-{}.{ext}\"", q.host))
-        .body(Body::from(body))
+        .body(body)
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 

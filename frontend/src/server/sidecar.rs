@@ -1,6 +1,7 @@
 //! A client for one sidecar: its name, URL and secret. Requests are
 //! `shared::Call`s, built from the verb table; every call carries the secret
-//! and, for mutations, the acting user's name.
+//! and, when made for a user (reads too, mutations always), the acting
+//! user's name; only the fleet hub's background polls carry none.
 
 use std::time::Duration;
 
@@ -10,9 +11,26 @@ use shared::{Call, ErrorBody, Method};
 
 use crate::error::ConsoleError;
 
-/// Largest JSON answer read from a sidecar (a container list of thousands,
-/// a log page of 10 000 escaped lines).
-const ANSWER_MAX_BYTES: usize = 64 << 20;
+/// Largest JSON answer read from a sidecar for a verb: anything longer is
+/// refused as broken, not buffered.
+fn answer_max(verb: shared::Verb) -> usize {
+    use shared::Verb::*;
+    match verb {
+        // A log page: 8 MiB of text cut by the sidecar, up to 6 bytes per
+        // control character once escaped in JSON, plus each line's fields.
+        Logs => 64 << 20,
+        // Thousands of containers with their labels, ports and mounts; every
+        // volume and image with its size.
+        ListContainers | Disk => 32 << 20,
+        // Up to 1 000 records (`AUDIT_PAGE_MAX`) of a few KiB each.
+        Audit => 16 << 20,
+        // One container; one round of samples; one container's history (an
+        // hour of points); the chain's summary; a prune's list of what went.
+        InspectContainer | Stats | StatsHistory | AuditVerify | Prune => 8 << 20,
+        // Small reports, or streams that are not read through `call`.
+        Healthz | Metrics | Restart | Events | Pull => 1 << 20,
+    }
+}
 /// Largest error body read from a sidecar.
 const ERROR_MAX_BYTES: usize = 64 << 10;
 
@@ -173,7 +191,7 @@ impl Sidecar {
         body: Option<&serde_json::Value>,
     ) -> Result<T, SidecarError> {
         let r = self.request(&self.http, call, actor, body).send().await.map_err(|e| self.unreachable(e))?;
-        self.decode(r).await
+        self.decode(r, answer_max(call.verb)).await
     }
 
     /// A verb's streaming answer (Server-Sent Events, pull's NDJSON), with no
@@ -210,9 +228,9 @@ impl Sidecar {
         }
     }
 
-    async fn decode<T: DeserializeOwned>(&self, r: reqwest::Response) -> Result<T, SidecarError> {
+    async fn decode<T: DeserializeOwned>(&self, r: reqwest::Response, max: usize) -> Result<T, SidecarError> {
         let r = self.ok(r).await?;
-        let bytes = self.read_capped(r, ANSWER_MAX_BYTES).await?;
+        let bytes = self.read_capped(r, max).await?;
         serde_json::from_slice(&bytes)
             .map_err(|e| SidecarError::Unreachable(format!("bad answer: {e}"), self.name.clone()))
     }
@@ -317,6 +335,24 @@ mod tests {
         assert!(err.to_string().contains("larger than 1024 bytes"), "{err}");
         let r = h.http.get(format!("{url}/v1/stats")).send().await.unwrap();
         assert_eq!(h.read_capped(r, 1 << 20).await.unwrap().len(), body.len());
+    }
+
+    #[tokio::test]
+    async fn a_small_verb_answer_past_its_cap_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        // 2 MiB for a restart report (capped at 1 MiB); the same bytes as a stats round are fine.
+        let body = format!("\"{}\"", "x".repeat(2 << 20));
+        let resp = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+        let (url, _) = serve_once(resp.into_bytes()).await;
+        let h = host(&url, dir.path());
+        let restart = Call::new(shared::Verb::Restart, &["web"]);
+        let err = h.call::<serde_json::Value>(&restart, Some("alice"), None).await.unwrap_err();
+        assert!(err.to_string().contains("larger than 1048576 bytes"), "{err}");
+        let stats = h.call::<serde_json::Value>(&Call::new(shared::Verb::Stats, &[]), None, None).await;
+        assert!(stats.is_ok(), "{stats:?}");
+        // A log page at the sidecar's cut, escaped at worst, still fits.
+        assert!(answer_max(shared::Verb::Logs) >= 6 * (8 << 20));
+        assert!(shared::VERBS.iter().all(|v| answer_max(v.verb) <= 64 << 20));
     }
 
     #[test]

@@ -31,12 +31,38 @@ pub enum UserError {
     Hash(String),
     #[error("cannot get random bytes: {0}")]
     Random(String),
+    #[error("the current password is wrong")]
+    WrongPassword,
+    #[error("the new password must differ from the current one")]
+    SamePassword,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct User {
     pub role: Role,
     pub hash: String,
+    /// Set for the first-run admin: the password was generated and must be
+    /// changed at the first login.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub must_change: bool,
+}
+
+/// What a session checks against on every request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserView {
+    pub role: Role,
+    /// Changes with every new password hash (a fresh salt each time): a
+    /// session holding an older stamp has ended.
+    pub stamp: String,
+    pub must_change: bool,
+}
+
+impl User {
+    fn view(&self) -> UserView {
+        use sha2::Digest;
+        let stamp = hex::encode(&sha2::Sha256::digest(self.hash.as_bytes())[..16]);
+        UserView { role: self.role, stamp, must_change: self.must_change }
+    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -122,23 +148,33 @@ impl UserStore {
     }
 
     /// Checks a password; the same work is done whether or not the user exists.
-    pub fn verify(&self, name: &str, password: &str) -> Option<Role> {
+    pub fn verify(&self, name: &str, password: &str) -> Option<UserView> {
         self.refresh();
         let user = self.users.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned();
         let hash = user.as_ref().map(|u| u.hash.clone()).unwrap_or_else(|| dummy_hash().to_owned());
         let ok = PasswordHash::new(&hash)
             .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
             .unwrap_or(false);
-        user.filter(|_| ok).map(|u| u.role)
+        user.filter(|_| ok).map(|u| u.view())
+    }
+
+    /// The user as they are now (re-reading the file if it changed).
+    pub fn lookup(&self, name: &str) -> Option<UserView> {
+        self.refresh();
+        self.users.read().unwrap_or_else(|e| e.into_inner()).get(name).map(User::view)
     }
 
     /// The user's current role (re-reading the file if it changed).
     pub fn role_of(&self, name: &str) -> Option<Role> {
-        self.refresh();
-        self.users.read().unwrap_or_else(|e| e.into_inner()).get(name).map(|u| u.role)
+        self.lookup(name).map(|u| u.role)
     }
 
     pub fn add(&self, name: &str, role: Role, password: &str) -> Result<(), UserError> {
+        self.add_user(name, role, password, false)
+    }
+
+    /// Adds a user who must change the password at the first login.
+    pub fn add_user(&self, name: &str, role: Role, password: &str, must_change: bool) -> Result<(), UserError> {
         if !valid_name(name) {
             return Err(UserError::BadName);
         }
@@ -147,21 +183,36 @@ impl UserStore {
             if users.contains_key(name) {
                 return Err(UserError::Exists(name.to_owned()));
             }
-            users.insert(name.to_owned(), User { role, hash });
+            users.insert(name.to_owned(), User { role, hash, must_change });
             Ok(())
         })
     }
 
+    /// Sets a new password (and optionally role); ends the must-change state.
     pub fn passwd(&self, name: &str, password: &str, role: Option<Role>) -> Result<(), UserError> {
         let hash = hash_password(password)?;
         self.update(|users| {
             let u = users.get_mut(name).ok_or_else(|| UserError::Missing(name.to_owned()))?;
             u.hash = hash;
+            u.must_change = false;
             if let Some(r) = role {
                 u.role = r;
             }
             Ok(())
         })
+    }
+
+    /// A user changing their own password: the current one must be right and
+    /// the new one different (and long enough).
+    pub fn change_password(&self, name: &str, current: &str, new: &str) -> Result<UserView, UserError> {
+        if self.verify(name, current).is_none() {
+            return Err(UserError::WrongPassword);
+        }
+        if current == new {
+            return Err(UserError::SamePassword);
+        }
+        self.passwd(name, new, None)?;
+        self.lookup(name).ok_or_else(|| UserError::Missing(name.to_owned()))
     }
 
     pub fn remove(&self, name: &str) -> Result<(), UserError> {
@@ -218,7 +269,7 @@ mod tests {
         assert!(matches!(s.add("alice", Role::Viewer, "another password"), Err(UserError::Exists(_))));
         assert!(matches!(s.add("bad name", Role::Viewer, "another password"), Err(UserError::BadName)));
         assert!(matches!(s.add("bob", Role::Viewer, "short"), Err(UserError::WeakPassword)));
-        assert_eq!(s.verify("alice", "correct horse battery"), Some(Role::Admin));
+        assert_eq!(s.verify("alice", "correct horse battery").map(|u| u.role), Some(Role::Admin));
         assert_eq!(s.verify("alice", "wrong password!"), None);
         assert_eq!(s.verify("nobody", "correct horse battery"), None);
         // Persisted, hashed with argon2id, never in clear.
@@ -226,17 +277,41 @@ mod tests {
         assert!(text.contains("$argon2id$") && !text.contains("correct horse"));
         let s2 = UserStore::load(&p).unwrap();
         s2.passwd("alice", "a new long password", Some(Role::Operator)).unwrap();
-        assert_eq!(s2.verify("alice", "a new long password"), Some(Role::Operator));
+        assert_eq!(s2.verify("alice", "a new long password").map(|u| u.role), Some(Role::Operator));
         // Another process changes the file: a running store sees it at once.
         let other = UserStore::load(&p).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(20));
         other.add("bob", Role::Viewer, "bobs long password").unwrap();
-        assert_eq!(s2.verify("bob", "bobs long password"), Some(Role::Viewer));
+        assert_eq!(s2.verify("bob", "bobs long password").map(|u| u.role), Some(Role::Viewer));
         other.remove("bob").unwrap();
         assert_eq!(s2.role_of("bob"), None);
         s2.remove("alice").unwrap();
         assert!(UserStore::load(&p).unwrap().is_empty());
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_new_password_changes_the_stamp_and_ends_must_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = UserStore::load(&dir.path().join("users.json")).unwrap();
+        s.add_user("admin", Role::Admin, "first random password", true).unwrap();
+        let before = s.lookup("admin").unwrap();
+        assert!(before.must_change);
+        assert!(matches!(
+            s.change_password("admin", "wrong one here", "a brand new password"),
+            Err(UserError::WrongPassword)
+        ));
+        assert!(matches!(
+            s.change_password("admin", "first random password", "first random password"),
+            Err(UserError::SamePassword)
+        ));
+        assert!(matches!(s.change_password("admin", "first random password", "short"), Err(UserError::WeakPassword)));
+        let after = s.change_password("admin", "first random password", "a brand new password").unwrap();
+        assert!(!after.must_change);
+        assert_ne!(after.stamp, before.stamp);
+        // The same password set again is a new hash, so a new stamp.
+        s.passwd("admin", "a brand new password", None).unwrap();
+        assert_ne!(s.lookup("admin").unwrap().stamp, after.stamp);
     }
 }
