@@ -43,19 +43,13 @@ pub async fn prune(
     super::detached(async move {
         let mut draft = Draft::new(&caller, Verb::Prune.audit_name());
         draft.target(kind.chars().take(32).collect::<String>(), None);
-        let result = run(&app, &caller, &kind, q, &mut draft).await.map(Json);
+        let result = run(&app, &kind, q, &mut draft).await.map(Json);
         super::finish(&app, draft, result).await
     })
     .await
 }
 
-async fn run(
-    app: &AppState,
-    caller: &Caller,
-    kind: &str,
-    q: PruneQuery,
-    draft: &mut Draft,
-) -> Result<PruneReport, ApiError> {
+async fn run(app: &AppState, kind: &str, q: PruneQuery, draft: &mut Draft) -> Result<PruneReport, ApiError> {
     let kind = PruneKind::parse(kind).ok_or_else(|| {
         ApiError::NotFound("unknown prune kind: use containers, images, volumes or build-cache".into())
     })?;
@@ -72,7 +66,7 @@ async fn run(
         return Err(ApiError::BadRequest("`all` does not apply to containers".into()));
     }
     app.engine.require_up()?;
-    app.limits.prune.check(&caller.client)?;
+    // The prune rate limit is spent before any work, by `middleware::rate_limit`.
     super::intent(app, draft).await?;
     match kind {
         PruneKind::Containers => containers(app, until).await,

@@ -35,7 +35,7 @@ pub async fn pull(
 ) -> Response {
     let mut draft = Draft::new(&caller, Verb::Pull.audit_name());
     draft.target(req.image.chars().take(600).collect::<String>(), None);
-    let image = match check(&app, &caller, &req) {
+    let image = match check(&app, &req) {
         Ok(i) => i,
         Err(e) => return super::finish(&app, draft, Err::<(), _>(e)).await,
     };
@@ -45,7 +45,7 @@ pub async fn pull(
         Err(e) => return super::finish(&app, draft, Err::<(), _>(e)).await,
     };
     // The start is on disk before the engine is asked or anything is answered.
-    if let Err(e) = super::intent(&app, &draft).await {
+    if let Err(e) = super::intent(&app, &mut draft).await {
         return e.into_response();
     }
     let (tx, rx) = mpsc::channel::<PullEvent>(64);
@@ -79,7 +79,7 @@ pub async fn pull(
     resp
 }
 
-fn check(app: &AppState, caller: &Caller, req: &PullRequest) -> Result<ImageRef, ApiError> {
+fn check(app: &AppState, req: &PullRequest) -> Result<ImageRef, ApiError> {
     let image = ImageRef::parse(&req.image)?;
     let allowed = &app.settings.pull_registries;
     if !allowed.is_empty() && !allowed.iter().any(|r| r.eq_ignore_ascii_case(&image.registry)) {
@@ -94,7 +94,7 @@ fn check(app: &AppState, caller: &Caller, req: &PullRequest) -> Result<ImageRef,
         }
     }
     app.engine.require_up()?;
-    app.limits.pull.check(&caller.client)?;
+    // The pull rate limit is spent before any work, by `middleware::rate_limit`.
     Ok(image)
 }
 
