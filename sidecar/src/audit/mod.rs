@@ -50,8 +50,6 @@ pub struct Draft {
     target: Option<String>,
     target_name: Option<String>,
     params: BTreeMap<String, String>,
-    /// Set once its intent record is written: its outcome is then always recorded, never summarised.
-    intent_written: bool,
 }
 
 impl Draft {
@@ -65,7 +63,6 @@ impl Draft {
             target: None,
             target_name: None,
             params: BTreeMap::new(),
-            intent_written: false,
         }
     }
 
@@ -83,12 +80,6 @@ impl Draft {
 
     pub fn param(&mut self, key: &str, value: impl ToString) -> &mut Self {
         self.params.insert(key.to_owned(), value.to_string());
-        self
-    }
-
-    /// Marks that this mutation's intent record is on disk.
-    pub fn intent_written(&mut self) -> &mut Self {
-        self.intent_written = true;
         self
     }
 }
@@ -341,14 +332,12 @@ impl AuditLog {
     }
 
     /// Records a handler's result: ok, denied (a refusal) or error (a
-    /// failure). A refusal before any intent record is summarised like any
-    /// other; after one, the outcome always gets its own record.
+    /// failure). Every one gets its own record: a handler's refusals are of
+    /// mutations, whose rate limit was spent before any work, so they are
+    /// bounded without summarising (and each names its target).
     pub async fn commit_result<T>(&self, draft: Draft, result: &Result<T, ApiError>) -> Result<u64, AuditWriteError> {
         match result {
             Ok(_) => self.commit(draft, Outcome::Ok, None).await,
-            Err(e) if e.is_denial() && !draft.intent_written => {
-                self.deny(draft, &e.code().status().to_string(), Some(e.to_string())).await.map(|()| 0)
-            }
             Err(e) if e.is_denial() => self.commit(draft, Outcome::Denied, Some(e.to_string())).await,
             Err(e) => self.commit(draft, Outcome::Error, Some(e.to_string())).await,
         }

@@ -373,19 +373,19 @@ async fn repeated_refusals_are_summarised() {
     assert_eq!(records(&p).len(), 2);
 }
 
+/// A handler's refusals (of mutations, rate-limited before any work) each get
+/// a record naming their target; only `deny` summarises.
 #[tokio::test]
-async fn a_refusal_after_an_intent_is_always_recorded() {
+async fn a_handlers_refusals_are_each_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("audit.jsonl");
     let log = open(&p).unwrap();
-    for _ in 0..3 {
+    for i in 0..3 {
         let mut d = Draft::new(&caller(), "restart");
-        d.intent_written();
-        log.commit_result::<()>(d, &Err(ApiError::NotFound("gone".into()))).await.unwrap();
+        d.target(format!("db{i}"), None);
+        log.commit_result::<()>(d, &Err(ApiError::Forbidden("protected".into()))).await.unwrap();
     }
-    for _ in 0..3 {
-        let d = Draft::new(&caller(), "restart");
-        log.commit_result::<()>(d, &Err(ApiError::NotFound("gone".into()))).await.unwrap();
-    }
-    assert_eq!(records(&p).len(), 4, "three after intents, one of the three before");
+    let recs = records(&p);
+    assert_eq!(recs.iter().map(|r| r.target.as_deref().unwrap()).collect::<Vec<_>>(), ["db0", "db1", "db2"]);
+    assert!(recs.iter().all(|r| r.outcome == Outcome::Denied));
 }

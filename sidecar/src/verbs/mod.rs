@@ -53,8 +53,6 @@ pub fn handler(spec: &VerbSpec) -> MethodRouter<App> {
 
 /// Writes the verb's audit record (fsync'd) and only then turns its result
 /// into the response. If the record cannot be written the caller gets 500.
-/// A refusal before any intent record is summarised when it repeats
-/// (`AuditLog::deny`).
 pub async fn finish<T: IntoResponse>(app: &AppState, draft: Draft, result: Result<T, ApiError>) -> Response {
     if let Err(e) = app.audit.commit_result(draft, &result).await {
         return ApiError::from(e).into_response();
@@ -67,14 +65,10 @@ pub async fn finish<T: IntoResponse>(app: &AppState, draft: Draft, result: Resul
 /// Writes a mutation's intent record, `<verb>.start` with the same target
 /// and parameters (fsync'd), before the engine is asked: a crash or a cut
 /// between the engine call and the outcome record still leaves a trace.
-/// The draft is marked, so its outcome always gets its own record (a refusal
-/// after an intent is never folded into a summary).
-pub async fn intent(app: &AppState, draft: &mut Draft) -> Result<(), ApiError> {
+pub async fn intent(app: &AppState, draft: &Draft) -> Result<(), ApiError> {
     let mut start = draft.clone();
     start.verb_suffix("start");
-    app.audit.commit(start, Outcome::Ok, None).await.map_err(ApiError::from)?;
-    draft.intent_written();
-    Ok(())
+    app.audit.commit(start, Outcome::Ok, None).await.map(|_| ()).map_err(ApiError::from)
 }
 
 /// Runs a mutating verb to completion in its own task, so dropping the

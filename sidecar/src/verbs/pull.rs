@@ -45,7 +45,7 @@ pub async fn pull(
         Err(e) => return super::finish(&app, draft, Err::<(), _>(e)).await,
     };
     // The start is on disk before the engine is asked or anything is answered.
-    if let Err(e) = super::intent(&app, &mut draft).await {
+    if let Err(e) = super::intent(&app, &draft).await {
         return e.into_response();
     }
     let (tx, rx) = mpsc::channel::<PullEvent>(64);
