@@ -2,7 +2,7 @@
 # Lays out the two images' file trees under OUT, from the static binaries and
 # browser assets already built in the cargo target directory:
 #   OUT/sidecar/root   files owned by root      (the binary)
-#   OUT/sidecar/state  directories for uid 65532 (audit log, secrets, /tmp)
+#   OUT/sidecar/state  directories for uid 65532 (audit log, audit key, secrets, /tmp)
 #   OUT/web/root       the binary and site/pkg (wasm, JS, CSS and .gz copies)
 #   OUT/web/state      directories for uid 65532 (users file, /tmp)
 # Used by the Dockerfile's build stage and by scripts/build-images.sh alike.
@@ -26,6 +26,6 @@ cp -R "$site/pkg" "$out/web/root/site/pkg"
 chmod -R a=rX "$out/web/root/site"
 
 # The named volumes mounted on these directories take their owner and mode on first use.
-install -d -m 0700 "$out/sidecar/state/var/lib/dockward" "$out/sidecar/state/run/secrets"
+install -d -m 0700 "$out/sidecar/state/var/lib/dockward" "$out/sidecar/state/var/lib/dockward-key" "$out/sidecar/state/run/secrets"
 install -d -m 0700 "$out/web/state/var/lib/dockward-web" "$out/web/state/run/secrets"
 install -d -m 1777 "$out/sidecar/state/tmp" "$out/web/state/tmp"

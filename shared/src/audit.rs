@@ -46,6 +46,11 @@ pub struct AuditRecord {
     pub message: Option<String>,
     pub duration_ms: u64,
     pub prev: String,
+    /// HMAC-SHA256 (hex), keyed with the sidecar's audit key, of this line as
+    /// serialised without `mac`: only the key's holder can forge a record.
+    /// Absent on records written before the log was keyed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
 }
 
 /// `GET /v1/audit`: newest first.

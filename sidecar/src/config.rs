@@ -45,7 +45,12 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Verify the hash chain of an audit log (the active file; rotated siblings and the checkpoint are found beside it).
-    Verify { file: PathBuf },
+    Verify {
+        file: PathBuf,
+        /// The audit key, to check every record's MAC (without it only the chain is checked).
+        #[arg(long, env = "DOCKWARD_AUDIT_KEY_FILE")]
+        key_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,6 +105,18 @@ pub struct ServeArgs {
     /// Rotate the audit log when it grows past this many bytes.
     #[arg(long, env = "DOCKWARD_AUDIT_ROTATE_BYTES", default_value_t = 16 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(4096..=256 * 1024 * 1024))]
     pub audit_rotate_bytes: u64,
+    /// Rotated audit files to keep; older ones are deleted (after a record of the deletion that keeps
+    /// the chain provable). 0 keeps every file.
+    #[arg(long, env = "DOCKWARD_AUDIT_KEEP_FILES", default_value_t = 64)]
+    pub audit_keep_files: u32,
+    /// The HMAC key that seals audit records (created, mode 0600, when absent). Keep it outside the
+    /// audit log's volume: whoever can write the log but not read the key cannot forge records.
+    #[arg(long, env = "DOCKWARD_AUDIT_KEY_FILE", default_value = "/var/lib/dockward-key/audit.key")]
+    pub audit_key_file: PathBuf,
+    /// Repeated refusals (same verb, status, client key and actor) within this window get one record
+    /// for the first and one summary record with the count.
+    #[arg(long, env = "DOCKWARD_AUDIT_DENIAL_WINDOW", default_value = "60s", value_parser = parse_duration)]
+    pub audit_denial_window: Duration,
 
     /// How long one stats snapshot is served before the refresher replaces it.
     #[arg(long, env = "DOCKWARD_STATS_TTL", default_value = "2s", value_parser = parse_duration)]
@@ -135,6 +152,9 @@ pub struct ServeArgs {
     /// Restarts per client key and container.
     #[arg(long, env = "DOCKWARD_RATE_RESTART", default_value = "6/min", value_parser = parse_rate)]
     pub rate_restart: Rate,
+    /// Restart requests per client key, any container, counted before any work.
+    #[arg(long, env = "DOCKWARD_RATE_RESTART_CLIENT", default_value = "60/min", value_parser = parse_rate)]
+    pub rate_restart_client: Rate,
     /// Prunes per client key.
     #[arg(long, env = "DOCKWARD_RATE_PRUNE", default_value = "10/h", value_parser = parse_rate)]
     pub rate_prune: Rate,

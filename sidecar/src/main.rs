@@ -13,7 +13,7 @@ use sidecar::server::Server;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Audit(AuditCommand::Verify { file })) => verify(&file),
+        Some(Command::Audit(AuditCommand::Verify { file, key_file })) => verify(&file, key_file.as_deref()),
         Some(Command::Secret(cmd)) => secret(cmd),
         Some(Command::Healthcheck { addr }) => healthcheck(addr),
         Some(Command::Serve(args)) => serve(*args),
@@ -103,9 +103,26 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-/// `audit verify FILE`: prints the report; exit 0 intact, 1 broken, 2 unreadable.
-fn verify(file: &Path) -> ExitCode {
-    match chain::verify(file) {
+/// `audit verify FILE [--key-file KEY]`: prints the report; exit 0 intact,
+/// 1 broken, 2 unreadable (or the key named is missing).
+fn verify(file: &Path, key_file: Option<&Path>) -> ExitCode {
+    let key = match key_file.map(chain::AuditKey::load).transpose() {
+        Ok(k) => k.flatten(),
+        Err(e) => {
+            eprintln!("dockward-sidecar: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let (Some(path), None) = (key_file, &key) {
+        eprintln!("dockward-sidecar: no audit key at {}", path.display());
+        return ExitCode::from(2);
+    }
+    let notes = |r: &chain::VerifyReport| {
+        for n in &r.notes {
+            println!("  note: {n}");
+        }
+    };
+    match chain::verify(file, key.as_ref()) {
         Ok(r) if r.ok() => {
             println!(
                 "ok: {} records in {} file(s), chain intact up to record {} ({})",
@@ -114,6 +131,7 @@ fn verify(file: &Path) -> ExitCode {
                 r.last_seq,
                 r.last_hash.as_deref().unwrap_or("-")
             );
+            notes(&r);
             ExitCode::SUCCESS
         }
         Ok(r) => {
@@ -121,6 +139,7 @@ fn verify(file: &Path) -> ExitCode {
             for p in &r.problems {
                 println!("  - {p}");
             }
+            notes(&r);
             ExitCode::FAILURE
         }
         Err(e) => {

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{header, HeaderValue, Method};
+use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use shared::api::{RateClass, Verb, VerbSpec};
@@ -143,7 +143,10 @@ pub async fn authenticate(State(app): State<App>, mut req: Request, next: Next) 
 }
 
 /// Audits every refusal a handler did not audit itself (invalid input,
-/// unknown parameters, rate limits on reads, missing containers).
+/// unknown parameters, rate limits, missing containers). Repeats are
+/// summarised (`AuditLog::deny`): the first of a (verb, status, client key,
+/// actor) in the window is recorded, the rest counted into one summary
+/// record. The actor is the `X-Dockward-Actor` header, on reads as on mutations.
 pub async fn audit_denials(State(app): State<App>, req: Request, next: Next) -> Response {
     let caller = req.extensions().get::<Caller>().cloned();
     let verb = label_of(&req);
@@ -159,7 +162,7 @@ pub async fn audit_denials(State(app): State<App>, req: Request, next: Next) -> 
                 d.param("query", q);
             }
             let msg = resp.extensions().get::<ErrorMessage>().map(|m| m.0.clone());
-            if let Err(e) = app.audit.commit(d, Outcome::Denied, msg).await {
+            if let Err(e) = app.audit.deny(d, status.as_str(), msg).await {
                 return ApiError::from(e).into_response();
             }
         }
@@ -167,18 +170,24 @@ pub async fn audit_denials(State(app): State<App>, req: Request, next: Next) -> 
     resp
 }
 
-/// Verbs of the read class, and any unknown route asked with a method other
-/// than POST (GET routes answer HEAD too), count against the read limit.
-pub async fn read_limit(State(app): State<App>, req: Request, next: Next) -> Response {
-    let read = match spec_of(&req) {
-        Some(s) => s.rate == RateClass::Read,
-        None => req.method() != Method::POST,
-    };
-    if read {
-        if let Some(c) = req.extensions().get::<Caller>() {
-            if let Err(e) = app.limits.read.check(&c.client) {
-                return e.into_response();
-            }
+/// Spends the request's rate budget before any work (extraction,
+/// validation, engine calls): a verb's class limiter, keyed by client key —
+/// read verbs and unknown routes the read limit, restart the per-client
+/// restart limit (the per-container one follows in the handler), prune and
+/// pull theirs. A refused request costs a counter, not a record.
+pub async fn rate_limit(State(app): State<App>, req: Request, next: Next) -> Response {
+    let class = spec_of(&req).map_or(RateClass::Read, |s| s.rate);
+    if let Some(c) = req.extensions().get::<Caller>() {
+        let limits = &app.limits;
+        let checked = match class {
+            RateClass::None => Ok(()),
+            RateClass::Read => limits.read.check(&c.client),
+            RateClass::Restart => limits.restart_client.check(&c.client),
+            RateClass::Prune => limits.prune.check(&c.client),
+            RateClass::Pull => limits.pull.check(&c.client),
+        };
+        if let Err(e) = checked {
+            return e.into_response();
         }
     }
     next.run(req).await

@@ -43,6 +43,8 @@ pub struct RateLimits {
     blocked: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, std::time::Instant>>,
     pub read: Limiter<String>,
     pub restart: Limiter<(String, String)>,
+    /// Restart requests per client key, any container: spent before any work.
+    pub restart_client: Limiter<String>,
     pub prune: Limiter<String>,
     pub pull: Limiter<String>,
     pub auth_failure: Limiter<std::net::IpAddr>,
@@ -54,6 +56,7 @@ impl RateLimits {
             blocked: Default::default(),
             read: Limiter::new(args.rate_read),
             restart: Limiter::new(args.rate_restart),
+            restart_client: Limiter::new(args.rate_restart_client),
             prune: Limiter::new(args.rate_prune),
             pull: Limiter::new(args.rate_pull),
             auth_failure: Limiter::new(args.rate_auth_failure),
@@ -84,6 +87,7 @@ impl RateLimits {
         self.blocked.lock().unwrap_or_else(|e| e.into_inner()).retain(|_, until| *until > now);
         self.read.forget_idle();
         self.restart.forget_idle();
+        self.restart_client.forget_idle();
         self.prune.forget_idle();
         self.pull.forget_idle();
         self.auth_failure.forget_idle();

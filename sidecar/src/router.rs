@@ -10,19 +10,19 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::error::ApiError;
 use crate::middleware::{
-    audit_denials, authenticate, count_requests, read_limit, refuse_unexpected_body, request_id, RequestId,
+    audit_denials, authenticate, count_requests, rate_limit, refuse_unexpected_body, request_id, RequestId,
 };
 use crate::state::App;
 use crate::verbs;
 
 pub fn router(app: App) -> Router {
     let routes = shared::VERBS.iter().fold(Router::new(), |r, spec| r.route(spec.path, verbs::handler(spec)));
-    // Layers run outermost last-added: request id → trace → metrics → auth → denial audit → read limit → body check.
+    // Layers run outermost last-added: request id → trace → metrics → auth → denial audit → rate limit → body check.
     routes
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn(refuse_unexpected_body))
-        .layer(middleware::from_fn_with_state(app.clone(), read_limit))
+        .layer(middleware::from_fn_with_state(app.clone(), rate_limit))
         .layer(middleware::from_fn_with_state(app.clone(), audit_denials))
         .layer(middleware::from_fn_with_state(app.clone(), authenticate))
         .layer(middleware::from_fn_with_state(app.clone(), count_requests))

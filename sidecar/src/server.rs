@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::audit::{chain::ChainError, AuditLog};
+use crate::audit::chain::{AuditKey, ChainError};
+use crate::audit::{AuditLog, AuditOptions};
 use crate::auth::{SecretError, SecretStore};
 use crate::config::ServeArgs;
 use crate::disk::DiskCache;
@@ -58,7 +59,15 @@ impl Server {
         )?;
         let policy = Arc::new(Policy::new(args.scope_label.as_deref(), &args.protect_images, &args.mask_env_pattern)?);
         let metrics = Arc::new(Metrics::default());
-        let audit = AuditLog::open(&args.audit_log, args.audit_rotate_bytes, metrics.clone())?;
+        let (key, key_created) = AuditKey::load_or_create(&args.audit_key_file).map_err(ChainError::from)?;
+        let audit_opts = AuditOptions {
+            rotate_bytes: args.audit_rotate_bytes,
+            keep_files: args.audit_keep_files,
+            key: Some(key),
+            key_created,
+            denial_window: args.audit_denial_window,
+        };
+        let audit = AuditLog::open(&args.audit_log, audit_opts, metrics.clone())?;
         let engine = Arc::new(Engine::new(&args.docker_host, policy, metrics.clone())?);
         if !engine.probe().await {
             tracing::warn!(host = %args.docker_host, "the Docker engine is not reachable yet; starting degraded and retrying");
@@ -95,6 +104,7 @@ impl Server {
             TcpListener::bind(args.listen).await.map_err(|source| StartError::Listen { addr: args.listen, source })?;
         let addr = listener.local_addr().map_err(|source| StartError::Listen { addr: args.listen, source })?;
 
+        state.audit.spawn_denial_flusher();
         tokio::spawn(stats.run());
         tokio::spawn(events.run(engine.clone()));
         let probe_state = state.clone();
@@ -119,9 +129,15 @@ impl Server {
 
     /// Serves until `shutdown` resolves.
     pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let audit = self.state.audit.clone();
         let router = router::router(self.state);
-        axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        let served = axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
-            .await
+            .await;
+        // Refusals counted since the last summary are written before exiting.
+        if let Err(e) = audit.flush_denials(true).await {
+            tracing::error!(error = %e, "writing the last refusal summary failed");
+        }
+        served
     }
 }

@@ -14,6 +14,7 @@ fn spawn_sidecar(audit: &std::path::Path, port: u16) -> Proc {
         .env("DOCKWARD_SECRET", SECRET)
         .env("DOCKWARD_LISTEN", format!("127.0.0.1:{port}"))
         .env("DOCKWARD_AUDIT_LOG", audit)
+        .env("DOCKWARD_AUDIT_KEY_FILE", audit.with_extension("key"))
         .env("DOCKWARD_RATE_RESTART", "100000/s")
         .env("DOCKWARD_RATE_READ", "100000/s")
         .stdout(Stdio::null())
@@ -25,8 +26,15 @@ fn spawn_sidecar(audit: &std::path::Path, port: u16) -> Proc {
     proc
 }
 
+/// `audit verify` with the key the sidecar sealed the log with.
 fn verify(path: &std::path::Path) -> (bool, String) {
-    let out = Command::new(sidecar_bin()).args(["audit", "verify"]).arg(path).output().unwrap();
+    let out = Command::new(sidecar_bin())
+        .args(["audit", "verify"])
+        .arg(path)
+        .arg("--key-file")
+        .arg(path.with_extension("key"))
+        .output()
+        .unwrap();
     (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
@@ -156,4 +164,58 @@ async fn verify_reports_edits_deletions_and_truncation() {
     assert!(verify(&audit).0);
     let out = Command::new(sidecar_bin()).args(["audit", "verify", "/nonexistent/audit.jsonl"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// Finding 8 (#11): one writer per log. A second sidecar on the same audit
+/// log refuses to start, saying why, and the first one's chain is untouched.
+#[tokio::test]
+async fn a_second_sidecar_on_the_same_log_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let _first = spawn_sidecar(&audit, free_port());
+    let out = Command::new(sidecar_bin())
+        .env("DOCKWARD_SECRET", SECRET)
+        .env("DOCKWARD_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .env("DOCKWARD_AUDIT_LOG", &audit)
+        .env("DOCKWARD_AUDIT_KEY_FILE", audit.with_extension("key"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("locked by another process"), "{err}");
+}
+
+/// Finding 8 (#11): cut the tail, delete the checkpoint, restart — the old
+/// laundering path. The sidecar starts (no crash loop), records the missing
+/// checkpoint, and `audit verify` is no longer clean.
+#[tokio::test]
+async fn a_cut_tail_with_the_checkpoint_deleted_is_reported_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let port = free_port();
+    {
+        let _p = spawn_sidecar(&audit, port);
+        let http = reqwest::Client::new();
+        for i in 0..4 {
+            let r = http.get(format!("http://127.0.0.1:{port}/v1/stats")).bearer_auth(format!("wrong-{i}")).send();
+            assert_eq!(r.await.unwrap().status(), 401);
+        }
+    }
+    assert!(verify(&audit).0);
+    let text = std::fs::read_to_string(&audit).unwrap();
+    let cut: String = text.lines().take(2).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&audit, cut).unwrap();
+    let mut checkpoint = audit.clone().into_os_string();
+    checkpoint.push(".checkpoint");
+    std::fs::remove_file(&checkpoint).unwrap();
+    {
+        let _p = spawn_sidecar(&audit, free_port());
+        wait_for(Duration::from_secs(10), "the incident record", || {
+            let text = std::fs::read_to_string(&audit).ok()?;
+            (text.contains("audit.checkpoint_missing") && text.ends_with('\n')).then_some(())
+        });
+    }
+    let (ok, report) = verify(&audit);
+    assert!(!ok, "{report}");
+    assert!(report.contains("checkpoint was missing"), "{report}");
 }

@@ -44,6 +44,7 @@ impl Sidecar {
             "--listen=127.0.0.1:0".into(),
             format!("--secret-file={}", secret_file.display()),
             format!("--audit-log={}", audit.display()),
+            format!("--audit-key-file={}", dir.path().join("audit.key").display()),
             "--log-format=json".into(),
         ];
         if !extra.iter().any(|a| a.starts_with("--stats-ttl")) {

@@ -1,25 +1,36 @@
-//! The audit log on disk: file layout, hash chain, checkpoint, repair and
-//! verification. Synchronous code; the writer thread and `audit verify` use it.
+//! The audit log on disk: file layout, hash chain, MACs, checkpoint and
+//! repair. Synchronous code; the writer thread and `audit verify` use it.
 //!
 //! Layout, for `DOCKWARD_AUDIT_LOG=/data/audit.jsonl`:
 //! - `/data/audit.jsonl`            the active file, one JSON record a line
 //! - `/data/audit.jsonl.000001` …   rotated files, oldest first, never renamed again
-//! - `/data/audit.jsonl.checkpoint` `{"seq":N,"hash":"…"}` of the last record written
+//!   (the oldest are deleted by retention, which records what it deleted)
+//! - `/data/audit.jsonl.checkpoint` `{"seq":N,"hash":"…","mac":"…"}` of the last record written
+//! - `/data/audit.jsonl.lock`       held (`flock`) by the one sidecar writing the log
 //!
 //! Each record's `prev` is the SHA-256 of the previous line's bytes (without
 //! the newline), continuing across rotated files; the first record's `prev` is
-//! [`GENESIS`]. The checkpoint, rewritten after each fsync'd batch, lets
-//! `verify` notice records cut from the end, which a chain alone cannot.
+//! [`GENESIS`]. Each record's `mac` is an HMAC under the audit key (kept
+//! outside the audit volume) of the line without `mac`; the checkpoint carries
+//! one too. The checkpoint, replaced (temp file + rename) after each fsync'd
+//! batch, lets `verify` notice records cut from the end, which a chain alone
+//! cannot.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use shared::AuditRecord;
 
+pub use super::key::{AuditKey, KeyError};
+pub use super::read::{query, verify, Filter, VerifyReport};
+
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Longest line read back; a longer one is not a record the sidecar wrote.
+pub const MAX_LINE: usize = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChainError {
@@ -30,8 +41,20 @@ pub enum ChainError {
          records were removed. Keep the files for investigation and move them away to start a new chain."
     )]
     BehindCheckpoint { path: String, last: u64, checkpoint: u64 },
-    #[error("audit log {path}: last record is unreadable ({reason}); run `dockward-sidecar audit verify`")]
+    #[error("audit log {path}: {reason}; run `dockward-sidecar audit verify`")]
     Corrupt { path: String, reason: String },
+    #[error(
+        "audit log {path} is locked by another process (a second sidecar on the same audit volume?); \
+         one writer per log"
+    )]
+    Locked { path: String },
+    #[error(
+        "the audit key {key} did not exist, so a new one was made, but the audit log {path} holds records \
+         sealed with a key: restore the original key (or move the log away to start a new chain)"
+    )]
+    KeyMissing { path: String, key: String },
+    #[error(transparent)]
+    Key(#[from] KeyError),
 }
 
 pub fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ChainError + '_ {
@@ -42,14 +65,62 @@ pub fn hash_line(line: &[u8]) -> String {
     hex::encode(Sha256::digest(line))
 }
 
+/// Fills in `rec.mac` (when keyed) and returns the line to write (no newline).
+pub fn seal(rec: &mut AuditRecord, key: Option<&AuditKey>) -> Result<Vec<u8>, serde_json::Error> {
+    rec.mac = None;
+    let Some(key) = key else { return serde_json::to_vec(rec) };
+    let unsealed = serde_json::to_vec(rec)?;
+    rec.mac = Some(key.mac(&unsealed));
+    serde_json::to_vec(rec)
+}
+
+/// Whether a record's MAC is valid under `key` (false when it has none).
+pub fn mac_ok(rec: &AuditRecord, key: &AuditKey) -> bool {
+    let Some(mac) = rec.mac.as_deref() else { return false };
+    let mut unsealed = rec.clone();
+    unsealed.mac = None;
+    serde_json::to_vec(&unsealed).is_ok_and(|bytes| key.check(&bytes, mac))
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Checkpoint {
     pub seq: u64,
     pub hash: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+}
+
+impl Checkpoint {
+    fn mac_input(seq: u64, hash: &str) -> Vec<u8> {
+        format!("dockward-audit-checkpoint {seq} {hash}").into_bytes()
+    }
+
+    pub fn new(seq: u64, hash: String, key: Option<&AuditKey>) -> Self {
+        let mac = key.map(|k| k.mac(&Self::mac_input(seq, &hash)));
+        Self { seq, hash, mac }
+    }
+
+    /// Whether the MAC is valid under `key` (false when it has none).
+    pub fn mac_ok(&self, key: &AuditKey) -> bool {
+        self.mac.as_deref().is_some_and(|m| key.check(&Self::mac_input(self.seq, &self.hash), m))
+    }
+}
+
+/// What is found where the checkpoint should be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckpointState {
+    Missing,
+    /// Present but not a checkpoint (torn, edited): the reason.
+    Unreadable(String),
+    Present(Checkpoint),
 }
 
 pub fn checkpoint_path(active: &Path) -> PathBuf {
     sibling(active, "checkpoint")
+}
+
+pub fn lock_path(active: &Path) -> PathBuf {
+    sibling(active, "lock")
 }
 
 fn sibling(active: &Path, suffix: &str) -> PathBuf {
@@ -59,9 +130,13 @@ fn sibling(active: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
+fn dir_of(active: &Path) -> &Path {
+    active.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
+}
+
 /// Rotated files beside `active`, oldest first, with their index.
 pub fn rotated_files(active: &Path) -> io::Result<Vec<(u32, PathBuf)>> {
-    let dir = active.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = dir_of(active);
     let Some(base) = active.file_name().and_then(|n| n.to_str()) else {
         return Ok(Vec::new());
     };
@@ -101,28 +176,100 @@ pub fn chain_files(active: &Path) -> io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-pub fn read_checkpoint(active: &Path) -> io::Result<Option<Checkpoint>> {
-    match fs::read(checkpoint_path(active)) {
-        Ok(bytes) if bytes.iter().all(|b| b.is_ascii_whitespace() || *b == 0) => Ok(None),
-        Ok(bytes) => {
-            let text = String::from_utf8_lossy(&bytes);
-            serde_json::from_str(text.trim_end_matches(['\n', ' ', '\0']))
-                .map(Some)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("checkpoint: {e}")))
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
+pub fn read_checkpoint(active: &Path) -> io::Result<CheckpointState> {
+    let bytes = match fs::read(checkpoint_path(active)) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(CheckpointState::Missing),
+        Err(e) => return Err(e),
+    };
+    if bytes.len() > 4096 {
+        return Ok(CheckpointState::Unreadable(format!("{} bytes, far longer than a checkpoint", bytes.len())));
+    }
+    if bytes.iter().all(|b| b.is_ascii_whitespace() || *b == 0) {
+        return Ok(CheckpointState::Unreadable("empty".into()));
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    Ok(match serde_json::from_str(text.trim_end_matches(['\n', ' ', '\0'])) {
+        Ok(cp) => CheckpointState::Present(cp),
+        Err(e) => CheckpointState::Unreadable(format!("not a checkpoint ({e})")),
+    })
+}
+
+/// Replaces the checkpoint: a temporary file, fsync'd, renamed over it, so a
+/// crash leaves the old checkpoint or the new one, never a torn one.
+pub fn write_checkpoint(active: &Path, cp: &Checkpoint) -> io::Result<()> {
+    let path = checkpoint_path(active);
+    let tmp = sibling(active, "checkpoint.tmp");
+    let mut line = serde_json::to_vec(cp).map_err(io::Error::other)?;
+    line.push(b'\n');
+    let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
+    f.write_all(&line)?;
+    f.sync_data()?;
+    fs::rename(&tmp, &path)
+}
+
+/// Takes the writer's lock beside `active`: one sidecar per log.
+pub fn lock(active: &Path) -> Result<File, ChainError> {
+    let path = lock_path(active);
+    let f = OpenOptions::new().write(true).create(true).truncate(false).open(&path).map_err(io_err(&path))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(fs::TryLockError::WouldBlock) => Err(ChainError::Locked { path: active.display().to_string() }),
+        Err(fs::TryLockError::Error(e)) => Err(io_err(&path)(e)),
     }
 }
 
-/// Rewrites the checkpoint in place and flushes it.
-pub fn write_checkpoint(file: &mut File, cp: &Checkpoint) -> io::Result<()> {
-    let mut line = serde_json::to_vec(cp).map_err(io::Error::other)?;
-    line.push(b'\n');
-    file.seek(SeekFrom::Start(0))?;
-    file.write_all(&line)?;
-    file.set_len(line.len() as u64)?;
-    file.sync_data()
+/// One line read by [`read_line`]: its full length, and whether a newline ended it.
+#[derive(Debug, Clone, Copy)]
+pub struct LineRead {
+    pub len: usize,
+    pub newline: bool,
+}
+
+impl LineRead {
+    /// A whole line short enough to be a record.
+    pub fn whole(&self) -> bool {
+        self.newline && self.len <= MAX_LINE
+    }
+}
+
+/// Reads one line into `buf` (without its newline, at most [`MAX_LINE`] bytes
+/// kept): memory stays bounded whatever the file holds. `None` at the end.
+pub fn read_line(r: &mut impl BufRead, buf: &mut Vec<u8>) -> io::Result<Option<LineRead>> {
+    buf.clear();
+    let mut len = 0usize;
+    loop {
+        let avail = match r.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if avail.is_empty() {
+            return Ok((len > 0).then_some(LineRead { len, newline: false }));
+        }
+        let (chunk, found) = match avail.iter().position(|&b| b == b'\n') {
+            Some(i) => (&avail[..i], true),
+            None => (avail, false),
+        };
+        let room = MAX_LINE.saturating_sub(buf.len());
+        buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        len += chunk.len();
+        let used = chunk.len() + usize::from(found);
+        r.consume(used);
+        if found {
+            return Ok(Some(LineRead { len, newline: true }));
+        }
+    }
+}
+
+/// The first whole line of a file (retention reads the oldest kept record).
+pub fn first_record(path: &Path) -> io::Result<Option<AuditRecord>> {
+    let mut r = BufReader::new(File::open(path)?);
+    let mut buf = Vec::new();
+    match read_line(&mut r, &mut buf)? {
+        Some(l) if l.whole() => Ok(serde_json::from_slice(&buf).ok()),
+        _ => Ok(None),
+    }
 }
 
 /// Where the chain stands after opening: the next record's seq and prev.
@@ -132,48 +279,113 @@ pub struct Head {
     pub prev_hash: String,
 }
 
-/// What `open_for_append` had to mend.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Repair {
+/// What opening found and mended.
+#[derive(Debug)]
+pub struct Opened {
+    pub file: File,
+    pub head: Head,
+    /// Bytes of a torn last line (a crash mid-write) that were cut.
     pub torn_bytes: u64,
+    /// Set when records exist but the checkpoint is missing or unreadable
+    /// (`missing` or `unreadable`, and why): reported and audited, then replaced.
+    pub checkpoint_problem: Option<(&'static str, String)>,
+    /// Whether the last record carries a MAC.
+    pub keyed: bool,
+}
+
+/// Scans `path` line by line: the offset after the last newline, the last
+/// whole line, and a check of each line with a seq above `after` (when set).
+fn scan(
+    path: &Path,
+    file: &File,
+    mut check: impl FnMut(&[u8]) -> Result<(), String>,
+) -> Result<(u64, Option<Vec<u8>>), ChainError> {
+    let mut r = BufReader::new(file.try_clone().map_err(io_err(path))?);
+    let mut buf = Vec::new();
+    let (mut keep, mut last) = (0u64, None);
+    while let Some(l) = read_line(&mut r, &mut buf).map_err(io_err(path))? {
+        if !l.newline {
+            break;
+        }
+        keep += l.len as u64 + 1;
+        if !l.whole() {
+            return Err(ChainError::Corrupt {
+                path: path.display().to_string(),
+                reason: format!("a line of {} bytes is not a record", l.len),
+            });
+        }
+        check(&buf).map_err(|reason| ChainError::Corrupt { path: path.display().to_string(), reason })?;
+        last = Some(buf.clone());
+    }
+    Ok((keep, last))
 }
 
 /// Opens the active file for appending, cutting a torn last line (a crash
-/// mid-write leaves bytes with no newline), and finds the chain's head.
-pub fn open_for_append(active: &Path) -> Result<(File, Head, Repair), ChainError> {
-    if let Some(dir) = active.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fs::create_dir_all(dir).map_err(io_err(dir))?;
-    }
-    let mut file = OpenOptions::new().read(true).create(true).append(true).open(active).map_err(io_err(active))?;
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes).map_err(io_err(active))?;
-    let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    let repair = Repair { torn_bytes: (bytes.len() - keep) as u64 };
-    if repair.torn_bytes > 0 {
-        file.set_len(keep as u64).map_err(io_err(active))?;
+/// mid-write leaves bytes with no newline), and finds the chain's head. The
+/// checkpoint must name a record at or before the head with that record's
+/// hash; records after it must carry valid MACs (a crash between a batch and
+/// its checkpoint); a missing or unreadable checkpoint is reported.
+pub fn open_for_append(active: &Path, key: Option<&AuditKey>) -> Result<Opened, ChainError> {
+    let bad = |reason: String| ChainError::Corrupt { path: active.display().to_string(), reason };
+    fs::create_dir_all(dir_of(active)).map_err(io_err(dir_of(active)))?;
+    let file = OpenOptions::new().read(true).create(true).append(true).open(active).map_err(io_err(active))?;
+    let state = read_checkpoint(active).map_err(io_err(active))?;
+    let (checkpoint, mut checkpoint_problem) = match state {
+        CheckpointState::Present(cp) => match key {
+            Some(k) if cp.mac.is_some() && !cp.mac_ok(k) => {
+                (None, Some(("unreadable", "its MAC does not match the audit key (forged or edited)".to_owned())))
+            }
+            _ => (Some(cp), None),
+        },
+        CheckpointState::Missing => (None, Some(("missing", "no checkpoint file".to_owned()))),
+        CheckpointState::Unreadable(why) => (None, Some(("unreadable", why))),
+    };
+    // Records after the checkpoint must be sealed with the key; the one the checkpoint names must match it.
+    let check = |line: &[u8]| -> Result<(), String> {
+        let (Some(cp), Some(k)) = (checkpoint.as_ref(), key) else { return Ok(()) };
+        let rec: AuditRecord = serde_json::from_slice(line).map_err(|e| format!("unreadable record ({e})"))?;
+        if rec.seq == cp.seq && hash_line(line) != cp.hash {
+            return Err(format!("record {} differs from the checkpoint's hash (edited)", cp.seq));
+        }
+        if rec.seq > cp.seq && cp.mac.is_some() && !mac_ok(&rec, k) {
+            return Err(format!(
+                "record {} was appended after the checkpoint without a valid MAC (not written by this sidecar)",
+                rec.seq
+            ));
+        }
+        Ok(())
+    };
+    let (keep, mut last) = scan(active, &file, check)?;
+    let len = file.metadata().map_err(io_err(active))?.len();
+    let torn_bytes = len.saturating_sub(keep);
+    if torn_bytes > 0 {
+        file.set_len(keep).map_err(io_err(active))?;
         file.sync_all().map_err(io_err(active))?;
-        bytes.truncate(keep);
     }
     // The last complete line: in the active file, or in the newest rotated one.
-    let last_line = match last_line(&bytes) {
-        Some(l) => Some(l.to_vec()),
-        None => match rotated_files(active).map_err(io_err(active))?.last() {
-            Some((_, p)) => {
-                let b = fs::read(p).map_err(io_err(p))?;
-                last_line(&b).map(<[u8]>::to_vec)
-            }
-            None => None,
-        },
-    };
-    let head = match last_line {
-        None => Head { next_seq: 1, prev_hash: GENESIS.to_owned() },
+    if last.is_none() {
+        if let Some((_, p)) = rotated_files(active).map_err(io_err(active))?.last() {
+            let f = File::open(p).map_err(io_err(p))?;
+            last = scan(p, &f, |_| Ok(()))?.1;
+        }
+    }
+    let (head, keyed) = match last {
+        None => (Head { next_seq: 1, prev_hash: GENESIS.to_owned() }, false),
         Some(line) => {
-            let rec: AuditRecord = serde_json::from_slice(&line)
-                .map_err(|e| ChainError::Corrupt { path: active.display().to_string(), reason: e.to_string() })?;
-            Head { next_seq: rec.seq + 1, prev_hash: hash_line(&line) }
+            let rec: AuditRecord =
+                serde_json::from_slice(&line).map_err(|e| bad(format!("last record is unreadable ({e})")))?;
+            if let (Some(k), Some(_)) = (key, rec.mac.as_ref()) {
+                if !mac_ok(&rec, k) {
+                    return Err(bad(format!(
+                        "record {}'s MAC does not match the audit key (forged, or the key was replaced)",
+                        rec.seq
+                    )));
+                }
+            }
+            (Head { next_seq: rec.seq + 1, prev_hash: hash_line(&line) }, rec.mac.is_some())
         }
     };
-    if let Some(cp) = read_checkpoint(active).map_err(io_err(active))? {
+    if let Some(cp) = &checkpoint {
         if cp.seq >= head.next_seq {
             return Err(ChainError::BehindCheckpoint {
                 path: active.display().to_string(),
@@ -181,161 +393,16 @@ pub fn open_for_append(active: &Path) -> Result<(File, Head, Repair), ChainError
                 checkpoint: cp.seq,
             });
         }
-        // The checkpoint names the last record: its hash must match, or that record was edited.
         if cp.seq + 1 == head.next_seq && cp.hash != head.prev_hash {
-            return Err(ChainError::Corrupt {
-                path: active.display().to_string(),
-                reason: format!("record {} differs from the checkpoint's hash (edited)", cp.seq),
-            });
+            return Err(bad(format!("record {} differs from the checkpoint's hash (edited)", cp.seq)));
+        }
+        if keyed && key.is_some() && cp.mac.is_none() {
+            checkpoint_problem = Some(("unreadable", "it carries no MAC though the records do".to_owned()));
         }
     }
-    Ok((file, head, repair))
-}
-
-fn last_line(bytes: &[u8]) -> Option<&[u8]> {
-    let body = bytes.strip_suffix(b"\n")?;
-    let start = body.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    Some(&body[start..])
-}
-
-/// The result of `audit verify`.
-#[derive(Debug, Default)]
-pub struct VerifyReport {
-    pub files: usize,
-    pub records: u64,
-    pub last_seq: u64,
-    pub last_hash: Option<String>,
-    pub problems: Vec<String>,
-}
-
-impl VerifyReport {
-    pub fn ok(&self) -> bool {
-        self.problems.is_empty()
+    if head.next_seq == 1 {
+        // Nothing written yet: no checkpoint is expected.
+        checkpoint_problem = None;
     }
-}
-
-/// Walks the whole chain and reports every break: edited lines (hash or JSON
-/// mismatch), deleted or reordered lines (seq gaps), a torn last line, and
-/// records cut from the end (behind the checkpoint).
-pub fn verify(active: &Path) -> io::Result<VerifyReport> {
-    let files = chain_files(active)?;
-    if files.is_empty() {
-        return Err(io::Error::new(io::ErrorKind::NotFound, format!("no audit log at {}", active.display())));
-    }
-    let mut report = VerifyReport { files: files.len(), ..Default::default() };
-    let mut expected_seq = 1u64;
-    let mut prev = GENESIS.to_owned();
-    let checkpoint = read_checkpoint(active).unwrap_or_else(|e| {
-        report.problems.push(format!("checkpoint unreadable: {e}"));
-        None
-    });
-    let mut checkpoint_hash_seen: Option<String> = None;
-    const MAX_PROBLEMS: usize = 50;
-    for path in &files {
-        let bytes = fs::read(path)?;
-        let name = path.display();
-        let mut lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
-        let tail = lines.pop().unwrap_or_default();
-        if !tail.is_empty() {
-            report.problems.push(format!(
-                "{name}: last line is incomplete ({} bytes with no newline): truncated or torn",
-                tail.len()
-            ));
-        }
-        for (i, line) in lines.iter().enumerate() {
-            if report.problems.len() >= MAX_PROBLEMS {
-                report.problems.push("too many problems; stopping".into());
-                return Ok(report);
-            }
-            let at = format!("{name}:{}", i + 1);
-            let hash = hash_line(line);
-            match serde_json::from_slice::<AuditRecord>(line) {
-                Err(e) => report.problems.push(format!("{at}: not a valid record ({e}): edited")),
-                Ok(rec) => {
-                    if rec.seq != expected_seq {
-                        report.problems.push(format!(
-                            "{at}: record {} where {} was expected: records deleted or reordered",
-                            rec.seq, expected_seq
-                        ));
-                    }
-                    if rec.prev != prev {
-                        report.problems.push(format!(
-                            "{at}: record {} does not chain to the line before it: that line was edited, deleted or moved",
-                            rec.seq
-                        ));
-                    }
-                    if checkpoint.as_ref().is_some_and(|c| c.seq == rec.seq) {
-                        checkpoint_hash_seen = Some(hash.clone());
-                    }
-                    expected_seq = rec.seq + 1;
-                    report.last_seq = rec.seq;
-                }
-            }
-            prev = hash;
-            report.records += 1;
-        }
-    }
-    report.last_hash = (report.records > 0).then_some(prev);
-    match checkpoint {
-        None => report.problems.push(format!(
-            "no checkpoint at {}: records cut from the end could not be detected",
-            checkpoint_path(active).display()
-        )),
-        Some(cp) if cp.seq > report.last_seq => report.problems.push(format!(
-            "the log ends at record {} but record {} was written: records were cut from the end",
-            report.last_seq, cp.seq
-        )),
-        Some(cp) => {
-            if checkpoint_hash_seen.as_deref() != Some(cp.hash.as_str()) {
-                report.problems.push(format!("record {} differs from the checkpoint's hash: edited", cp.seq));
-            }
-        }
-    }
-    Ok(report)
-}
-
-/// Filters for reading records back.
-#[derive(Debug, Default, Clone)]
-pub struct Filter {
-    pub since: Option<String>,
-    pub until: Option<String>,
-    pub actor: Option<String>,
-    pub verb: Option<String>,
-    pub target: Option<String>,
-    pub outcome: Option<shared::Outcome>,
-    /// Only records with a smaller seq (pagination cursor).
-    pub before_seq: Option<u64>,
-}
-
-impl Filter {
-    fn matches(&self, r: &AuditRecord) -> bool {
-        // RFC 3339 UTC strings of one fixed format compare in time order.
-        self.before_seq.is_none_or(|c| r.seq < c)
-            && self.since.as_deref().is_none_or(|s| r.time.as_str() >= s)
-            && self.until.as_deref().is_none_or(|u| r.time.as_str() < u)
-            && self.actor.as_deref().is_none_or(|a| r.actor.as_deref() == Some(a))
-            && self.verb.as_deref().is_none_or(|v| r.verb == v || r.verb.starts_with(&format!("{v}.")))
-            && self.target.as_deref().is_none_or(|t| {
-                r.target.as_deref().is_some_and(|x| x == t || x.starts_with(t)) || r.target_name.as_deref() == Some(t)
-            })
-            && self.outcome.is_none_or(|o| r.outcome == o)
-    }
-}
-
-/// Newest-first records matching `filter`, at most `limit`, plus whether more remain.
-pub fn query(active: &Path, filter: &Filter, limit: usize) -> io::Result<(Vec<AuditRecord>, bool)> {
-    let mut out = Vec::with_capacity(limit.min(1024));
-    for path in chain_files(active)?.iter().rev() {
-        let bytes = fs::read(path)?;
-        for line in bytes.split(|&b| b == b'\n').rev().filter(|l| !l.is_empty()) {
-            let Ok(rec) = serde_json::from_slice::<AuditRecord>(line) else { continue };
-            if filter.matches(&rec) {
-                if out.len() == limit {
-                    return Ok((out, true));
-                }
-                out.push(rec);
-            }
-        }
-    }
-    Ok((out, false))
+    Ok(Opened { file, head, torn_bytes, checkpoint_problem, keyed })
 }

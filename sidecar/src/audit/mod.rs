@@ -2,23 +2,33 @@
 //! failed authentication. Records are appended by one writer thread that
 //! group-commits: it writes whatever is queued, fsyncs once, updates the
 //! checkpoint, and only then acknowledges — so a caller that got an answer
-//! has its record on disk.
+//! has its record on disk. One process writes a log (a `flock`); records are
+//! sealed with an HMAC under a key kept outside the audit volume; repeated
+//! refusals are summarised ([`denials`]); retention deletes the oldest rotated
+//! files beyond a count, after recording what it deleted.
 
 pub mod chain;
+pub mod denials;
+pub mod key;
+pub mod read;
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use shared::{AuditRecord, Outcome};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use chain::{ChainError, Checkpoint, Head};
+use chain::{AuditKey, ChainError, Checkpoint, Head};
+use denials::{DenialKey, Denials};
+
+/// The verb of a summary of refusals counted in a window.
+pub const DENIED_SUMMARY: &str = "denied.summary";
 
 /// Who is calling, as established by the auth middleware.
 #[derive(Debug, Clone)]
@@ -91,54 +101,153 @@ impl From<AuditWriteError> for ApiError {
     }
 }
 
+/// How the log is kept.
+#[derive(Debug, Clone)]
+pub struct AuditOptions {
+    /// Rotate the active file past this many bytes.
+    pub rotate_bytes: u64,
+    /// Rotated files to keep (the oldest beyond are deleted); 0 keeps all.
+    pub keep_files: u32,
+    /// The HMAC key; `None` writes unsealed records (tests only).
+    pub key: Option<AuditKey>,
+    /// The key was created by this start: a log sealed with a key must not continue under it.
+    pub key_created: bool,
+    /// Refusals of one kind beyond the first in this window are summarised.
+    pub denial_window: Duration,
+}
+
+impl Default for AuditOptions {
+    fn default() -> Self {
+        Self {
+            rotate_bytes: 16 << 20,
+            keep_files: 0,
+            key: None,
+            key_created: false,
+            denial_window: Duration::from_secs(60),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct AuditLog {
     tx: mpsc::Sender<Pending>,
     path: Arc<PathBuf>,
     metrics: Arc<Metrics>,
+    key: Option<Arc<AuditKey>>,
+    denials: Arc<Mutex<Denials>>,
+    /// The writer's `flock`, released when the last handle is dropped.
+    _lock: Arc<File>,
+}
+
+fn system_caller(request_id: &str) -> Caller {
+    Caller { request_id: request_id.into(), client: "sidecar".into(), actor: None }
 }
 
 impl AuditLog {
-    /// Opens (and if needed repairs) the log and starts the writer thread.
-    pub fn open(path: &Path, rotate_bytes: u64, metrics: Arc<Metrics>) -> Result<Self, ChainError> {
-        let (file, head, repair) = chain::open_for_append(path)?;
-        let cp_path = chain::checkpoint_path(path);
-        let checkpoint = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&cp_path)
-            .map_err(chain::io_err(&cp_path))?;
-        let mut checkpoint = checkpoint;
+    /// Locks, opens (and if needed repairs) the log and starts the writer thread.
+    pub fn open(path: &Path, opts: AuditOptions, metrics: Arc<Metrics>) -> Result<Self, ChainError> {
+        if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(chain::io_err(dir))?;
+        }
+        let lock = chain::lock(path)?;
+        let key = opts.key.clone();
+        // A key made just now cannot check anything yet: the log must not be sealed already.
+        let opened = chain::open_for_append(path, key.as_ref().filter(|_| !opts.key_created))?;
+        let head = opened.head;
+        let records = head.next_seq > 1;
+        let mut startup = Vec::new();
+        match (&key, opts.key_created, opened.keyed) {
+            (Some(k), true, true) => {
+                return Err(ChainError::KeyMissing {
+                    path: path.display().to_string(),
+                    key: k.path().display().to_string(),
+                })
+            }
+            (Some(k), true, false) if records => {
+                // A log from before keys: from here on its records are sealed.
+                let mut d = Draft::new(&system_caller("startup"), read::KEYED);
+                d.param("key_file", k.path().display());
+                startup.push((d, Outcome::Ok, Some("records from here on are sealed with the audit key".into())));
+            }
+            (Some(_), false, false) if records => {
+                return Err(ChainError::Corrupt {
+                    path: path.display().to_string(),
+                    reason: format!(
+                        "record {} carries no MAC though the audit key exists (written without the key)",
+                        head.next_seq - 1
+                    ),
+                })
+            }
+            _ => {}
+        }
+        if let Some((what, why)) = &opened.checkpoint_problem {
+            let cp_path = chain::checkpoint_path(path);
+            tracing::error!(
+                checkpoint = %cp_path.display(),
+                last_seq = head.next_seq - 1,
+                reason = %why,
+                "the audit checkpoint is {what}: records cut from the end of the log cannot be ruled out. \
+                 Recorded in the log; `audit verify` will report it"
+            );
+            if *what == "unreadable" {
+                let mut aside = cp_path.clone().into_os_string();
+                aside.push(".bad");
+                let _ = std::fs::rename(&cp_path, &aside);
+            }
+            let verb = if *what == "missing" { read::CHECKPOINT_MISSING } else { read::CHECKPOINT_UNREADABLE };
+            let mut d = Draft::new(&system_caller("startup"), verb);
+            d.param("last_seq", head.next_seq - 1);
+            startup.push((d, Outcome::Error, Some(why.clone())));
+        }
         if head.next_seq > 1 {
-            let cp = Checkpoint { seq: head.next_seq - 1, hash: head.prev_hash.clone() };
-            chain::write_checkpoint(&mut checkpoint, &cp).map_err(chain::io_err(&cp_path))?;
+            let cp = Checkpoint::new(head.next_seq - 1, head.prev_hash.clone(), key.as_ref());
+            chain::write_checkpoint(path, &cp).map_err(chain::io_err(path))?;
+        }
+        if opened.torn_bytes > 0 {
+            tracing::warn!(
+                bytes = opened.torn_bytes,
+                "audit log ended in a torn record (crash mid-write); cut it and continuing the chain"
+            );
+            let mut d = Draft::new(&system_caller("startup"), "audit.repair");
+            d.param("torn_bytes", opened.torn_bytes);
+            startup.push((d, Outcome::Ok, Some("cut a torn last line left by a crash".into())));
         }
         let (tx, rx) = mpsc::channel(4096);
-        let writer = Writer { path: path.to_path_buf(), file, checkpoint, head, rotate_bytes: rotate_bytes.max(4096) };
+        let key = key.map(Arc::new);
+        let writer = Writer {
+            path: path.to_path_buf(),
+            file: opened.file,
+            head,
+            rotate_bytes: opts.rotate_bytes.max(4096),
+            keep_files: opts.keep_files,
+            key: key.clone(),
+        };
         std::thread::Builder::new()
             .name("audit-writer".into())
             .spawn(move || writer.run(rx))
             .map_err(chain::io_err(path))?;
-        if repair.torn_bytes > 0 {
-            tracing::warn!(
-                bytes = repair.torn_bytes,
-                "audit log ended in a torn record (crash mid-write); cut it and continuing the chain"
-            );
-            let caller = Caller { request_id: "startup".into(), client: "sidecar".into(), actor: None };
-            let mut draft = Draft::new(&caller, "audit.repair");
-            draft.param("torn_bytes", repair.torn_bytes);
-            // Queued on the empty channel before the log is handed out, so it is the writer's first record.
+        // Queued on the empty channel before the log is handed out, so they are the writer's first records.
+        for (draft, outcome, message) in startup {
             let (ack, _) = oneshot::channel();
-            let message = Some("cut a torn last line left by a crash".into());
-            let _ = tx.try_send(Pending { draft, outcome: Outcome::Ok, message, ack });
+            let _ = tx.try_send(Pending { draft, outcome, message, ack });
         }
-        Ok(Self { tx, path: Arc::new(path.to_path_buf()), metrics })
+        Ok(Self {
+            tx,
+            path: Arc::new(path.to_path_buf()),
+            metrics,
+            key,
+            denials: Arc::new(Mutex::new(Denials::new(opts.denial_window, Instant::now()))),
+            _lock: Arc::new(lock),
+        })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The key records are sealed with, for verification.
+    pub fn key(&self) -> Option<&AuditKey> {
+        self.key.as_deref()
     }
 
     /// Writes the record, fsyncs it and returns its seq.
@@ -158,7 +267,74 @@ impl AuditLog {
         Ok(seq)
     }
 
-    /// Records a handler's result: ok, denied (a refusal) or error (a failure).
+    /// Records a refusal: the first of its (verb, reason, client, actor) in
+    /// the window gets its own record (fsync'd before this returns); the rest
+    /// are counted for the window's `denied.summary` record.
+    pub async fn deny(&self, draft: Draft, reason: &str, message: Option<String>) -> Result<(), AuditWriteError> {
+        let key = DenialKey {
+            verb: draft.verb.clone(),
+            reason: reason.to_owned(),
+            client: draft.client.clone(),
+            actor: draft.actor.clone(),
+        };
+        let record = self.denials.lock().unwrap_or_else(|e| e.into_inner()).admit(key, Instant::now());
+        if record {
+            self.commit(draft, Outcome::Denied, message).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the summaries of a closed window (or, with `force`, of the open one).
+    pub async fn flush_denials(&self, force: bool) -> Result<(), AuditWriteError> {
+        let (summaries, window) = {
+            let mut d = self.denials.lock().unwrap_or_else(|e| e.into_inner());
+            (d.take(Instant::now(), force), d.window())
+        };
+        for s in summaries {
+            let secs = s.window.as_secs().max(1);
+            let (draft, message) = match s.key {
+                Some(k) => {
+                    let caller = Caller { request_id: "summary".into(), client: k.client, actor: k.actor };
+                    let mut d = Draft::new(&caller, DENIED_SUMMARY);
+                    d.target(k.verb, None).param("reason", k.reason);
+                    (d, format!("{} more refusal(s) like the one recorded in the last {secs} s", s.count))
+                }
+                None => (
+                    Draft::new(&system_caller("summary"), DENIED_SUMMARY),
+                    format!(
+                        "{} refusal(s) of kinds beyond the first {} counted in the last {secs} s",
+                        s.count,
+                        denials::MAX_KEYS
+                    ),
+                ),
+            };
+            let mut draft = draft;
+            draft.param("count", s.count).param("window_secs", window.as_secs());
+            self.commit(draft, Outcome::Denied, Some(message)).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the refusal summaries each window, in the background.
+    pub fn spawn_denial_flusher(&self) -> tokio::task::JoinHandle<()> {
+        let log = self.clone();
+        let every = self.denials.lock().unwrap_or_else(|e| e.into_inner()).window();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = log.flush_denials(false).await {
+                    tracing::error!(error = %e, "writing the refusal summary failed");
+                }
+            }
+        })
+    }
+
+    /// Records a handler's result: ok, denied (a refusal) or error (a
+    /// failure). Every one gets its own record: a handler's refusals are of
+    /// mutations, whose rate limit was spent before any work, so they are
+    /// bounded without summarising (and each names its target).
     pub async fn commit_result<T>(&self, draft: Draft, result: &Result<T, ApiError>) -> Result<u64, AuditWriteError> {
         match result {
             Ok(_) => self.commit(draft, Outcome::Ok, None).await,
@@ -171,9 +347,10 @@ impl AuditLog {
 struct Writer {
     path: PathBuf,
     file: File,
-    checkpoint: File,
     head: Head,
     rotate_bytes: u64,
+    keep_files: u32,
+    key: Option<Arc<AuditKey>>,
 }
 
 const BATCH_MAX: usize = 512;
@@ -196,15 +373,35 @@ impl Writer {
         }
     }
 
-    /// Appends the batch, fsyncs, advances the checkpoint. On failure the
-    /// file is cut back so the chain stays whole, and nothing is acknowledged.
+    /// Appends the batch, fsyncs, advances the checkpoint, rotates and
+    /// applies retention when due. Returns the batch's first seq.
     fn write_batch(&mut self, batch: &[Pending]) -> Result<u64, String> {
+        let first_seq = self.append(batch.iter().map(|p| (&p.draft, p.outcome, p.message.as_deref())))?;
+        let size = self.file.metadata().map_err(|e| e.to_string())?.len();
+        if size >= self.rotate_bytes {
+            match self.rotate() {
+                Ok(()) => {
+                    if let Err(e) = self.retain() {
+                        tracing::error!(error = %e, "audit retention failed; keeping every file");
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "audit log rotation failed; continuing in the same file"),
+            }
+        }
+        Ok(first_seq)
+    }
+
+    /// Seals and appends records, fsyncs, advances the checkpoint. On failure
+    /// the file is cut back so the chain stays whole, and nothing is acknowledged.
+    fn append<'a>(
+        &mut self,
+        items: impl Iterator<Item = (&'a Draft, Outcome, Option<&'a str>)>,
+    ) -> Result<u64, String> {
         let first_seq = self.head.next_seq;
         let mut head = self.head.clone();
-        let mut buf = Vec::with_capacity(batch.len() * 400);
-        for p in batch {
-            let d = &p.draft;
-            let rec = AuditRecord {
+        let mut buf = Vec::with_capacity(4096);
+        for (d, outcome, message) in items {
+            let mut rec = AuditRecord {
                 seq: head.next_seq,
                 time: now_rfc3339(),
                 request_id: d.request_id.clone(),
@@ -214,12 +411,13 @@ impl Writer {
                 target: d.target.clone(),
                 target_name: d.target_name.clone(),
                 params: d.params.clone(),
-                outcome: p.outcome,
-                message: p.message.clone(),
+                outcome,
+                message: message.map(str::to_owned),
                 duration_ms: d.started.elapsed().as_millis().try_into().unwrap_or(u64::MAX),
                 prev: head.prev_hash.clone(),
+                mac: None,
             };
-            let line = serde_json::to_vec(&rec).map_err(|e| e.to_string())?;
+            let line = chain::seal(&mut rec, self.key.as_deref()).map_err(|e| e.to_string())?;
             head.prev_hash = chain::hash_line(&line);
             head.next_seq += 1;
             buf.extend_from_slice(&line);
@@ -233,15 +431,10 @@ impl Writer {
             return Err(e.to_string());
         }
         self.head = head;
-        let cp = Checkpoint { seq: self.head.next_seq - 1, hash: self.head.prev_hash.clone() };
-        if let Err(e) = chain::write_checkpoint(&mut self.checkpoint, &cp) {
-            // The records are durable; a stale checkpoint only weakens tail-cut detection.
+        let cp = Checkpoint::new(self.head.next_seq - 1, self.head.prev_hash.clone(), self.key.as_deref());
+        if let Err(e) = chain::write_checkpoint(&self.path, &cp) {
+            // The records are durable and sealed; a stale checkpoint only weakens tail-cut detection.
             tracing::error!(error = %e, "audit checkpoint write failed");
-        }
-        if before + buf.len() as u64 >= self.rotate_bytes {
-            if let Err(e) = self.rotate() {
-                tracing::error!(error = %e, "audit log rotation failed; continuing in the same file");
-            }
         }
         Ok(first_seq)
     }
@@ -251,12 +444,52 @@ impl Writer {
         let target = chain::rotated_path(&self.path, next);
         std::fs::rename(&self.path, &target)?;
         let file = OpenOptions::new().read(true).create(true).append(true).open(&self.path)?;
-        if let Some(dir) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            File::open(dir)?.sync_all()?;
-        }
+        sync_dir(&self.path)?;
         self.file = file;
         tracing::info!(rotated_to = %target.display(), "audit log rotated");
         Ok(())
+    }
+
+    /// Deletes the oldest rotated files beyond `keep_files`. First an
+    /// `audit.retention` record (sealed, fsync'd) names the last deleted
+    /// record's seq and hash — what the oldest kept file's first record chains
+    /// to — so `verify` still proves the chain from there; then the deletion.
+    fn retain(&mut self) -> std::io::Result<()> {
+        let keep = self.keep_files as usize;
+        let rotated = chain::rotated_files(&self.path)?;
+        if keep == 0 || rotated.len() <= keep {
+            return Ok(());
+        }
+        let (gone, kept) = rotated.split_at(rotated.len() - keep);
+        let first = chain::first_record(&kept[0].1)?
+            .ok_or_else(|| std::io::Error::other(format!("{} has no readable first record", kept[0].1.display())))?;
+        let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let mut d = Draft::new(&system_caller("retention"), read::RETENTION);
+        d.param("files", gone.len())
+            .param("deleted_first", name(&gone[0].1))
+            .param("deleted_last", name(&gone[gone.len() - 1].1))
+            .param("pruned_through_seq", first.seq.saturating_sub(1))
+            .param("pruned_through_hash", &first.prev)
+            .param("keep_files", keep);
+        let message = "deleted the oldest audit files beyond DOCKWARD_AUDIT_KEEP_FILES";
+        self.append(std::iter::once((&d, Outcome::Ok, Some(message)))).map_err(std::io::Error::other)?;
+        for (_, p) in gone {
+            std::fs::remove_file(p)?;
+        }
+        sync_dir(&self.path)?;
+        tracing::info!(
+            files = gone.len(),
+            through_seq = first.seq.saturating_sub(1),
+            "audit retention deleted old files"
+        );
+        Ok(())
+    }
+}
+
+fn sync_dir(active: &Path) -> std::io::Result<()> {
+    match active.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(dir) => File::open(dir)?.sync_all(),
+        None => Ok(()),
     }
 }
 
@@ -272,140 +505,4 @@ pub fn format_rfc3339(t: time::OffsetDateTime) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn caller() -> Caller {
-        Caller { request_id: "r1".into(), client: "key:test".into(), actor: Some("alice".into()) }
-    }
-
-    async fn write(log: &AuditLog, n: usize) {
-        for i in 0..n {
-            let mut d = Draft::new(&caller(), "restart");
-            d.target(format!("id{i}"), Some("web")).param("timeout", 10);
-            log.commit(d, Outcome::Ok, None).await.unwrap();
-        }
-    }
-
-    #[tokio::test]
-    async fn chain_verifies_and_survives_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("audit.jsonl");
-        let log = AuditLog::open(&p, 1 << 20, Arc::default()).unwrap();
-        write(&log, 5).await;
-        drop(log);
-        let log = AuditLog::open(&p, 1 << 20, Arc::default()).unwrap();
-        write(&log, 2).await;
-        let r = chain::verify(&p).unwrap();
-        assert!(r.ok(), "{:?}", r.problems);
-        assert_eq!((r.records, r.last_seq), (7, 7));
-    }
-
-    #[tokio::test]
-    async fn tampering_is_reported() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("audit.jsonl");
-        let log = AuditLog::open(&p, 1 << 20, Arc::default()).unwrap();
-        write(&log, 4).await;
-        let original = std::fs::read_to_string(&p).unwrap();
-        let lines: Vec<&str> = original.lines().collect();
-
-        // Edited.
-        std::fs::write(&p, original.replacen("alice", "mallory", 1)).unwrap();
-        let r = chain::verify(&p).unwrap();
-        assert!(r.problems.iter().any(|m| m.contains("edited")), "{:?}", r.problems);
-        // A line deleted in the middle.
-        std::fs::write(&p, format!("{}\n{}\n{}\n", lines[0], lines[2], lines[3])).unwrap();
-        let r = chain::verify(&p).unwrap();
-        assert!(r.problems.iter().any(|m| m.contains("deleted or reordered")), "{:?}", r.problems);
-        // Reordered.
-        std::fs::write(&p, format!("{}\n{}\n{}\n{}\n", lines[0], lines[2], lines[1], lines[3])).unwrap();
-        assert!(!chain::verify(&p).unwrap().ok());
-        // Last record cut off (whole line): only the checkpoint can tell.
-        std::fs::write(&p, format!("{}\n{}\n{}\n", lines[0], lines[1], lines[2])).unwrap();
-        let r = chain::verify(&p).unwrap();
-        assert!(r.problems.iter().any(|m| m.contains("cut from the end")), "{:?}", r.problems);
-        // Truncated mid-line.
-        std::fs::write(&p, &original[..original.len() - 10]).unwrap();
-        let r = chain::verify(&p).unwrap();
-        assert!(r.problems.iter().any(|m| m.contains("incomplete")), "{:?}", r.problems);
-        // Intact again.
-        std::fs::write(&p, &original).unwrap();
-        assert!(chain::verify(&p).unwrap().ok());
-    }
-
-    #[tokio::test]
-    async fn torn_line_is_repaired_on_open() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("audit.jsonl");
-        let log = AuditLog::open(&p, 1 << 20, Arc::default()).unwrap();
-        write(&log, 3).await;
-        drop(log);
-        let mut f = OpenOptions::new().append(true).open(&p).unwrap();
-        f.write_all(br#"{"seq":4,"time":"2026-"#).unwrap();
-        drop(f);
-        let log = AuditLog::open(&p, 1 << 20, Arc::default()).unwrap();
-        write(&log, 1).await;
-        let r = chain::verify(&p).unwrap();
-        assert!(r.ok(), "{:?}", r.problems);
-        let text = std::fs::read_to_string(&p).unwrap();
-        assert!(text.contains("\"verb\":\"audit.repair\""), "{text}");
-        assert_eq!(r.last_seq, 5);
-    }
-
-    #[tokio::test]
-    async fn rotation_keeps_the_chain() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("audit.jsonl");
-        let log = AuditLog::open(&p, 4096, Arc::default()).unwrap();
-        write(&log, 40).await;
-        drop(log);
-        let rotated = chain::rotated_files(&p).unwrap();
-        assert!(rotated.len() >= 2, "{rotated:?}");
-        let r = chain::verify(&p).unwrap();
-        assert!(r.ok(), "{:?}", r.problems);
-        assert_eq!(r.records, 40);
-        // Reopen after rotation (active file may be empty) and continue.
-        let log = AuditLog::open(&p, 4096, Arc::default()).unwrap();
-        write(&log, 1).await;
-        assert!(chain::verify(&p).unwrap().ok());
-        // Deleting a rotated file breaks the chain.
-        std::fs::remove_file(&rotated[0].1).unwrap();
-        assert!(!chain::verify(&p).unwrap().ok());
-        // Query returns newest first, paginated by seq.
-        let (page, more) = chain::query(&p, &chain::Filter::default(), 3).unwrap();
-        assert!(more);
-        assert_eq!(page[0].seq, 41);
-        assert!(page[0].seq > page[1].seq);
-    }
-
-    #[tokio::test]
-    async fn reopens_with_an_empty_checkpoint_and_catches_an_edited_last_record() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("audit.jsonl");
-        drop(AuditLog::open(&p, 1 << 20, Arc::default()).unwrap());
-        // Opened and closed with no records: the empty checkpoint is not an error.
-        drop(AuditLog::open(&p, 1 << 20, Arc::default()).unwrap());
-        let log = AuditLog::open(&p, 1 << 20, Arc::default()).unwrap();
-        write(&log, 2).await;
-        drop(log);
-        let text = std::fs::read_to_string(&p).unwrap();
-        std::fs::write(&p, text.replace("\"id1\"", "\"idX\"")).unwrap();
-        let err = AuditLog::open(&p, 1 << 20, Arc::default()).err().expect("must refuse");
-        assert!(err.to_string().contains("edited"), "{err}");
-    }
-
-    #[tokio::test]
-    async fn refuses_to_start_behind_checkpoint() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("audit.jsonl");
-        let log = AuditLog::open(&p, 1 << 20, Arc::default()).unwrap();
-        write(&log, 3).await;
-        drop(log);
-        let text = std::fs::read_to_string(&p).unwrap();
-        let keep: String = text.lines().take(2).map(|l| format!("{l}\n")).collect();
-        std::fs::write(&p, keep).unwrap();
-        let err = AuditLog::open(&p, 1 << 20, Arc::default()).err().expect("must refuse");
-        assert!(err.to_string().contains("records were removed"), "{err}");
-    }
-}
+mod tests;

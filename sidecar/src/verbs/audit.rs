@@ -49,7 +49,8 @@ static AUDIT_READS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2
 pub async fn verify(State(app): State<App>, NoQuery: NoQuery) -> Result<Json<serde_json::Value>, ApiError> {
     let path = app.audit.path().to_path_buf();
     let _one_at_a_time = AUDIT_READS.acquire().await.map_err(|e| ApiError::Internal(e.to_string()))?;
-    let r = tokio::task::spawn_blocking(move || chain::verify(&path))
+    let key = app.audit.key().cloned();
+    let r = tokio::task::spawn_blocking(move || chain::verify(&path, key.as_ref()))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .map_err(|e| ApiError::Internal(format!("reading the audit log: {e}")))?;
@@ -60,6 +61,8 @@ pub async fn verify(State(app): State<App>, NoQuery: NoQuery) -> Result<Json<ser
         "last_seq": r.last_seq,
         "last_hash": r.last_hash,
         "problems": r.problems,
+        "notes": r.notes,
+        "pruned_through": r.pruned_through,
     })))
 }
 

@@ -45,19 +45,13 @@ pub async fn prune(
     super::detached(async move {
         let mut draft = Draft::new(&caller, Verb::Prune.audit_name());
         draft.target(kind.chars().take(32).flat_map(char::escape_default).collect::<String>(), None);
-        let result = run(&app, &caller, &kind, q, &mut draft).await.map(Json);
+        let result = run(&app, &kind, q, &mut draft).await.map(Json);
         super::finish(&app, draft, result).await
     })
     .await
 }
 
-async fn run(
-    app: &AppState,
-    caller: &Caller,
-    kind: &str,
-    q: PruneQuery,
-    draft: &mut Draft,
-) -> Result<PruneReport, ApiError> {
+async fn run(app: &AppState, kind: &str, q: PruneQuery, draft: &mut Draft) -> Result<PruneReport, ApiError> {
     let kind = PruneKind::parse(kind).ok_or_else(|| {
         ApiError::NotFound("unknown prune kind: use containers, images, volumes or build-cache".into())
     })?;
@@ -77,7 +71,7 @@ async fn run(
         app.engine.policy.refuse_host_wide(&format!("prune {}", kind.as_str()))?;
     }
     app.engine.require_up()?;
-    app.limits.prune.check(&caller.client)?;
+    // The prune rate limit is spent before any work, by `middleware::rate_limit`.
     super::intent(app, draft).await?;
     match kind {
         PruneKind::Containers => containers(app, until).await,

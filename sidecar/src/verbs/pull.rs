@@ -41,7 +41,7 @@ pub async fn pull(
         Ok(image) => draft.target(image.to_string(), None),
         Err(_) => draft.target(policy::unparsed_reference(&req.image), None),
     };
-    let image = match parsed.map_err(ApiError::from).and_then(|i| check(&app, &caller, i)) {
+    let image = match parsed.map_err(ApiError::from).and_then(|i| check(&app, i)) {
         Ok(i) => i,
         Err(e) => return super::finish(&app, draft, Err::<(), _>(e)).await,
     };
@@ -84,7 +84,7 @@ pub async fn pull(
     resp
 }
 
-fn check(app: &AppState, caller: &Caller, image: ImageRef) -> Result<ImageRef, ApiError> {
+fn check(app: &AppState, image: ImageRef) -> Result<ImageRef, ApiError> {
     // An image, once pulled, is the whole host's: no scope owns it.
     app.engine.policy.refuse_host_wide("pull")?;
     let allowed = &app.settings.pull_registries;
@@ -100,7 +100,7 @@ fn check(app: &AppState, caller: &Caller, image: ImageRef) -> Result<ImageRef, A
         }
     }
     app.engine.require_up()?;
-    app.limits.pull.check(&caller.client)?;
+    // The pull rate limit is spent before any work, by `middleware::rate_limit`.
     Ok(image)
 }
 
