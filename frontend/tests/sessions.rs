@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use testkit::console::{add_user, Console, Host, PASSWORD};
+use testkit::console::{add_user, Console, Host, Options, PASSWORD};
 use testkit::free_port;
 use testkit::scenarios::{scenario, Scenario};
 
@@ -35,17 +35,22 @@ async fn start() -> Env {
     let main = Console::start_with(
         web_bin(),
         &hosts,
-        None,
-        &[
-            ("DOCKWARD_FORWARDED_FOR_PROXIES", "127.0.0.1/32"),
-            ("DOCKWARD_TRUSTED_PROXIES", "127.0.0.1/32"),
-            ("DOCKWARD_AUTH_GROUP_ROLES", "admins=admin,staff=viewer"),
-            ("DOCKWARD_FORWARD_AUTH_SECRET", PROXY_SECRET),
-            ("DOCKWARD_USER_REQUESTS_PER_SECOND", "5"),
-        ],
-        true,
+        Options {
+            env: &[
+                ("DOCKWARD_FORWARDED_FOR_PROXIES", "127.0.0.1/32"),
+                ("DOCKWARD_TRUSTED_PROXIES", "127.0.0.1/32"),
+                ("DOCKWARD_AUTH_GROUP_ROLES", "admins=admin,staff=viewer"),
+                ("DOCKWARD_FORWARD_AUTH_SECRET", PROXY_SECRET),
+                ("DOCKWARD_USER_REQUESTS_PER_SECOND", "5"),
+            ],
+            ..Options::default()
+        },
     );
-    let first = Console::start_with(web_bin(), &hosts, None, &[("DOCKWARD_SECURE_COOKIES", "true")], false);
+    let first = Console::start_with(
+        web_bin(),
+        &hosts,
+        Options { env: &[("DOCKWARD_SECURE_COOKIES", "true")], first_run: true, ..Options::default() },
+    );
     Env { main, first }
 }
 

@@ -37,49 +37,58 @@ pub fn add_user(web_bin: &Path, users: &Path, name: &str, role: &str) {
     assert!(child.wait().expect("user add exits").success(), "user add {name}");
 }
 
+/// What [`Console::start_with`] may change about the console it starts.
+#[derive(Default)]
+pub struct Options<'a> {
+    /// Browser assets (a directory holding `pkg/`), if the test needs them.
+    pub site_root: Option<&'a Path>,
+    /// More users, as (name, role), beside `admin1`, `operator1` and `viewer1`.
+    pub users: &'a [(&'a str, &'a str)],
+    /// More environment for the console (set after the defaults, so they win:
+    /// `DOCKWARD_POLL_INTERVAL`, `DOCKWARD_STALE_AFTER`, …).
+    pub env: &'a [(&'a str, &'a str)],
+    /// Start without `admin1`, `operator1` and `viewer1` (nor `users`): a
+    /// first run, where the console makes its own admin.
+    pub first_run: bool,
+}
+
 impl Console {
     /// Starts `web_bin` (`env!("CARGO_BIN_EXE_dockward-web")` in the
     /// console's tests) reading `hosts`, with the users `admin1`, `operator1`
     /// and `viewer1` of their roles, polling every second; returns once it
     /// listens. `site_root` holds the browser assets, if the test needs them.
     pub fn start(web_bin: &Path, hosts: &[Host], site_root: Option<&Path>) -> Self {
-        Self::start_with(web_bin, hosts, site_root, &[], true)
+        Self::start_with(web_bin, hosts, Options { site_root, ..Options::default() })
     }
 
-    /// As [`Console::start`], with more environment for the console, and
-    /// without the three test users when `users` is false (a first run: the
-    /// console then makes its own admin).
-    pub fn start_with(
-        web_bin: &Path,
-        hosts: &[Host],
-        site_root: Option<&Path>,
-        env: &[(&str, &str)],
-        users: bool,
-    ) -> Self {
+    /// [`Console::start`] with more users or settings.
+    pub fn start_with(web_bin: &Path, hosts: &[Host], options: Options) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let secrets = dir.path().join("secrets");
         std::fs::create_dir_all(&secrets).expect("the secrets directory");
         for h in hosts {
             std::fs::write(secrets.join(h.name), format!("{}\n", h.secret)).expect("a host secret");
         }
-        let users_file = dir.path().join("users.json");
-        for (name, role) in [("admin1", "admin"), ("operator1", "operator"), ("viewer1", "viewer")] {
-            if users {
-                add_user(web_bin, &users_file, name, role);
+        let users = dir.path().join("users.json");
+        if !options.first_run {
+            for (name, role) in [("admin1", "admin"), ("operator1", "operator"), ("viewer1", "viewer")] {
+                add_user(web_bin, &users, name, role);
+            }
+            for (name, role) in options.users {
+                add_user(web_bin, &users, name, role);
             }
         }
         let port = free_port();
         let spec: Vec<String> = hosts.iter().map(|h| format!("{}={}", h.name, h.url)).collect();
-        let site: PathBuf = site_root.map(Path::to_path_buf).unwrap_or_else(|| dir.path().join("no-site"));
-        let mut cmd = Command::new(web_bin);
-        cmd.envs(env.iter().copied());
-        let child = cmd
+        let site: PathBuf = options.site_root.map(Path::to_path_buf).unwrap_or_else(|| dir.path().join("no-site"));
+        let child = Command::new(web_bin)
             .env("DOCKWARD_WEB_LISTEN", format!("127.0.0.1:{port}"))
             .env("DOCKWARD_HOSTS", spec.join(","))
             .env("DOCKWARD_HOST_SECRETS_DIR", &secrets)
-            .env("DOCKWARD_USERS_FILE", &users_file)
+            .env("DOCKWARD_USERS_FILE", &users)
             .env("DOCKWARD_SITE_ROOT", site)
             .env("DOCKWARD_POLL_INTERVAL", "1")
+            .envs(options.env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.path().join("web.log")).expect("the web log"))
             .spawn()
@@ -87,5 +96,70 @@ impl Console {
         let proc = Proc(child);
         wait_port(port, "dockward-web");
         Self { base: format!("http://127.0.0.1:{port}"), dir, _proc: proc }
+    }
+
+    /// `127.0.0.1:<port>`, the address it listens on.
+    pub fn addr(&self) -> &str {
+        self.base.trim_start_matches("http://")
+    }
+
+    /// What the console logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("web.log")).unwrap_or_default()
+    }
+}
+
+/// Calling the console as a browser would: sessions and server functions.
+#[cfg(feature = "sidecar")]
+pub mod client {
+    use serde_json::Value;
+
+    use super::PASSWORD;
+
+    /// A signed-in user: the session cookie and the CSRF token from `whoami`.
+    #[derive(Debug, Clone)]
+    pub struct User {
+        pub name: String,
+        pub cookie: String,
+        pub csrf: String,
+    }
+
+    /// A client that follows no redirects (a redirect is an answer here).
+    pub fn http() -> reqwest::Client {
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("an HTTP client")
+    }
+
+    /// Logs `name` in with [`PASSWORD`] through `POST /auth/login`.
+    pub async fn login(base: &str, name: &str) -> User {
+        let r = http()
+            .post(format!("{base}/auth/login"))
+            .form(&[("username", name), ("password", PASSWORD)])
+            .send()
+            .await
+            .expect("POST /auth/login");
+        let cookie = r
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| v.strip_prefix("dockward_session="))
+            .and_then(|v| v.split(';').next())
+            .unwrap_or_else(|| panic!("no session cookie for {name}: {} {:?}", r.status(), r.headers().get("location")))
+            .to_owned();
+        let (status, who) = call(base, Some(&cookie), "whoami", &[]).await;
+        assert_eq!(status, 200, "{who}");
+        User { name: name.to_owned(), cookie, csrf: who["csrf"].as_str().expect("a CSRF token").to_owned() }
+    }
+
+    /// POSTs a server function's arguments as a form; the status and the JSON body.
+    pub async fn call(base: &str, cookie: Option<&str>, endpoint: &str, args: &[(&str, &str)]) -> (u16, Value) {
+        let mut req = http().post(format!("{base}/api/fn/{endpoint}")).form(args);
+        if let Some(c) = cookie {
+            req = req.header("cookie", format!("dockward_session={c}"));
+        }
+        let r = req.send().await.expect("POST a server function");
+        let status = r.status().as_u16();
+        let text = r.text().await.expect("a body");
+        (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}")))
     }
 }
