@@ -579,6 +579,13 @@ mod tests {
     }
 
     #[test]
+    fn limits_are_the_documented_sizes() {
+        // SECURITY.md: a body of at most 64 KiB, log lines cut at 16 KiB.
+        assert_eq!(limits::BODY_MAX_BYTES, 65_536);
+        assert_eq!(limits::LOG_LINE_MAX_BYTES, 16_384);
+    }
+
+    #[test]
     fn bounded_is_inclusive() {
         assert_eq!(bounded("n", 0, 0, 10), Ok(0));
         assert_eq!(bounded("n", 10, 0, 10), Ok(10));
