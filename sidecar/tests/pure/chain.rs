@@ -7,7 +7,14 @@ use std::path::{Path, PathBuf};
 use shared::{AuditRecord, Outcome};
 use sidecar::audit::chain::{self, ChainError, Checkpoint, Filter, GENESIS};
 
-fn record(seq: u64, time: &str, actor: Option<&str>, verb: &str, target: Option<&str>, name: Option<&str>) -> AuditRecord {
+fn record(
+    seq: u64,
+    time: &str,
+    actor: Option<&str>,
+    verb: &str,
+    target: Option<&str>,
+    name: Option<&str>,
+) -> AuditRecord {
     AuditRecord {
         seq,
         time: time.into(),
@@ -124,7 +131,13 @@ fn checkpoints_read_back_blank_and_broken() {
 fn write_checkpoint_replaces_a_longer_one() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("audit.jsonl");
-    let mut f = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(chain::checkpoint_path(&p)).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(chain::checkpoint_path(&p))
+        .unwrap();
     chain::write_checkpoint(&mut f, &Checkpoint { seq: 123_456, hash: "f".repeat(64) }).unwrap();
     chain::write_checkpoint(&mut f, &Checkpoint { seq: 7, hash: "a".into() }).unwrap();
     assert_eq!(std::fs::read_to_string(chain::checkpoint_path(&p)).unwrap(), "{\"seq\":7,\"hash\":\"a\"}\n");
@@ -229,11 +242,14 @@ fn verify_reports_a_clean_chain_exactly() {
     assert_eq!((r.files, r.records, r.last_seq, r.last_hash), (1, 0, 0, None));
 }
 
+/// A field's name and a change to it.
+type Edit = (&'static str, fn(&mut AuditRecord));
+
 #[test]
 fn verify_detects_a_change_to_any_field() {
     let dir = tempfile::tempdir().unwrap();
     let (p, lines) = clean_log(dir.path(), 3);
-    let edits: [(&str, fn(&mut AuditRecord)); 13] = [
+    let edits: [Edit; 13] = [
         ("seq", |r| r.seq = 9),
         ("time", |r| r.time.push('x')),
         ("request_id", |r| r.request_id.push('x')),

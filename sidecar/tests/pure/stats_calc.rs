@@ -71,8 +71,14 @@ fn a_full_sample_sums_networks_and_block_io() {
         }),
         networks: Some(
             [
-                ("eth0".to_string(), ContainerNetworkStats { rx_bytes: Some(100), tx_bytes: Some(10), ..Default::default() }),
-                ("eth1".to_string(), ContainerNetworkStats { rx_bytes: Some(23), tx_bytes: None, ..Default::default() }),
+                (
+                    "eth0".to_string(),
+                    ContainerNetworkStats { rx_bytes: Some(100), tx_bytes: Some(10), ..Default::default() },
+                ),
+                (
+                    "eth1".to_string(),
+                    ContainerNetworkStats { rx_bytes: Some(23), tx_bytes: None, ..Default::default() },
+                ),
             ]
             .into(),
         ),
@@ -110,10 +116,7 @@ fn an_empty_answer_gives_zeros_and_the_callers_clock() {
     let (s, reading) = sample("x", &ContainerStatsResponse::default(), None, 1234);
     assert_eq!(s.time_ms, 1234);
     assert_eq!(s.cpu_percent, None);
-    assert_eq!(
-        (s.memory_bytes, s.memory_limit_bytes, s.net_rx_bytes, s.net_tx_bytes, s.pids),
-        (0, 0, 0, 0, 0)
-    );
+    assert_eq!((s.memory_bytes, s.memory_limit_bytes, s.net_rx_bytes, s.net_tx_bytes, s.pids), (0, 0, 0, 0, 0));
     assert_eq!((s.block_read_bytes, s.block_write_bytes), (0, 0));
     assert_eq!(reading, None);
     // The engine's zero time (a container that is not running) and garbage: the caller's clock.
@@ -148,7 +151,8 @@ fn a_zero_precpu_falls_back_to_the_kept_reading() {
 
 #[test]
 fn cpu_count_falls_back_to_per_cpu_usage_then_one() {
-    let with = |online, percpu| ContainerStatsResponse { cpu_stats: Some(cpu(10, 20, online, percpu)), ..Default::default() };
+    let with =
+        |online, percpu| ContainerStatsResponse { cpu_stats: Some(cpu(10, 20, online, percpu)), ..Default::default() };
     let online = |r: &ContainerStatsResponse| sample("x", r, None, 0).1.unwrap().online;
     assert_eq!(online(&with(Some(4), Some(2))), 4);
     assert_eq!(online(&with(Some(0), Some(3))), 3);
