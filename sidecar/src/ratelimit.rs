@@ -114,15 +114,8 @@ mod tests {
     // bookkeeping (each was a surviving mutant under cargo-mutants).
 
     fn limits() -> RateLimits {
-        let rate = Rate { count: 1, per: Duration::from_secs(60) };
-        RateLimits {
-            blocked: Default::default(),
-            read: Limiter::new(rate),
-            restart: Limiter::new(rate),
-            prune: Limiter::new(rate),
-            pull: Limiter::new(rate),
-            auth_failure: Limiter::new(rate),
-        }
+        use clap::Parser as _;
+        RateLimits::new(&crate::config::Cli::try_parse_from(["dockward-sidecar"]).unwrap().serve)
     }
 
     fn ip(n: u32) -> std::net::IpAddr {
