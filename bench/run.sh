@@ -4,8 +4,15 @@
 # rewrites the figures in BENCHMARKS.md and bench/results.json.
 #   bash bench/run.sh [all|stats|cost|footprint|verbs|console] [--quick] [--sizes 50,100,200]
 # Installs what is missing and starts dockerd (scripts/prepare.sh, as root). Takes ~20 min.
+#   bash bench/run.sh mutants [all|shared|sidecar]
+# Opt-in, separate: mutation testing of the pure code (bench/mutants.sh; no
+# Docker, no release build; ~1 h at the lowest CPU priority).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [[ ${1:-} == mutants ]]; then
+  shift
+  exec bash bench/mutants.sh "$@"
+fi
 target="${CARGO_TARGET_DIR:-$PWD/target}"
 export CARGO_TARGET_DIR="$target"
 ulimit -n 8192 2>/dev/null || true   # 1 000 live clients need their sockets

@@ -381,6 +381,219 @@ mod tests {
         }
     }
 
+    // The tests below pin every bound and branch of the validators (each was
+    // a surviving mutant under cargo-mutants; see BENCHMARKS.md).
+
+    fn image_err(input: &str) -> &'static str {
+        match ImageRef::parse(input) {
+            Err(ValidationError::ImageRef(m)) => m,
+            other => panic!("{input:?} should be refused as an image reference, got {other:?}"),
+        }
+    }
+
+    fn hex(n: usize) -> String {
+        "0123456789abcdef".chars().cycle().take(n).collect()
+    }
+
+    #[test]
+    fn container_ref_bounds_and_id_prefixes() {
+        assert_eq!(ContainerRef::parse(&"a".repeat(128)).unwrap().as_str(), "a".repeat(128));
+        assert_eq!(ContainerRef::parse(&"a".repeat(129)), Err(ValidationError::ContainerRef));
+        assert_eq!(ContainerRef::parse("9").unwrap().as_str(), "9");
+        for ok in ["a_b", "a.b", "a-b", "A1"] {
+            assert_eq!(ContainerRef::parse(ok).unwrap().to_string(), ok);
+        }
+        for bad in ["a+b", "a:b", "a@b", "a~b"] {
+            assert_eq!(ContainerRef::parse(bad), Err(ValidationError::ContainerRef), "{bad}");
+        }
+        assert!(ContainerRef::parse(&hex(64)).unwrap().could_be_id());
+        assert!(!ContainerRef::parse(&hex(65)).unwrap().could_be_id());
+        assert!(ContainerRef::parse("0").unwrap().could_be_id());
+        assert!(ContainerRef::parse("f9").unwrap().could_be_id());
+        assert!(!ContainerRef::parse("abcdeg").unwrap().could_be_id());
+        assert!(!ContainerRef::parse("ABC").unwrap().could_be_id());
+        assert!(!ContainerRef::parse("abc-1").unwrap().could_be_id());
+    }
+
+    #[test]
+    fn image_ref_total_length_bound() {
+        // 247 (name) + ':' + 128 (tag) + '@' + 'sha512:' + 128 hex = 512 bytes exactly.
+        let digest = format!("sha512:{}", hex(128));
+        let at_limit = format!("{}:{}@{digest}", "a".repeat(247), "t".repeat(128));
+        assert_eq!(at_limit.len(), limits::IMAGE_REF_MAX);
+        let r = ImageRef::parse(&at_limit).unwrap();
+        assert_eq!(r.repository, format!("library/{}", "a".repeat(247)));
+        assert_eq!(r.digest.as_deref(), Some(digest.as_str()));
+        let over = format!("{}:{}@{digest}", "a".repeat(248), "t".repeat(128));
+        assert_eq!(over.len(), limits::IMAGE_REF_MAX + 1);
+        assert_eq!(image_err(&over), "too long");
+        assert_eq!(image_err(""), "empty");
+    }
+
+    #[test]
+    fn image_ref_name_length_bound() {
+        let at_limit = "a".repeat(255);
+        assert_eq!(ImageRef::parse(&at_limit).unwrap().name(), at_limit);
+        assert_eq!(image_err(&"a".repeat(256)), "repository name longer than 255 characters");
+        // The bound is on the name, not counting the tag.
+        assert!(ImageRef::parse(&format!("{at_limit}:v1")).is_ok());
+    }
+
+    #[test]
+    fn image_ref_printable_ascii_only() {
+        let msg = "only printable ASCII without spaces is allowed";
+        // Whitespace that is not a control character, a control character
+        // that is not whitespace, both, and non-ASCII: each refused on its own.
+        assert_eq!(image_err("x y"), msg);
+        assert_eq!(image_err("x\x01y"), msg);
+        assert_eq!(image_err("x\ty"), msg);
+        assert_eq!(image_err("x\x7fy"), msg);
+        assert_eq!(image_err("nginx\u{e9}"), msg);
+    }
+
+    #[test]
+    fn image_ref_tags() {
+        let tag_of = |s: &str| ImageRef::parse(s).unwrap().tag;
+        assert_eq!(tag_of(&format!("app:{}", "t".repeat(128))), Some("t".repeat(128)));
+        assert_eq!(image_err(&format!("app:{}", "t".repeat(129))), "invalid tag");
+        assert_eq!(tag_of("app:_x"), Some("_x".into()));
+        assert_eq!(tag_of("app:V1.2-rc_3"), Some("V1.2-rc_3".into()));
+        assert_eq!(tag_of("app:9"), Some("9".into()));
+        for bad in ["app:", "app:-x", "app:.x", "app:a+b", "app:a/b:", "app:a:b"] {
+            assert!(ImageRef::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(image_err("app:a+b"), "invalid tag");
+        // The tag is after the last ':' that follows the last '/': a port is no tag.
+        let r = ImageRef::parse("reg.io:5000/app").unwrap();
+        assert_eq!((r.registry.as_str(), r.tag), ("reg.io:5000", None));
+        let r = ImageRef::parse("reg.io:5000/app:v2").unwrap();
+        assert_eq!((r.registry.as_str(), r.repository.as_str(), r.tag.as_deref()), ("reg.io:5000", "app", Some("v2")));
+        // A ':' right before the last '/' belongs to the registry, not a tag.
+        assert_eq!(image_err("x:/y"), "invalid registry host");
+        assert!(ImageRef::parse("/x").is_err());
+    }
+
+    #[test]
+    fn image_ref_digests() {
+        let sha256 = format!("sha256:{}", hex(64));
+        let sha512 = format!("sha512:{}", hex(128));
+        for d in [&sha256, &sha512] {
+            let r = ImageRef::parse(&format!("app@{d}")).unwrap();
+            assert_eq!(r.digest.as_deref(), Some(d.as_str()));
+            assert_eq!(r.tag, None);
+            assert_eq!(r.tag_or_digest(), d);
+            assert_eq!(r.to_string(), format!("docker.io/library/app@{d}"));
+        }
+        let msg = "invalid digest: expected sha256:<64 hex> or sha512:<128 hex>";
+        for bad in [
+            format!("app@sha256:{}", hex(63)),
+            format!("app@sha256:{}", hex(65)),
+            format!("app@sha256:{}", hex(128)),
+            format!("app@sha512:{}", hex(64)),
+            format!("app@sha512:{}", hex(127)),
+            format!("app@sha256:{}", "A".repeat(64)),
+            format!("app@sha256:{}", "g".repeat(64)),
+            format!("app@sha384:{}", hex(96)),
+            format!("app@{}", hex(64)),
+            "app@".to_string(),
+        ] {
+            assert_eq!(image_err(&bad), msg, "{bad}");
+        }
+    }
+
+    #[test]
+    fn image_ref_registry_detection() {
+        let parts = |s: &str| {
+            let r = ImageRef::parse(s).unwrap();
+            (r.registry, r.repository)
+        };
+        // A first component is a registry when it has a '.', a ':', is localhost or has an uppercase letter.
+        assert_eq!(parts("a.b/c"), ("a.b".into(), "c".into()));
+        assert_eq!(parts("a:1/c"), ("a:1".into(), "c".into()));
+        assert_eq!(parts("localhost/c"), ("localhost".into(), "c".into()));
+        assert_eq!(parts("Abc/c"), ("Abc".into(), "c".into()));
+        // Otherwise it is a Docker Hub namespace.
+        assert_eq!(parts("abc/c"), ("docker.io".into(), "abc/c".into()));
+        assert_eq!(parts("localhostx/c"), ("docker.io".into(), "localhostx/c".into()));
+        assert_eq!(parts("localhost"), ("docker.io".into(), "library/localhost".into()));
+        // Only Docker Hub's single-component names get `library/`.
+        assert_eq!(parts("docker.io/nginx"), ("docker.io".into(), "library/nginx".into()));
+        assert_eq!(parts("docker.io/x/y"), ("docker.io".into(), "x/y".into()));
+        assert_eq!(parts("ghcr.io/app"), ("ghcr.io".into(), "app".into()));
+        assert_eq!(parts("ghcr.io/org/team/app"), ("ghcr.io".into(), "org/team/app".into()));
+    }
+
+    #[test]
+    fn image_ref_accessors() {
+        let r = ImageRef::parse("ghcr.io/org/app:v1").unwrap();
+        assert_eq!(r.name(), "app");
+        assert_eq!(r.familiar_repository(), "ghcr.io/org/app");
+        assert_eq!(r.full_repository(), "ghcr.io/org/app");
+        assert_eq!(r.to_string(), "ghcr.io/org/app:v1");
+        let r = ImageRef::parse("nginx").unwrap();
+        assert_eq!(r.full_repository(), "docker.io/library/nginx");
+        assert_eq!(r.familiar_repository(), "nginx");
+        assert_eq!(r.to_string(), "docker.io/library/nginx");
+        assert_eq!(ImageRef::parse("bitnami/redis").unwrap().familiar_repository(), "bitnami/redis");
+    }
+
+    #[test]
+    fn image_ref_domains() {
+        let host = "invalid registry host";
+        let registry = |s: &str| ImageRef::parse(s).unwrap().registry;
+        // IPv6 literals.
+        assert_eq!(registry("[::1]/x"), "[::1]");
+        assert_eq!(registry("[fe80::1]:443/x"), "[fe80::1]:443");
+        assert_eq!(registry("[FE80::A]:1/x"), "[FE80::A]:1");
+        for bad in ["[]:5000/x", "[zz]:5000/x", "[::1:5000/x", "[::1]x:1/x", "[::1]:/x", "[::1]:x/x"] {
+            assert_eq!(image_err(bad), host, "{bad}");
+        }
+        // Ports: 1 to 5 digits.
+        assert_eq!(registry("reg.io:1/x"), "reg.io:1");
+        assert_eq!(registry("reg.io:12345/x"), "reg.io:12345");
+        for bad in ["reg.io:/x", "reg.io:123456/x", "reg.io:abc/x", "reg.io:1a/x", ":5000/x"] {
+            assert_eq!(image_err(bad), host, "{bad}");
+        }
+        // Labels: 1 to 63 alphanumerics or '-', not starting or ending with '-'.
+        let label63 = "a".repeat(63);
+        assert_eq!(registry(&format!("{label63}.io/x")), format!("{label63}.io"));
+        assert_eq!(image_err(&format!("{}.io/x", "a".repeat(64))), host);
+        assert_eq!(registry("a-b.io/x"), "a-b.io");
+        assert_eq!(registry("a--b.Example.COM/x"), "a--b.Example.COM");
+        assert_eq!(registry("0.io/x"), "0.io");
+        for bad in ["a..b/x", ".io/x", "io./x", "-a.io/x", "a-.io/x", "a_b.io/x", "a+b.io/x", "a.b.:1/x"] {
+            assert_eq!(image_err(bad), host, "{bad}");
+        }
+    }
+
+    #[test]
+    fn image_ref_path_components() {
+        let path = "invalid repository path: lowercase letters, digits and single separators (. _ __ -) only";
+        for ok in ["a.b", "a_b", "a__b", "a-b", "a---b", "a1/b2.c_d__e-f", "0/9"] {
+            let want = if ok.contains('/') { ok.to_string() } else { format!("library/{ok}") };
+            assert_eq!(ImageRef::parse(ok).unwrap().repository, want, "{ok}");
+        }
+        for bad in ["a//b", "a/-b", "a/b-", "a/.b", "a/b.", "a...b", "a..b", "a___b", "a._b", "a-.b", "a+b", "a/B"] {
+            assert_eq!(image_err(bad), path, "{bad}");
+        }
+    }
+
+    #[test]
+    fn limits_are_the_documented_sizes() {
+        // SECURITY.md: a body of at most 64 KiB, log lines cut at 16 KiB.
+        assert_eq!(limits::BODY_MAX_BYTES, 65_536);
+        assert_eq!(limits::LOG_LINE_MAX_BYTES, 16_384);
+    }
+
+    #[test]
+    fn bounded_is_inclusive() {
+        assert_eq!(bounded("n", 0, 0, 10), Ok(0));
+        assert_eq!(bounded("n", 10, 0, 10), Ok(10));
+        assert_eq!(bounded("n", 3, 3, 3), Ok(3));
+        assert_eq!(bounded("n", 2, 3, 10), Err(ValidationError::OutOfRange { field: "n", min: 3, max: 10 }));
+        assert_eq!(bounded("n", 11, 3, 10), Err(ValidationError::OutOfRange { field: "n", min: 3, max: 10 }));
+    }
+
     #[test]
     fn bounds() {
         assert_eq!(bounded("tail", 5, 0, 10), Ok(5));

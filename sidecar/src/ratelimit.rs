@@ -113,4 +113,93 @@ mod tests {
         // Another key has its own bucket.
         l.check(&"b".to_string()).unwrap();
     }
+
+    // The tests below pin the retry-after rounding and the blocked-address
+    // bookkeeping (each was a surviving mutant under cargo-mutants).
+
+    fn limits() -> RateLimits {
+        use clap::Parser as _;
+        RateLimits::new(&crate::config::Cli::try_parse_from(["dockward-sidecar"]).unwrap().serve)
+    }
+
+    fn ip(n: u32) -> std::net::IpAddr {
+        std::net::IpAddr::V4(std::net::Ipv4Addr::from(n))
+    }
+
+    #[test]
+    fn retry_after_rounds_the_wait_up_to_whole_seconds() {
+        let l = Limiter::new(Rate { count: 1, per: Duration::from_secs(3600) });
+        let started = std::time::Instant::now();
+        l.check(&1u8).unwrap();
+        let Err(ApiError::RateLimited { retry_after_secs }) = l.check(&1u8) else { panic!("expected a rate limit") };
+        // The wait is just under an hour: rounded up, it is exactly 3600 s
+        // (unless this machine stalled for more than a second in between).
+        if started.elapsed() < Duration::from_millis(900) {
+            assert_eq!(retry_after_secs, 3600);
+        } else {
+            assert!((3598..=3600).contains(&retry_after_secs), "{retry_after_secs}");
+        }
+    }
+
+    #[test]
+    fn forget_idle_drops_keys_whose_buckets_refilled() {
+        let l = Limiter::new(Rate { count: 1000, per: Duration::from_secs(1) });
+        l.check(&"k".to_string()).unwrap();
+        assert_eq!(l.inner.len(), 1);
+        std::thread::sleep(Duration::from_millis(20));
+        l.forget_idle();
+        assert_eq!(l.inner.len(), 0);
+    }
+
+    #[test]
+    fn blocked_addresses_wait_their_time() {
+        let rl = limits();
+        assert_eq!(rl.auth_blocked(ip(1)), None);
+        rl.block_auth(ip(1), 100);
+        let left = rl.auth_blocked(ip(1)).expect("blocked");
+        assert!((99..=100).contains(&left), "{left}");
+        assert_eq!(rl.auth_blocked(ip(2)), None);
+        // At least one second, even when asked for none.
+        rl.block_auth(ip(3), 0);
+        assert_eq!(rl.auth_blocked(ip(3)), Some(1));
+        // An expired block is no block, and forget_idle removes it (and only it).
+        let past = std::time::Instant::now() - Duration::from_secs(1);
+        rl.blocked.lock().unwrap().insert(ip(4), past);
+        assert_eq!(rl.auth_blocked(ip(4)), None);
+        rl.forget_idle();
+        let map = rl.blocked.lock().unwrap();
+        assert!(!map.contains_key(&ip(4)));
+        assert!(map.contains_key(&ip(1)) && map.contains_key(&ip(3)));
+    }
+
+    #[test]
+    fn blocked_addresses_are_bounded() {
+        let rl = limits();
+        let now = std::time::Instant::now();
+        let past = now - Duration::from_secs(1);
+        let future = now + Duration::from_secs(600);
+        // Below the bound nothing is swept: an expired entry stays until forget_idle.
+        rl.blocked.lock().unwrap().insert(ip(0), past);
+        rl.block_auth(ip(1), 10);
+        assert_eq!(rl.blocked.lock().unwrap().len(), 2);
+        // At the bound, expired entries make room and live ones stay.
+        {
+            let mut map = rl.blocked.lock().unwrap();
+            map.clear();
+            map.extend((0..9_999).map(|n| (ip(n), past)));
+            map.insert(ip(100_000), future);
+        }
+        rl.block_auth(ip(200_000), 10);
+        {
+            let map = rl.blocked.lock().unwrap();
+            assert_eq!(map.len(), 2);
+            assert!(map.contains_key(&ip(100_000)) && map.contains_key(&ip(200_000)));
+        }
+        // Full of live entries: a new address is not remembered.
+        rl.blocked.lock().unwrap().extend((0..9_998).map(|n| (ip(n), future)));
+        assert_eq!(rl.blocked.lock().unwrap().len(), 10_000);
+        rl.block_auth(ip(300_000), 10);
+        assert_eq!(rl.blocked.lock().unwrap().len(), 10_000);
+        assert_eq!(rl.auth_blocked(ip(300_000)), None);
+    }
 }
