@@ -60,7 +60,9 @@ fn proof_cells(markdown: &str) -> Vec<(String, String)> {
 /// Whether `source` defines the test `name`: a function, or a scenario of a
 /// libtest-mimic suite (named by a string literal).
 fn defines(source: &str, name: &str) -> bool {
-    source.contains(&format!("fn {name}(")) || source.contains(&format!("mod {name} ")) || source.contains(&format!("\"{name}\""))
+    source.contains(&format!("fn {name}("))
+        || source.contains(&format!("mod {name} "))
+        || source.contains(&format!("\"{name}\""))
 }
 
 /// Every problem: rows without a test, tests that do not exist.

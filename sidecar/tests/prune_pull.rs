@@ -1,5 +1,6 @@
 //! Prune (scoped, protected containers skipped) and pull from a local registry.
 
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;

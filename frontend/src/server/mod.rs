@@ -100,7 +100,8 @@ impl Core {
         let r = ContainerRef::parse(id)?;
         let h = self.host(host)?;
         let actor = Some(user.name.as_str());
-        let mut detail: ContainerDetail = h.call(&Call::new(Verb::InspectContainer, &[r.as_str()]), actor, None).await?;
+        let mut detail: ContainerDetail =
+            h.call(&Call::new(Verb::InspectContainer, &[r.as_str()]), actor, None).await?;
         crate::model::neutralise_detail(&mut detail);
         let mut history = self.fleet.history(host, &detail.summary.id);
         if history.len() < 10 {
