@@ -291,6 +291,8 @@ pub struct Opened {
     pub checkpoint_problem: Option<(&'static str, String)>,
     /// Whether the last record carries a MAC.
     pub keyed: bool,
+    /// Whether the checkpoint found carries a MAC.
+    pub checkpoint_sealed: bool,
 }
 
 /// Scans `path` line by line: the offset after the last newline, the last
@@ -330,6 +332,7 @@ pub fn open_for_append(active: &Path, key: Option<&AuditKey>) -> Result<Opened, 
     fs::create_dir_all(dir_of(active)).map_err(io_err(dir_of(active)))?;
     let file = OpenOptions::new().read(true).create(true).append(true).open(active).map_err(io_err(active))?;
     let state = read_checkpoint(active).map_err(io_err(active))?;
+    let checkpoint_sealed = matches!(&state, CheckpointState::Present(cp) if cp.mac.is_some());
     let (checkpoint, mut checkpoint_problem) = match state {
         CheckpointState::Present(cp) => match key {
             Some(k) if cp.mac.is_some() && !cp.mac_ok(k) => {
@@ -404,5 +407,5 @@ pub fn open_for_append(active: &Path, key: Option<&AuditKey>) -> Result<Opened, 
         // Nothing written yet: no checkpoint is expected.
         checkpoint_problem = None;
     }
-    Ok(Opened { file, head, torn_bytes, checkpoint_problem, keyed })
+    Ok(Opened { file, head, torn_bytes, checkpoint_problem, keyed, checkpoint_sealed })
 }

@@ -156,29 +156,31 @@ impl AuditLog {
         let head = opened.head;
         let records = head.next_seq > 1;
         let mut startup = Vec::new();
-        match (&key, opts.key_created, opened.keyed) {
-            (Some(k), true, true) => {
+        let sealed = opened.keyed || opened.checkpoint_sealed;
+        if let (Some(k), true) = (&key, records) {
+            if opts.key_created && sealed {
                 return Err(ChainError::KeyMissing {
                     path: path.display().to_string(),
                     key: k.path().display().to_string(),
-                })
+                });
             }
-            (Some(k), true, false) if records => {
-                // A log from before keys: from here on its records are sealed.
+            if opts.key_created {
+                // A log from before keys (nothing sealed, not even the checkpoint): sealed from here on.
                 let mut d = Draft::new(&system_caller("startup"), read::KEYED);
                 d.param("key_file", k.path().display());
                 startup.push((d, Outcome::Ok, Some("records from here on are sealed with the audit key".into())));
-            }
-            (Some(_), false, false) if records => {
+            } else if !opened.keyed {
+                // With a key that was already there, an unsealed last record was written without it.
                 return Err(ChainError::Corrupt {
                     path: path.display().to_string(),
                     reason: format!(
-                        "record {} carries no MAC though the audit key exists (written without the key)",
-                        head.next_seq - 1
+                        "record {} carries no MAC though the audit key {} already existed (written without \
+                         the key; a log from before audit keys continues only under a key created for it)",
+                        head.next_seq - 1,
+                        k.path().display()
                     ),
-                })
+                });
             }
-            _ => {}
         }
         if let Some((what, why)) = &opened.checkpoint_problem {
             let cp_path = chain::checkpoint_path(path);

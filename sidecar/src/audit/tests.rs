@@ -389,3 +389,31 @@ async fn a_handlers_refusals_are_each_recorded() {
     assert_eq!(recs.iter().map(|r| r.target.as_deref().unwrap()).collect::<Vec<_>>(), ["db0", "db1", "db2"]);
     assert!(recs.iter().all(|r| r.outcome == Outcome::Denied));
 }
+
+/// A log from before audit keys continues under a new key (an `audit.keyed`
+/// record marks where sealing starts); stripping the MACs from a sealed log
+/// is not mistaken for that.
+#[tokio::test]
+async fn a_log_from_before_keys_is_sealed_from_then_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("audit.jsonl");
+    let log = AuditLog::open(&p, AuditOptions::default(), Arc::default()).unwrap();
+    write(&log, 2).await;
+    drop(log);
+    let o = AuditOptions { key_created: true, ..opts() };
+    let log = AuditLog::open(&p, o, Arc::default()).unwrap();
+    write(&log, 1).await;
+    drop(log);
+    let recs = records(&p);
+    assert_eq!(recs[2].verb, "audit.keyed");
+    assert!(recs[..2].iter().all(|r| r.mac.is_none()) && recs[2..].iter().all(|r| r.mac.is_some()));
+    let r = verify(&p);
+    assert!(r.ok(), "{:?}", r.problems);
+    assert!(r.notes.iter().any(|n| n.contains("predate the audit key")), "{:?}", r.notes);
+    // Now strip every MAC and re-chain, keeping the sealed checkpoint's place: refused.
+    let cp = std::fs::read(chain::checkpoint_path(&p)).unwrap();
+    reforge(&p, 1, None, |_| {});
+    std::fs::write(chain::checkpoint_path(&p), cp).unwrap();
+    assert!(open(&p).is_err());
+    assert!(!verify(&p).ok());
+}
