@@ -114,13 +114,17 @@ fn wait_http(url: &str) {
 pub fn sidecar(dir: &Path, name: &str) -> Proc {
     let port = free_port();
     let log = dir.join(format!("{name}.log"));
+    let secret = dir.join(format!("{name}.secret"));
+    std::fs::write(&secret, SECRET).expect("write the secret file");
     let child = Command::new(bin("dockward-sidecar"))
         .env("DOCKWARD_LISTEN", format!("127.0.0.1:{port}"))
-        .env("DOCKWARD_SECRET", SECRET)
+        .env("DOCKWARD_SECRET_FILE", &secret)
         .env("DOCKWARD_AUDIT_LOG", dir.join(format!("{name}-audit.jsonl")))
+        .env("DOCKWARD_AUDIT_KEY_FILE", dir.join(format!("{name}-audit.key")))
         .env("DOCKWARD_SCOPE_LABEL", format!("{LABEL}=1"))
         .env("DOCKWARD_RATE_READ", "1000000/s")
         .env("DOCKWARD_RATE_RESTART", "1000000/s")
+        .env("DOCKWARD_RATE_RESTART_CLIENT", "1000000/s")
         .env("DOCKWARD_MAX_STREAMS", "4096")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log file"))

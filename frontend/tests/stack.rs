@@ -266,9 +266,14 @@ fn verify_audit_volume() -> String {
         "none",
         "-v",
         &format!("{PROJECT}_audit:/var/lib/dockward:ro"),
+        // The key that seals the records lives on its own volume: with it, verify checks every MAC.
+        "-v",
+        &format!("{PROJECT}_audit-key:/var/lib/dockward-key:ro"),
         "dockward-sidecar:local",
         "audit",
         "verify",
+        "--key-file",
+        "/var/lib/dockward-key/audit.key",
         "/var/lib/dockward/audit.jsonl",
     ])
 }
