@@ -198,6 +198,31 @@ async fn a_changed_role_a_new_password_or_removal_takes_effect_on_the_next_reque
     assert_eq!(whoami(base, &c2).await.0, 401, "a removed user's session lives on");
 }
 
+/// A stream opened before the user was removed ends too (at the next frame
+/// or keep-alive, 15 s at most).
+async fn an_open_live_stream_ends_when_its_user_is_removed(env: Arc<Env>) {
+    use futures_util::StreamExt;
+    let base = &env.main.base;
+    let users = users_file(&env.main);
+    add_user(web_bin(), &users, "watcher1", "viewer");
+    let cookie = login(base, "198.51.100.6", "watcher1").await;
+    let r = http().get(format!("{base}/api/live")).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let mut body = r.bytes_stream();
+    let first = body.next().await.expect("a first frame").unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("event: fleet"), "{first:?}");
+    cli(&["remove", "watcher1"], &users, None);
+    let ended = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(chunk) = body.next().await {
+            if chunk.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the live stream outlived its user by 30 s");
+}
+
 async fn sessions_per_user_are_capped(env: Arc<Env>) {
     let base = &env.main.base;
     add_user(web_bin(), &users_file(&env.main), "many1", "viewer");
@@ -345,6 +370,10 @@ fn main() -> ExitCode {
         scenario(
             "a_changed_role_a_new_password_or_removal_takes_effect_on_the_next_request",
             a_changed_role_a_new_password_or_removal_takes_effect_on_the_next_request,
+        ),
+        scenario(
+            "an_open_live_stream_ends_when_its_user_is_removed",
+            an_open_live_stream_ends_when_its_user_is_removed,
         ),
         scenario("sessions_per_user_are_capped", sessions_per_user_are_capped),
         scenario(

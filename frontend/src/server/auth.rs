@@ -145,6 +145,14 @@ impl Sessions {
         Some(Live { name: s.name.clone(), csrf: s.csrf.clone(), stamp: s.stamp.clone() })
     }
 
+    /// The session's user and password stamp while within its lifetime
+    /// (without marking it used: a long-lived stream is not activity).
+    fn peek(&self, id: &str, now: Instant) -> Option<(String, String)> {
+        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+        let s = map.get(id)?;
+        (now.saturating_duration_since(s.created) < self.ttl).then(|| (s.name.clone(), s.stamp.clone()))
+    }
+
     pub fn remove(&self, id: &str) {
         self.map.write().unwrap_or_else(|e| e.into_inner()).remove(id);
     }
@@ -192,6 +200,16 @@ fn session_user(core: &Core, headers: &HeaderMap) -> Option<(CurrentUser, bool)>
         return None;
     };
     Some((CurrentUser { name: live.name, role, csrf: live.csrf, session: Some(id) }, must_change))
+}
+
+/// For long-lived streams (the live fleet, a log follow), checked at each
+/// frame: the session still exists (not logged out, not past its lifetime)
+/// and its user still has the password it began with. Forward-auth users
+/// were checked by the proxy when the stream began.
+pub fn still_signed_in(core: &Core, u: &CurrentUser) -> bool {
+    let Some(id) = &u.session else { return true };
+    let Some((name, stamp)) = core.sessions.peek(id, Instant::now()) else { return false };
+    session_role(&stamp, core.users.lookup(&name).as_ref()).is_some()
 }
 
 /// Establishes the user for every request: forward-auth from a trusted

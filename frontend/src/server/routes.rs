@@ -209,7 +209,7 @@ fn sidecar_err(e: super::sidecar::SidecarError) -> Response {
 /// GET /api/live: the fleet as Server-Sent Events (`event: fleet`), first at
 /// once, then on every change, with a comment line every 15 s to keep proxies
 /// from closing an idle stream. Reconnects are the browser's EventSource's.
-async fn live(State(core): State<Arc<Core>>, Extension(_u): Extension<CurrentUser>) -> Response {
+async fn live(State(core): State<Arc<Core>>, Extension(u): Extension<CurrentUser>) -> Response {
     let first = core.fleet.frame();
     let core2 = core.clone();
     // Lagging behind the channel: skip to the present.
@@ -218,8 +218,12 @@ async fn live(State(core): State<Arc<Core>>, Extension(_u): Extension<CurrentUse
         tokio::time::sleep(Duration::from_secs(15)).await;
         Some((Bytes::from_static(b":\n\n"), ()))
     });
+    // The stream ends at the first frame after its session does (logout,
+    // a new password, the user removed): at most one keep-alive later.
+    let core3 = core.clone();
     let frames = futures_util::stream::once(async move { first })
         .chain(futures_util::stream::select(updates, keep_alive))
+        .take_while(move |_| std::future::ready(auth::still_signed_in(&core3, &u)))
         .map(Ok::<_, Infallible>);
     ([(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")], Body::from_stream(frames))
         .into_response()
@@ -259,10 +263,14 @@ async fn follow(
         Ok(resp) => Response::builder()
             .header(header::CONTENT_TYPE, "text/event-stream")
             .header(header::CACHE_CONTROL, "no-cache")
-            .body(Body::from_stream(resp.bytes_stream().map(move |c| {
-                let _ = &slot;
-                c
-            })))
+            .body(Body::from_stream(
+                resp.bytes_stream().take_while(move |_| std::future::ready(auth::still_signed_in(&core, &u))).map(
+                    move |c| {
+                        let _ = &slot;
+                        c
+                    },
+                ),
+            ))
             .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()),
         Err(e) => sidecar_err(e),
     }
