@@ -49,19 +49,61 @@ fn key_only_and_key_value_scopes() {
 fn protect_label_decides_before_the_image() {
     let p = defaults();
     for v in ["true", " TRUE ", "True"] {
-        assert!(p.is_protected("nginx", &labels(&[("dockward.protect", v)])), "{v:?}");
+        assert!(p.is_protected("nginx", &labels(&[("dockward.protect", v)]), &[]), "{v:?}");
     }
     for v in ["false", "FALSE ", "False"] {
-        assert!(!p.is_protected("postgres", &labels(&[("dockward.protect", v)])), "{v:?}");
+        assert!(!p.is_protected("postgres", &labels(&[("dockward.protect", v)]), &[]), "{v:?}");
     }
     // Any other value falls back to the image, both ways.
     for v in ["maybe", "", "1", "yes"] {
-        assert!(!p.is_protected("nginx", &labels(&[("dockward.protect", v)])), "{v:?}");
-        assert!(p.is_protected("postgres", &labels(&[("dockward.protect", v)])), "{v:?}");
+        assert!(!p.is_protected("nginx", &labels(&[("dockward.protect", v)]), &[]), "{v:?}");
+        assert!(p.is_protected("postgres", &labels(&[("dockward.protect", v)]), &[]), "{v:?}");
     }
     // No label: the image decides.
-    assert!(p.is_protected("redis:7", &labels(&[])));
-    assert!(!p.is_protected("nginx:1", &labels(&[("other", "true")])));
+    assert!(p.is_protected("redis:7", &labels(&[]), &[]));
+    assert!(!p.is_protected("nginx:1", &labels(&[("other", "true")]), &[]));
+    // The label decides over the image's names too.
+    let pg = ["postgres:16".to_string()];
+    assert!(!p.is_protected("nginx", &labels(&[("dockward.protect", "false")]), &pg));
+    assert!(p.is_protected("nginx", &labels(&[("dockward.protect", "true")]), &["nginx:1".to_string()]));
+}
+
+#[test]
+fn an_image_id_is_protected_by_the_images_names() {
+    let p = defaults();
+    let none = labels(&[]);
+    let id = format!("sha256:{}", "ab".repeat(32));
+    let tagged = ["postgres:16".to_string()];
+    let digested = [format!("docker.io/library/postgres@sha256:{}", "cd".repeat(32))];
+    let unrelated = [
+        "nginx:1.27".to_string(),
+        "postgres-exporter:1".to_string(),
+        "<none>:<none>".to_string(),
+        "<none>@<none>".into(),
+    ];
+    for configured in [id.as_str(), &id[7..], &id[7..19], "nginx", "myorg/app:2"] {
+        // The container alone does not decide…
+        assert_eq!(p.protection_from_container(configured, &none), None, "{configured}");
+        // …the image's tags or digests do.
+        assert!(p.is_protected(configured, &none, &tagged), "{configured} tagged postgres:16");
+        assert!(p.is_protected(configured, &none, &digested), "{configured} with a postgres digest");
+        let mut some = unrelated.to_vec();
+        some.push("postgres:16".into());
+        assert!(p.is_protected(configured, &none, &some), "{configured}: any one name suffices");
+        assert!(!p.is_protected(configured, &none, &unrelated), "{configured}");
+        assert!(!p.is_protected(configured, &none, &[]), "{configured}");
+        // An explicit label still wins over the names.
+        assert!(!p.is_protected(configured, &labels(&[("dockward.protect", "false")]), &tagged), "{configured}");
+    }
+    // A protected configured name decides without looking at the names.
+    assert_eq!(p.protection_from_container("postgres:16", &none), Some(true));
+    assert!(p.is_protected("postgres:16", &none, &["nginx:1".to_string()]));
+    assert_eq!(p.protection_from_container(&id, &labels(&[("dockward.protect", " True ")])), Some(true));
+    assert_eq!(p.protection_from_container("postgres", &labels(&[("dockward.protect", "FALSE")])), Some(false));
+    assert_eq!(p.protection_from_container("postgres", &labels(&[("dockward.protect", "maybe")])), Some(true));
+    // With nothing to protect, no name protects.
+    let bare = Policy::new(None, &[], DEFAULT_MASK_PATTERN).unwrap();
+    assert!(!bare.is_protected(&id, &none, &tagged));
 }
 
 #[test]
