@@ -76,7 +76,8 @@ fn problems(markdown: &str, root: &Path) -> Vec<String> {
             continue;
         }
         // A checked script step (e.g. the image size budget) proves a row too.
-        let scripts: Vec<&str> = cell.split('`').skip(1).step_by(2).filter(|c| c.starts_with("scripts/") && c.ends_with(".sh")).collect();
+        let scripts: Vec<&str> =
+            cell.split('`').skip(1).step_by(2).filter(|c| c.starts_with("scripts/") && c.ends_with(".sh")).collect();
         for script in &scripts {
             if !root.join(script).is_file() {
                 out.push(format!("row {row:?} names {script}, which does not exist"));
