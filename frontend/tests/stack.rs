@@ -363,6 +363,20 @@ async fn the_init_service_succeeded(_env: Arc<Env>) {
     assert_eq!(inspect(&container_of("init"), "{{.State.ExitCode}}"), "0", "the init service succeeded");
 }
 
+/// The compose health checks (each binary's `healthcheck` subcommand: the
+/// images have no shell) read healthy for both services.
+async fn both_services_read_healthy(env: Arc<Env>) {
+    for (service, id) in [("sidecar", &env.sidecar), ("web", &env.web)] {
+        let test = inspect(id, "{{json .Config.Healthcheck.Test}}");
+        assert_eq!(test, format!(r#"["CMD","/dockward-{service}","healthcheck"]"#));
+        wait_for(Duration::from_secs(90), &format!("the {service}'s health check to pass"), || {
+            let status = inspect(id, "{{.State.Health.Status}}");
+            assert_ne!(status, "unhealthy", "{service}: {}", inspect(id, "{{json .State.Health}}"));
+            (status == "healthy").then_some(())
+        });
+    }
+}
+
 /// Hardening, read from the kernel.
 async fn both_services_run_hardened(env: Arc<Env>) {
     let sidecar_pid = assert_hardened("sidecar", &env.sidecar);
@@ -497,6 +511,7 @@ fn main() -> ExitCode {
     const DOWN: &str = "down_leaves_nothing_running_and_keeps_the_volumes";
     let scenarios: Vec<Scenario<Env>> = vec![
         scenario("the_init_service_succeeded", the_init_service_succeeded),
+        scenario("both_services_read_healthy", both_services_read_healthy),
         scenario("both_services_run_hardened", both_services_run_hardened),
         scenario("only_the_sidecar_has_the_socket", only_the_sidecar_has_the_socket),
         scenario("the_sidecar_is_reachable_from_the_backplane_only", the_sidecar_is_reachable_from_the_backplane_only),
