@@ -144,6 +144,17 @@ async fn the_sidecar_reads_healthy(env: Arc<Env>) {
 async fn it_is_published_on_the_bind_address_only(env: Arc<Env>) {
     let ports = docker(&["inspect", "-f", "{{json .NetworkSettings.Ports}}", &env.container]);
     assert_eq!(ports, format!(r#"{{"7700/tcp":[{{"HostIp":"127.0.0.1","HostPort":"{}"}}]}}"#, env.port));
+    // Its one network is its own, with no NAT out and no traffic between its containers.
+    let networks =
+        docker(&["inspect", "-f", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}", &env.container]);
+    let networks: Vec<&str> = networks.split_whitespace().collect();
+    assert_eq!(networks.len(), 1, "{networks:?}");
+    let options = docker(&["network", "inspect", "-f", "{{json .Options}}", networks[0]]);
+    let options: serde_json::Value = serde_json::from_str(&options).unwrap();
+    assert_eq!(options["com.docker.network.bridge.enable_ip_masquerade"], "false", "{options}");
+    assert_eq!(options["com.docker.network.bridge.enable_icc"], "false", "{options}");
+    // The label that keeps the console from restarting or pruning it.
+    assert_eq!(docker(&["inspect", "-f", r#"{{index .Config.Labels "dockward.protect"}}"#, &env.container]), "true");
 }
 
 /// `/healthz` answers anyone; a verb answers only with the secret from the file.
