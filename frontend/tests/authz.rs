@@ -442,6 +442,57 @@ async fn logout_cell(env: Arc<Env>, who: Option<Role>, token: Token) {
     }
 }
 
+/// One cell of the password change (`GET /password`, `POST /auth/password`):
+/// any signed-in user gets the form; a change needs the session's own token
+/// from this origin and the current password. Every cell here gives a wrong
+/// current password, so nothing may change: the session stays alive (a change
+/// ends the user's sessions).
+async fn password_cell(env: Arc<Env>, who: Option<Role>, token: Token) {
+    let cell = format!("password as {} with {}", who_label(who), token.label());
+    let cookie = env.user(who).map(|u| u.cookie.clone());
+    let mut req = http().get(format!("{}/password", env.console.base));
+    if let Some(c) = &cookie {
+        req = req.header("cookie", format!("dockward_session={c}"));
+    }
+    let r = req.send().await.unwrap();
+    if who.is_none() {
+        assert_eq!(r.status(), 303, "{cell}: the page");
+        assert_eq!(r.headers()["location"], "/login", "{cell}");
+    } else {
+        assert_eq!(r.status(), 200, "{cell}: the page");
+        assert!(r.text().await.unwrap().contains("name=\"csrf\""), "{cell}: no form");
+    }
+    let new = "a brand new and long enough password".to_owned();
+    let args = form(&[
+        ("csrf", token_for(&env, who, token)),
+        ("current", "not the password".into()),
+        ("new", new.clone()),
+        ("confirm", new),
+    ]);
+    let mut req = http().post(format!("{}/auth/password", env.console.base)).form(&args);
+    if let Some(c) = &cookie {
+        req = req.header("cookie", format!("dockward_session={c}"));
+    }
+    if token == Token::CrossSite {
+        req = req.header("origin", "https://evil.example");
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let location = r.headers().get("location").map(|l| l.to_str().unwrap().to_owned());
+    let (want, to) = match (who, token) {
+        (_, Token::CrossSite) => (403, None),
+        (None, _) => (303, Some("/login")),
+        (Some(_), Token::Valid) => (303, Some("/password?error=wrong")),
+        (Some(_), _) => (403, None),
+    };
+    assert_eq!(status, want, "{cell}");
+    assert_eq!(location.as_deref(), to, "{cell}");
+    if let Some(c) = cookie {
+        let (after, body) = call(&env.console.base, Some(&c), "whoami", &[]).await;
+        assert_eq!(after, 200, "{cell}: the session after a refused change: {body}");
+    }
+}
+
 /// One cell of the plain GET routes.
 async fn route_cell(env: Arc<Env>, route: &'static str, needed: Role, who: Option<Role>) {
     let cell = format!("GET {route} as {}", who_label(who));
@@ -558,8 +609,11 @@ async fn every_server_function_route_and_page_is_in_the_matrix(_env: Arc<Env>) {
         assert!(known.contains(&f.as_str()), "the server function {f} is not in the matrix");
     }
     let routes = quoted_after(&src("src/server/routes.rs"), ".route(\"");
-    let covered: Vec<&str> =
-        get_routes().iter().map(|r| r.0).chain(["/healthz", "/auth/login", "/auth/logout"]).collect();
+    let covered: Vec<&str> = get_routes()
+        .iter()
+        .map(|r| r.0)
+        .chain(["/healthz", "/auth/login", "/auth/logout", "/password", "/auth/password"])
+        .collect();
     for r in &routes {
         assert!(covered.contains(&r.as_str()), "the route {r} is not in the matrix");
     }
@@ -602,6 +656,12 @@ fn main() -> ExitCode {
         for token in MUTATION_TOKENS {
             let name = leak(format!("route::logout::{}::{}", who_label(who), token.label()));
             scenarios.push(scenario(name, move |env| logout_cell(env, who, token)));
+        }
+    }
+    for who in WHO {
+        for token in MUTATION_TOKENS {
+            let name = leak(format!("route::password::{}::{}", who_label(who), token.label()));
+            scenarios.push(scenario(name, move |env| password_cell(env, who, token)));
         }
     }
     for (route, needed) in get_routes() {

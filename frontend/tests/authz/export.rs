@@ -90,8 +90,8 @@ pub async fn csv_cells_that_start_a_formula_are_defused(env: Arc<Env>) {
     .await;
     assert_eq!(status, 200, "{body}");
     // Straight to the sidecar, as anyone with its secret: a pull it refuses
-    // records the raw reference; the actor (control characters dropped) and
-    // the request id are the caller's.
+    // records the reference (escaped when it does not parse); the actor
+    // (control characters dropped) and the request id are the caller's.
     let mut markers = Vec::new();
     for lead in LEADS {
         let marker = unique("formula");
@@ -141,7 +141,11 @@ pub async fn csv_cells_that_start_a_formula_are_defused(env: Arc<Env>) {
             assert_eq!(row[i], want, "record {seq}, column {column}");
         }
     }
-    for lead in LEADS {
+    // No stored field can start with a tab or a carriage return any more
+    // (actors lose control characters, a refused reference is stored escaped),
+    // so those two leads are proven by the unit test
+    // `server::routes::tests::csv_cells_are_quoted_and_formulas_defused`.
+    for lead in LEADS.iter().copied().filter(|c| !c.is_control()) {
         assert!(leads_seen.contains(&lead), "no field of the test's records reached the export starting with {lead:?}");
     }
     for row in &rows {
