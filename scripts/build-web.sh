@@ -3,7 +3,8 @@
 #   pkg/dockward.js, pkg/dockward_bg.wasm (wasm-bindgen, --target web) and pkg/dockward.css.
 # Everything comes from crates.io, built from committed lockfiles: the
 # wasm-bindgen step is tools/wasm-bindgen (wasm-bindgen-cli-support pinned to
-# the exact wasm-bindgen version in Cargo.lock). No tool downloads prebuilt binaries.
+# the exact wasm-bindgen version in Cargo.lock). No tool is downloaded prebuilt
+# (only the wasm32 standard library, by rustup).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-$PWD/target}"

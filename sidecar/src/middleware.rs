@@ -174,7 +174,8 @@ pub async fn audit_denials(State(app): State<App>, req: Request, next: Next) -> 
 /// validation, engine calls): a verb's class limiter, keyed by client key —
 /// read verbs and unknown routes the read limit, restart the per-client
 /// restart limit (the per-container one follows in the handler), prune and
-/// pull theirs. A refused request costs a counter, not a record.
+/// pull theirs. A refusal is recorded through `audit_denials` (the first of
+/// its kind in a window; repeats go into a `denied.summary`).
 pub async fn rate_limit(State(app): State<App>, req: Request, next: Next) -> Response {
     let class = spec_of(&req).map_or(RateClass::Read, |s| s.rate);
     if let Some(c) = req.extensions().get::<Caller>() {
