@@ -254,6 +254,10 @@ mod tests {
         // The unsalted fingerprint anyone could compute from a guess of the secret:
         let guess = Sha256::new().chain_update(b"dockward-key-id:").chain_update(A).finalize();
         assert_ne!(id, format!("key:{}", &hex::encode(guess)[..12]));
+        // The salt is random, not a constant someone could precompute with
+        // (a random 32-byte salt has all bytes equal with odds of 2^-248).
+        let salt = key_id_salt();
+        assert!(salt.iter().any(|&b| b != salt[0]), "the key-id salt is a constant: {salt:?}");
         // Stable within the process: the same secret loaded again gets the same id.
         let again = Secrets::load(Some(A), None, None, None).unwrap();
         assert_eq!(again.ids(), vec![id.as_str()]);
