@@ -147,10 +147,9 @@ impl Policy {
 pub fn unlisted_registry_refusal(registry: &str) -> Option<&'static str> {
     let host = match registry.strip_prefix('[') {
         Some(rest) => rest.split(']').next().unwrap_or(rest),
-        None => match registry.rsplit_once(':') {
-            Some((h, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => h,
-            _ => registry,
-        },
+        // Whatever follows the last colon is a port, well-formed or not: an
+        // address with a bad port (`10.0.0.5:`, `10.0.0.5:x`) is still an address.
+        None => registry.rsplit_once(':').map_or(registry, |(h, _port)| h),
     };
     let host = host.to_ascii_lowercase();
     // Resolvers also read `127.1`, `0x7f.1` and `0177.0.0.1` as addresses.

@@ -722,3 +722,39 @@ fn query_reads_rotated_files_newest_first_and_skips_bad_lines() {
     assert_eq!(filtered(&p, Filter::default(), 10), (vec![4, 3, 2, 1], false));
     assert_eq!(filtered(&p, Filter::default(), 3), (vec![4, 3, 2], true));
 }
+
+/// A reader that fails with the given errors (last first) before giving `data`.
+struct Flaky {
+    errors: Vec<std::io::ErrorKind>,
+    data: &'static [u8],
+    pos: usize,
+}
+
+impl std::io::Read for Flaky {
+    fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+        unreachable!("read_line reads through BufRead")
+    }
+}
+
+impl std::io::BufRead for Flaky {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        match self.errors.pop() {
+            Some(kind) => Err(kind.into()),
+            None => Ok(&self.data[self.pos..]),
+        }
+    }
+    fn consume(&mut self, n: usize) {
+        self.pos += n;
+    }
+}
+
+#[test]
+fn read_line_retries_an_interrupted_read_and_reports_any_other_error() {
+    let mut buf = Vec::new();
+    let mut r = Flaky { errors: vec![std::io::ErrorKind::Interrupted], data: b"one\n", pos: 0 };
+    let line = chain::read_line(&mut r, &mut buf).unwrap().expect("a line");
+    assert_eq!((line.len, line.newline, buf.as_slice()), (3, true, &b"one"[..]));
+    let mut r = Flaky { errors: vec![std::io::ErrorKind::Other], data: b"one\n", pos: 0 };
+    let Err(e) = chain::read_line(&mut r, &mut buf) else { panic!("the error, not a line") };
+    assert_eq!(e.kind(), std::io::ErrorKind::Other);
+}

@@ -145,6 +145,10 @@ fn each_kind_of_unlisted_registry_gets_its_own_reason() {
     assert_eq!(unlisted_registry_refusal("[::1]:5000"), ip);
     assert_eq!(unlisted_registry_refusal("[fe80::1]"), ip);
     assert_eq!(unlisted_registry_refusal("127.1"), ip);
+    // A malformed port does not hide the address in front of it.
+    assert_eq!(unlisted_registry_refusal("10.0.0.5:"), ip);
+    assert_eq!(unlisted_registry_refusal("10.0.0.5:x"), ip);
+    assert_eq!(unlisted_registry_refusal("localhost:"), Some("a loopback name"));
     assert_eq!(unlisted_registry_refusal("0x7f000001"), ip);
     assert_eq!(unlisted_registry_refusal("0x7f000001:5000"), ip);
     assert_eq!(unlisted_registry_refusal("10.0.0.5:5000"), ip);
