@@ -10,7 +10,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use serde_json::Value;
-use testkit::console::{Console, Host, PASSWORD};
+use testkit::console::client::{call, http, login, User};
+use testkit::console::{Console, Host};
 use testkit::scenarios::{scenario, Scenario};
 use testkit::sidecar::{Sidecar, SECRET};
 use testkit::{free_port, TestContainer};
@@ -38,56 +39,13 @@ async fn start() -> Env {
         None,
     );
     // Signed in once each: the console throttles logins per name and address.
-    let viewer = login(&console, "viewer1").await;
-    let operator = login(&console, "operator1").await;
+    let viewer = login(&console.base, "viewer1").await;
+    let operator = login(&console.base, "operator1").await;
     Env { console, viewer, operator, db, sidecar }
 }
 
 async fn teardown(env: Env, _all_passed: bool) {
     drop(env);
-}
-
-/// A signed-in user: the session cookie and the CSRF token from `whoami`.
-struct User {
-    cookie: String,
-    csrf: String,
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
-}
-
-async fn login(console: &Console, name: &str) -> User {
-    let r = http()
-        .post(format!("{}/auth/login", console.base))
-        .form(&[("username", name), ("password", PASSWORD)])
-        .send()
-        .await
-        .unwrap();
-    let cookie = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| v.strip_prefix("dockward_session="))
-        .and_then(|v| v.split(';').next())
-        .unwrap_or_else(|| panic!("no session cookie for {name}: {}", r.status()))
-        .to_owned();
-    let (status, who) = call(&console.base, Some(&cookie), "whoami", &[]).await;
-    assert_eq!(status, 200, "{who}");
-    User { cookie, csrf: who["csrf"].as_str().unwrap().to_owned() }
-}
-
-/// POSTs a server function's arguments as a form; returns the status and the JSON body.
-async fn call(base: &str, cookie: Option<&str>, endpoint: &str, args: &[(&str, &str)]) -> (u16, Value) {
-    let mut req = http().post(format!("{base}/api/fn/{endpoint}")).form(args);
-    if let Some(c) = cookie {
-        req = req.header("cookie", format!("dockward_session={c}"));
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}")))
 }
 
 async fn not_signed_in_is_401(env: Arc<Env>) {

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
+use testkit::console::client::http;
 use testkit::console::{add_user, Console, Host, Options, PASSWORD};
 use testkit::free_port;
 use testkit::scenarios::{scenario, Scenario};
@@ -56,10 +57,6 @@ async fn start() -> Env {
 
 async fn teardown(env: Env, _all_passed: bool) {
     drop(env);
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
 }
 
 fn users_file(c: &Console) -> PathBuf {

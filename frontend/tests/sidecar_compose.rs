@@ -10,7 +10,7 @@
 //! anyone and the verbs only with the secret. Its own project name and a
 //! temporary project directory (for `./secrets/`), removed at the end.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitCode, Output};
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,15 +19,6 @@ use testkit::scenarios::{scenario, Scenario};
 use testkit::*;
 
 const PROJECT: &str = "dwsidecarcompose";
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
-}
-
-fn socket_gid() -> String {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/var/run/docker.sock").expect("/var/run/docker.sock").gid().to_string()
-}
 
 struct Env {
     /// The project directory: `secrets/dockward_secret` and `.previous`.

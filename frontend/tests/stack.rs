@@ -27,15 +27,6 @@ const WEB: &str = "http://127.0.0.1:8080";
 /// The body of the sidecar's /healthz.
 const SIDECAR_HEALTH: &str = r#"{"status":"ok"}"#;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
-}
-
-fn socket_gid() -> String {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/var/run/docker.sock").expect("/var/run/docker.sock").gid().to_string()
-}
-
 /// Runs the compose CLI on the repository's compose.yaml, as a user would.
 fn compose_output(args: &[&str]) -> Output {
     let cli = std::env::var("DOCKWARD_COMPOSE").unwrap_or_else(|_| "docker-compose".into());

@@ -27,6 +27,17 @@ pub mod sidecar;
 pub const IMAGE: &str = "dockward-test:3";
 pub const TEST_LABEL: &str = "dockward.test";
 
+/// The repository's root (the workspace), whichever crate's test asks.
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("testkit/ has a parent").to_owned()
+}
+
+/// The group id of the Docker socket (what compose's `DOCKER_GID` must be).
+pub fn socket_gid() -> String {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/var/run/docker.sock").expect("/var/run/docker.sock").gid().to_string()
+}
+
 /// Runs the docker CLI; panics with its stderr on failure.
 pub fn docker(args: &[&str]) -> String {
     let out = Command::new("docker").args(args).output().unwrap_or_else(|e| {
