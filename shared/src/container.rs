@@ -94,6 +94,12 @@ pub struct ContainerSummary {
     pub restart_count: i64,
     /// `no`, `always`, `unless-stopped`, `on-failure[:N]`.
     pub restart_policy: String,
+    /// The last exit code, once the container has stopped (`None` while it runs or before it ran).
+    #[serde(default)]
+    pub exit_code: Option<i64>,
+    /// Whether the kernel's OOM killer ended its last run.
+    #[serde(default)]
+    pub oom_killed: bool,
     pub compose_project: Option<String>,
     pub compose_service: Option<String>,
     pub ports: Vec<PortMapping>,

@@ -11,6 +11,9 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     pub code: ErrorCode,
     pub message: String,
+    /// With `docker_unavailable`: why the sidecar cannot use its engine, and the fix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<crate::EngineProblem>,
 }
 
 /// Machine-readable error codes; each maps to exactly one HTTP status.
@@ -61,7 +64,7 @@ impl ErrorCode {
 
 impl ErrorBody {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { error: ErrorDetail { code, message: message.into() } }
+        Self { error: ErrorDetail { code, message: message.into(), engine: None } }
     }
 }
 

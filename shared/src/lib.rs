@@ -7,7 +7,9 @@
 pub mod api;
 pub mod audit;
 pub mod container;
+pub mod engine;
 pub mod error;
+pub mod health;
 pub mod stats;
 pub mod text;
 pub mod validate;
@@ -19,6 +21,7 @@ pub use container::{
     ContainerDetail, ContainerState, ContainerSummary, DiskReport, EnvVar, Health, HealthcheckEntry, LogLine,
     LogStream, LogsPage, Mount, NetworkAttachment, PortMapping, VolumeUsage,
 };
+pub use engine::{EngineProblem, EngineProblemKind};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use stats::{HistoryPoint, StatsHistory, StatsSample, StatsSnapshot};
 pub use validate::{bounded, limits, ContainerRef, ImageRef, ValidationError};

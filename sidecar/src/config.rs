@@ -98,6 +98,11 @@ pub struct ServeArgs {
     /// Docker endpoint (unix:// or tcp://).
     #[arg(long, env = "DOCKER_HOST", default_value = "unix:///var/run/docker.sock")]
     pub docker_host: String,
+    /// When started as root: the unprivileged `uid:gid` to become before serving, after joining the
+    /// Docker socket's group (whatever its gid). compose.yaml sets 65532:65532. Unset, a sidecar
+    /// started as root stays root (with a warning).
+    #[arg(long, env = "DOCKWARD_RUN_AS")]
+    pub run_as: Option<crate::privilege::RunAs>,
 
     /// Append-only audit log (JSON Lines). Rotated files sit beside it.
     #[arg(long, env = "DOCKWARD_AUDIT_LOG", default_value = "/var/lib/dockward/audit.jsonl")]

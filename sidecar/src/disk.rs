@@ -34,7 +34,7 @@ impl DiskCache {
         let hit = self.0.contains_key(&());
         metrics.cache_lookup("disk", hit);
         let computed = self.0.try_get_with((), compute(engine)).await.map_err(|e| match &*e {
-            ApiError::DockerUnavailable => ApiError::DockerUnavailable,
+            ApiError::DockerUnavailable(p) => ApiError::DockerUnavailable(p.clone()),
             other => ApiError::Docker(other.to_string()),
         })?;
         let mut report = computed.report.clone();

@@ -28,8 +28,9 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("rate limit reached; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
-    #[error("the Docker engine is unreachable")]
-    DockerUnavailable,
+    /// The engine cannot be used; with the reason and the fix when known (docker/diagnose.rs).
+    #[error("the Docker engine is unreachable{}", .0.as_ref().map(|p| format!(": {}", p.detail)).unwrap_or_default())]
+    DockerUnavailable(Option<std::sync::Arc<shared::EngineProblem>>),
     #[error("the Docker engine refused: {0}")]
     Docker(String),
     #[error("internal error: {0}")]
@@ -47,7 +48,7 @@ impl ApiError {
             Self::Ambiguous(_) => ErrorCode::Ambiguous,
             Self::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
-            Self::DockerUnavailable => ErrorCode::DockerUnavailable,
+            Self::DockerUnavailable(_) => ErrorCode::DockerUnavailable,
             Self::Docker(_) => ErrorCode::DockerError,
             Self::Internal(_) => ErrorCode::Internal,
         }
@@ -70,7 +71,7 @@ impl From<bollard::errors::Error> for ApiError {
             | E::HyperResponseError { .. }
             | E::RequestTimeoutError
             | E::HyperLegacyError { .. }
-            | E::SocketNotFoundError(_) => Self::DockerUnavailable,
+            | E::SocketNotFoundError(_) => Self::DockerUnavailable(None),
             other => Self::Docker(other.to_string()),
         }
     }
@@ -84,7 +85,11 @@ impl IntoResponse for ApiError {
             tracing::warn!(error = %self, "request failed");
         }
         let message = self.to_string();
-        let mut resp = (status, axum::Json(ErrorBody::new(code, message.clone()))).into_response();
+        let mut body = ErrorBody::new(code, message.clone());
+        if let Self::DockerUnavailable(Some(p)) = &self {
+            body.error.engine = Some((**p).clone());
+        }
+        let mut resp = (status, axum::Json(body)).into_response();
         resp.extensions_mut().insert(ErrorMessage(message));
         if let Self::RateLimited { retry_after_secs } = self {
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs.max(1)));

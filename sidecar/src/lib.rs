@@ -12,6 +12,7 @@ pub mod extract;
 pub mod metrics;
 pub mod middleware;
 pub mod policy;
+pub mod privilege;
 pub mod provision;
 pub mod ratelimit;
 pub mod redact;

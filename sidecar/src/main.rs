@@ -30,6 +30,27 @@ fn serve(mut args: ServeArgs) -> ExitCode {
     // _FILE variants. (Single-threaded here.)
     args.secret = take_env_secret("DOCKWARD_SECRET");
     args.secret_previous = take_env_secret("DOCKWARD_SECRET_PREVIOUS");
+    // Before any file is read or thread started: leave root (sidecar::privilege).
+    match args.run_as.map(|to| sidecar::privilege::drop_root(to, &args.docker_host)) {
+        Some(Ok(Some(d))) => tracing::info!(
+            uid = d.uid,
+            gid = d.gid,
+            socket_group = ?d.socket_group,
+            "dropped root: joined the Docker socket's group, no capabilities left"
+        ),
+        Some(Ok(None)) => {}
+        Some(Err(e)) => {
+            tracing::error!(error = %e, "refusing to start");
+            eprintln!("dockward-sidecar: {e}");
+            return ExitCode::from(2);
+        }
+        // SAFETY: a getter.
+        None if unsafe { libc::geteuid() } == 0 => tracing::warn!(
+            "running as root: set DOCKWARD_RUN_AS=65532:65532 so the sidecar joins the Docker socket's group \
+             and drops root before serving"
+        ),
+        None => {}
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -14,6 +14,7 @@ pub fn AppCard(key: String, groups: Memo<Vec<AppGroup>>, session: SessionInfo) -
         group.with_untracked(|g| g.as_ref().map(|g| (g.title().to_owned(), g.host.clone())).unwrap_or_default());
     let badge = move || group.with(|g| g.as_ref().map(|g| g.badge).unwrap_or(Badge::Amber));
     let badge_text = move || match badge() {
+        Badge::Grey => "completed",
         Badge::Green => "healthy",
         Badge::Amber => "starting",
         Badge::Red => "needs attention",

@@ -8,13 +8,15 @@ use crate::model::Badge;
 /// The badge's icon; the words beside it carry the meaning.
 pub fn badge_icon(badge: Badge) -> &'static str {
     match badge {
+        Badge::Grey => "○",
         Badge::Green => "✓",
         Badge::Amber => "!",
         Badge::Red => "✕",
     }
 }
 
-pub fn badge_view(badge: Badge, text: &'static str) -> impl IntoView {
+pub fn badge_view(badge: Badge, text: impl Into<String>) -> impl IntoView {
+    let text = text.into();
     let icon = badge_icon(badge);
     view! { <span class=format!("badge {}", badge.class())><span aria-hidden="true">{icon}</span>" "{text}</span> }
 }

@@ -32,7 +32,8 @@ pub fn ContainerRow(host: String, id: String, group: Memo<Option<AppGroup>>, ses
                 .unwrap_or_else(|| "–".into())
         })
     };
-    let badge = move || c.with(|c| c.as_ref().map(model::container_badge).unwrap_or((Badge::Amber, "gone")));
+    let badge =
+        move || c.with(|c| c.as_ref().map(model::container_badge).unwrap_or_else(|| (Badge::Amber, "gone".into())));
     let status = move || c.with(|c| c.as_ref().map(|c| c.status.clone()).unwrap_or_default());
     let db_size = {
         let id = id.clone();

@@ -22,7 +22,7 @@ pub use bars::Bars;
 pub use confirm::Confirm;
 pub use container_row::ContainerRow;
 pub use header::Header;
-pub use host_chip::HostChip;
+pub use host_chip::{HostChip, HostProblems};
 pub use host_select::{first_host, HostSelect};
 pub use log_view::{ansi_view, line_class, LogPeek, LogRow};
 pub use prune_panel::PrunePanel;

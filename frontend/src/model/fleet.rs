@@ -15,7 +15,13 @@ pub enum HostStatus {
     /// No fresh data for a while; `age_s` says how old the last data is.
     Stale { age_s: u64 },
     /// Unreachable or refusing; the last error.
-    Down { error: String, age_s: Option<u64> },
+    Down {
+        error: String,
+        age_s: Option<u64>,
+        /// The sidecar answers but cannot use its Docker engine: why, and the fix.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        engine: Option<shared::EngineProblem>,
+    },
 }
 
 /// One host's latest data.

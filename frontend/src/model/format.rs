@@ -45,7 +45,6 @@ pub fn sparkline_points(values: &[f64], w: f64, h: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::exit_code_from_status;
 
     #[test]
     fn humans() {
@@ -54,6 +53,5 @@ mod tests {
         assert_eq!(human_duration(3725), "1h 2m");
         assert_eq!(human_duration(59), "59s");
         assert_eq!(sparkline_points(&[0.0, 1.0], 10.0, 10.0), "0.0,10.0 10.0,0.0");
-        assert_eq!(exit_code_from_status("Exited (137) 5 minutes ago"), Some(137));
     }
 }

@@ -140,7 +140,7 @@ mod tests {
         assert_eq!(g[0].badge, Badge::Amber);
         assert_eq!(g[0].containers[0].name, "db");
         assert!((g[0].cpu_percent - 12.5).abs() < 1e-9);
-        assert_eq!(headline(&f).text, "1 needs attention");
+        assert_eq!(headline(&f).text, "1 to check");
         let all_green = fleet(vec![
             container("a", None, Running, Health::None, "Up"),
             container("b", None, Running, Health::Healthy, "Up"),
@@ -149,7 +149,7 @@ mod tests {
         let mut down = all_green.clone();
         down.hosts.push(HostView {
             name: "b".into(),
-            status: HostStatus::Down { error: "x".into(), age_s: None },
+            status: HostStatus::Down { error: "x".into(), age_s: None, engine: None },
             containers: vec![],
             volume_sizes: Default::default(),
             cpu_history: Default::default(),

@@ -12,7 +12,7 @@ mod text;
 pub use fleet::{Fleet, HostStatus, HostView};
 pub use format::{human_bytes, human_duration, sparkline_points};
 pub use group::{group_apps, matches_filter, AppGroup};
-pub use health::{container_badge, exit_code_from_status, headline, Badge, Headline};
+pub use health::{container_badge, headline, Badge, Headline};
 pub use network::{networks, port_claims, subnets_overlap, NetworkView, PortClaim};
 pub use text::{ansi_spans, highlight_plain, neutralise_audit_record, neutralise_container, neutralise_detail};
 
@@ -42,6 +42,8 @@ pub(crate) mod fixtures {
             finished_at: None,
             restart_count: 0,
             restart_policy: "no".into(),
+            exit_code: None,
+            oom_killed: false,
             compose_project: project.map(String::from),
             compose_service: None,
             ports: vec![],

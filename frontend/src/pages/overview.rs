@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::components::{badge_icon, AppCard, PrunePanel, PullPanel};
+use crate::components::{badge_icon, AppCard, HostProblems, PrunePanel, PullPanel};
 use crate::model::{self, Fleet};
 use crate::types::{Role, SessionInfo};
 
@@ -41,6 +41,7 @@ pub fn Overview(session: SessionInfo, fleet: RwSignal<Fleet>) -> impl IntoView {
                 view! { <span aria-hidden="true" class="icon">{icon}</span> <span class="text">{h.text}</span> }
             }}
         </section>
+        <HostProblems fleet=fleet/>
         <div class="toolbar">
             <input
                 type="search"
@@ -89,7 +90,12 @@ mod tests {
     async fn overview_headline_cards_and_badges() {
         let f = fleet(vec![
             container("web", Some("shop"), ContainerState::Running, "Up 1 minute"),
-            container("worker", Some("shop"), ContainerState::Exited, "Exited (1) 2 seconds ago"),
+            {
+                // Meant to run (policy always) but exited non-zero: a problem.
+                let mut w = container("worker", Some("shop"), ContainerState::Exited, "Exited (1) 2 seconds ago");
+                w.restart_policy = "always".into();
+                w
+            },
             container("lone", None, ContainerState::Running, "Up"),
         ]);
         let html = render(move || {

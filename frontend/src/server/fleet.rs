@@ -19,7 +19,7 @@ struct HostState {
     containers: Vec<ContainerSummary>,
     volume_sizes: BTreeMap<String, i64>,
     last_ok: Option<Instant>,
-    last_error: Option<(Instant, String)>,
+    last_error: Option<(Instant, String, Option<shared::EngineProblem>)>,
 }
 
 /// Points kept per container for sparklines (15 minutes at a 2 s poll).
@@ -87,8 +87,8 @@ impl FleetHub {
             .map(|(h, s)| {
                 let age = s.last_ok.map(|t| t.elapsed());
                 let status = match (&s.last_error, s.last_ok) {
-                    (Some((at, err)), ok) if ok.is_none_or(|ok| *at > ok) => {
-                        HostStatus::Down { error: err.clone(), age_s: age.map(|a| a.as_secs()) }
+                    (Some((at, err, engine)), ok) if ok.is_none_or(|ok| *at > ok) => {
+                        HostStatus::Down { error: err.clone(), age_s: age.map(|a| a.as_secs()), engine: engine.clone() }
                     }
                     (_, Some(_)) if age.is_some_and(|a| a > self.stale_after) => {
                         HostStatus::Stale { age_s: age.map(|a| a.as_secs()).unwrap_or(0) }
@@ -173,7 +173,7 @@ impl FleetHub {
                     }
                     Err(e) => {
                         tracing::debug!(host = %host.name, error = %e, "poll failed");
-                        s.last_error = Some((Instant::now(), e.to_string()));
+                        s.last_error = Some((Instant::now(), e.to_string(), e.engine_problem().cloned()));
                     }
                 }
             }

@@ -39,14 +39,24 @@ pub enum SidecarError {
     #[error("{1}: unreachable ({0})")]
     Unreachable(String, String),
     #[error("{host}: {message}")]
-    Refused { message: String, status: u16, host: String, code: String },
+    Refused { message: String, status: u16, host: String, code: String, engine: Option<Box<shared::EngineProblem>> },
+}
+
+impl SidecarError {
+    /// The sidecar's diagnosis, when it answered that it cannot use its engine.
+    pub fn engine_problem(&self) -> Option<&shared::EngineProblem> {
+        match self {
+            Self::Refused { engine, .. } => engine.as_deref(),
+            Self::Unreachable(..) => None,
+        }
+    }
 }
 
 impl From<SidecarError> for ConsoleError {
     fn from(e: SidecarError) -> Self {
         match e {
             SidecarError::Unreachable(reason, host) => ConsoleError::HostUnreachable { host, reason },
-            SidecarError::Refused { message, status, host, code } => {
+            SidecarError::Refused { message, status, host, code, .. } => {
                 ConsoleError::SidecarRefused { host, status, code, message }
             }
         }
@@ -64,10 +74,15 @@ impl SidecarError {
                     .ok()
                     .and_then(|v| v.as_str().map(String::from))
                     .unwrap_or_default(),
+                engine: b.error.engine.map(Box::new),
             },
-            Err(_) => {
-                Self::Refused { message: format!("HTTP {status}"), status, host: host.to_owned(), code: String::new() }
-            }
+            Err(_) => Self::Refused {
+                message: format!("HTTP {status}"),
+                status,
+                host: host.to_owned(),
+                code: String::new(),
+                engine: None,
+            },
         }
     }
 }

@@ -153,6 +153,11 @@ pub fn summary(
         finished_at: unix_seconds(state.and_then(|s| s.finished_at.as_deref())),
         restart_count: ins.restart_count.unwrap_or_default(),
         restart_policy,
+        // The engine keeps the last exit code while a container runs again; only a stopped one has one.
+        exit_code: state
+            .filter(|_| matches!(status, ContainerState::Exited | ContainerState::Dead))
+            .and_then(|s| s.exit_code),
+        oom_killed: state.and_then(|s| s.oom_killed).unwrap_or(false),
         compose_project: labels.get(COMPOSE_PROJECT_LABEL).cloned(),
         compose_service: labels.get(COMPOSE_SERVICE_LABEL).cloned(),
         ports,

@@ -2,6 +2,7 @@
 //! from validated, typed arguments; nothing a client sent is passed through.
 
 pub mod convert;
+pub mod diagnose;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,33 +13,15 @@ use bollard::models::{ContainerInspectResponse, ContainerSummary as DockerSummar
 use bollard::query_parameters::{InspectContainerOptions, ListContainersOptions};
 use bollard::Docker;
 use moka::future::Cache;
-use shared::ContainerRef;
+use shared::{ContainerRef, EngineProblem};
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::policy::Policy;
 
-/// When the engine's unix socket exists but this process may not open it, the
-/// fix in one line: the socket's group, to be given to the sidecar.
 /// How long an image's tags and digests are reused when deciding protection
 /// for the list, inspect and the disk report (restart and prune look afresh).
 pub const IMAGE_NAMES_TTL: Duration = Duration::from_secs(5);
-
-fn socket_access_hint(host: &str) -> Option<String> {
-    use std::os::unix::fs::MetadataExt;
-    let path = host.strip_prefix("unix://")?;
-    match std::os::unix::net::UnixStream::connect(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            let gid = std::fs::metadata(path).map(|m| m.gid().to_string()).unwrap_or_else(|_| "?".into());
-            Some(format!(
-                "permission denied on {path}: it belongs to group {gid}, which this process is not in; \
-                 run the sidecar with that supplementary group (compose: DOCKER_GID={gid})"
-            ))
-        }
-        Err(e) => Some(format!("cannot open {path}: {e}")),
-        Ok(_) => None,
-    }
-}
 
 /// A container the caller named, resolved to exactly one full id.
 #[derive(Debug, Clone)]
@@ -57,8 +40,8 @@ pub struct Engine {
     host: String,
     up: AtomicBool,
     negotiated: AtomicBool,
-    /// Whether the reason the socket cannot be opened has been logged.
-    hinted: AtomicBool,
+    /// Why the engine cannot be used, while it cannot (diagnose.rs).
+    problem: RwLock<Option<Arc<EngineProblem>>>,
     pub policy: Arc<Policy>,
     metrics: Arc<Metrics>,
     /// Inspect results by full id; dropped on lifecycle events, short TTL as a backstop.
@@ -83,7 +66,7 @@ impl Engine {
             host: host.to_owned(),
             up: AtomicBool::new(false),
             negotiated: AtomicBool::new(false),
-            hinted: AtomicBool::new(false),
+            problem: RwLock::new(None),
             policy,
             metrics,
             inspect_cache: Cache::builder().max_capacity(10_000).time_to_live(Duration::from_secs(30)).build(),
@@ -108,42 +91,78 @@ impl Engine {
         if self.is_up() {
             Ok(())
         } else {
-            Err(ApiError::DockerUnavailable)
+            Err(self.unavailable())
         }
     }
 
+    /// Why the engine cannot be used now: the last probe's diagnosis, or a fresh one.
+    pub fn problem(&self) -> Option<Arc<EngineProblem>> {
+        self.problem.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The 503 of a call that could not reach the engine, with the reason and the fix.
+    pub fn unavailable(&self) -> ApiError {
+        let problem = self.problem().unwrap_or_else(|| Arc::new(diagnose::diagnose(&self.host, "no answer")));
+        ApiError::DockerUnavailable(Some(problem))
+    }
+
+    fn set_problem(&self, problem: Option<EngineProblem>) {
+        let mut slot = self.problem.write().unwrap_or_else(|e| e.into_inner());
+        match (&problem, slot.as_deref()) {
+            (Some(p), old) if old != Some(p) => {
+                tracing::error!(kind = ?p.kind, fix = %p.fix, "the Docker engine cannot be used: {}", p.detail)
+            }
+            (None, Some(_)) => tracing::info!("the Docker engine is usable again"),
+            _ => {}
+        }
+        *slot = problem.map(Arc::new);
+    }
+
     /// One health probe: ping, and negotiate the API version the first time
-    /// the engine answers (and again after it comes back).
+    /// the engine answers (and again after it comes back), refusing engines
+    /// older than [`shared::engine::MIN_API_VERSION`]. Records the diagnosis.
     pub async fn probe(&self) -> bool {
-        let ok = self.timed("ping", self.client().ping()).await.is_ok();
-        if ok && !self.negotiated.load(Ordering::Relaxed) {
-            match connect(&self.host) {
-                Ok(fresh) => match fresh.negotiate_version().await {
-                    Ok(c) => {
-                        tracing::info!(api = %c.client_version(), "connected to the Docker engine");
-                        *self.client.write().unwrap_or_else(|e| e.into_inner()) = c;
-                        self.negotiated.store(true, Ordering::Relaxed);
-                    }
-                    Err(e) => tracing::warn!(error = %e, "API version negotiation failed"),
-                },
-                Err(e) => tracing::warn!(error = %e, "reconnect failed"),
+        let ping = self.timed("ping", self.client().ping()).await;
+        let mut problem = None;
+        if let Err(e) = &ping {
+            problem = Some(diagnose::diagnose(&self.host, &e.to_string()));
+        } else if !self.negotiated.load(Ordering::Relaxed) {
+            match self.negotiate().await {
+                Ok(()) => self.negotiated.store(true, Ordering::Relaxed),
+                Err(p) => problem = Some(p),
             }
         }
+        let ok = problem.is_none();
         let was = self.up.swap(ok && self.negotiated.load(Ordering::Relaxed), Ordering::Relaxed);
         if !ok {
             if was {
                 tracing::warn!("the Docker engine is unreachable; serving cached data, refusing mutations");
             }
-            if !self.hinted.swap(true, Ordering::Relaxed) {
-                if let Some(hint) = socket_access_hint(&self.host) {
-                    tracing::error!("{hint}");
-                }
-            }
             // Negotiate again when it returns: it may be another version.
             self.negotiated.store(false, Ordering::Relaxed);
         }
+        self.set_problem(problem);
         self.metrics.docker_up.set(i64::from(self.is_up()));
         self.is_up()
+    }
+
+    async fn negotiate(&self) -> Result<(), EngineProblem> {
+        use shared::EngineProblemKind::Unreachable;
+        let fresh =
+            connect(&self.host).map_err(|e| EngineProblem::new(Unreachable, e.to_string(), "check DOCKER_HOST"))?;
+        let c = fresh.negotiate_version().await.map_err(|e| {
+            EngineProblem::new(Unreachable, format!("API version negotiation failed: {e}"), "check the engine's log")
+        })?;
+        let v = c.version().await.map_err(|e| {
+            EngineProblem::new(Unreachable, format!("the engine's /version failed: {e}"), "check the engine's log")
+        })?;
+        let api = v.api_version.clone().unwrap_or_default();
+        if let Some(p) = shared::engine::api_version_problem(&api, v.version.as_deref()) {
+            return Err(p);
+        }
+        tracing::info!(api = %c.client_version(), engine = v.version.as_deref().unwrap_or("?"), "connected to the Docker engine");
+        *self.client.write().unwrap_or_else(|e| e.into_inner()) = c;
+        Ok(())
     }
 
     /// Runs an engine call, recording its latency, and marks the engine down
@@ -158,10 +177,11 @@ impl Engine {
         self.metrics.docker_call(call, start.elapsed().as_secs_f64());
         r.map_err(|e| {
             let e = ApiError::from(e);
-            if matches!(e, ApiError::DockerUnavailable) {
+            if matches!(e, ApiError::DockerUnavailable(_)) {
                 self.up.store(false, Ordering::Relaxed);
                 self.negotiated.store(false, Ordering::Relaxed);
                 self.metrics.docker_up.set(0);
+                return self.unavailable();
             }
             e
         })

@@ -1,4 +1,5 @@
-//! `GET /healthz` (no auth: the engine probe's state) and `GET /metrics`.
+//! `GET /healthz` (no auth: the engine probe's state and, when down, the
+//! kind of trouble) and `GET /metrics`.
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -12,7 +13,10 @@ pub async fn healthz(State(app): State<App>) -> Response {
     if app.engine.is_up() {
         Json(serde_json::json!({"status": "ok"})).into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"status": "degraded"}))).into_response()
+        // The kind of trouble only: the words and the fix go to authenticated callers (every 503).
+        let engine = app.engine.problem().map(|p| p.kind);
+        (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"status": "degraded", "engine": engine})))
+            .into_response()
     }
 }
 
