@@ -54,7 +54,8 @@ fn compose_in(dir: &Path, port: u16, args: &[&str]) -> Output {
         .args(args)
         .env("DOCKWARD_SIDECAR_BIND", "127.0.0.1")
         .env("DOCKWARD_SIDECAR_PORT", port.to_string())
-        .env("DOCKER_GID", socket_gid())
+        // No DOCKER_GID: the sidecar joins the socket's group itself, whatever its gid.
+        .env_remove("DOCKER_GID")
         .output()
         .unwrap_or_else(|e| panic!("cannot run {cli} ({e}): install docker-compose (apt-get install docker-compose)"))
 }

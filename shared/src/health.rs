@@ -185,7 +185,8 @@ mod tests {
         use ContainerState::*;
         use Health as H;
         use Severity::*;
-        let rows: &[(ContainerState, Health, &str, Option<i64>, bool, Condition, Severity, &str)] = &[
+        type Row = (ContainerState, Health, &'static str, Option<i64>, bool, Condition, Severity, &'static str);
+        let rows: &[Row] = &[
             // Running: health decides.
             (Running, H::Healthy, "always", None, false, Condition::Healthy, Ok, "healthy"),
             (Running, H::None, "no", None, false, Condition::Running, Ok, "running"),

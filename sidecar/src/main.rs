@@ -15,7 +15,17 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Audit(AuditCommand::Verify { file, key_file })) => verify(&file, key_file.as_deref()),
         Some(Command::Secret(cmd)) => secret(cmd),
-        Some(Command::Healthcheck { addr }) => healthcheck(addr),
+        Some(Command::Healthcheck { addr }) => {
+            // `docker exec` runs it as the container's user (root in compose.yaml): leave root
+            // first, as the server does (no socket group: it only calls the server's /healthz).
+            if let Some(to) = std::env::var("DOCKWARD_RUN_AS").ok().and_then(|v| v.parse().ok()) {
+                if let Err(e) = sidecar::privilege::drop_root(to, "") {
+                    eprintln!("dockward-sidecar: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+            healthcheck(addr)
+        }
         Some(Command::Serve(args)) => serve(*args),
         None => serve(cli.serve),
     }

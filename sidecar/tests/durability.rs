@@ -219,3 +219,60 @@ async fn a_cut_tail_with_the_checkpoint_deleted_is_reported_after_restart() {
     assert!(!ok, "{report}");
     assert!(report.contains("checkpoint was missing"), "{report}");
 }
+
+/// Issue #12: a new sidecar's empty chain is valid, by the API and the CLI.
+#[tokio::test]
+async fn a_fresh_audit_log_verifies_as_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let port = free_port();
+    let _p = spawn_sidecar(&audit, port);
+    let v: serde_json::Value = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/v1/audit/verify"))
+        .bearer_auth(SECRET)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+    let (ok, report) = verify(&audit);
+    assert!(ok, "{report}");
+    assert!(report.contains("intact") || report.contains("ok"), "{report}");
+}
+
+/// Issue #12: what a crash right after the log was created leaves — an empty
+/// log, a 0-byte checkpoint and a torn temporary checkpoint — verifies, and
+/// the sidecar starts on it and still reports the chain intact.
+#[tokio::test]
+async fn a_crash_right_after_the_log_is_created_still_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    std::fs::write(&audit, "").unwrap();
+    let sibling = |suffix: &str| {
+        let mut p = audit.clone().into_os_string();
+        p.push(suffix);
+        std::path::PathBuf::from(p)
+    };
+    std::fs::write(sibling(".checkpoint"), "").unwrap();
+    std::fs::write(sibling(".checkpoint.tmp"), r#"{"seq":0,"ha"#).unwrap();
+    let out = Command::new(sidecar_bin()).args(["audit", "verify"]).arg(&audit).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{text}");
+    let port = free_port();
+    let _p = spawn_sidecar(&audit, port);
+    let v: serde_json::Value = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/v1/audit/verify"))
+        .bearer_auth(SECRET)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    let (ok, report) = verify(&audit);
+    assert!(ok, "{report}");
+}

@@ -133,7 +133,15 @@ async fn the_engine_going_away_and_coming_back() {
         assert_eq!(r.status(), 503);
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["error"]["code"], "docker_unavailable");
+        // With the reason and the fix: a stopped dockerd removes its socket.
+        let engine = &body["error"]["engine"];
+        assert_eq!(engine["kind"], "socket_missing", "{body}");
+        assert!(engine["fix"].as_str().is_some_and(|f| f.contains("started")), "{body}");
     }
+    assert_eq!(
+        sc.http.get(sc.url("/healthz")).send().await.unwrap().json::<Value>().await.unwrap()["engine"],
+        "socket_missing"
+    );
 
     daemon.up();
     eventually(Duration::from_secs(20), "healthz ok again without a restart", || async {

@@ -34,6 +34,13 @@ impl Sidecar {
     /// temporary directory, `--stats-ttl=1s` unless `extra` sets it, and the
     /// `extra` flags; returns once it listens.
     pub async fn start(extra: &[&str]) -> Self {
+        Self::start_with(extra, |_, _| {}).await
+    }
+
+    /// [`Sidecar::start`], with `setup` given the command (to set its user or
+    /// environment) and the sidecar's directory (to hand it to that user)
+    /// before it is spawned.
+    pub async fn start_with(extra: &[&str], setup: impl FnOnce(&mut Command, &std::path::Path)) -> Self {
         require_docker();
         let dir = tempfile::tempdir().unwrap();
         let audit = dir.path().join("audit.jsonl");
@@ -51,15 +58,15 @@ impl Sidecar {
             args.push("--stats-ttl=1s".into());
         }
         args.extend(extra.iter().map(|s| s.to_string()));
-        let child = Command::new(sidecar_bin())
-            .args(&args)
+        let mut cmd = Command::new(sidecar_bin());
+        cmd.args(&args)
             // The listening line below is logged at info.
             .env("DOCKWARD_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log_path).unwrap())
-            .spawn()
-            .expect("start dockward-sidecar");
+            .stderr(std::fs::File::create(&log_path).unwrap());
+        setup(&mut cmd, dir.path());
+        let child = cmd.spawn().expect("start dockward-sidecar");
         let mut sc = Self { base: String::new(), dir, http: reqwest::Client::new(), child };
         // Listening on port 0 leaves no race for a free port: the sidecar logs
         // the address it bound. Nothing is requested, so no rate budget or

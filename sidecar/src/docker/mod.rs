@@ -172,6 +172,10 @@ impl Engine {
         call: &'static str,
         fut: impl std::future::Future<Output = Result<T, bollard::errors::Error>>,
     ) -> Result<T, ApiError> {
+        // An engine too old answers, but not in the shapes we read: only the probe may call it.
+        if call != "ping" && self.problem().is_some_and(|p| p.kind == shared::EngineProblemKind::ApiTooOld) {
+            return Err(self.unavailable());
+        }
         let start = Instant::now();
         let r = fut.await;
         self.metrics.docker_call(call, start.elapsed().as_secs_f64());
