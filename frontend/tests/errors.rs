@@ -23,11 +23,22 @@ struct Env {
     /// Protected by label: restarting it is refused by the sidecar.
     db: TestContainer,
     sidecar: Sidecar,
+    /// Runs as uid 65532 without the socket's group: it cannot use its engine.
+    _denied: Sidecar,
 }
 
 async fn start() -> Env {
     let db = TestContainer::run("errors-db", &["--label", "dockward.protect=true"], "sleep 600");
     let sidecar = Sidecar::start(&[]).await;
+    let denied = Sidecar::start_with(&[], |cmd, dir| {
+        use std::os::unix::process::CommandExt;
+        std::os::unix::fs::chown(dir, Some(65532), Some(65532)).unwrap();
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            std::os::unix::fs::chown(e.path(), Some(65532), Some(65532)).unwrap();
+        }
+        cmd.uid(65532).gid(65532);
+    })
+    .await;
     // Nothing listens there: the console's calls to `gone` cannot connect.
     let gone = format!("http://127.0.0.1:{}", free_port());
     let console = Console::start(
@@ -35,13 +46,14 @@ async fn start() -> Env {
         &[
             Host { name: "local", url: &sidecar.base, secret: SECRET },
             Host { name: "gone", url: &gone, secret: SECRET },
+            Host { name: "denied", url: &denied.base, secret: SECRET },
         ],
         None,
     );
     // Signed in once each: the console throttles logins per name and address.
     let viewer = login(&console.base, "viewer1").await;
     let operator = login(&console.base, "operator1").await;
-    Env { console, viewer, operator, db, sidecar }
+    Env { console, viewer, operator, db, sidecar, _denied: denied }
 }
 
 async fn teardown(env: Env, _all_passed: bool) {
@@ -99,6 +111,34 @@ async fn a_host_that_cannot_be_reached_is_502_naming_it(env: Arc<Env>) {
         call(&env.console.base, Some(&viewer.cookie), "container", &[("host", "gone"), ("id", "web")]).await;
     assert_eq!((status, body["error"].as_str(), body["host"].as_str()), (502, Some("host_unreachable"), Some("gone")));
     assert!(!body["reason"].as_str().unwrap().is_empty(), "{body}");
+}
+
+/// Issue #12: a host whose sidecar cannot use its engine says why and what to
+/// do, in the fleet the browser gets and on the overview's first render.
+async fn a_host_whose_engine_is_unusable_shows_why_and_the_fix(env: Arc<Env>) {
+    let viewer = &env.viewer;
+    let host = testkit::eventually(std::time::Duration::from_secs(15), "the host `denied` diagnosed", || async {
+        let (status, body) = call(&env.console.base, Some(&viewer.cookie), "fleet", &[]).await;
+        assert_eq!(status, 200, "{body}");
+        let hosts = body["hosts"].as_array().cloned().unwrap_or_default();
+        let h = hosts.into_iter().find(|h| h["name"] == "denied")?;
+        (h["status"]["state"] == "down" && h["status"]["engine"].is_object()).then_some(h)
+    })
+    .await;
+    let engine = &host["status"]["engine"];
+    assert_eq!(engine["kind"], "permission_denied", "{host}");
+    assert!(engine["fix"].as_str().unwrap().contains("group_add"), "{host}");
+    let html = http()
+        .get(format!("{}/", env.console.base))
+        .header("cookie", format!("dockward_session={}", viewer.cookie))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Host denied: no permission on the Docker socket"), "{html}");
+    assert!(html.contains("What to do: "), "{html}");
 }
 
 async fn a_sidecar_refusal_keeps_its_status_and_message(env: Arc<Env>) {
@@ -198,6 +238,10 @@ fn main() -> ExitCode {
         scenario("a_stale_csrf_token_or_a_cross_site_post_is_403", a_stale_csrf_token_or_a_cross_site_post_is_403),
         scenario("a_host_that_cannot_be_reached_is_502_naming_it", a_host_that_cannot_be_reached_is_502_naming_it),
         scenario("a_sidecar_refusal_keeps_its_status_and_message", a_sidecar_refusal_keeps_its_status_and_message),
+        scenario(
+            "a_host_whose_engine_is_unusable_shows_why_and_the_fix",
+            a_host_whose_engine_is_unusable_shows_why_and_the_fix,
+        ),
         scenario("bad_input_is_400_naming_the_field", bad_input_is_400_naming_the_field),
         scenario("an_unknown_host_or_job_is_404", an_unknown_host_or_job_is_404),
         scenario("too_many_follows_for_one_user_is_429_busy", too_many_follows_for_one_user_is_429_busy),
