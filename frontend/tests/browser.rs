@@ -92,8 +92,12 @@ async fn start() -> Env {
         &["--label", &l, "--label", &evil_project, "--label", &evil_label],
         &format!("echo '{XSS}'; sleep 600"),
     );
-    let victim =
-        TestContainer::run("victim", &["--label", &l, "--label", "com.docker.compose.project=batch"], "sleep 600");
+    let victim = TestContainer::run(
+        "victim",
+        // A service meant to run (the engine would restart a crash): stopped, it is a problem.
+        &["--label", &l, "--label", "com.docker.compose.project=batch", "--restart", "unless-stopped"],
+        "sleep 600",
+    );
     let stack = start_stack(&scope).await;
     let c = stack.driver.session().await;
     Env { base: stack.console.base.clone(), c, web, db, evil, victim, _stack: stack }
@@ -204,6 +208,9 @@ async fn the_detail_page_shows_labels_literally(env: Arc<Env>) {
     login_afresh(c, base, "admin1", PASSWORD).await;
     c.goto(&format!("{base}/c/local/{}", env.evil.id)).await.unwrap();
     hydrated(c).await;
+    if c.find(Locator::Css("button.tab:nth-child(5)")).await.is_err() {
+        panic!("DEBUG {}", c.source().await.unwrap());
+    }
     c.find(Locator::Css("button.tab:nth-child(5)")).await.unwrap().click().await.unwrap();
     let labels = text(c, "table.labels").await;
     assert!(labels.contains(XSS), "label shown literally: {labels}");
@@ -281,12 +288,14 @@ async fn operators_restart_but_not_protected_containers(env: Arc<Env>) {
     assert_ne!(status, 200);
 }
 
-/// A container killed now turns red without a reload.
+/// A service that should run (restart policy `unless-stopped`), killed now
+/// (`docker stop`: sleep ignores SIGTERM as pid 1, so SIGKILL, 137) and so
+/// not restarted, turns red without a reload.
 async fn a_killed_container_turns_red_without_a_reload(env: Arc<Env>) {
     let c = &env.c;
     login_afresh(c, &env.base, "operator1", PASSWORD).await;
     wait_text(c, "#headline", "All 4 containers healthy", 15).await;
-    docker(&["kill", &env.victim.id]);
+    docker(&["stop", "-t", "1", &env.victim.id]);
     wait_text(c, "#headline", "1 needs attention", 10).await;
     let batch = c.find(Locator::Css("article[data-app='batch']")).await.unwrap();
     assert!(batch.attr("class").await.unwrap().unwrap().contains("badge-red"));

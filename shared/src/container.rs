@@ -135,10 +135,9 @@ pub struct ContainerDetail {
     pub summary: ContainerSummary,
     pub entrypoint: Vec<String>,
     pub command: Vec<String>,
-    pub exit_code: Option<i64>,
+    // The exit code and the OOM flag are the summary's (flattened into the same object).
     /// The engine's error text for the last start, if any.
     pub error: Option<String>,
-    pub oom_killed: bool,
     pub healthcheck_log: Vec<HealthcheckEntry>,
     /// Secret-looking values are masked inside the sidecar.
     pub env: Vec<EnvVar>,
@@ -197,4 +196,35 @@ pub struct LogsPage {
     pub lines: Vec<LogLine>,
     /// True when the answer was cut at the sidecar's size bound.
     pub truncated: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The detail flattens the summary into one object: no field may be in
+    /// both (serde then refuses the answer as a duplicate field).
+    #[test]
+    fn a_detail_round_trips_through_json() {
+        let summary: ContainerSummary = serde_json::from_value(serde_json::json!({
+            "id": "abc", "name": "n", "image": "i", "image_id": "sha256:x", "state": "exited",
+            "status": "Exited (1)", "health": "none", "created": 0, "started_at": null, "finished_at": null,
+            "restart_count": 0, "restart_policy": "no", "exit_code": 1, "oom_killed": true,
+            "compose_project": null, "compose_service": null, "ports": [], "networks": [], "mounts": [],
+            "labels": {}, "protected": false, "stats": null
+        }))
+        .unwrap();
+        let detail = ContainerDetail {
+            summary,
+            entrypoint: vec![],
+            command: vec!["sh".into()],
+            error: None,
+            healthcheck_log: vec![],
+            env: vec![],
+        };
+        let json = serde_json::to_string(&detail).unwrap();
+        let back: ContainerDetail = serde_json::from_str(&json).expect("no duplicate fields");
+        assert_eq!(back, detail);
+        assert_eq!((back.summary.exit_code, back.summary.oom_killed), (Some(1), true));
+    }
 }

@@ -213,9 +213,7 @@ mod tests {
             summary: c,
             entrypoint: vec!["a\u{FEFF}".into()],
             command: vec!["sh".into(), "-c".into(), "echo \u{202D}".into()],
-            exit_code: None,
             error: Some("bad\u{2028}line".into()),
-            oom_killed: false,
             healthcheck_log: vec![shared::HealthcheckEntry {
                 start: None,
                 end: None,

@@ -69,8 +69,8 @@ fn detail_view(p: ContainerPage, tab: RwSignal<&'static str>, session: SessionIn
         </section>
         <section class="tab-body" class:hidden=move || tab.get() != "state">
             <dl class="kv">
-                <dt>"Exit code"</dt><dd>{d.exit_code.map(|c| c.to_string()).unwrap_or_else(|| "–".into())}</dd>
-                <dt>"OOM killed"</dt><dd>{if d.oom_killed { "yes" } else { "no" }}</dd>
+                <dt>"Exit code"</dt><dd>{s.exit_code.map(|c| c.to_string()).unwrap_or_else(|| "–".into())}</dd>
+                <dt>"OOM killed"</dt><dd>{if s.oom_killed { "yes" } else { "no" }}</dd>
                 <dt>"Error"</dt><dd>{d.error.clone().unwrap_or_else(|| "–".into())}</dd>
                 <dt>"Health"</dt><dd>{format!("{:?}", s.health).to_lowercase()}</dd>
             </dl>

@@ -206,9 +206,7 @@ pub fn detail(summary: ContainerSummary, ins: &ContainerInspectResponse, policy:
         summary,
         entrypoint: policy.redact_args(config.and_then(|c| c.entrypoint.as_deref()).unwrap_or_default()),
         command: policy.redact_args(config.and_then(|c| c.cmd.as_deref()).unwrap_or_default()),
-        exit_code: state.and_then(|s| s.exit_code),
         error: state.and_then(|s| non_empty(s.error.as_ref())).map(|e| policy.redact_text(&e).into_owned()),
-        oom_killed: state.and_then(|s| s.oom_killed).unwrap_or(false),
         healthcheck_log,
         env,
     }
