@@ -4,15 +4,31 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::extract::NoQuery;
 use crate::state::App;
 
+/// `GET /healthz`: 200 with `ok` while the engine answers its probe, 503
+/// with `degraded` while it does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+pub struct HealthReport {
+    pub status: HealthStatus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthStatus {
+    Ok,
+    Degraded,
+}
+
 pub async fn healthz(State(app): State<App>) -> Response {
     if app.engine.is_up() {
-        Json(serde_json::json!({"status": "ok"})).into_response()
+        Json(HealthReport { status: HealthStatus::Ok }).into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"status": "degraded"}))).into_response()
+        (StatusCode::SERVICE_UNAVAILABLE, Json(HealthReport { status: HealthStatus::Degraded })).into_response()
     }
 }
 
