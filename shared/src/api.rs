@@ -28,6 +28,8 @@ pub enum Verb {
     AuditVerify,
     Prune,
     Pull,
+    /// The API itself, as an OpenAPI document.
+    OpenApi,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -160,6 +162,7 @@ pub const VERBS: &[VerbSpec] = &[
     mutation(Verb::Restart, "restart", "/v1/containers/{ref}/restart", RateClass::Restart, Role::Operator),
     mutation(Verb::Prune, "prune", "/v1/prune/{kind}", RateClass::Prune, Role::Admin),
     mutation(Verb::Pull, "pull", "/v1/images/pull", RateClass::Pull, Role::Operator),
+    read(Verb::OpenApi, "openapi", "/v1/openapi.json", Role::Viewer),
 ];
 
 impl Verb {
@@ -182,6 +185,7 @@ impl Verb {
             Self::Restart => 11,
             Self::Prune => 12,
             Self::Pull => 13,
+            Self::OpenApi => 14,
         };
         &VERBS[row]
     }
@@ -284,7 +288,7 @@ impl Call {
 mod tests {
     use super::*;
 
-    const ALL: [Verb; 14] = [
+    const ALL: [Verb; 15] = [
         Verb::Healthz,
         Verb::Metrics,
         Verb::ListContainers,
@@ -299,6 +303,7 @@ mod tests {
         Verb::AuditVerify,
         Verb::Prune,
         Verb::Pull,
+        Verb::OpenApi,
     ];
 
     #[test]
@@ -337,6 +342,7 @@ mod tests {
         assert_eq!(Verb::Restart.role(), Role::Operator);
         assert_eq!(Verb::Audit.role(), Role::Admin);
         assert_eq!(Verb::Logs.role(), Role::Viewer);
+        assert_eq!(Verb::OpenApi.role(), Role::Viewer);
         assert!(Verb::Pull.is_mutation() && !Verb::Stats.is_mutation());
         assert_eq!(Verb::Restart.audit_name(), "restart");
     }

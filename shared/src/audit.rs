@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Ok,
@@ -25,6 +26,7 @@ impl Outcome {
 /// One line of the audit log. `prev` is the SHA-256 (hex) of the previous
 /// line's exact bytes, so editing, deleting or reordering lines breaks the chain.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditRecord {
     /// Position in the chain, from 1, continuous across rotated files.
     pub seq: u64,
@@ -55,8 +57,28 @@ pub struct AuditRecord {
 
 /// `GET /v1/audit`: newest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditPage {
     pub records: Vec<AuditRecord>,
     /// Pass as `cursor` to get the next (older) page; `None` at the end.
     pub next_cursor: Option<String>,
+}
+
+/// `GET /v1/audit/verify`: the chain's verification, as `audit verify` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditVerification {
+    /// True when nothing in `problems` breaks the chain.
+    pub ok: bool,
+    pub records: u64,
+    pub files: u64,
+    pub last_seq: u64,
+    /// SHA-256 (hex) of the last line.
+    pub last_hash: Option<String>,
+    /// Records before this seq were deleted by retention (and a record proves it).
+    pub pruned_through: Option<u64>,
+    /// Breaks (the log is not intact), one line each; empty when `ok`.
+    pub problems: Vec<String>,
+    /// Facts worth knowing that are not breaks (retention, records that predate the key).
+    pub notes: Vec<String>,
 }

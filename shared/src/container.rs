@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::stats::StatsSample;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ContainerState {
     Created,
@@ -36,6 +37,7 @@ impl ContainerState {
 
 /// The container's healthcheck status; `None` when it has no healthcheck.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Health {
     None,
@@ -45,6 +47,7 @@ pub enum Health {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PortMapping {
     pub container_port: u16,
     /// `tcp`, `udp` or `sctp`.
@@ -54,6 +57,7 @@ pub struct PortMapping {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NetworkAttachment {
     pub name: String,
     pub ip: Option<String>,
@@ -65,6 +69,7 @@ pub struct NetworkAttachment {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Mount {
     /// `bind`, `volume`, `tmpfs`, `npipe`.
     pub kind: String,
@@ -77,6 +82,7 @@ pub struct Mount {
 
 /// One row of `GET /v1/containers`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ContainerSummary {
     pub id: String,
     pub name: String,
@@ -113,6 +119,7 @@ pub struct ContainerSummary {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnvVar {
     pub key: String,
     /// The value, or `None` when the sidecar masked it.
@@ -121,6 +128,7 @@ pub struct EnvVar {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HealthcheckEntry {
     pub start: Option<String>,
     pub end: Option<String>,
@@ -130,6 +138,7 @@ pub struct HealthcheckEntry {
 
 /// `GET /v1/containers/{ref}`: the summary plus what only inspect knows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ContainerDetail {
     #[serde(flatten)]
     pub summary: ContainerSummary,
@@ -144,6 +153,7 @@ pub struct ContainerDetail {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum LogStream {
     Stdout,
@@ -152,6 +162,7 @@ pub enum LogStream {
 
 /// One log line, demultiplexed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LogLine {
     pub stream: LogStream,
     /// RFC 3339 with nanoseconds, as the engine stamped it (when asked for timestamps).
@@ -165,6 +176,7 @@ pub struct LogLine {
 
 /// `GET /v1/disk`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DiskReport {
     pub volumes: Vec<VolumeUsage>,
     pub images_bytes: i64,
@@ -176,6 +188,7 @@ pub struct DiskReport {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VolumeUsage {
     pub name: String,
     pub driver: String,
@@ -191,6 +204,7 @@ pub struct VolumeUsage {
 
 /// `GET /v1/containers/{ref}/logs` without `follow`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LogsPage {
     pub id: String,
     pub lines: Vec<LogLine>,

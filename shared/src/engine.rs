@@ -11,6 +11,7 @@ pub const MIN_API_VERSION: (u32, u32) = (1, 41);
 
 /// What kind of trouble, so a client can pick an icon or a rule without parsing text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EngineProblemKind {
     /// The socket exists but this process may not open it.
@@ -27,6 +28,7 @@ pub enum EngineProblemKind {
 
 /// One diagnosis: what is wrong (`detail`, facts only) and the fix (`fix`, an instruction).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EngineProblem {
     pub kind: EngineProblemKind,
     pub detail: String,

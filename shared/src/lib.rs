@@ -16,7 +16,7 @@ pub mod validate;
 pub mod verbs;
 
 pub use api::{Call, Method, RateClass, Role, Verb, VerbSpec, VERBS};
-pub use audit::{AuditPage, AuditRecord, Outcome};
+pub use audit::{AuditPage, AuditRecord, AuditVerification, Outcome};
 pub use container::{
     ContainerDetail, ContainerState, ContainerSummary, DiskReport, EnvVar, Health, HealthcheckEntry, LogLine,
     LogStream, LogsPage, Mount, NetworkAttachment, PortMapping, VolumeUsage,

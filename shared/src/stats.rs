@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// One container's usage at one moment, computed the way `docker stats` does.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatsSample {
     pub id: String,
     /// Unix milliseconds of the engine's reading.
@@ -24,6 +25,7 @@ pub struct StatsSample {
 
 /// `GET /v1/stats`: all running containers at once.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatsSnapshot {
     /// Unix milliseconds when the refresher finished this round.
     pub taken_at_ms: i64,
@@ -37,6 +39,7 @@ pub struct StatsSnapshot {
 
 /// A compact history point for sparklines.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HistoryPoint {
     pub time_ms: i64,
     pub cpu_percent: Option<f32>,
@@ -47,6 +50,7 @@ pub struct HistoryPoint {
 
 /// `GET /v1/stats/history?ref=&window=`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatsHistory {
     pub id: String,
     pub interval_ms: u64,

@@ -55,6 +55,11 @@ pub fn bounded(field: &'static str, value: u64, min: u64, max: u64) -> Result<u6
 /// It is only a *reference*: the sidecar still resolves it to exactly one
 /// container and acts on that container's full id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(pattern = "^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$", example = "web-1")
+)]
 #[serde(transparent)]
 pub struct ContainerRef(String);
 

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum PruneKind {
     Containers,
@@ -35,6 +36,7 @@ impl PruneKind {
 
 /// `POST /v1/containers/{ref}/restart` answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RestartReport {
     pub id: String,
     pub name: String,
@@ -44,6 +46,7 @@ pub struct RestartReport {
 
 /// `POST /v1/prune/{kind}` answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PruneReport {
     pub kind: PruneKind,
     /// Ids or names of what was removed.
@@ -55,6 +58,7 @@ pub struct PruneReport {
 
 /// `POST /v1/images/pull` body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PullRequest {
     pub image: String,
@@ -62,6 +66,7 @@ pub struct PullRequest {
 
 /// One line of the pull's streamed answer (`application/x-ndjson`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum PullEvent {
     Progress {
@@ -85,6 +90,7 @@ pub enum PullEvent {
 
 /// One item of `GET /v1/events`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ContainerEvent {
     /// `start`, `die`, `restart`, `health_status`, `oom`, `destroy`.
     pub action: String,

@@ -11,6 +11,7 @@ pub mod events;
 pub mod extract;
 pub mod metrics;
 pub mod middleware;
+pub mod openapi;
 pub mod policy;
 pub mod privilege;
 pub mod provision;

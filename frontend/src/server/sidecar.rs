@@ -27,8 +27,9 @@ fn answer_max(verb: shared::Verb) -> usize {
         // One container; one round of samples; one container's history (an
         // hour of points); the chain's summary; a prune's list of what went.
         InspectContainer | Stats | StatsHistory | AuditVerify | Prune => 8 << 20,
-        // Small reports, or streams that are not read through `call`.
-        Healthz | Metrics | Restart | Events | Pull => 1 << 20,
+        // Small reports (the API's own description too), or streams that are
+        // not read through `call`.
+        Healthz | Metrics | Restart | Events | Pull | OpenApi => 1 << 20,
     }
 }
 /// Largest error body read from a sidecar.

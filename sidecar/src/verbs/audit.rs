@@ -3,7 +3,8 @@
 use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
-use shared::{bounded, limits, AuditPage, Outcome};
+use shared::{bounded, limits, AuditPage, AuditVerification, Outcome};
+use utoipa::IntoParams;
 
 use crate::audit::chain::{self, Filter};
 use crate::audit::format_rfc3339;
@@ -11,15 +12,23 @@ use crate::error::ApiError;
 use crate::extract::{parse_time, NoQuery, Query};
 use crate::state::App;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
+    /// Only records from this time on: unix seconds or RFC 3339.
     since: Option<String>,
+    /// Only records before this time: unix seconds or RFC 3339.
     until: Option<String>,
+    /// Only records naming this acting user (at most 256 bytes).
     actor: Option<String>,
+    /// Only records of this verb and its sub-verbs (`prune` matches `prune.images`; at most 256 bytes).
     verb: Option<String>,
+    /// Only records whose target starts with this, or whose container name is this (at most 256 bytes).
     target: Option<String>,
+    /// Only records with this outcome.
     outcome: Option<Outcome>,
+    /// Records per page (default 100, at most 1 000).
     limit: Option<u64>,
     /// The `next_cursor` of the previous page.
     cursor: Option<String>,
@@ -46,7 +55,7 @@ fn time_bound(field: &'static str, v: Option<String>) -> Result<Option<String>, 
 static AUDIT_READS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
 /// `GET /v1/audit/verify`: the chain's verification, as `audit verify` reports it.
-pub async fn verify(State(app): State<App>, NoQuery: NoQuery) -> Result<Json<serde_json::Value>, ApiError> {
+pub async fn verify(State(app): State<App>, NoQuery: NoQuery) -> Result<Json<AuditVerification>, ApiError> {
     let path = app.audit.path().to_path_buf();
     let _one_at_a_time = AUDIT_READS.acquire().await.map_err(|e| ApiError::Internal(e.to_string()))?;
     let key = app.audit.key().cloned();
@@ -54,16 +63,16 @@ pub async fn verify(State(app): State<App>, NoQuery: NoQuery) -> Result<Json<ser
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .map_err(|e| ApiError::Internal(format!("reading the audit log: {e}")))?;
-    Ok(Json(serde_json::json!({
-        "ok": r.ok(),
-        "records": r.records,
-        "files": r.files,
-        "last_seq": r.last_seq,
-        "last_hash": r.last_hash,
-        "problems": r.problems,
-        "notes": r.notes,
-        "pruned_through": r.pruned_through,
-    })))
+    Ok(Json(AuditVerification {
+        ok: r.ok(),
+        records: r.records,
+        files: r.files as u64,
+        last_seq: r.last_seq,
+        last_hash: r.last_hash,
+        pruned_through: r.pruned_through,
+        problems: r.problems,
+        notes: r.notes,
+    }))
 }
 
 pub async fn audit(State(app): State<App>, Query(q): Query<AuditQuery>) -> Result<Json<AuditPage>, ApiError> {

@@ -5,18 +5,36 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::extract::NoQuery;
 use crate::state::App;
 
+/// `GET /healthz`: 200 with `ok` while the engine answers its probe, 503
+/// with `degraded` while it does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+pub struct HealthReport {
+    pub status: HealthStatus,
+    /// While degraded: the kind of engine trouble (never its detail: this route is open).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine: Option<shared::EngineProblemKind>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthStatus {
+    Ok,
+    Degraded,
+}
+
 pub async fn healthz(State(app): State<App>) -> Response {
     if app.engine.is_up() {
-        Json(serde_json::json!({"status": "ok"})).into_response()
+        Json(HealthReport { status: HealthStatus::Ok, engine: None }).into_response()
     } else {
         // The kind of trouble only: the words and the fix go to authenticated callers (every 503).
         let engine = app.engine.problem().map(|p| p.kind);
-        (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"status": "degraded", "engine": engine})))
-            .into_response()
+        (StatusCode::SERVICE_UNAVAILABLE, Json(HealthReport { status: HealthStatus::Degraded, engine })).into_response()
     }
 }
 

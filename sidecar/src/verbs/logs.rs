@@ -25,6 +25,7 @@ use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
 use shared::{bounded, limits, LogLine, LogStream};
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use utoipa::IntoParams;
 
 use crate::docker::convert::truncate;
 use crate::error::ApiError;
@@ -39,13 +40,15 @@ const CHUNK_BYTES: usize = 32 * 1024;
 const STALL_MAX: Duration = Duration::from_secs(30);
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LogsQuery {
     /// Lines from the end (default 200, at most 10 000).
     tail: Option<u64>,
-    /// Unix seconds or RFC 3339.
+    /// Only lines from this time on: unix seconds or RFC 3339.
     since: Option<String>,
+    /// Only lines before this time: unix seconds or RFC 3339.
     until: Option<String>,
     /// Include the engine's timestamp on each line.
     timestamps: Option<bool>,

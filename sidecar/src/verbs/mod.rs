@@ -8,6 +8,7 @@ pub mod disk;
 pub mod events;
 pub mod health;
 pub mod logs;
+pub mod openapi;
 pub mod prune;
 pub mod pull;
 pub mod restart;
@@ -48,6 +49,7 @@ pub fn handler(spec: &VerbSpec) -> MethodRouter<App> {
         Verb::AuditVerify => on(m, audit::verify),
         Verb::Prune => on(m, prune::prune),
         Verb::Pull => on(m, pull::pull),
+        Verb::OpenApi => on(m, openapi::openapi),
     }
 }
 

@@ -20,6 +20,7 @@ use bollard::query_parameters::{
 };
 use serde::Deserialize;
 use shared::{PruneKind, PruneReport, Verb, PROTECT_LABEL};
+use utoipa::IntoParams;
 
 use crate::audit::{Caller, Draft};
 use crate::docker::Freshness;
@@ -27,7 +28,8 @@ use crate::error::ApiError;
 use crate::extract::{parse_time, Query};
 use crate::state::{App, AppState};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PruneQuery {
     /// images: all unused images, not only dangling ones; volumes: named volumes too; build-cache: all of it.

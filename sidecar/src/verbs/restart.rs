@@ -8,13 +8,15 @@ use axum::Json;
 use bollard::query_parameters::RestartContainerOptions;
 use serde::Deserialize;
 use shared::{bounded, limits, ContainerRef, RestartReport, Verb};
+use utoipa::IntoParams;
 
 use crate::audit::{Caller, Draft};
 use crate::error::ApiError;
 use crate::extract::{Query, RefPath};
 use crate::state::{App, AppState};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RestartQuery {
     /// Seconds to wait for a clean stop before killing (0–120; engine default if absent).

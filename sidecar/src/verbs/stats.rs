@@ -8,6 +8,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
 use shared::{bounded, limits, ContainerRef, StatsHistory};
+use utoipa::IntoParams;
 
 use crate::error::ApiError;
 use crate::extract::{NoQuery, Query};
@@ -19,9 +20,11 @@ pub async fn snapshot(State(app): State<App>, NoQuery: NoQuery) -> impl IntoResp
     ([(header::CONTENT_TYPE, "application/json")], app.stats.snapshot_json())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
+    /// The container: name, full id or unique id prefix.
     #[serde(rename = "ref")]
     reference: ContainerRef,
     /// Seconds of history, default 900, at most 3600.

@@ -7,5 +7,6 @@
 mod auth;
 mod chain;
 mod extract;
+mod openapi;
 mod policy;
 mod stats_calc;
