@@ -23,6 +23,25 @@ if [ ${#need[@]} -gt 0 ]; then
   # With recommends: chromium needs its fonts for readable screenshots.
   apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+# promtool (the metrics tests check /metrics with it) comes only in Debian's
+# prometheus package: without recommends (no node exporter), ~23 MB to fetch.
+# Its server is not wanted: invoke-rc.d and deb-systemd-invoke ask
+# policy-rc.d, so a temporary one that answers 101 keeps it from starting
+# (on port 9090), and on a systemd host it is left disabled.
+if ! command -v promtool >/dev/null 2>&1; then
+  say "installing prometheus (for promtool; its server is not started)"
+  export DEBIAN_FRONTEND=noninteractive
+  [ ${#need[@]} -gt 0 ] || apt-get update -qq
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
+  apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  if [ -d /run/systemd/system ]; then
+    systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
+fi
 
 # -- the Docker engine ------------------------------------------------------
 if ! docker version >/dev/null 2>&1; then

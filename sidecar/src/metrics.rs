@@ -1,11 +1,17 @@
-//! Prometheus metrics (prometheus-client), served at /metrics.
+//! Prometheus metrics (prometheus-client), served at /metrics in the
+//! Prometheus text format 0.0.4: what Prometheus and `promtool check metrics`
+//! read, counters named with their `_total` suffix on every line (the
+//! OpenMetrics text names a counter's family without it).
 
-use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::prometheus_text;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+
+/// The `Content-Type` of [`Metrics::render`]'s text.
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -78,10 +84,29 @@ impl Metrics {
         self.docker_latency.get_or_create(&vec![("call", call.to_owned())]).observe(seconds);
     }
 
+    /// The exposition, in the Prometheus text format ([`CONTENT_TYPE`]).
     pub fn render(&self) -> String {
         let mut text = String::new();
         // Writing to a String cannot fail.
-        let _ = encode(&mut text, &self.registry);
+        let _ = prometheus_text::encode(&mut text, &self.registry);
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_are_named_with_total_on_every_line() {
+        let m = Metrics::default();
+        m.requests.get_or_create(&vec![("verb", "stats".to_owned()), ("status", "200".to_owned())]).inc();
+        m.docker_call("ping", 0.002);
+        let text = m.render();
+        assert!(text.contains("# HELP dockward_requests_total Requests by verb and HTTP status.\n"), "{text}");
+        assert!(text.contains("# TYPE dockward_requests_total counter\n"), "{text}");
+        assert!(text.contains("dockward_requests_total{verb=\"stats\",status=\"200\"} 1\n"), "{text}");
+        assert!(text.contains("dockward_docker_call_duration_seconds_count{call=\"ping\"} 1\n"), "{text}");
+        assert!(!text.contains("# EOF"), "{text}");
     }
 }

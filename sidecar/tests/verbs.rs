@@ -435,3 +435,35 @@ async fn healthz_is_open_and_metrics_count_requests() {
     assert!(text.contains("dockward_docker_up 1"), "{text}");
     assert!(text.contains(r#"dockward_audit_records_total{outcome="denied"}"#), "{text}");
 }
+
+/// `/metrics` is what Prometheus reads: `promtool check metrics` accepts it
+/// with every family filled (requests, engine call latency, caches, the
+/// audit log, the engine probe), in the text format its header names.
+#[tokio::test]
+async fn metrics_pass_promtool() {
+    let c = TestContainer::run("metrics", &[], "sleep 600");
+    let sc = Sidecar::start(&[]).await;
+    let _ = sc.json("/v1/stats").await;
+    let _ = sc.json("/v1/disk").await;
+    let _ = sc.json(&format!("/v1/containers/{}", c.id)).await;
+    let r = sc.http.get(sc.url("/v1/containers")).send().await.unwrap();
+    assert_eq!(r.status(), 401, "a refusal, for the audit family");
+    let r = sc.get("/metrics").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/plain; version=0.0.4; charset=utf-8");
+    let text = r.text().await.unwrap();
+    for family in [
+        "# TYPE dockward_requests_total counter",
+        "# TYPE dockward_docker_call_duration_seconds histogram",
+        "# TYPE dockward_cache_total counter",
+        "# TYPE dockward_audit_records_total counter",
+        "# TYPE dockward_containers_tracked gauge",
+        "# TYPE dockward_docker_up gauge",
+        "# TYPE dockward_auth_refused_blocked_total counter",
+    ] {
+        assert!(text.contains(family), "{family:?} missing: {text}");
+    }
+    assert!(text.contains(r#"dockward_cache_total{cache="inspect",result="#), "{text}");
+    assert!(!text.contains("# EOF"), "OpenMetrics, not the Prometheus text format: {text}");
+    promtool_check_metrics(&text);
+}

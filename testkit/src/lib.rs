@@ -206,3 +206,27 @@ pub fn built_bin(name: &str) -> PathBuf {
     assert!(p.exists(), "{} is missing: build it first (cargo build --workspace)", p.display());
     p
 }
+
+/// Runs `promtool check metrics` (Debian's `prometheus` package, installed by
+/// `scripts/prepare.sh`) on a `/metrics` answer; panics with what it found,
+/// and loudly when promtool is missing: this check never skips.
+pub fn promtool_check_metrics(text: &str) {
+    use std::io::Write;
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot run promtool ({e}): install Debian's prometheus package (scripts/prepare.sh does)")
+        });
+    child.stdin.take().expect("promtool's stdin").write_all(text.as_bytes()).expect("write to promtool");
+    let out = child.wait_with_output().expect("promtool exits");
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool check metrics refused the exposition ({}): {said}\n--- the exposition ---\n{text}",
+        out.status
+    );
+}

@@ -16,6 +16,7 @@ use leptos::prelude::*;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
+use super::metrics::LoginFailure;
 use super::users::UserView;
 use super::Core;
 use crate::error::ConsoleError;
@@ -175,6 +176,9 @@ pub(crate) fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
     })
 }
 
+/// The console's metrics: an admin's session or the metrics token.
+pub const METRICS_PATH: &str = "/metrics";
+
 /// Paths that need no session.
 fn public(path: &str) -> bool {
     path == "/login"
@@ -266,6 +270,8 @@ pub async fn require_user(State(core): State<Arc<Core>>, mut req: Request, next:
             next.run(req).await
         }
         None if public(&path) => next.run(req).await,
+        // A scraper's bearer token, checked by the handler (`routes::metrics`).
+        None if path == METRICS_PATH => next.run(req).await,
         None if path.starts_with("/api/fn/") => ConsoleError::NotSignedIn.into_response(),
         None if path.starts_with("/api/") => (
             StatusCode::UNAUTHORIZED,
@@ -300,6 +306,7 @@ pub async fn login(
 ) -> Response {
     let name = f.username.trim().to_owned();
     if name.len() > 64 || f.password.len() > 1024 {
+        core.metrics.login_failed(LoginFailure::Malformed);
         return Redirect::to("/login?error=invalid").into_response();
     }
     let ip = super::throttle::client_ip(peer.ip(), &headers, &core.forwarded_for);
@@ -308,6 +315,7 @@ pub async fn login(
         if let Some(skipped) = core.throttled_log.sample(now) {
             tracing::warn!(%ip, user = %name, wait_secs = wait.as_secs(), skipped, "login throttled (one line per 10 s; skipped counts the others)");
         }
+        core.metrics.login_failed(LoginFailure::Throttled);
         return Redirect::to("/login?error=throttled").into_response();
     }
     let users = core.users.clone();
@@ -318,6 +326,7 @@ pub async fn login(
         let now = Instant::now();
         core.login_by_ip.fail(&ip, now);
         core.login_by_name.fail(&name, now);
+        core.metrics.login_failed(LoginFailure::Invalid);
         tracing::warn!(%ip, user = %name, "login failed");
         return Redirect::to("/login?error=invalid").into_response();
     };

@@ -137,6 +137,11 @@ pub struct ServeArgs {
     /// gives the secret itself, from the environment only; the file is preferred.)
     #[arg(long, env = "DOCKWARD_FORWARD_AUTH_SECRET_FILE")]
     pub forward_auth_secret_file: Option<PathBuf>,
+    /// File holding the bearer token (≥ 32 bytes) that lets a scraper read
+    /// `/metrics` without a session; admins read it signed in. Without it
+    /// (or `DOCKWARD_WEB_METRICS_TOKEN`, from the environment only), only admins can.
+    #[arg(long, env = "DOCKWARD_WEB_METRICS_TOKEN_FILE")]
+    pub metrics_token_file: Option<PathBuf>,
     /// Log format.
     #[arg(long, env = "DOCKWARD_LOG_FORMAT", value_enum, default_value = "human")]
     pub log_format: LogFormat,

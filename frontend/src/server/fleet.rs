@@ -84,28 +84,35 @@ impl FleetHub {
             .hosts
             .iter()
             .zip(state.iter())
-            .map(|(h, s)| {
-                let age = s.last_ok.map(|t| t.elapsed());
-                let status = match (&s.last_error, s.last_ok) {
-                    (Some((at, err, engine)), ok) if ok.is_none_or(|ok| *at > ok) => {
-                        HostStatus::Down { error: err.clone(), age_s: age.map(|a| a.as_secs()), engine: engine.clone() }
-                    }
-                    (_, Some(_)) if age.is_some_and(|a| a > self.stale_after) => {
-                        HostStatus::Stale { age_s: age.map(|a| a.as_secs()).unwrap_or(0) }
-                    }
-                    (_, Some(_)) => HostStatus::Connected,
-                    (_, None) => HostStatus::Stale { age_s: 0 },
-                };
-                HostView {
-                    name: h.name.clone(),
-                    status,
-                    cpu_history: self.sparklines(&h.name, &s.containers),
-                    containers: s.containers.clone(),
-                    volume_sizes: s.volume_sizes.clone(),
-                }
+            .map(|(h, s)| HostView {
+                name: h.name.clone(),
+                status: self.status(s),
+                cpu_history: self.sparklines(&h.name, &s.containers),
+                containers: s.containers.clone(),
+                volume_sizes: s.volume_sizes.clone(),
             })
             .collect();
         Fleet { hosts, at_ms: now_ms() }
+    }
+
+    /// Every host's name and status, without the rest of the snapshot.
+    pub fn statuses(&self) -> Vec<(&str, HostStatus)> {
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        self.hosts.iter().zip(state.iter()).map(|(h, s)| (h.name.as_str(), self.status(s))).collect()
+    }
+
+    fn status(&self, s: &HostState) -> HostStatus {
+        let age = s.last_ok.map(|t| t.elapsed());
+        match (&s.last_error, s.last_ok) {
+            (Some((at, err, engine)), ok) if ok.is_none_or(|ok| *at > ok) => {
+                HostStatus::Down { error: err.clone(), age_s: age.map(|a| a.as_secs()), engine: engine.clone() }
+            }
+            (_, Some(_)) if age.is_some_and(|a| a > self.stale_after) => {
+                HostStatus::Stale { age_s: age.map(|a| a.as_secs()).unwrap_or(0) }
+            }
+            (_, Some(_)) => HostStatus::Connected,
+            (_, None) => HostStatus::Stale { age_s: 0 },
+        }
     }
 
     /// 30 points per container (one per 30 s of the 15-minute window): enough

@@ -6,6 +6,7 @@ pub mod config;
 pub mod fleet;
 pub mod forward;
 pub mod limits;
+pub mod metrics;
 pub mod password;
 pub mod routes;
 pub mod sidecar;
@@ -48,6 +49,9 @@ pub struct Core {
     pub limits: limits::UserLimits,
     pub first_password_file: std::path::PathBuf,
     pub pulls: Arc<Pulls>,
+    pub metrics: Arc<metrics::Metrics>,
+    /// Lets a scraper read `/metrics` without a session.
+    pub metrics_token: Option<metrics::MetricsToken>,
 }
 
 /// The settings [`Core`] is built from.
@@ -60,6 +64,9 @@ pub struct Options {
     pub follows_per_user: usize,
     pub requests_per_second: u32,
     pub first_password_file: std::path::PathBuf,
+    /// The same metrics the hosts' sidecar clients time their calls into.
+    pub metrics: Arc<metrics::Metrics>,
+    pub metrics_token: Option<metrics::MetricsToken>,
 }
 
 /// The shared state, inside a server function.
@@ -82,6 +89,8 @@ impl Core {
             limits: limits::UserLimits::new(o.requests_per_second, o.follows_per_user),
             first_password_file: o.first_password_file,
             pulls: Arc::default(),
+            metrics: o.metrics,
+            metrics_token: o.metrics_token,
         }
     }
 

@@ -1,5 +1,5 @@
 //! Start-up and the plain axum routes beside the Leptos pages: login/logout,
-//! the live stream to browsers, log follow/download, audit export.
+//! the live stream to browsers, log follow/download, audit export, metrics.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{middleware, Extension, Router};
@@ -24,6 +24,7 @@ use super::auth::{self, CurrentUser};
 use super::config::ServeArgs;
 use super::fleet::FleetHub;
 use super::forward::{self, ForwardAuth};
+use super::metrics::{Metrics, MetricsToken, Stream};
 use super::users::{self, UserStore};
 use super::{password, sidecar, Core, Options};
 use crate::app::{shell, App};
@@ -61,6 +62,25 @@ fn forward_auth_secret(args: &ServeArgs) -> Result<Option<String>, StartError> {
     }
 }
 
+/// The metrics token: from its file, else from `DOCKWARD_WEB_METRICS_TOKEN`.
+fn metrics_token(args: &ServeArgs) -> Result<Option<MetricsToken>, StartError> {
+    if let Some(path) = &args.metrics_token_file {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            StartError::Config(format!("DOCKWARD_WEB_METRICS_TOKEN_FILE: cannot read {}: {e}", path.display()))
+        })?;
+        return MetricsToken::new(&text)
+            .map(Some)
+            .map_err(|e| StartError::Config(format!("DOCKWARD_WEB_METRICS_TOKEN_FILE {}: {e}", path.display())));
+    }
+    match std::env::var("DOCKWARD_WEB_METRICS_TOKEN") {
+        Ok(s) if !s.is_empty() => {
+            tracing::warn!("the metrics token comes from the environment; prefer DOCKWARD_WEB_METRICS_TOKEN_FILE");
+            MetricsToken::new(&s).map(Some).map_err(|e| StartError::Config(format!("DOCKWARD_WEB_METRICS_TOKEN: {e}")))
+        }
+        _ => Ok(None),
+    }
+}
+
 pub struct Server {
     pub addr: SocketAddr,
     listener: tokio::net::TcpListener,
@@ -69,7 +89,9 @@ pub struct Server {
 
 impl Server {
     pub async fn start(args: &ServeArgs) -> Result<Self, StartError> {
-        let hosts = sidecar::parse_hosts(&args.hosts, &args.host_secrets_dir).map_err(StartError::Config)?;
+        let metrics = Arc::new(Metrics::default());
+        let metrics_token = metrics_token(args)?;
+        let hosts = sidecar::parse_hosts(&args.hosts, &args.host_secrets_dir, &metrics).map_err(StartError::Config)?;
         let forward_auth = ForwardAuth::parse(
             &args.trusted_proxies,
             &args.auth_user_header,
@@ -117,6 +139,8 @@ impl Server {
                 follows_per_user: args.max_follows_per_user.max(1),
                 requests_per_second: args.user_requests_per_second.max(1),
                 first_password_file,
+                metrics,
+                metrics_token,
             },
         ));
         let router = router(core, &args.site_root);
@@ -153,6 +177,7 @@ pub fn router(core: Arc<Core>, site_root: &std::path::Path) -> Router {
         .route("/api/logs/follow", get(follow).with_state(core.clone()))
         .route("/api/logs/download", get(download).with_state(core.clone()))
         .route("/api/audit/export", get(export).with_state(core.clone()))
+        .route("/metrics", get(metrics).with_state(core.clone()))
         .route_service(
             &leptos_axum::site_pkg_dir_service_route_path(&options),
             leptos_axum::site_pkg_dir_service(&options),
@@ -164,7 +189,7 @@ pub fn router(core: Arc<Core>, site_root: &std::path::Path) -> Router {
         .fallback(leptos_axum::file_and_error_handler(shell));
     pages
         .layer(middleware::from_fn_with_state(core.clone(), auth::require_user))
-        .layer(middleware::from_fn(server_fn_status))
+        .layer(middleware::from_fn_with_state(core.clone(), server_fn_status))
         .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
         .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("same-origin")))
@@ -178,19 +203,26 @@ pub fn router(core: Arc<Core>, site_root: &std::path::Path) -> Router {
 
 /// Server functions answer every error as a [`ConsoleError`] body (marked
 /// with server_fn's error header); this is the one place that turns it into
-/// the response's status (401, 403, 400, 404, 429, 502, …).
-async fn server_fn_status(req: axum::extract::Request, next: middleware::Next) -> Response {
+/// the response's status (401, 403, 400, 404, 429, 502, …), and counts it.
+async fn server_fn_status(
+    State(core): State<Arc<Core>>,
+    req: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
     use leptos::server_fn::error::{FromServerFnError, SERVER_FN_ERROR_HEADER};
-    let is_fn = req.uri().path().starts_with("/api/fn/");
+    let path = req.uri().path().to_owned();
     let resp = next.run(req).await;
-    if !is_fn || !resp.headers().contains_key(SERVER_FN_ERROR_HEADER) {
+    if !path.starts_with("/api/fn/") || !resp.headers().contains_key(SERVER_FN_ERROR_HEADER) {
         return resp;
     }
     let (mut parts, body) = resp.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, 256 * 1024).await else {
-        return ConsoleError::internal("an error too large to send").into_response();
+        let e = ConsoleError::internal("an error too large to send");
+        core.metrics.server_fn_error(&path, &e);
+        return e.into_response();
     };
     let e = ConsoleError::de(bytes.clone());
+    core.metrics.server_fn_error(&path, &e);
     parts.status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     Response::from_parts(parts, Body::from(bytes))
 }
@@ -221,10 +253,15 @@ async fn live(State(core): State<Arc<Core>>, Extension(u): Extension<CurrentUser
     // The stream ends at the first frame after its session does (logout,
     // a new password, the user removed): at most one keep-alive later.
     let core3 = core.clone();
+    // Counted while the stream lives: dropped with it when it ends or the browser leaves.
+    let open = core.metrics.stream_opened(Stream::Fleet);
     let frames = futures_util::stream::once(async move { first })
         .chain(futures_util::stream::select(updates, keep_alive))
         .take_while(move |_| std::future::ready(auth::still_signed_in(&core3, &u)))
-        .map(Ok::<_, Infallible>);
+        .map(move |f| {
+            let _ = &open;
+            Ok::<_, Infallible>(f)
+        });
     ([(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")], Body::from_stream(frames))
         .into_response()
 }
@@ -251,6 +288,7 @@ async fn follow(
         Ok(s) => s,
         Err(e) => return e.into_response(),
     };
+    let open = core.metrics.stream_opened(Stream::Follow);
     match h
         .stream(
             &Call::new(Verb::Logs, &[r.as_str()]).query("follow", true).query("timestamps", true).query("tail", tail),
@@ -259,14 +297,15 @@ async fn follow(
         )
         .await
     {
-        // The slot lives as long as the stream: dropped when it ends or the browser leaves.
+        // The slot and the count live as long as the stream: dropped when it
+        // ends or the browser leaves.
         Ok(resp) => Response::builder()
             .header(header::CONTENT_TYPE, "text/event-stream")
             .header(header::CACHE_CONTROL, "no-cache")
             .body(Body::from_stream(
                 resp.bytes_stream().take_while(move |_| std::future::ready(auth::still_signed_in(&core, &u))).map(
                     move |c| {
-                        let _ = &slot;
+                        let _ = (&slot, &open);
                         c
                     },
                 ),
@@ -310,6 +349,51 @@ async fn download(
         }
         Err(e) => sidecar_err(e),
     }
+}
+
+/// GET /metrics: the console's metrics (Prometheus text format) for a
+/// scraper presenting the metrics token (`Authorization: Bearer`), or an
+/// admin's session. A token that does not match is 401 even with a session
+/// beside it; without a token, no session is 401 and a weaker role 403.
+async fn metrics(State(core): State<Arc<Core>>, user: Option<Extension<CurrentUser>>, headers: HeaderMap) -> Response {
+    let refuse = |status: StatusCode, code, msg: &str| {
+        let mut r = (status, axum::Json(shared::ErrorBody::new(code, msg))).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        r
+    };
+    let unauthorized =
+        || refuse(StatusCode::UNAUTHORIZED, shared::ErrorCode::Unauthorized, "the metrics token or an admin's session");
+    let mut auth = headers.get_all(header::AUTHORIZATION).iter();
+    match (auth.next(), auth.next()) {
+        (None, _) => match user {
+            Some(Extension(u)) if u.role >= Verb::Metrics.role() => {}
+            Some(_) => {
+                let needed = format!("metrics need the {} role", Verb::Metrics.role());
+                return refuse(StatusCode::FORBIDDEN, shared::ErrorCode::Forbidden, &needed);
+            }
+            None => return unauthorized(),
+        },
+        (Some(value), None) => {
+            let presented = value.to_str().ok().and_then(|v| {
+                let (scheme, token) = v.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+            });
+            let ok = match (&core.metrics_token, presented) {
+                (Some(t), Some(p)) => t.matches(p),
+                _ => false,
+            };
+            if !ok {
+                tracing::debug!("a /metrics request with a wrong or unexpected token");
+                return unauthorized();
+            }
+        }
+        (Some(_), Some(_)) => return unauthorized(),
+    }
+    let statuses = core.fleet.statuses();
+    let text = core.metrics.render(statuses.iter().map(|(h, s)| (*h, super::metrics::status_label(s))));
+    ([(header::CONTENT_TYPE, super::metrics::CONTENT_TYPE), (header::CACHE_CONTROL, "no-store")], text).into_response()
 }
 
 #[derive(Deserialize)]

@@ -3,12 +3,14 @@
 //! and, when made for a user (reads too, mutations always), the acting
 //! user's name; only the fleet hub's background polls carry none.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use reqwest::redirect::Policy;
 use serde::de::DeserializeOwned;
 use shared::{Call, ErrorBody, Method};
 
+use super::metrics::Metrics;
 use crate::error::ConsoleError;
 
 /// Largest JSON answer read from a sidecar for a verb: anything longer is
@@ -153,6 +155,8 @@ pub struct Sidecar {
     http: reqwest::Client,
     /// For long-lived streams (events, log follow): no overall timeout.
     stream_http: reqwest::Client,
+    /// Each call's latency, by this host and the verb.
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Sidecar {
@@ -162,12 +166,12 @@ impl std::fmt::Debug for Sidecar {
 }
 
 impl Sidecar {
-    fn new(name: &str, base: &str, secret: HostSecret) -> Self {
+    fn new(name: &str, base: &str, secret: HostSecret, metrics: Arc<Metrics>) -> Self {
         // A sidecar never redirects: a 3xx is an answer (refused), never followed.
         let builder = || reqwest::Client::builder().connect_timeout(Duration::from_secs(3)).redirect(Policy::none());
         let http = builder().timeout(Duration::from_secs(30)).build().unwrap_or_default();
         let stream_http = builder().build().unwrap_or_default();
-        Self { name: name.to_owned(), base: base.trim_end_matches('/').to_owned(), secret, http, stream_http }
+        Self { name: name.to_owned(), base: base.trim_end_matches('/').to_owned(), secret, http, stream_http, metrics }
     }
 
     fn unreachable(&self, e: reqwest::Error) -> SidecarError {
@@ -206,8 +210,14 @@ impl Sidecar {
         actor: Option<&str>,
         body: Option<&serde_json::Value>,
     ) -> Result<T, SidecarError> {
-        let r = self.request(&self.http, call, actor, body).send().await.map_err(|e| self.unreachable(e))?;
-        self.decode(r, answer_max(call.verb)).await
+        let started = Instant::now();
+        let answer = async {
+            let r = self.request(&self.http, call, actor, body).send().await.map_err(|e| self.unreachable(e))?;
+            self.decode(r, answer_max(call.verb)).await
+        }
+        .await;
+        self.metrics.sidecar_call(&self.name, call.verb, started.elapsed().as_secs_f64());
+        answer
     }
 
     /// A verb's streaming answer (Server-Sent Events, pull's NDJSON), with no
@@ -218,8 +228,14 @@ impl Sidecar {
         actor: Option<&str>,
         body: Option<&serde_json::Value>,
     ) -> Result<reqwest::Response, SidecarError> {
-        let r = self.request(&self.stream_http, call, actor, body).send().await.map_err(|e| self.unreachable(e))?;
-        self.ok(r).await
+        let started = Instant::now();
+        let answer = async {
+            let r = self.request(&self.stream_http, call, actor, body).send().await.map_err(|e| self.unreachable(e))?;
+            self.ok(r).await
+        }
+        .await;
+        self.metrics.sidecar_call(&self.name, call.verb, started.elapsed().as_secs_f64());
+        answer
     }
 
     /// The body, or an error once it passes `max` bytes (read no further).
@@ -253,8 +269,8 @@ impl Sidecar {
 }
 
 /// Parses `DOCKWARD_HOSTS` (`name=url,…`) and reads each host's secret from
-/// `<secrets_dir>/<name>`.
-pub fn parse_hosts(spec: &str, secrets_dir: &std::path::Path) -> Result<Vec<Sidecar>, String> {
+/// `<secrets_dir>/<name>`; the calls to each are timed into `metrics`.
+pub fn parse_hosts(spec: &str, secrets_dir: &std::path::Path, metrics: &Arc<Metrics>) -> Result<Vec<Sidecar>, String> {
     let mut out: Vec<Sidecar> = Vec::new();
     for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let (name, url) =
@@ -270,7 +286,7 @@ pub fn parse_hosts(spec: &str, secrets_dir: &std::path::Path) -> Result<Vec<Side
             return Err(format!("host {name} is listed twice"));
         }
         let secret = HostSecret::load(name, secrets_dir.join(name))?;
-        out.push(Sidecar::new(name, url, secret));
+        out.push(Sidecar::new(name, url, secret, metrics.clone()));
     }
     if out.is_empty() {
         return Err("DOCKWARD_HOSTS names no host".into());
@@ -321,7 +337,7 @@ mod tests {
 
     fn host(url: &str, dir: &std::path::Path) -> Sidecar {
         std::fs::write(dir.join("h"), "a-secret-0123456789abcdef0123456789abcdef").unwrap();
-        parse_hosts(&format!("h={url}"), dir).unwrap().remove(0)
+        parse_hosts(&format!("h={url}"), dir, &Arc::default()).unwrap().remove(0)
     }
 
     #[tokio::test]
@@ -371,13 +387,38 @@ mod tests {
         assert!(shared::VERBS.iter().all(|v| answer_max(v.verb) <= 64 << 20));
     }
 
+    #[tokio::test]
+    async fn calls_are_timed_by_host_and_verb_failures_too() {
+        let dir = tempfile::tempdir().unwrap();
+        for h in ["db1", "gone"] {
+            std::fs::write(dir.path().join(h), "a-secret-0123456789abcdef0123456789abcdef").unwrap();
+        }
+        let (url, _) = serve_once(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n[]".to_vec()).await;
+        // Nothing listens there: the call fails to connect.
+        let gone = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let hosts = parse_hosts(&format!("db1={url},gone=http://{gone}"), dir.path(), &metrics).unwrap();
+        let list = Call::new(shared::Verb::ListContainers, &[]);
+        let answer: Vec<serde_json::Value> = hosts[0].call(&list, None, None).await.unwrap();
+        assert!(answer.is_empty());
+        let failed = hosts[1].call::<serde_json::Value>(&list, None, None).await;
+        assert!(matches!(failed, Err(SidecarError::Unreachable(..))), "{failed:?}");
+        let text = metrics.render([]);
+        for host in ["db1", "gone"] {
+            let count = format!(
+                "dockward_web_sidecar_call_duration_seconds_count{{host=\"{host}\",verb=\"list_containers\"}} 1\n"
+            );
+            assert!(text.contains(&count), "{count:?} missing: {text}");
+        }
+    }
+
     #[test]
     fn hosts_need_a_readable_long_secret() {
         let dir = tempfile::tempdir().unwrap();
-        let e = parse_hosts("local=http://sidecar:7700", dir.path()).unwrap_err();
+        let e = parse_hosts("local=http://sidecar:7700", dir.path(), &Arc::default()).unwrap_err();
         assert!(e.contains("cannot read its secret"), "{e}");
         std::fs::write(dir.path().join("local"), "short").unwrap();
-        let e = parse_hosts("local=http://sidecar:7700", dir.path()).unwrap_err();
+        let e = parse_hosts("local=http://sidecar:7700", dir.path(), &Arc::default()).unwrap_err();
         assert!(e.contains("shorter than 32 bytes"), "{e}");
     }
 }

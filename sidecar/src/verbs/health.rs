@@ -39,5 +39,5 @@ pub async fn healthz(State(app): State<App>) -> Response {
 }
 
 pub async fn metrics(State(app): State<App>, NoQuery: NoQuery) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], app.metrics.render()).into_response()
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], app.metrics.render()).into_response()
 }
