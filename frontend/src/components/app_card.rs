@@ -16,7 +16,7 @@ pub fn AppCard(key: String, groups: Memo<Vec<AppGroup>>, session: SessionInfo) -
     let badge_text = move || match badge() {
         Badge::Grey => "completed",
         Badge::Green => "healthy",
-        Badge::Amber => "starting",
+        Badge::Amber => "to check",
         Badge::Red => "needs attention",
     };
     let cpu = move || group.with(|g| g.as_ref().map(|g| g.cpu_percent).unwrap_or(0.0));
