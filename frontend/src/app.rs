@@ -29,6 +29,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <script nonce=nonce inner_html=THEME_JS></script>
+                <link rel="icon" type="image/svg+xml" href="/favicon.svg"/>
                 <link rel="stylesheet" href="/pkg/dockward.css"/>
                 <HydrationScripts options/>
                 <MetaTags/>
@@ -66,7 +67,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/login") ssr=SsrMode::Async view=Login/>
                 <Route path=path!("/") ssr=SsrMode::Async view=|| signed_in(|s, f| view! { <Overview session=s fleet=f/> }.into_any())/>
                 <Route path=path!("/c/:host/:id") ssr=SsrMode::Async view=|| signed_in(|s, _| view! { <Detail session=s/> }.into_any())/>
-                <Route path=path!("/logs/:host/:id") ssr=SsrMode::Async view=|| signed_in(|_, _| view! { <Logs/> }.into_any())/>
+                <Route path=path!("/logs/:host/:id") ssr=SsrMode::Async view=|| signed_in(|_, f| view! { <Logs fleet=f/> }.into_any())/>
                 <Route path=path!("/apps/:host/:project/logs") ssr=SsrMode::Async view=|| signed_in(|_, _| view! { <AppLogs/> }.into_any())/>
                 <Route path=path!("/network") ssr=SsrMode::Async view=|| signed_in(|_, f| view! { <Network fleet=f/> }.into_any())/>
                 <Route path=path!("/audit") ssr=SsrMode::Async view=|| signed_in(|s, f| view! { <Audit session=s fleet=f/> }.into_any())/>

@@ -151,6 +151,27 @@ pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
+/// Whether a bottom-up log box (`.log-scroll`: `flex-direction:
+/// column-reverse`, so its scroll offset is 0 at the newest line and negative
+/// above it) shows its newest line; a few pixels of slack for rounding.
+pub fn at_latest(scroller: NodeRef<leptos::html::Div>) -> bool {
+    #[cfg(feature = "hydrate")]
+    if let Some(el) = scroller.get_untracked() {
+        return el.scroll_top() > -8;
+    }
+    let _ = scroller;
+    true
+}
+
+/// Scrolls a bottom-up log box back to its newest line.
+pub fn scroll_to_latest(scroller: NodeRef<leptos::html::Div>) {
+    #[cfg(feature = "hydrate")]
+    if let Some(el) = scroller.get_untracked() {
+        el.set_scroll_top(0);
+    }
+    let _ = scroller;
+}
+
 /// Polls a pull job every 700 ms into `status` until it finishes (browser only).
 pub fn poll_pull(job: String, status: RwSignal<Option<crate::types::PullProgress>>) {
     #[cfg(feature = "hydrate")]

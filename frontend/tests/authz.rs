@@ -600,6 +600,27 @@ async fn healthz_answers_everyone(env: Arc<Env>) {
     }
 }
 
+/// The icon answers everyone, signed in or not (the login page links it
+/// too), as an SVG cached for a long time; `/favicon.ico` as well, so no
+/// browser gets a 404 for it.
+async fn favicons_answer_everyone(env: Arc<Env>) {
+    for path in ["/favicon.svg", "/favicon.ico"] {
+        for who in WHO {
+            let mut req = http().get(format!("{}{path}", env.console.base));
+            if let Some(u) = env.user(who) {
+                req = req.header("cookie", format!("dockward_session={}", u.cookie));
+            }
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), 200, "{path} for {}", who_label(who));
+            assert_eq!(r.headers()["content-type"], "image/svg+xml", "{path}");
+            let cache = r.headers()["cache-control"].to_str().unwrap().to_owned();
+            assert!(cache.contains("max-age=31536000"), "{path}: {cache}");
+            let body = r.text().await.unwrap();
+            assert!(body.starts_with("<svg") && !body.contains("<script"), "{path}: {body}");
+        }
+    }
+}
+
 /// The matrix covers every server function, route and page the console has:
 /// read from its sources, so a new one fails here until it is added.
 async fn every_server_function_route_and_page_is_in_the_matrix(_env: Arc<Env>) {
@@ -617,7 +638,15 @@ async fn every_server_function_route_and_page_is_in_the_matrix(_env: Arc<Env>) {
     let covered: Vec<&str> = get_routes()
         .iter()
         .map(|r| r.0)
-        .chain(["/healthz", "/auth/login", "/auth/logout", "/password", "/auth/password"])
+        .chain([
+            "/healthz",
+            "/favicon.svg",
+            "/favicon.ico",
+            "/auth/login",
+            "/auth/logout",
+            "/password",
+            "/auth/password",
+        ])
         .collect();
     for r in &routes {
         assert!(covered.contains(&r.as_str()), "the route {r} is not in the matrix");
@@ -683,6 +712,7 @@ fn main() -> ExitCode {
         }
     }
     scenarios.push(scenario("route::healthz::everyone", healthz_answers_everyone));
+    scenarios.push(scenario("favicons_answer_everyone", favicons_answer_everyone));
     scenarios.push(scenario(
         "export::csv_cells_that_start_a_formula_are_defused",
         export::csv_cells_that_start_a_formula_are_defused,

@@ -66,7 +66,7 @@ struct Env {
     /// `batch` project; killed by `a_killed_container_turns_red_without_a_reload`.
     victim: TestContainer,
     // Dropped last: the console, sidecar and browser processes.
-    _stack: Stack,
+    stack: Stack,
 }
 
 async fn start() -> Env {
@@ -80,10 +80,11 @@ async fn start() -> Env {
         "echo hello-from-web; echo oops-stderr >&2; \
          while true; do while [ ! -f /tmp/go ]; do sleep 0.2; done; rm /tmp/go; echo late-line; done",
     );
+    // Enough lines to overflow the shop's merged log (`the_merged_app_log_…`).
     let db = TestContainer::run(
         "shop-db",
         &["--label", &l, "--label", "com.docker.compose.project=shop", "--label", "dockward.protect=true"],
-        "sleep 600",
+        "i=0; while [ $i -lt 300 ]; do echo db-line-$i; i=$((i+1)); done; sleep 600",
     );
     let evil_project = format!("com.docker.compose.project=evil{XSS}");
     let evil_label = format!("note={XSS}");
@@ -100,7 +101,7 @@ async fn start() -> Env {
     );
     let stack = start_stack(&scope).await;
     let c = stack.driver.session().await;
-    Env { base: stack.console.base.clone(), c, web, db, evil, victim, _stack: stack }
+    Env { base: stack.console.base.clone(), c, web, db, evil, victim, stack }
 }
 
 async fn teardown(env: Env, _all_passed: bool) {
@@ -230,6 +231,10 @@ async fn logs_show_streams_and_follow_later_lines(env: Arc<Env>) {
     assert!(text(c, "#log").await.contains(XSS), "the log line shows literally");
     c.goto(&format!("{base}/logs/local/{}", env.web.id)).await.unwrap();
     hydrated(c).await;
+    // Titled by the container's name and app, not its id.
+    let title = format!("{} · shop", env.web.name);
+    assert_eq!(text(c, "h1").await, format!("Logs · {title}"));
+    assert_eq!(c.title().await.unwrap(), format!("{title} · logs · dockward"));
     assert!(text(c, "#log .stdout").await.contains("hello-from-web"));
     assert!(text(c, "#log .stderr").await.contains("oops-stderr"));
     c.find(Locator::Css("#log-follow")).await.unwrap().click().await.unwrap();
@@ -314,6 +319,214 @@ async fn the_audit_page_names_the_operator(env: Arc<Env>) {
     screenshot(c, "audit").await;
 }
 
+/// Fetches the page's icon link and `/favicon.ico`: `[status and type, status]`.
+const FETCH_ICONS: &str = "const done = arguments[arguments.length - 1];
+    const link = document.querySelector('link[rel=icon]');
+    Promise.all([
+        link ? fetch(link.href).then(r => r.status + ' ' + r.headers.get('content-type')) : 'no icon link',
+        fetch('/favicon.ico').then(r => r.status),
+    ]).then(done, e => done(String(e)));";
+
+/// Every page links an icon that answers, and so does `/favicon.ico`: the
+/// browser's console reports no failed request (the favicon's 404 was one)
+/// and no other error on the login page, the overview and a log page. A
+/// browser of its own: Chromium asks for a missing icon once per session.
+async fn pages_link_an_icon_and_the_browser_logs_no_error(env: Arc<Env>) {
+    let base = &env.base;
+    let c = env.stack.driver.session().await;
+    c.goto(&format!("{base}/login")).await.unwrap();
+    hydrated(&c).await;
+    login(&c, base, "viewer1", PASSWORD).await;
+    for page in ["/login".to_owned(), "/".to_owned(), format!("/logs/local/{}", env.web.id)] {
+        c.goto(&format!("{base}{page}")).await.unwrap();
+        hydrated(&c).await;
+        let icons = c.execute_async(FETCH_ICONS, vec![]).await.unwrap();
+        assert_eq!(icons, serde_json::json!(["200 image/svg+xml", 200]), "{page}");
+    }
+    let errors: Vec<_> = browser_log(&c).await.into_iter().filter(|(level, _)| level == "SEVERE").collect();
+    assert!(errors.is_empty(), "the browser logged errors: {errors:?}");
+    c.close().await.unwrap();
+}
+
+/// Logs in through the form in a session that runs no page script.
+async fn login_without_script(c: &Client, base: &str, user: &str) {
+    c.goto(&format!("{base}/login")).await.unwrap();
+    c.find(Locator::Css("input[name=username]")).await.unwrap().send_keys(user).await.unwrap();
+    c.find(Locator::Css("input[name=password]")).await.unwrap().send_keys(PASSWORD).await.unwrap();
+    c.find(Locator::Css("#login")).await.unwrap().click().await.unwrap();
+    c.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css("#headline")).await.expect("the overview");
+    let hydrated = c.execute("return document.body.hasAttribute('data-hydrated')", vec![]).await.unwrap();
+    assert_eq!(hydrated, serde_json::json!(false), "this session was to run no page script");
+}
+
+/// The audit table's rows as `[verb, outcome]`.
+async fn audit_rows(c: &Client) -> Vec<(String, String)> {
+    let rows = c
+        .execute(
+            "return [...document.querySelectorAll('#audit tbody tr')].map(tr => [tr.cells[3].textContent, tr.cells[5].textContent])",
+            vec![],
+        )
+        .await
+        .unwrap();
+    serde_json::from_value(rows).unwrap()
+}
+
+/// Waits until the URL has `want` and the rows satisfy `ok` (and number at least `min`).
+async fn audit_shows(c: &Client, want: &str, min: usize, ok: impl Fn(&(String, String)) -> bool) {
+    let start = Instant::now();
+    loop {
+        let url = c.current_url().await.unwrap().to_string();
+        let rows = audit_rows(c).await;
+        if url.contains(want) && rows.len() >= min && rows.iter().all(&ok) {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(15), "at {url} the audit rows are {rows:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Sets a date-time picker's value as a person's picking would (the input event included).
+async fn pick_time(c: &Client, css: &str, value: &str) {
+    let js = "const el = document.querySelector(arguments[0]); el.value = arguments[1];
+              el.dispatchEvent(new Event('input', { bubbles: true })); return el.value";
+    let set = c.execute(js, vec![css.into(), value.into()]).await.unwrap();
+    assert_eq!(set, serde_json::json!(value), "{css} takes {value}");
+}
+
+/// Chooses `verb` and `outcome` in the filter form and applies it.
+async fn filter_audit(c: &Client, verb: &str, outcome: &str) {
+    c.find(Locator::Css(&format!("#audit-verb option[value='{verb}']"))).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css(&format!("#audit-outcome option[value='{outcome}']"))).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css("#audit-apply")).await.unwrap().click().await.unwrap();
+}
+
+/// The audit filters: verb and outcome are choices from the verb table and
+/// the known outcomes, the times date-time pickers, the actor suggests the
+/// actors on the page; applying filters in place, and the same form works
+/// as a plain GET form in a browser that runs no page script.
+async fn the_audit_filters_are_choices_and_work_without_the_script(env: Arc<Env>) {
+    let (base, c) = (&env.base, &env.c);
+    login_afresh(c, base, "admin1", PASSWORD).await;
+    c.goto(&format!("{base}/audit")).await.unwrap();
+    hydrated(c).await;
+    wait_text(c, "#audit", "operator1", 10).await;
+    let el =
+        |css: &'static str| async move { c.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")) };
+    assert_eq!(el("#audit-verb").await.tag_name().await.unwrap(), "select");
+    assert_eq!(el("#audit-outcome").await.tag_name().await.unwrap(), "select");
+    let verbs =
+        c.execute("return [...document.querySelectorAll('#audit-verb option')].map(o => o.value)", vec![]).await;
+    let verbs: Vec<String> = serde_json::from_value(verbs.unwrap()).unwrap();
+    let mut want: Vec<String> = vec![String::new()];
+    want.extend(shared::audit::filter_verbs().into_iter().map(String::from));
+    assert_eq!(verbs, want, "any verb, then the table's");
+    let outcomes =
+        c.execute("return [...document.querySelectorAll('#audit-outcome option')].map(o => o.value)", vec![]);
+    assert_eq!(outcomes.await.unwrap(), serde_json::json!(["", "ok", "denied", "error"]));
+    for css in ["#audit-since", "#audit-until"] {
+        assert_eq!(el(css).await.attr("type").await.unwrap().as_deref(), Some("datetime-local"), "{css}");
+    }
+    assert_eq!(el("#audit-actor").await.attr("list").await.unwrap().as_deref(), Some("audit-actors"));
+    let actors = c.execute("return [...document.querySelectorAll('#audit-actors option')].map(o => o.value)", vec![]);
+    let actors: Vec<String> = serde_json::from_value(actors.await.unwrap()).unwrap();
+    assert!(actors.contains(&"operator1".into()) && actors.contains(&"admin1".into()), "{actors:?}");
+
+    // With the script: in place, no reload.
+    c.execute("window.__same_page = true", vec![]).await.unwrap();
+    filter_audit(c, "restart", "ok").await;
+    audit_shows(c, "verb=restart&outcome=ok", 1, |(v, o)| v.starts_with("restart") && o == "ok").await;
+    pick_time(c, "#audit-until", "2000-01-01T00:00").await;
+    c.find(Locator::Css("#audit-apply")).await.unwrap().click().await.unwrap();
+    audit_shows(c, "until=2000-01-01T00%3A00", 0, |_| false).await;
+    let same = c.execute("return window.__same_page === true", vec![]).await.unwrap();
+    assert_eq!(same, serde_json::json!(true), "applying a filter reloaded the page");
+    logout(c).await;
+
+    // Without it: the same form, as a plain GET form.
+    let plain = env.stack.driver.session_without_script().await;
+    login_without_script(&plain, base, "admin1").await;
+    plain.goto(&format!("{base}/audit")).await.unwrap();
+    wait_text(&plain, "#audit", "operator1", 10).await;
+    filter_audit(&plain, "restart", "denied").await;
+    audit_shows(&plain, "verb=restart", 1, |(v, o)| v.starts_with("restart") && o == "denied").await;
+    let chosen = plain.execute(
+        "return [document.querySelector('#audit-verb').value, document.querySelector('#audit-outcome').value]",
+        vec![],
+    );
+    assert_eq!(chosen.await.unwrap(), serde_json::json!(["restart", "denied"]), "the page shows the filter it applied");
+    pick_time(&plain, "#audit-since", "2000-01-01T00:00").await;
+    pick_time(&plain, "#audit-until", "2000-01-02T00:00").await;
+    plain.find(Locator::Css("#audit-apply")).await.unwrap().click().await.unwrap();
+    audit_shows(&plain, "until=2000-01-02T00%3A00", 0, |_| false).await;
+    assert!(plain.find(Locator::Css("p.error")).await.is_err(), "the sidecar took the picked times");
+    let since = plain.execute("return document.querySelector('#audit-since').value", vec![]).await.unwrap();
+    assert_eq!(since, serde_json::json!("2000-01-01T00:00"));
+    plain.close().await.unwrap();
+}
+
+/// Where the merged log's scrolling box stands: how many lines, whether the
+/// first and the last are in view.
+const MERGED_VIEW: &str = "const log = document.querySelector('#merged-log');
+    let box = log;
+    while (box && box.scrollHeight <= box.clientHeight + 1) box = box.parentElement;
+    const lines = log.querySelectorAll('.line');
+    const b = box.getBoundingClientRect();
+    const seen = el => { const r = el.getBoundingClientRect(); return r.bottom > b.top + 1 && r.top < b.bottom - 1; };
+    if (arguments[0]) box.scrollBy(0, -1e6);
+    return [lines.length, seen(lines[0]), seen(lines[lines.length - 1])];";
+
+async fn merged_view(c: &Client) -> (usize, bool, bool) {
+    serde_json::from_value(c.execute(MERGED_VIEW, vec![false.into()]).await.unwrap()).unwrap()
+}
+
+async fn wait_merged(c: &Client, what: &str, want: impl Fn((usize, bool, bool)) -> bool) {
+    let start = Instant::now();
+    loop {
+        let v = merged_view(c).await;
+        if want(v) {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{what}: (lines, first seen, last seen) = {v:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn jump_shown(c: &Client) -> bool {
+    c.find(Locator::Css("#merged-latest")).await.unwrap().is_displayed().await.unwrap()
+}
+
+/// The merged app log opens at its newest line (with or without the page's
+/// script); scrolled up, "Jump to latest" appears and takes it back.
+async fn the_merged_app_log_opens_at_the_newest_line_and_jumps_back(env: Arc<Env>) {
+    let (base, c) = (&env.base, &env.c);
+    login_afresh(c, base, "viewer1", PASSWORD).await;
+    c.goto(&format!("{base}/apps/local/shop/logs")).await.unwrap();
+    hydrated(c).await;
+    wait_text(c, "#merged-log", "db-line-299", 10).await;
+    let (lines, first, last) = merged_view(c).await;
+    assert!(lines > 100 && last && !first, "opened at the newest line: {:?}", (lines, first, last));
+    assert!(!jump_shown(c).await, "at the newest line, no jump button");
+    c.execute(MERGED_VIEW, vec![true.into()]).await.unwrap();
+    wait_merged(c, "scrolled to the top", |(_, first, last)| first && !last).await;
+    let start = Instant::now();
+    while !jump_shown(c).await {
+        assert!(start.elapsed() < Duration::from_secs(5), "scrolled up, no jump button");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    c.find(Locator::Css("#merged-latest")).await.unwrap().click().await.unwrap();
+    wait_merged(c, "jumped to the latest", |(_, first, last)| last && !first).await;
+    assert!(!jump_shown(c).await, "back at the newest line, the button goes");
+    logout(c).await;
+
+    let plain = env.stack.driver.session_without_script().await;
+    login_without_script(&plain, base, "viewer1").await;
+    plain.goto(&format!("{base}/apps/local/shop/logs")).await.unwrap();
+    wait_text(&plain, "#merged-log", "db-line-299", 10).await;
+    let (lines, first, last) = merged_view(&plain).await;
+    assert!(lines > 100 && last && !first, "without the script too: {:?}", (lines, first, last));
+    plain.close().await.unwrap();
+}
+
 fn main() -> ExitCode {
     let scenarios: Vec<Scenario<Env>> = vec![
         scenario(
@@ -331,6 +544,17 @@ fn main() -> ExitCode {
         // Reads the record of the operator's restart.
         scenario("the_audit_page_names_the_operator", the_audit_page_names_the_operator)
             .after(&["operators_restart_but_not_protected_containers"]),
+        // Filters the records of the operator's restart and refusal.
+        scenario(
+            "the_audit_filters_are_choices_and_work_without_the_script",
+            the_audit_filters_are_choices_and_work_without_the_script,
+        )
+        .after(&["operators_restart_but_not_protected_containers"]),
+        scenario("pages_link_an_icon_and_the_browser_logs_no_error", pages_link_an_icon_and_the_browser_logs_no_error),
+        scenario(
+            "the_merged_app_log_opens_at_the_newest_line_and_jumps_back",
+            the_merged_app_log_opens_at_the_newest_line_and_jumps_back,
+        ),
     ];
     testkit::scenarios::run(start, scenarios, teardown)
 }

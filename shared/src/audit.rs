@@ -14,6 +14,8 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    pub const ALL: [Outcome; 3] = [Self::Ok, Self::Denied, Self::Error];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Ok => "ok",
@@ -21,6 +23,28 @@ impl Outcome {
             Self::Error => "error",
         }
     }
+}
+
+/// The verb of a failed authentication's record.
+pub const AUTH_VERB: &str = "auth";
+/// The verb of a record counting repeated refusals of one kind.
+pub const DENIED_SUMMARY_VERB: &str = "denied.summary";
+/// The verb of a refusal on a route outside the verb table.
+pub const UNKNOWN_ROUTE_VERB: &str = "unknown";
+
+/// The verbs to filter the audit log by, as the filter takes them (a name
+/// also matches its dotted narrowings: `prune` matches `prune.images.start`):
+/// the verb table's audit names in its order, then the verbs written outside
+/// it. The log's own records (`audit.keyed`, `audit.retention`, …) fall
+/// under `audit`.
+pub fn filter_verbs() -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for v in crate::api::VERBS.iter().map(|s| s.audit).chain([AUTH_VERB, DENIED_SUMMARY_VERB, UNKNOWN_ROUTE_VERB]) {
+        if !out.contains(&v) {
+            out.push(v);
+        }
+    }
+    out
 }
 
 /// One line of the audit log. `prev` is the SHA-256 (hex) of the previous
@@ -81,4 +105,25 @@ pub struct AuditVerification {
     pub problems: Vec<String>,
     /// Facts worth knowing that are not breaks (retention, records that predate the key).
     pub notes: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_verbs_are_the_table_and_the_rest_once_each() {
+        let verbs = filter_verbs();
+        for spec in crate::api::VERBS {
+            assert!(verbs.contains(&spec.audit), "{} missing", spec.audit);
+        }
+        for v in [AUTH_VERB, DENIED_SUMMARY_VERB, UNKNOWN_ROUTE_VERB] {
+            assert!(verbs.contains(&v), "{v} missing");
+        }
+        let mut unique = verbs.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), verbs.len(), "{verbs:?}");
+        assert_eq!(verbs.first(), Some(&crate::api::VERBS[0].audit), "in the table's order");
+    }
 }

@@ -61,9 +61,11 @@ pub struct PortMapping {
 pub struct NetworkAttachment {
     pub name: String,
     pub ip: Option<String>,
-    /// The subnet of the container's interface, e.g. `172.18.0.0/16`.
+    /// The subnet of the container's interface, e.g. `172.18.0.0/16`; while
+    /// it has no address (stopped, created), the network's configured subnet.
     pub subnet: Option<String>,
     pub ipv6: Option<String>,
+    /// As `subnet`, for IPv6.
     pub subnet_v6: Option<String>,
     pub gateway: Option<String>,
 }

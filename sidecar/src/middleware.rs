@@ -22,7 +22,7 @@ fn spec_of(req: &Request) -> Option<&'static VerbSpec> {
 
 /// The metrics and generic audit label of a request's route.
 fn label_of(req: &Request) -> &'static str {
-    spec_of(req).map_or("unknown", |s| s.name)
+    spec_of(req).map_or(shared::audit::UNKNOWN_ROUTE_VERB, |s| s.name)
 }
 
 /// The request id: the caller's `X-Request-Id` when it is short and plain, else a new UUID.
@@ -124,7 +124,7 @@ pub async fn authenticate(State(app): State<App>, mut req: Request, next: Next) 
     if let (Some(p), Some(Err(ApiError::RateLimited { retry_after_secs }))) = (peer, &limited) {
         app.limits.block_auth(p.ip(), *retry_after_secs);
     }
-    let mut d = Draft::new(&caller, "auth");
+    let mut d = Draft::new(&caller, shared::audit::AUTH_VERB);
     d.target(req.uri().path().chars().take(256).collect::<String>(), None);
     if let Some(p) = peer {
         d.param("remote", p.ip());

@@ -71,6 +71,30 @@ async fn list_and_detail_describe_the_container_and_mask_secrets() {
     }
 }
 
+/// A stopped container's endpoint has no address, so no prefix to derive a
+/// subnet from: its network's configured subnet stands in (the default
+/// bridge showed "no subnet" on the network page), in the list and the detail.
+#[tokio::test]
+async fn a_stopped_containers_network_still_has_its_subnet() {
+    let scope = format!("dockward.subnet={}", unique("subnet"));
+    let stopped = TestContainer::run("subnet-stopped", &["--label", &scope], "true");
+    wait_for(Duration::from_secs(20), "the container to exit", || (stopped.state() == "exited").then_some(()));
+    let bridge = docker(&["network", "inspect", "--format", "{{(index .IPAM.Config 0).Subnet}}", "bridge"]);
+    assert!(bridge.contains('/'), "the default bridge has a subnet: {bridge:?}");
+    let endpoint = docker(&["inspect", "--format", "{{json .NetworkSettings.Networks.bridge}}", &stopped.id]);
+    let endpoint: Value = serde_json::from_str(&endpoint).unwrap();
+    assert_eq!(endpoint["IPAddress"], "", "the engine gives a stopped container no address: {endpoint}");
+
+    let sc = Sidecar::start(&[&format!("--scope-label={scope}")]).await;
+    let list = sc.json("/v1/containers").await;
+    let net = &find(&list, &stopped.id)["networks"][0];
+    assert_eq!(net["name"], "bridge", "{net}");
+    assert_eq!(net["ip"], Value::Null, "{net}");
+    assert_eq!(net["subnet"], bridge.as_str(), "{net}");
+    let detail = sc.json(&format!("/v1/containers/{}", stopped.id)).await;
+    assert_eq!(detail["networks"][0]["subnet"], bridge.as_str(), "{detail}");
+}
+
 #[tokio::test]
 async fn logs_name_the_stream_and_follow_delivers_later_lines() {
     let c = TestContainer::run(

@@ -42,21 +42,65 @@ impl Driver {
     /// connections per host, and a test session navigates by URL far more
     /// often than a person does, so cached pages would starve later streams.
     pub async fn session(&self) -> Client {
+        self.session_with(&[]).await
+    }
+
+    /// A session whose pages run no script of their own (WebDriver's still
+    /// work): what a page offers without its wasm.
+    pub async fn session_without_script(&self) -> Client {
+        self.session_with(&["--blink-settings=scriptEnabled=false"]).await
+    }
+
+    async fn session_with(&self, extra_args: &[&str]) -> Client {
+        let mut args = vec![
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--window-size=1400,1000",
+            "--disable-quic",
+            "--disable-features=BackForwardCache",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ];
+        args.extend_from_slice(extra_args);
         let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            serde_json::json!({
-                "binary": "/usr/bin/chromium",
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1000",
-                         "--disable-quic", "--disable-features=BackForwardCache", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-            }),
-        );
+        caps.insert("goog:chromeOptions".into(), serde_json::json!({ "binary": "/usr/bin/chromium", "args": args }));
+        // The console's messages (errors, failed requests) for `browser_log`.
+        caps.insert("goog:loggingPrefs".into(), serde_json::json!({ "browser": "ALL" }));
         ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
             .capabilities(caps)
             .connect(&format!("http://127.0.0.1:{}", self.port))
             .await
             .expect("chromedriver session")
     }
+}
+
+/// chromedriver's log endpoint (outside the W3C protocol, as Selenium uses it).
+#[derive(Debug)]
+struct BrowserLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/se/log", session.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(r#"{"type":"browser"}"#.into()))
+    }
+}
+
+/// What the browser's console logged since the last call (errors, failed
+/// requests such as a 404, script messages), as `(level, message)`.
+pub async fn browser_log(c: &Client) -> Vec<(String, String)> {
+    let log = c.issue_cmd(BrowserLog).await.expect("chromedriver's browser log");
+    log.as_array()
+        .unwrap_or_else(|| panic!("the browser log is not a list: {log}"))
+        .iter()
+        .map(|e| (e["level"].as_str().unwrap_or("").to_owned(), e["message"].as_str().unwrap_or("").to_owned()))
+        .collect()
 }
 
 pub async fn text(c: &Client, css: &str) -> String {

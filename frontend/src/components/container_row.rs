@@ -20,7 +20,7 @@ pub fn ContainerRow(host: String, id: String, group: Memo<Option<AppGroup>>, ses
         c.with(|c| {
             c.as_ref()
                 .and_then(|c| c.stats.as_ref()?.cpu_percent)
-                .map(|v| format!("{v:.1}%"))
+                .map(model::human_percent)
                 .unwrap_or_else(|| "–".into())
         })
     };

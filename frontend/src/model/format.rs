@@ -27,6 +27,22 @@ pub fn human_duration(secs: i64) -> String {
     }
 }
 
+/// A CPU figure for people: `12.345` → `12.3%`. Never a negative: a
+/// negative, NaN or negative-zero reading (an empty float sum is `-0.0`)
+/// shows as `0.0%`.
+pub fn human_percent(v: f64) -> String {
+    format!("{:.1}%", clamp_percent(v))
+}
+
+/// `v` as a meter value: 0 for negative or NaN readings, never `-0.0`.
+pub fn clamp_percent(v: f64) -> f64 {
+    if v > 0.0 {
+        v
+    } else {
+        0.0
+    }
+}
+
 /// SVG polyline points for a sparkline of `values` in a `w`×`h` box.
 pub fn sparkline_points(values: &[f64], w: f64, h: f64) -> String {
     if values.is_empty() {
@@ -53,5 +69,16 @@ mod tests {
         assert_eq!(human_duration(3725), "1h 2m");
         assert_eq!(human_duration(59), "59s");
         assert_eq!(sparkline_points(&[0.0, 1.0], 10.0, 10.0), "0.0,10.0 10.0,0.0");
+    }
+
+    #[test]
+    fn percentages_are_never_negative() {
+        assert_eq!(human_percent(12.345), "12.3%");
+        assert_eq!(human_percent(-0.0), "0.0%");
+        assert_eq!(human_percent(-0.04), "0.0%", "rounds to a negative zero");
+        assert_eq!(human_percent(-3.0), "0.0%");
+        assert_eq!(human_percent(f64::NAN), "0.0%");
+        assert!(clamp_percent(-0.0).is_sign_positive());
+        assert_eq!(clamp_percent(250.0), 250.0);
     }
 }

@@ -44,7 +44,8 @@ pub fn group_apps(fleet: &Fleet) -> Vec<AppGroup> {
         for (project, mut containers) in groups {
             containers.sort_by(|a, b| a.name.cmp(&b.name));
             let badge = containers.iter().map(|c| container_badge(c).0).max().unwrap_or(Badge::Green);
-            let cpu_percent = containers.iter().filter_map(|c| c.stats.as_ref()?.cpu_percent).sum();
+            // Folded from +0.0: a float `sum()` of nothing is -0.0 (shown as "-0.0%").
+            let cpu_percent = containers.iter().filter_map(|c| c.stats.as_ref()?.cpu_percent).fold(0.0, |a, b| a + b);
             let memory_bytes = containers.iter().filter_map(|c| Some(c.stats.as_ref()?.memory_bytes)).sum();
             let memory_limit_bytes =
                 containers.iter().filter_map(|c| Some(c.stats.as_ref()?.memory_limit_bytes)).max().unwrap_or(0);
@@ -90,6 +91,20 @@ pub fn group_apps(fleet: &Fleet) -> Vec<AppGroup> {
         ))
     });
     out
+}
+
+/// A container's name and app (its card's title: the compose project, else
+/// "standalone") on `host`, for a page's title. `reference` is what the
+/// page's URL holds: a full id, a name, or an id prefix naming one container.
+pub fn name_and_app(fleet: &Fleet, host: &str, reference: &str) -> Option<(String, String)> {
+    let h = fleet.hosts.iter().find(|h| h.name == host)?;
+    let exact = h.containers.iter().find(|c| c.id == reference || c.name == reference);
+    let c = exact.or_else(|| {
+        let mut by_prefix = h.containers.iter().filter(|c| !reference.is_empty() && c.id.starts_with(reference));
+        let one = by_prefix.next()?;
+        by_prefix.next().is_none().then_some(one)
+    })?;
+    Some((c.name.clone(), c.compose_project.clone().unwrap_or_else(|| "standalone".into())))
 }
 
 /// Case-insensitive filter over name, image, state, host and project.
@@ -178,6 +193,24 @@ mod tests {
         assert_eq!(g.cpu_series, vec![1.0, 2.0, 13.0], "aligned on the newest point");
         assert_eq!(g.db_sizes.get("db-id"), Some(&4096));
         assert!(!g.db_sizes.contains_key("web-id"));
+    }
+
+    #[test]
+    fn names_and_apps_for_titles() {
+        use ContainerState::*;
+        let mut web = container("shop-web-1", Some("shop"), Running, Health::None, "Up");
+        web.id = "abc123def456".into();
+        let mut lone = container("lone", None, Running, Health::None, "Up");
+        lone.id = "abd999".into();
+        let f = fleet(vec![web, lone]);
+        let want = Some(("shop-web-1".to_owned(), "shop".to_owned()));
+        assert_eq!(name_and_app(&f, "a", "abc123def456"), want);
+        assert_eq!(name_and_app(&f, "a", "shop-web-1"), want);
+        assert_eq!(name_and_app(&f, "a", "abc1"), want, "a unique prefix");
+        assert_eq!(name_and_app(&f, "a", "ab"), None, "an ambiguous prefix");
+        assert_eq!(name_and_app(&f, "a", "abd999"), Some(("lone".into(), "standalone".into())));
+        assert_eq!(name_and_app(&f, "b", "abc123def456"), None, "another host");
+        assert_eq!(name_and_app(&f, "a", ""), None);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! what the pages show (groups, badges, the headline, conflicts). Compiled for
 //! both the server and the browser, and unit-tested without either.
 
+mod audit;
 mod fleet;
 mod format;
 mod group;
@@ -9,9 +10,10 @@ mod health;
 mod network;
 mod text;
 
+pub use audit::{audit_filter_from, audit_query, known_actors, utc_time, FilterSlot};
 pub use fleet::{Fleet, HostStatus, HostView};
-pub use format::{human_bytes, human_duration, sparkline_points};
-pub use group::{group_apps, matches_filter, AppGroup};
+pub use format::{clamp_percent, human_bytes, human_duration, human_percent, sparkline_points};
+pub use group::{group_apps, matches_filter, name_and_app, AppGroup};
 pub use health::{container_badge, headline, Badge, Headline};
 pub use network::{networks, port_claims, subnets_overlap, NetworkView, PortClaim};
 pub use text::{ansi_spans, highlight_plain, neutralise_audit_record, neutralise_container, neutralise_detail};

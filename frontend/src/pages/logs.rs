@@ -8,13 +8,14 @@ use shared::LogLine;
 
 use crate::browser;
 use crate::components::LogRow;
+use crate::model::{self, Fleet};
 use crate::server_fns::get_logs;
 
 /// Most lines the browser keeps; older ones are dropped.
 pub const MAX_LINES: usize = 5_000;
 
 #[component]
-pub fn Logs() -> impl IntoView {
+pub fn Logs(fleet: RwSignal<Fleet>) -> impl IntoView {
     let params = use_params_map();
     let query = use_query_map();
     let host = move || params.read().get("host").unwrap_or_default();
@@ -27,9 +28,18 @@ pub fn Logs() -> impl IntoView {
     let show_ts = RwSignal::new(false);
     let following = RwSignal::new(false);
     let paused = RwSignal::new(false);
+    // Titled by the container's name and app from the fleet; its short id
+    // until the fleet knows it.
+    let named = Memo::new(move |_| {
+        let (h, i) = (host(), id());
+        fleet.with(|f| model::name_and_app(f, &h, &i)).unwrap_or_else(|| (i.chars().take(12).collect(), String::new()))
+    });
+    let title = move || named.with(|(n, a)| if a.is_empty() { n.clone() } else { format!("{n} · {a}") });
     view! {
-        <Title text="Logs · dockward"/>
-        <h1>"Logs · " <a href=move || format!("/c/{}/{}", host(), id())>{id}</a></h1>
+        <Title text=move || format!("{} · logs · dockward", title())/>
+        <h1>"Logs · " <a href=move || format!("/c/{}/{}", host(), id())>{move || named.with(|n| n.0.clone())}</a>
+            {move || named.with(|(_, a)| (!a.is_empty()).then(|| format!(" · {a}")))}
+        </h1>
         <div class="toolbar">
             <input type="search" id="log-search" placeholder="Search…" aria-label="search" prop:value=move || search.get() on:input=move |ev| search.set(event_target_value(&ev))/>
             <label><input type="checkbox" id="log-regex" prop:checked=move || regex.get() on:change=move |ev| regex.set(event_target_checked(&ev))/>" regex"</label>
@@ -74,5 +84,57 @@ pub fn Logs() -> impl IntoView {
                 }
             })}
         </Suspense>
+    }
+}
+
+#[cfg(all(test, feature = "ssr"))]
+mod tests {
+    use super::*;
+    use crate::testing::{container, fleet, render};
+    use leptos_router::components::{Route, Router, Routes};
+    use leptos_router::location::RequestUrl;
+    use leptos_router::path;
+    use shared::ContainerState;
+
+    fn heading(url: &'static str, f: Fleet) -> String {
+        let html = render(move || {
+            provide_context(RequestUrl::new(url));
+            let fleet = RwSignal::new(f);
+            view! {
+                <Router>
+                    <Routes fallback=|| "no route">
+                        <Route path=path!("/logs/:host/:id") view=move || view! { <Logs fleet=fleet/> }/>
+                    </Routes>
+                </Router>
+            }
+            .into_any()
+        });
+        let h1 = &html[html.find("<h1>").unwrap_or_else(|| panic!("{html}"))..];
+        let h1 = &h1[..h1.find("</h1>").unwrap()];
+        // The text, without tags and hydration markers.
+        let mut text = String::new();
+        let mut in_tag = false;
+        for ch in h1.chars() {
+            match ch {
+                '<' => in_tag = true,
+                '>' => in_tag = false,
+                c if !in_tag => text.push(c),
+                _ => {}
+            }
+        }
+        text
+    }
+
+    /// A log page is titled by the container's name and app, not its id.
+    #[tokio::test]
+    async fn the_log_page_is_titled_by_name_and_app() {
+        let f = fleet(vec![
+            container("shop-web-1", Some("shop"), ContainerState::Running, "Up"),
+            container("lone", None, ContainerState::Running, "Up"),
+        ]);
+        assert_eq!(heading("/logs/h1/shop-web-1-id", f.clone()), "Logs · shop-web-1 · shop");
+        assert_eq!(heading("/logs/h1/lone-id", f.clone()), "Logs · lone · standalone");
+        // Not (yet) in the fleet: its short id.
+        assert_eq!(heading("/logs/h1/0123456789abcdef0123", f), "Logs · 0123456789ab");
     }
 }

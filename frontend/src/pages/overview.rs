@@ -126,6 +126,37 @@ mod tests {
         assert!(html.contains("Pull an image") && !html.contains("Prune"), "pull for operators, prune for admins only");
     }
 
+    /// An app whose containers have no stats (stopped) sums to nothing: its
+    /// CPU shows 0.0%, never "-0.0%" (a float sum of nothing is -0.0).
+    #[tokio::test]
+    async fn cpu_of_an_app_without_stats_is_zero_not_negative_zero() {
+        let mut running = container("web", Some("shop"), ContainerState::Running, "Up");
+        running.stats = Some(shared::StatsSample {
+            id: running.id.clone(),
+            time_ms: 0,
+            cpu_percent: Some(-0.01),
+            memory_bytes: 0,
+            memory_limit_bytes: 0,
+            net_rx_bytes: 0,
+            net_tx_bytes: 0,
+            block_read_bytes: 0,
+            block_write_bytes: 0,
+            pids: 1,
+        });
+        let f = fleet(vec![running, container("old", Some("batch"), ContainerState::Exited, "Exited (0) 1 hour ago")]);
+        let html = render(move || {
+            let fleet = RwSignal::new(f);
+            view! { <Overview session=session(Role::Viewer) fleet=fleet/> }.into_any()
+        });
+        assert!(!html.contains("-0.0"), "{html}");
+        let batch = &html[html.find(r#"data-app="batch""#).unwrap()..];
+        let batch = &batch[..batch.find("</article>").unwrap()];
+        assert!(batch.contains("0.0%"), "{batch}");
+        let shop = &html[html.find(r#"data-app="shop""#).unwrap()..];
+        let shop = &shop[..shop.find("</article>").unwrap()];
+        assert_eq!(shop.matches("0.0%").count(), 2, "the card and the row: {shop}");
+    }
+
     #[tokio::test]
     async fn attacker_controlled_strings_are_escaped() {
         let xss = "<script>alert(1)</script><img src=x onerror=alert(2)>";

@@ -186,6 +186,7 @@ fn public(path: &str) -> bool {
         || path == "/healthz"
         || path.starts_with("/pkg/")
         || path == "/favicon.ico"
+        || path == "/favicon.svg"
 }
 
 /// Paths open to a user who must change their password first.

@@ -200,6 +200,8 @@ impl Core {
                 if v.len() > 256 {
                     return Err(ConsoleError::bad_input(k, "longer than 256 bytes"));
                 }
+                // The page's date-time pickers send local-form times, read as UTC.
+                let v = if k == "since" || k == "until" { crate::model::utc_time(v) } else { v.to_owned() };
                 call = call.query(k, v);
             }
         }

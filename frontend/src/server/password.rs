@@ -70,7 +70,7 @@ pub async fn page(Extension(u): Extension<CurrentUser>, Query(q): Query<PageQuer
     };
     let html = format!(
         r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Change password · dockward</title>
-<link rel="stylesheet" href="/pkg/dockward.css"></head><body><main class="login"><h1>dockward</h1>
+<link rel="icon" type="image/svg+xml" href="/favicon.svg"><link rel="stylesheet" href="/pkg/dockward.css"></head><body><main class="login"><h1>dockward</h1>
 <p>Signed in as <b>{name}</b>. Choose a new password.</p>{body}</main></body></html>"#,
         name = escape(&u.name),
     );

@@ -1,5 +1,5 @@
 //! Start-up and the plain axum routes beside the Leptos pages: login/logout,
-//! the live stream to browsers, log follow/download, audit export, metrics.
+//! the live stream to browsers, log follow/download, audit export, metrics, the icon.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -169,6 +169,8 @@ pub fn router(core: Arc<Core>, site_root: &std::path::Path) -> Router {
     let ctx = core.clone();
     let pages: Router<LeptosOptions> = Router::new()
         .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
+        .route("/favicon.svg", get(favicon))
+        .route("/favicon.ico", get(favicon))
         .route("/auth/login", post(auth::login).with_state(core.clone()))
         .route("/auth/logout", post(auth::logout).with_state(core.clone()))
         .route("/password", get(password::page))
@@ -199,6 +201,24 @@ pub fn router(core: Arc<Core>, site_root: &std::path::Path) -> Router {
         ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(options)
+}
+
+/// The icon: inline SVG (no script, nothing fetched), linked from every
+/// page's head. `/favicon.ico` answers too, for clients that ask for it
+/// regardless. Cached for a year: a new icon needs a new path.
+const FAVICON_SVG: &str = concat!(
+    r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32">"##,
+    r##"<rect width="32" height="32" rx="7" fill="#1f6feb"/>"##,
+    r##"<path fill="#fff" d="M9 8h4v4H9zm5 0h4v4h-4zM9 13h4v4H9zm5 0h4v4h-4zm5 0h4v4h-4zM5 19h22l-3 6H8z"/>"##,
+    "</svg>"
+);
+
+async fn favicon() -> Response {
+    (
+        [(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "public, max-age=31536000, immutable")],
+        FAVICON_SVG,
+    )
+        .into_response()
 }
 
 /// Server functions answer every error as a [`ConsoleError`] body (marked

@@ -28,7 +28,7 @@ use chain::{AuditKey, ChainError, Checkpoint, Head};
 use denials::{DenialKey, Denials};
 
 /// The verb of a summary of refusals counted in a window.
-pub const DENIED_SUMMARY: &str = "denied.summary";
+pub const DENIED_SUMMARY: &str = shared::audit::DENIED_SUMMARY_VERB;
 
 /// Who is calling, as established by the auth middleware.
 #[derive(Debug, Clone)]

@@ -1,10 +1,11 @@
 //! Engine models → wire types. Pure functions.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use bollard::models::{
     ContainerInspectResponse, ContainerSummary as DockerSummary, EndpointSettings, HealthStatusEnum, MountPoint,
+    Network,
 };
 use shared::{
     ContainerDetail, ContainerState, ContainerSummary, EnvVar, Health, HealthcheckEntry, Mount, NetworkAttachment,
@@ -36,6 +37,57 @@ pub fn subnet_of(ip: &str, prefix: i64) -> Option<String> {
             Some(format!("{}/{prefix}", Ipv6Addr::from(u128::from(v6) & mask)))
         }
         _ => None,
+    }
+}
+
+/// A network's configured subnets (its IPAM configuration): the first IPv4
+/// and the first IPv6 one, each in network form.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfiguredSubnets {
+    pub v4: Option<String>,
+    pub v6: Option<String>,
+}
+
+/// Each network's configured subnets, by name: what a container's endpoint
+/// lacks while the container is not running (the engine gives a stopped or
+/// created container's endpoint no address, so no prefix to derive a subnet
+/// from, though its network has one).
+pub fn configured_subnets(networks: &[Network]) -> HashMap<String, ConfiguredSubnets> {
+    let mut out = HashMap::new();
+    for n in networks {
+        let Some(name) = n.name.as_ref().filter(|n| !n.is_empty()) else { continue };
+        let mut subnets = ConfiguredSubnets::default();
+        for cidr in
+            n.ipam.as_ref().and_then(|i| i.config.as_ref()).into_iter().flatten().filter_map(|c| c.subnet.as_ref())
+        {
+            // The engine's text, checked and put in network form.
+            let Some((ip, prefix)) = cidr.split_once('/') else { continue };
+            let Some(net) = prefix.parse().ok().and_then(|p| subnet_of(ip, p)) else { continue };
+            let slot = if net.contains(':') { &mut subnets.v6 } else { &mut subnets.v4 };
+            slot.get_or_insert(net);
+        }
+        out.insert(name.clone(), subnets);
+    }
+    out
+}
+
+/// Whether any of `containers` is attached to a network without knowing its
+/// subnet (then [`fill_subnets`] needs the networks' configuration).
+pub fn lacks_subnets(containers: &[ContainerSummary]) -> bool {
+    containers.iter().flat_map(|c| &c.networks).any(|n| n.subnet.is_none() && n.subnet_v6.is_none())
+}
+
+/// Gives every attachment without a subnet its network's configured one.
+/// An attachment with an address keeps the subnet derived from it.
+pub fn fill_subnets(containers: &mut [ContainerSummary], configured: &HashMap<String, ConfiguredSubnets>) {
+    for n in containers.iter_mut().flat_map(|c| c.networks.iter_mut()) {
+        if n.subnet.is_some() || n.subnet_v6.is_some() {
+            continue;
+        }
+        if let Some(c) = configured.get(&n.name) {
+            n.subnet.clone_from(&c.v4);
+            n.subnet_v6.clone_from(&c.v6);
+        }
     }
 }
 
@@ -236,6 +288,68 @@ mod tests {
         assert_eq!(subnet_of("fd00::1:2", 64).as_deref(), Some("fd00::/64"));
         assert_eq!(subnet_of("10.1.2.3", 40), None);
         assert_eq!(subnet_of("nope", 8), None);
+    }
+
+    fn net(name: &str, subnets: &[&str]) -> Network {
+        Network {
+            name: Some(name.into()),
+            ipam: Some(bollard::models::Ipam {
+                config: Some(
+                    subnets
+                        .iter()
+                        .map(|s| bollard::models::IpamConfig { subnet: Some((*s).into()), ..Default::default() })
+                        .collect(),
+                ),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn attached(name: &str, subnet: Option<&str>) -> ContainerSummary {
+        let mut c = blank();
+        c.networks = vec![NetworkAttachment {
+            name: name.into(),
+            ip: subnet.map(|_| "172.17.0.2".into()),
+            subnet: subnet.map(String::from),
+            subnet_v6: None,
+            ipv6: None,
+            gateway: None,
+        }];
+        c
+    }
+
+    fn blank() -> ContainerSummary {
+        summary(&DockerSummary::default(), &ContainerInspectResponse::default(), false, None)
+    }
+
+    /// A stopped container's endpoint has no address: its network's
+    /// configured subnet stands in (the default bridge showed "no subnet").
+    #[test]
+    fn attachments_without_an_address_get_the_networks_configured_subnet() {
+        let configured = configured_subnets(&[
+            net("bridge", &["172.17.0.0/16"]),
+            net("dual", &["fd00:1::/64", "10.9.0.0/24", "10.10.0.0/24"]),
+            net("odd", &["10.1.2.3/24", "junk", "10.0.0.0/99"]),
+            net("none", &[]),
+        ]);
+        assert_eq!(configured["bridge"], ConfiguredSubnets { v4: Some("172.17.0.0/16".into()), v6: None });
+        assert_eq!(
+            configured["dual"],
+            ConfiguredSubnets { v4: Some("10.9.0.0/24".into()), v6: Some("fd00:1::/64".into()) },
+            "the first of each family"
+        );
+        assert_eq!(configured["odd"].v4.as_deref(), Some("10.1.2.0/24"), "in network form; junk skipped");
+        assert_eq!(configured["none"], ConfiguredSubnets::default());
+
+        let mut cs = vec![attached("bridge", None), attached("dual", Some("10.9.0.0/16")), attached("gone", None)];
+        assert!(lacks_subnets(&cs));
+        fill_subnets(&mut cs, &configured);
+        assert_eq!(cs[0].networks[0].subnet.as_deref(), Some("172.17.0.0/16"));
+        assert_eq!(cs[1].networks[0].subnet.as_deref(), Some("10.9.0.0/16"), "an address's own subnet stays");
+        assert_eq!(cs[1].networks[0].subnet_v6, None);
+        assert_eq!(cs[2].networks[0].subnet, None, "a network the engine no longer lists");
+        assert!(!lacks_subnets(&cs[..2]));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use bollard::models::{ContainerInspectResponse, ContainerSummary as DockerSummary};
-use bollard::query_parameters::{InspectContainerOptions, ListContainersOptions};
+use bollard::query_parameters::{InspectContainerOptions, ListContainersOptions, ListNetworksOptions};
 use bollard::Docker;
 use moka::future::Cache;
 use shared::{ContainerRef, EngineProblem};
@@ -22,6 +22,10 @@ use crate::policy::Policy;
 /// How long an image's tags and digests are reused when deciding protection
 /// for the list, inspect and the disk report (restart and prune look afresh).
 pub const IMAGE_NAMES_TTL: Duration = Duration::from_secs(5);
+
+/// How long the networks' configured subnets are reused (asked only when a
+/// container's endpoint has no address, e.g. while it is stopped).
+pub const NETWORK_SUBNETS_TTL: Duration = Duration::from_secs(5);
 
 /// A container the caller named, resolved to exactly one full id.
 #[derive(Debug, Clone)]
@@ -49,6 +53,8 @@ pub struct Engine {
     /// An image's tags and digests by image id, for protection (briefly
     /// cached so the list stays fast; verbs that act look afresh).
     image_names: Cache<String, Arc<Vec<String>>>,
+    /// The networks' configured subnets by network name (one entry).
+    network_subnets: Cache<(), Arc<HashMap<String, convert::ConfiguredSubnets>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +77,7 @@ impl Engine {
             metrics,
             inspect_cache: Cache::builder().max_capacity(10_000).time_to_live(Duration::from_secs(30)).build(),
             image_names: Cache::builder().max_capacity(10_000).time_to_live(IMAGE_NAMES_TTL).build(),
+            network_subnets: Cache::builder().max_capacity(1).time_to_live(NETWORK_SUBNETS_TTL).build(),
         })
     }
 
@@ -223,6 +230,38 @@ impl Engine {
 
     pub async fn inspect_uncached(&self, id: &str) -> Result<ContainerInspectResponse, ApiError> {
         self.timed("inspect_container", self.client().inspect_container(id, None::<InspectContainerOptions>)).await
+    }
+
+    /// Fills in the subnet of every attachment that has none (a stopped or
+    /// created container's endpoint has no address) from its network's IPAM
+    /// configuration: `GET /networks`, briefly cached, and only when needed.
+    /// The subnets are a view's detail: when the engine cannot say, they stay
+    /// unknown rather than fail the view.
+    pub async fn fill_subnets(&self, containers: &mut [shared::ContainerSummary]) {
+        if !convert::lacks_subnets(containers) {
+            return;
+        }
+        let configured = match self.network_subnets.get(&()).await {
+            Some(hit) => {
+                self.metrics.cache_lookup("network_subnets", true);
+                hit
+            }
+            None => {
+                self.metrics.cache_lookup("network_subnets", false);
+                match self.timed("list_networks", self.client().list_networks(None::<ListNetworksOptions>)).await {
+                    Ok(nets) => {
+                        let fresh = Arc::new(convert::configured_subnets(&nets));
+                        self.network_subnets.insert((), fresh.clone()).await;
+                        fresh
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "cannot list networks; subnets of unaddressed endpoints stay unknown");
+                        return;
+                    }
+                }
+            }
+        };
+        convert::fill_subnets(containers, &configured);
     }
 
     /// Drops a container's cached inspect result (after a lifecycle event or a verb).

@@ -48,6 +48,7 @@ pub async fn list(State(app): State<App>, NoQuery: NoQuery) -> Result<Json<Vec<C
             out.push(c);
         }
     }
+    app.engine.fill_subnets(&mut out).await;
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(Json(out))
 }
@@ -60,6 +61,7 @@ pub async fn inspect(
 ) -> Result<Json<ContainerDetail>, ApiError> {
     let c = app.engine.resolve(&r).await?;
     let ins = Arc::new(app.engine.inspect_uncached(&c.id).await?);
-    let summary = convert::summary(&c.row, &ins, c.protected, app.stats.sample(&c.id));
+    let mut summary = convert::summary(&c.row, &ins, c.protected, app.stats.sample(&c.id));
+    app.engine.fill_subnets(std::slice::from_mut(&mut summary)).await;
     Ok(Json(convert::detail(summary, &ins, &app.engine.policy)))
 }
