@@ -209,9 +209,6 @@ async fn the_detail_page_shows_labels_literally(env: Arc<Env>) {
     login_afresh(c, base, "admin1", PASSWORD).await;
     c.goto(&format!("{base}/c/local/{}", env.evil.id)).await.unwrap();
     hydrated(c).await;
-    if c.find(Locator::Css("button.tab:nth-child(5)")).await.is_err() {
-        panic!("DEBUG {}", c.source().await.unwrap());
-    }
     c.find(Locator::Css("button.tab:nth-child(5)")).await.unwrap().click().await.unwrap();
     let labels = text(c, "table.labels").await;
     assert!(labels.contains(XSS), "label shown literally: {labels}");
