@@ -95,9 +95,10 @@ async fn start() -> Env {
     );
     let victim = TestContainer::run(
         "victim",
-        // A service meant to run (the engine would restart a crash): stopped, it is a problem.
-        &["--label", &l, "--label", "com.docker.compose.project=batch", "--restart", "unless-stopped"],
-        "sleep 600",
+        // A service meant to run (the engine retries a crash, once): it crashes with 3 when
+        // /tmp/die exists, again on the retry, and then stays down: a problem.
+        &["--label", &l, "--label", "com.docker.compose.project=batch", "--restart", "on-failure:1"],
+        "while [ ! -e /tmp/die ]; do sleep 0.2; done; exit 3",
     );
     let stack = start_stack(&scope).await;
     let c = stack.driver.session().await;
@@ -290,14 +291,13 @@ async fn operators_restart_but_not_protected_containers(env: Arc<Env>) {
     assert_ne!(status, 200);
 }
 
-/// A service that should run (restart policy `unless-stopped`), killed now
-/// (`docker stop`: sleep ignores SIGTERM as pid 1, so SIGKILL, 137) and so
-/// not restarted, turns red without a reload.
+/// A service that should run (restart policy `on-failure:1`) crashes now,
+/// exits 3 again on its one retry and stays down: it turns red without a reload.
 async fn a_killed_container_turns_red_without_a_reload(env: Arc<Env>) {
     let c = &env.c;
     login_afresh(c, &env.base, "operator1", PASSWORD).await;
     wait_text(c, "#headline", "All 4 containers healthy", 15).await;
-    docker(&["stop", "-t", "1", &env.victim.id]);
+    docker(&["exec", &env.victim.id, "touch", "/tmp/die"]);
     wait_text(c, "#headline", "1 needs attention", 10).await;
     let batch = c.find(Locator::Css("article[data-app='batch']")).await.unwrap();
     assert!(batch.attr("class").await.unwrap().unwrap().contains("badge-red"));

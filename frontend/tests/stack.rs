@@ -472,6 +472,11 @@ async fn a_fresh_install_is_green_and_its_audit_chain_intact(env: Arc<Env>) {
     .await;
     assert!(headline.contains("healthy") && headline.contains("completed"), "{headline}");
     assert!(verify_audit_volume().starts_with("ok:"), "{}", verify_audit_volume());
+    // The README's command, as is: `exec` runs as the container's user (root), which drops to
+    // 65532 first and so can read the audit volume.
+    let readme =
+        compose(&["exec", "-T", "sidecar", "/dockward-sidecar", "audit", "verify", "/var/lib/dockward/audit.jsonl"]);
+    assert!(readme.starts_with("ok:"), "{readme}");
     c.goto(&format!("{WEB}/audit")).await.unwrap();
     let verdict = wait_text(c, "#verify", "chain intact", 20).await;
     assert!(!verdict.contains("broken"), "{verdict}");

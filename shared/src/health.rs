@@ -5,10 +5,14 @@
 //!   keeps its last, stale health status).
 //! - A container that exited 0 and is not meant to run on (restart policy
 //!   `no` or `on-failure`, a one-shot job) has *completed*: neutral.
-//! - Exited non-zero while its policy says it should run or retry, restarting,
-//!   unhealthy, OOM-killed and dead are *problems*.
-//! - A job that failed (non-zero, policy `no`) is a *warning*; one stopped by a
-//!   signal (130, 137, 143: `docker stop`, Ctrl-C) and not by the OOM killer is neutral.
+//! - One ended by a signal (130, 137, 143: `docker stop`, `compose stop`,
+//!   Ctrl-C) and not by the OOM killer was *stopped*: neutral, whatever its
+//!   policy (under `always` the engine restarts anything it did not stop on
+//!   purpose, so an exited container there was stopped by someone).
+//! - Exited with another non-zero code while its policy says it should run or
+//!   retry (retries exhausted, a failed start), restarting, unhealthy,
+//!   OOM-killed and dead are *problems*.
+//! - A job that failed (non-zero, policy `no`) is a *warning*.
 
 use serde::{Deserialize, Serialize};
 
@@ -101,8 +105,8 @@ pub fn condition(c: &ContainerSummary) -> Condition {
             match code {
                 Some(0) if should_run(policy) => Condition::Stopped { exit_code: code },
                 Some(0) => Condition::Completed,
-                _ if should_run(policy) || retries_failures(policy) => Condition::Exited { exit_code: code },
                 Some(n) if SIGNAL_EXITS.contains(&n) => Condition::Stopped { exit_code: code },
+                _ if should_run(policy) || retries_failures(policy) => Condition::Exited { exit_code: code },
                 _ => Condition::Failed { exit_code: code },
             }
         }
@@ -235,11 +239,42 @@ mod tests {
                 Exited,
                 H::None,
                 "unless-stopped",
+                Some(127),
+                false,
+                Condition::Exited { exit_code: Some(127) },
+                Problem,
+                "exited (127)",
+            ),
+            // Ended by a signal (docker stop, compose stop): stopped on purpose, under any policy.
+            (
+                Exited,
+                H::None,
+                "unless-stopped",
                 Some(143),
                 false,
-                Condition::Exited { exit_code: Some(143) },
-                Problem,
-                "exited (143)",
+                Condition::Stopped { exit_code: Some(143) },
+                Neutral,
+                "stopped (143)",
+            ),
+            (
+                Exited,
+                H::None,
+                "always",
+                Some(137),
+                false,
+                Condition::Stopped { exit_code: Some(137) },
+                Neutral,
+                "stopped (137)",
+            ),
+            (
+                Exited,
+                H::None,
+                "on-failure:3",
+                Some(130),
+                false,
+                Condition::Stopped { exit_code: Some(130) },
+                Neutral,
+                "stopped (130)",
             ),
             (
                 Exited,

@@ -12,23 +12,34 @@ use sidecar::server::Server;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // `docker compose exec sidecar /dockward-sidecar audit verify …` runs as the
+    // container's user, root in compose.yaml: subcommands leave root first too
+    // (no socket group: they do not use the engine). `serve` drops in `serve`.
+    if !matches!(cli.command, None | Some(Command::Serve(_))) {
+        if let Err(code) = leave_root_for_a_subcommand() {
+            return code;
+        }
+    }
     match cli.command {
         Some(Command::Audit(AuditCommand::Verify { file, key_file })) => verify(&file, key_file.as_deref()),
         Some(Command::Secret(cmd)) => secret(cmd),
-        Some(Command::Healthcheck { addr }) => {
-            // `docker exec` runs it as the container's user (root in compose.yaml): leave root
-            // first, as the server does (no socket group: it only calls the server's /healthz).
-            if let Some(to) = std::env::var("DOCKWARD_RUN_AS").ok().and_then(|v| v.parse().ok()) {
-                if let Err(e) = sidecar::privilege::drop_root(to, "") {
-                    eprintln!("dockward-sidecar: {e}");
-                    return ExitCode::from(2);
-                }
-            }
-            healthcheck(addr)
-        }
+        Some(Command::Healthcheck { addr }) => healthcheck(addr),
         Some(Command::Serve(args)) => serve(*args),
         None => serve(cli.serve),
     }
+}
+
+/// With `DOCKWARD_RUN_AS` set and started as root: become that user (see `sidecar::privilege`).
+fn leave_root_for_a_subcommand() -> Result<(), ExitCode> {
+    let Ok(value) = std::env::var("DOCKWARD_RUN_AS") else { return Ok(()) };
+    let to = value.parse::<sidecar::privilege::RunAs>().map_err(|e| {
+        eprintln!("dockward-sidecar: DOCKWARD_RUN_AS: {e}");
+        ExitCode::from(2)
+    })?;
+    sidecar::privilege::drop_root(to, "").map(drop).map_err(|e| {
+        eprintln!("dockward-sidecar: {e}");
+        ExitCode::from(2)
+    })
 }
 
 fn serve(mut args: ServeArgs) -> ExitCode {

@@ -43,7 +43,7 @@ impl std::str::FromStr for RunAs {
 pub enum PrivilegeError {
     #[error("{call} failed: {source} (the container needs the SETUID and SETGID capabilities to drop root)")]
     Syscall { call: &'static str, source: std::io::Error },
-    #[error("after dropping to uid {uid}, the process could still become root again; refusing to go on")]
+    #[error("after dropping to uid {uid}, the process is not that user or could become root again; refusing to go on")]
     NotDropped { uid: u32 },
 }
 
@@ -110,6 +110,12 @@ pub fn drop_root(run_as: RunAs, docker_host: &str) -> Result<Option<Dropped>, Pr
         return Ok(None);
     }
     let socket_group = socket_group(docker_host);
+    if socket_group == Some(0) {
+        tracing::warn!(
+            "the Docker socket belongs to group 0 (root's group): the sidecar joins it, as it must to open the \
+             socket; give the socket a group of its own (chgrp docker) to avoid that"
+        );
+    }
     let mut groups = vec![run_as.gid as libc::gid_t];
     groups.extend(socket_group.filter(|g| *g != run_as.gid));
     let check = |call: &'static str, rc: libc::c_int| {
@@ -127,7 +133,14 @@ pub fn drop_root(run_as: RunAs, docker_host: &str) -> Result<Option<Dropped>, Pr
         check("setuid", libc::setuid(run_as.uid))?;
     }
     // SAFETY: getters; the setuid(0) attempt must fail now that the saved uid is gone too.
-    let still_root = unsafe { libc::getuid() != run_as.uid || libc::geteuid() != run_as.uid || libc::setuid(0) == 0 };
+    let still_root = unsafe {
+        libc::getuid() != run_as.uid
+            || libc::geteuid() != run_as.uid
+            || libc::getgid() != run_as.gid
+            || libc::getegid() != run_as.gid
+            || libc::setuid(0) == 0
+            || libc::setgid(0) == 0
+    };
     if still_root {
         return Err(PrivilegeError::NotDropped { uid: run_as.uid });
     }

@@ -160,3 +160,23 @@ async fn an_engine_older_than_api_1_41_is_refused_with_the_reason() {
     let r = sc.http.get(sc.url("/healthz")).send().await.unwrap();
     assert_eq!(r.status(), 503, "an engine too old is not healthy");
 }
+
+/// The diagnosis is made from the client's own error each probe, not from the
+/// previous diagnosis: it does not grow, and it names the real cause.
+#[tokio::test]
+async fn a_tcp_engine_that_refuses_is_diagnosed_from_the_real_error_and_stays_bounded() {
+    let host = format!("--docker-host=tcp://127.0.0.1:{}", free_port());
+    let sc = Sidecar::start(&[&host]).await;
+    let detail = |body: Value| body["error"]["engine"]["detail"].as_str().map(str::to_owned);
+    let first = eventually(Duration::from_secs(10), "a diagnosis", || async {
+        detail(error_of(&sc, "/v1/containers").await.1)
+    })
+    .await;
+    // Several probes later (one a second), the same words.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let later = detail(error_of(&sc, "/v1/containers").await.1).unwrap();
+    assert_eq!(later, first, "the diagnosis changed or grew");
+    assert_eq!(later.matches("did not answer").count(), 1, "{later}");
+    assert!(!later.contains("unreachable"), "made from our own 503, not the client's error: {later}");
+    assert!(later.len() <= 520, "{}", later.len());
+}

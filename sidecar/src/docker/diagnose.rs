@@ -13,13 +13,30 @@ use crate::privilege;
 /// Diagnoses a failed ping of the engine at `host` (`unix:///…`, `tcp://…`,
 /// `http://…`); `error` is what the client library said.
 pub fn diagnose(host: &str, error: &str) -> EngineProblem {
-    match host.strip_prefix("unix://") {
+    let mut p = match host.strip_prefix("unix://") {
         Some(path) => socket(Path::new(path), error),
         None => EngineProblem::new(
             EngineProblemKind::Unreachable,
             format!("the engine at {host} did not answer: {error}"),
             "check that DOCKER_HOST is right and that the engine listens there",
         ),
+    };
+    // Bounded: it travels in every 503 and in the log.
+    truncate(&mut p.detail, DETAIL_MAX);
+    p
+}
+
+/// Longest `detail` kept (a client library's error can be long).
+const DETAIL_MAX: usize = 512;
+
+fn truncate(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
     }
 }
 
@@ -52,10 +69,11 @@ fn socket(path: &Path, error: &str) -> EngineProblem {
             EngineProblemKind::SocketMissing,
             format!(
                 "{shown} is {what}: the host had no Docker socket when the sidecar's container was created, so \
-                 Docker made a directory in its place"
+                 Docker made a directory in its place (on the host too)"
             ),
-            "start the Docker engine on the host first, then recreate the sidecar (docker compose up -d \
-             --force-recreate sidecar)",
+            "on the host, remove that directory, start the Docker engine (it makes the socket), then recreate \
+             the sidecar (docker compose up -d --force-recreate sidecar); with rootless Docker, mount \
+             $XDG_RUNTIME_DIR/docker.sock instead",
         );
     }
     match std::os::unix::net::UnixStream::connect(path) {
@@ -92,10 +110,21 @@ fn denied(path: &Path, meta: Option<&std::fs::Metadata>, error: &str) -> EngineP
     let detail = format!(
         "permission denied on {shown} (owner uid {uid}, group {gid}, mode {mode:04o}); the sidecar runs as {me}"
     );
-    let fix = if mode & 0o060 != 0o060 {
+    let fix = if mode & 0o060 != 0o060 && uid == 0 {
+        format!(
+            "the socket grants its group no read-write access (mode {mode:04o}): make it group-accessible on the \
+             host (chmod 660 {shown}, with a group of its own: chgrp docker {shown})"
+        )
+    } else if mode & 0o060 != 0o060 {
         format!(
             "the socket grants its group no read-write access (mode {mode:04o}): run the sidecar as its owner \
-             (compose: user: \"{uid}\" and DOCKWARD_RUN_AS={uid}:{uid}), or make the socket group-writable"
+             (compose: user: \"{uid}:{gid}\", without DOCKWARD_RUN_AS), or make the socket group-accessible"
+        )
+    } else if me.groups.contains(&gid) || me.gid == gid {
+        format!(
+            "the sidecar is in group {gid} and still refused: a security module is in the way (SELinux: \
+             security_opt: [\"label=disable\"] for the sidecar, or a policy allowing container_runtime_t), \
+             or the socket was replaced since the sidecar started (recreate it)"
         )
     } else if me.uid == 0 || me.started_as_root {
         format!(
@@ -152,6 +181,13 @@ mod tests {
         let p = diagnose(&format!("unix://{}", path.display()), "timed out");
         assert_eq!(p.kind, EngineProblemKind::EngineDown);
         assert!(p.detail.contains("does not answer: timed out"), "{}", p.detail);
+    }
+
+    #[test]
+    fn a_long_client_error_is_cut() {
+        let p = diagnose("tcp://10.0.0.5:2375", &"x".repeat(10_000));
+        assert!(p.detail.len() <= DETAIL_MAX + '…'.len_utf8(), "{}", p.detail.len());
+        assert!(p.detail.ends_with('…'));
     }
 
     #[test]

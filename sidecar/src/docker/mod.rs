@@ -107,10 +107,10 @@ impl Engine {
         self.problem.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// The 503 of a call that could not reach the engine, with the reason and the fix.
+    /// The 503 of a call that could not reach the engine, with the reason and
+    /// the fix as the probe last found them (the probe runs each second).
     pub fn unavailable(&self) -> ApiError {
-        let problem = self.problem().unwrap_or_else(|| Arc::new(diagnose::diagnose(&self.host, "no answer")));
-        ApiError::DockerUnavailable(Some(problem))
+        ApiError::DockerUnavailable(self.problem())
     }
 
     fn set_problem(&self, problem: Option<EngineProblem>) {
@@ -129,10 +129,19 @@ impl Engine {
     /// the engine answers (and again after it comes back), refusing engines
     /// older than [`shared::engine::MIN_API_VERSION`]. Records the diagnosis.
     pub async fn probe(&self) -> bool {
-        let ping = self.timed("ping", self.client().ping()).await;
+        // Not through `timed`: the diagnosis wants the client's own error, not our 503.
+        let start = Instant::now();
+        let ping = self.client().ping().await;
+        self.metrics.docker_call("ping", start.elapsed().as_secs_f64());
         let mut problem = None;
-        if let Err(e) = &ping {
-            problem = Some(diagnose::diagnose(&self.host, &e.to_string()));
+        if let Err(e) = ping {
+            // Looks at the socket (a stat and a connect): off the async workers.
+            let (host, error) = (self.host.clone(), e.to_string());
+            problem = Some(
+                tokio::task::spawn_blocking(move || diagnose::diagnose(&host, &error))
+                    .await
+                    .unwrap_or_else(|e| diagnose::diagnose("", &format!("the diagnosis failed: {e}"))),
+            );
         } else if !self.negotiated.load(Ordering::Relaxed) {
             match self.negotiate().await {
                 Ok(()) => self.negotiated.store(true, Ordering::Relaxed),
