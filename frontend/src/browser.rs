@@ -22,6 +22,40 @@ mod imp {
     thread_local! {
         static LIVE: RefCell<Option<web_sys::EventSource>> = const { RefCell::new(None) };
         static LOGS: RefCell<Option<web_sys::EventSource>> = const { RefCell::new(None) };
+        static PAGE_HOOKS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    /// Once per page: a page leaving (`pagehide`) closes its streams, and one
+    /// brought back from the back/forward cache (`pageshow`, `persisted`)
+    /// reloads. Kept alive in that cache with their EventSources open, a few
+    /// pages would hold Chromium's six connections per host and starve the
+    /// next page's stream; and a restored page's data is stale anyway.
+    fn page_lifecycle() {
+        if PAGE_HOOKS.with(|h| h.replace(true)) {
+            return;
+        }
+        let Some(w) = web_sys::window() else { return };
+        let hide = Closure::<dyn FnMut(web_sys::Event)>::new(|_: web_sys::Event| {
+            for slot in [&LIVE, &LOGS] {
+                slot.with(|s| {
+                    if let Some(es) = s.borrow_mut().take() {
+                        es.close();
+                    }
+                });
+            }
+        });
+        let _ = w.add_event_listener_with_callback("pagehide", hide.as_ref().unchecked_ref());
+        hide.forget();
+        let show = Closure::<dyn FnMut(web_sys::Event)>::new(|ev: web_sys::Event| {
+            let persisted = js_sys::Reflect::get(&ev, &"persisted".into()).ok().and_then(|v| v.as_bool());
+            if persisted == Some(true) {
+                if let Some(w) = web_sys::window() {
+                    let _ = w.location().reload();
+                }
+            }
+        });
+        let _ = w.add_event_listener_with_callback("pageshow", show.as_ref().unchecked_ref());
+        show.forget();
     }
 
     fn listen(es: &web_sys::EventSource, event: &str, f: impl FnMut(web_sys::MessageEvent) + 'static) {
@@ -32,6 +66,7 @@ mod imp {
 
     pub fn follow_fleet(fleet: RwSignal<Fleet>) {
         // One live stream per page; EventSource reconnects by itself after a restart.
+        page_lifecycle();
         LIVE.with(|slot| {
             if let Some(old) = slot.borrow_mut().take() {
                 old.close();
@@ -49,6 +84,7 @@ mod imp {
     }
 
     pub fn follow_logs(host: &str, id: &str, lines: RwSignal<Vec<LogLine>>, paused: RwSignal<bool>, max: usize) {
+        page_lifecycle();
         stop_logs();
         let url = format!(
             "/api/logs/follow?host={}&id={}&tail=0",

@@ -494,6 +494,56 @@ async fn jump_shown(c: &Client) -> bool {
 
 /// The merged app log opens at its newest line (with or without the page's
 /// script); scrolled up, "Jump to latest" appears and takes it back.
+/// The console's open `/api/live` streams, from its own metrics (read as an admin).
+async fn live_streams(base: &str, admin_cookie: &str) -> u64 {
+    let text = testkit::console::client::http()
+        .get(format!("{base}/metrics"))
+        .header("cookie", format!("dockward_session={admin_cookie}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(r#"dockward_web_live_streams{stream="fleet"}"#))
+        .unwrap_or_else(|| panic!("no live-stream gauge in {text}"));
+    line.rsplit(' ').next().unwrap().parse::<f64>().unwrap() as u64
+}
+
+/// With the back/forward cache on, as people browse: pages left behind close
+/// their live stream (`pagehide`) and a page brought back reloads, so a dozen
+/// full page loads neither starve the next page (Chromium allows six
+/// connections per host) nor leave streams open on the console.
+async fn pages_in_the_back_forward_cache_hold_no_live_stream(env: Arc<Env>) {
+    let base = &env.base;
+    let admin = testkit::console::client::login(base, "admin1").await;
+    let c = env.stack.driver.session_with_back_forward_cache().await;
+    login_afresh(&c, base, "viewer1", PASSWORD).await;
+    for i in 0..12 {
+        let page = if i % 2 == 0 { "/network" } else { "/" };
+        c.goto(&format!("{base}{page}")).await.unwrap();
+        hydrated(&c).await;
+    }
+    // Every page kept in the cache closed its stream: one page open, one stream (or none yet).
+    let open = eventually(Duration::from_secs(15), "the cached pages' streams to close", || async {
+        let n = live_streams(base, &admin.cookie).await;
+        (n <= 1).then_some(n)
+    })
+    .await;
+    assert!(open <= 1, "{open}");
+    // Back: the restored page reloads and follows the fleet again.
+    c.back().await.unwrap();
+    hydrated(&c).await;
+    assert!(c.current_url().await.unwrap().path().ends_with("/network"), "back to the network page");
+    eventually(Duration::from_secs(15), "the restored page's stream", || async {
+        (live_streams(base, &admin.cookie).await >= 1).then_some(())
+    })
+    .await;
+    let _ = c.close().await;
+}
+
 async fn the_merged_app_log_opens_at_the_newest_line_and_jumps_back(env: Arc<Env>) {
     let (base, c) = (&env.base, &env.c);
     login_afresh(c, base, "viewer1", PASSWORD).await;
@@ -551,6 +601,10 @@ fn main() -> ExitCode {
         scenario(
             "the_merged_app_log_opens_at_the_newest_line_and_jumps_back",
             the_merged_app_log_opens_at_the_newest_line_and_jumps_back,
+        ),
+        scenario(
+            "pages_in_the_back_forward_cache_hold_no_live_stream",
+            pages_in_the_back_forward_cache_hold_no_live_stream,
         ),
     ];
     testkit::scenarios::run(start, scenarios, teardown)

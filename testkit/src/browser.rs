@@ -42,13 +42,19 @@ impl Driver {
     /// connections per host, and a test session navigates by URL far more
     /// often than a person does, so cached pages would starve later streams.
     pub async fn session(&self) -> Client {
+        self.session_with(&["--disable-features=BackForwardCache"]).await
+    }
+
+    /// A session with the back/forward cache on, as people browse: for the
+    /// test that the console's cached pages hold no stream open.
+    pub async fn session_with_back_forward_cache(&self) -> Client {
         self.session_with(&[]).await
     }
 
     /// A session whose pages run no script of their own (WebDriver's still
     /// work): what a page offers without its wasm.
     pub async fn session_without_script(&self) -> Client {
-        self.session_with(&["--blink-settings=scriptEnabled=false"]).await
+        self.session_with(&["--blink-settings=scriptEnabled=false", "--disable-features=BackForwardCache"]).await
     }
 
     async fn session_with(&self, extra_args: &[&str]) -> Client {
@@ -59,7 +65,6 @@ impl Driver {
             "--disable-dev-shm-usage",
             "--window-size=1400,1000",
             "--disable-quic",
-            "--disable-features=BackForwardCache",
             "--no-first-run",
             "--disable-background-networking",
             "--disable-component-update",
