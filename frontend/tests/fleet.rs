@@ -118,6 +118,53 @@ async fn start() -> Env {
     }
 }
 
+/// Issue #13, first slice: a poll that changes nothing a page shows sends
+/// the live clients nothing (an idle fleet costs them keep-alives only); a
+/// change still reaches them at once.
+async fn an_idle_fleet_sends_no_frames_and_a_change_one(env: Arc<Env>) {
+    let bin = Path::new(env!("CARGO_BIN_EXE_dockward-web"));
+    // Polls every second: without the check, ten frames in ten seconds.
+    let console = Console::start_with(
+        bin,
+        &[Host { name: "live", url: &env.live.base, secret: SECRET }],
+        Options { env: &[("DOCKWARD_POLL_INTERVAL", "1")], ..Options::default() },
+    );
+    let viewer = login(&console.base, "viewer1").await;
+    let live = http()
+        .get(format!("{}/api/live", console.base))
+        .header("cookie", format!("dockward_session={}", viewer.cookie))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200);
+    let mut sse = SseReader::new(live);
+    let first = sse.next_named("fleet", Duration::from_secs(10)).await.expect("the first frame");
+    assert!(first.contains(&env.web.name), "{first}");
+    let window = Duration::from_secs(10);
+    let until = std::time::Instant::now() + window;
+    let mut frames = 0;
+    while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
+        match sse.next_named("fleet", left).await {
+            Some(_) => frames += 1,
+            None => break,
+        }
+    }
+    // A new 30 s sparkline bucket or a minute more in a status text may each send one.
+    assert!(frames <= 3, "{frames} frames in {window:?} of an idle fleet polled every second");
+    let new = TestContainer::run("fleet-idle-new", &["--label", &env.scope], "sleep 600");
+    let changed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let f = sse.next_named("fleet", Duration::from_secs(10)).await.expect("a frame after the change");
+            if f.contains(&new.name) {
+                return f;
+            }
+        }
+    })
+    .await
+    .expect("a frame with the new container within 10 s");
+    assert!(changed.contains(&env.web.name), "the frame is the whole fleet");
+}
+
 async fn teardown(env: Env, all_passed: bool) {
     if !all_passed {
         eprintln!("--- console log ---\n{}", env.console.log());
@@ -337,6 +384,7 @@ fn main() -> ExitCode {
     let scenarios: Vec<Scenario<Env>> = vec![
         // First: it needs the stalled host's first poll still waiting.
         scenario(STALL, a_stalled_or_dead_host_never_holds_up_the_live_one),
+        scenario("an_idle_fleet_sends_no_frames_and_a_change_one", an_idle_fleet_sends_no_frames_and_a_change_one),
         scenario("an_event_refreshes_the_fleet_at_once", an_event_refreshes_the_fleet_at_once),
         scenario("the_healthcheck_subcommands_tell_live_from_dead", the_healthcheck_subcommands_tell_live_from_dead),
         scenario(

@@ -32,6 +32,9 @@ pub struct FleetHub {
     wake: Vec<Notify>,
     /// Ready-made `event: fleet` frames, shared by every live client.
     tx: broadcast::Sender<Bytes>,
+    /// What the last frame sent would show ([`display_signature`]): a poll
+    /// that changes nothing a page shows sends nothing.
+    last_sent: std::sync::Mutex<Option<Vec<u8>>>,
     stale_after: Duration,
     poll_every: Duration,
 }
@@ -45,6 +48,7 @@ impl FleetHub {
             history: RwLock::default(),
             wake: (0..n).map(|_| Notify::new()).collect(),
             tx: broadcast::channel(16).0,
+            last_sent: std::sync::Mutex::new(None),
             stale_after,
             poll_every,
         }
@@ -62,13 +66,7 @@ impl FleetHub {
     /// per change and shared (reference-counted) by every live client, so a
     /// thousand clients cost one serialisation, not a thousand copies.
     pub fn frame(&self) -> Bytes {
-        // Compact JSON has no raw newline, so it fits one `data:` line.
-        let json = serde_json::to_string(&self.snapshot()).unwrap_or_else(|_| "null".into());
-        let mut f = String::with_capacity(json.len() + 22);
-        f.push_str("event: fleet\ndata: ");
-        f.push_str(&json);
-        f.push_str("\n\n");
-        Bytes::from(f)
+        encode(&self.snapshot())
     }
 
     /// Asks the poller of `host` to refresh now (after an action or event).
@@ -115,26 +113,13 @@ impl FleetHub {
         }
     }
 
-    /// 30 points per container (one per 30 s of the 15-minute window): enough
-    /// for a sparkline, small enough to push to every browser.
+    /// 30 points per container, one per 30 s of wall-clock time (the buckets
+    /// stay put as samples arrive, so an idle container's sparkline does not
+    /// change from one poll to the next): enough for a sparkline, small
+    /// enough to push to every browser.
     fn sparklines(&self, host: &str, containers: &[ContainerSummary]) -> BTreeMap<String, Vec<f32>> {
-        const POINTS: usize = 30;
         let h = self.history.read().unwrap_or_else(|e| e.into_inner());
-        containers
-            .iter()
-            .filter_map(|c| {
-                let q = h.get(&format!("{host}/{}", c.id))?;
-                let step = q.len().div_ceil(POINTS).max(1);
-                let v: Vec<f32> = q
-                    .iter()
-                    .collect::<Vec<_>>()
-                    .chunks(step)
-                    .map(|ch| ch.iter().map(|p| p.cpu_percent.unwrap_or(0.0)).sum::<f32>() / ch.len() as f32)
-                    .map(|x| (x * 10.0).round() / 10.0)
-                    .collect();
-                Some((c.id.clone(), v))
-            })
-            .collect()
+        containers.iter().filter_map(|c| Some((c.id.clone(), sparkline(h.get(&format!("{host}/{}", c.id))?)))).collect()
     }
 
     pub fn history(&self, host: &str, id: &str) -> Vec<HistoryPoint> {
@@ -142,11 +127,23 @@ impl FleetHub {
         h.get(&format!("{host}/{id}")).map(|q| q.iter().copied().collect()).unwrap_or_default()
     }
 
+    /// Sends the fleet to every live client, if a page would show it
+    /// differently from the last frame sent (stats compared at display
+    /// precision: an idle fleet costs its clients nothing but keep-alives).
     fn publish(&self) {
         if self.tx.receiver_count() == 0 {
             return;
         }
-        let _ = self.tx.send(self.frame());
+        let fleet = self.snapshot();
+        let signature = display_signature(&fleet);
+        {
+            let mut last = self.last_sent.lock().unwrap_or_else(|e| e.into_inner());
+            if last.as_deref() == Some(signature.as_slice()) {
+                return;
+            }
+            *last = Some(signature);
+        }
+        let _ = self.tx.send(encode(&fleet));
     }
 
     /// Starts the background tasks: per host a poller and an event follower,
@@ -258,6 +255,152 @@ impl FleetHub {
     }
 }
 
+/// Points of a sparkline: at most this many…
+const SPARK_POINTS: usize = 30;
+/// …each the mean CPU of a bucket of this much wall-clock time.
+const SPARK_BUCKET_MS: i64 = 30_000;
+
+/// The mean CPU % per 30 s bucket of sample time, the newest 30 buckets, at 0.1 %.
+fn sparkline(points: &VecDeque<HistoryPoint>) -> Vec<f32> {
+    let mut buckets: Vec<(i64, f32, u32)> = Vec::new();
+    for p in points {
+        let b = p.time_ms.div_euclid(SPARK_BUCKET_MS);
+        match buckets.last_mut() {
+            Some((last, sum, n)) if *last == b => {
+                *sum += p.cpu_percent.unwrap_or(0.0);
+                *n += 1;
+            }
+            _ => buckets.push((b, p.cpu_percent.unwrap_or(0.0), 1)),
+        }
+    }
+    let skip = buckets.len().saturating_sub(SPARK_POINTS);
+    buckets[skip..].iter().map(|(_, sum, n)| (sum / *n as f32 * 10.0).round() / 10.0).collect()
+}
+
+/// Docker's status text ticks every second for a container's first minute
+/// ("Up 12 seconds"): compared as "Up seconds", so it is no change each poll.
+fn coarse_status(status: &str) -> String {
+    let mut words: Vec<&str> = Vec::new();
+    for w in status.split(' ') {
+        if w.starts_with("second") {
+            if words.last().is_some_and(|p| *p == "a" || p.chars().all(|c| c.is_ascii_digit())) {
+                words.pop();
+            }
+            words.push("seconds");
+        } else {
+            words.push(w);
+        }
+    }
+    words.join(" ")
+}
+
+/// The fleet as one Server-Sent Events frame (`event: fleet`).
+fn encode(fleet: &Fleet) -> Bytes {
+    // Compact JSON has no raw newline, so it fits one `data:` line.
+    let json = serde_json::to_string(fleet).unwrap_or_else(|_| "null".into());
+    let mut f = String::with_capacity(json.len() + 22);
+    f.push_str("event: fleet\ndata: ");
+    f.push_str(&json);
+    f.push_str("\n\n");
+    Bytes::from(f)
+}
+
+/// What a page shows of the fleet, as bytes to compare: no clock, stats at
+/// the precision the pages display them (CPU 0.1 %, memory 1 MiB; the
+/// sample's time and counters are not shown from the live fleet), and the
+/// engine's status text without its ticking seconds.
+pub fn display_signature(fleet: &Fleet) -> Vec<u8> {
+    const MIB: u64 = 1 << 20;
+    let mut f = fleet.clone();
+    f.at_ms = 0;
+    for c in f.hosts.iter_mut().flat_map(|h| h.containers.iter_mut()) {
+        c.status = coarse_status(&c.status);
+        if let Some(s) = c.stats.as_mut() {
+            s.cpu_percent = s.cpu_percent.map(|v| (v * 10.0).round() / 10.0);
+            s.memory_bytes = (s.memory_bytes + MIB / 2) / MIB;
+            s.memory_limit_bytes /= MIB;
+            (s.time_ms, s.net_rx_bytes, s.net_tx_bytes, s.block_read_bytes, s.block_write_bytes, s.pids) =
+                (0, 0, 0, 0, 0, 0);
+        }
+    }
+    serde_json::to_vec(&f).unwrap_or_default()
+}
+
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{container, fleet};
+    use shared::{ContainerState, StatsSample};
+
+    fn with_stats(cpu: f64, memory: u64, rx: u64) -> Fleet {
+        let mut c = container("web", Some("shop"), ContainerState::Running, "Up");
+        c.stats = Some(StatsSample {
+            id: c.id.clone(),
+            time_ms: rx as i64,
+            cpu_percent: Some(cpu),
+            memory_bytes: memory,
+            memory_limit_bytes: 1 << 30,
+            net_rx_bytes: rx,
+            net_tx_bytes: rx,
+            block_read_bytes: rx,
+            block_write_bytes: rx,
+            pids: rx,
+        });
+        let mut f = fleet(vec![c]);
+        f.at_ms = rx as i64;
+        f
+    }
+
+    #[test]
+    fn ticking_seconds_are_not_a_change_minutes_are() {
+        assert_eq!(coarse_status("Up 12 seconds"), coarse_status("Up 13 seconds"));
+        assert_eq!(coarse_status("Up 1 second (health: starting)"), "Up seconds (health: starting)");
+        assert_eq!(coarse_status("Up Less than a second"), "Up Less than seconds");
+        assert_ne!(coarse_status("Up 2 minutes"), coarse_status("Up 3 minutes"));
+        assert_eq!(coarse_status("Exited (0) 5 seconds ago"), "Exited (0) seconds ago");
+    }
+
+    #[test]
+    fn sparkline_buckets_stay_put_as_samples_arrive() {
+        let point = |t: i64, cpu: f32| HistoryPoint {
+            time_ms: t,
+            cpu_percent: Some(cpu),
+            memory_bytes: 0,
+            net_rx_bytes: 0,
+            net_tx_bytes: 0,
+        };
+        let mut q: VecDeque<HistoryPoint> = (0..20).map(|i| point(i * 2_000, 1.0)).collect();
+        let before = sparkline(&q);
+        assert_eq!(before, vec![1.0, 1.0], "two 30 s buckets");
+        // Another sample in the same bucket, at the same level: the same sparkline.
+        q.push_back(point(40_000, 1.0));
+        assert_eq!(sparkline(&q), before);
+        // A new bucket adds a point; at most 30 are kept, the newest.
+        q.push_back(point(60_000, 3.0));
+        assert_eq!(sparkline(&q), vec![1.0, 1.0, 3.0]);
+        let long: VecDeque<HistoryPoint> = (0..100).map(|i| point(i * 30_000, i as f32)).collect();
+        let s = sparkline(&long);
+        assert_eq!((s.len(), s[0], s[29]), (30, 70.0, 99.0));
+    }
+
+    #[test]
+    fn what_a_page_would_not_show_differently_is_not_a_change() {
+        let base = display_signature(&with_stats(12.31, 100 << 20, 1));
+        // Another clock, other counters, CPU within 0.05 %, memory within half a MiB: the same.
+        assert_eq!(display_signature(&with_stats(12.34, (100 << 20) + 300_000, 987_654)), base);
+        // A tenth of a percent of CPU, or a MiB of memory: a change.
+        assert_ne!(display_signature(&with_stats(12.41, 100 << 20, 1)), base);
+        assert_ne!(display_signature(&with_stats(12.31, 101 << 20, 1)), base);
+        // So is anything else the page shows: state, health, a container more.
+        let mut exited = with_stats(12.31, 100 << 20, 1);
+        exited.hosts[0].containers[0].state = ContainerState::Exited;
+        assert_ne!(display_signature(&exited), base);
+        let mut more = with_stats(12.31, 100 << 20, 1);
+        more.hosts[0].containers.push(container("db", Some("shop"), ContainerState::Running, "Up"));
+        assert_ne!(display_signature(&more), base);
+    }
 }
