@@ -118,8 +118,9 @@ async fn start() -> Env {
     }
 }
 
-/// Issue #13, first slice: a poll that changes nothing a page shows sends
-/// the live clients nothing (an idle fleet costs them keep-alives only); a
+/// Issue #13, first slices: a poll that changes nothing a page shows sends
+/// the live clients nothing (an idle fleet costs them keep-alives only);
+/// frames carry ids, and a reconnect with the current one gets no copy; a
 /// change still reaches them at once.
 async fn an_idle_fleet_sends_no_frames_and_a_change_one(env: Arc<Env>) {
     let bin = Path::new(env!("CARGO_BIN_EXE_dockward-web"));
@@ -151,6 +152,29 @@ async fn an_idle_fleet_sends_no_frames_and_a_change_one(env: Arc<Env>) {
     }
     // A new 30 s sparkline bucket or a minute more in a status text may each send one.
     assert!(frames <= 3, "{frames} frames in {window:?} of an idle fleet polled every second");
+    // Event ids: a browser reconnecting with the version it has gets no copy
+    // of it (only a newer one, if the fleet changed meanwhile); one with an
+    // unknown or old id (another console process) gets the snapshot; a
+    // malformed id is a 400 with a JSON error.
+    let have = sse.last_id.clone().expect("frames carry an id");
+    let reconnect = |id: &str| {
+        http()
+            .get(format!("{}/api/live", console.base))
+            .header("cookie", format!("dockward_session={}", viewer.cookie))
+            .header("last-event-id", id.to_owned())
+            .send()
+    };
+    let mut again = SseReader::new(reconnect(&have).await.unwrap());
+    if again.next_named("fleet", Duration::from_secs(3)).await.is_some() {
+        assert_ne!(again.last_id.as_deref(), Some(have.as_str()), "a copy of the version it has");
+    }
+    let mut old = SseReader::new(reconnect("00000000-1").await.unwrap());
+    let snapshot = old.next_named("fleet", Duration::from_secs(5)).await.expect("a snapshot for an old id");
+    assert!(snapshot.contains(&env.web.name), "{snapshot}");
+    let r = reconnect("not an id").await.unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "bad_request", "{body}");
     let new = TestContainer::run("fleet-idle-new", &["--label", &env.scope], "sleep 600");
     let changed = tokio::time::timeout(Duration::from_secs(10), async {
         loop {

@@ -227,12 +227,14 @@ type ByteStream = std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Res
 pub struct SseReader {
     stream: ByteStream,
     buf: String,
+    /// The `id:` of the last event read that carried one.
+    pub last_id: Option<String>,
 }
 
 impl SseReader {
     pub fn new(resp: reqwest::Response) -> Self {
         use futures_util::StreamExt;
-        Self { stream: Box::pin(resp.bytes_stream().map(|r| r.map(|b| b.to_vec()))), buf: String::new() }
+        Self { stream: Box::pin(resp.bytes_stream().map(|r| r.map(|b| b.to_vec()))), buf: String::new(), last_id: None }
     }
 
     /// The next event, or None at the end of the stream.
@@ -248,6 +250,8 @@ impl SseReader {
                         event = e.trim().to_owned();
                     } else if let Some(d) = line.strip_prefix("data:") {
                         data.push(d.strip_prefix(' ').unwrap_or(d).to_owned());
+                    } else if let Some(id) = line.strip_prefix("id:") {
+                        self.last_id = Some(id.trim().to_owned());
                     }
                 }
                 if data.is_empty() && event == "message" {

@@ -34,7 +34,9 @@ pub struct FleetHub {
     tx: broadcast::Sender<Bytes>,
     /// What the last frame sent would show ([`display_signature`]): a poll
     /// that changes nothing a page shows sends nothing.
-    last_sent: std::sync::Mutex<Option<Vec<u8>>>,
+    last_sent: std::sync::Mutex<Sent>,
+    /// Random per process: an event id from before a restart never matches.
+    epoch: String,
     stale_after: Duration,
     poll_every: Duration,
 }
@@ -48,7 +50,12 @@ impl FleetHub {
             history: RwLock::default(),
             wake: (0..n).map(|_| Notify::new()).collect(),
             tx: broadcast::channel(16).0,
-            last_sent: std::sync::Mutex::new(None),
+            last_sent: std::sync::Mutex::new(Sent::default()),
+            epoch: {
+                let mut b = [0u8; 4];
+                let _ = getrandom::fill(&mut b);
+                hex::encode(b)
+            },
             stale_after,
             poll_every,
         }
@@ -66,7 +73,37 @@ impl FleetHub {
     /// per change and shared (reference-counted) by every live client, so a
     /// thousand clients cost one serialisation, not a thousand copies.
     pub fn frame(&self) -> Bytes {
-        encode(&self.snapshot())
+        self.current().1
+    }
+
+    /// The fleet now, its event id (`<epoch>-<version>`: the version moves
+    /// only when a page would show something new) and whether that is a new
+    /// version, as one frame.
+    fn versioned(&self) -> (String, Bytes, bool) {
+        let fleet = self.snapshot();
+        let signature = display_signature(&fleet);
+        let (version, new) = {
+            let mut sent = self.last_sent.lock().unwrap_or_else(|e| e.into_inner());
+            let new = sent.signature.as_deref() != Some(signature.as_slice());
+            if new {
+                sent.version += 1;
+                sent.signature = Some(signature);
+            }
+            (sent.version, new)
+        };
+        let id = format!("{}-{version}", self.epoch);
+        let frame = encode(&fleet, &id);
+        (id, frame, new)
+    }
+
+    /// The current event id and frame (for a client that just connected;
+    /// subscribe first). A version made here is sent to the others too.
+    pub fn current(&self) -> (String, Bytes) {
+        let (id, frame, new) = self.versioned();
+        if new {
+            let _ = self.tx.send(frame.clone());
+        }
+        (id, frame)
     }
 
     /// Asks the poller of `host` to refresh now (after an action or event).
@@ -134,16 +171,10 @@ impl FleetHub {
         if self.tx.receiver_count() == 0 {
             return;
         }
-        let fleet = self.snapshot();
-        let signature = display_signature(&fleet);
-        {
-            let mut last = self.last_sent.lock().unwrap_or_else(|e| e.into_inner());
-            if last.as_deref() == Some(signature.as_slice()) {
-                return;
-            }
-            *last = Some(signature);
+        let (_, frame, new) = self.versioned();
+        if new {
+            let _ = self.tx.send(frame);
         }
-        let _ = self.tx.send(encode(&fleet));
     }
 
     /// Starts the background tasks: per host a poller and an event follower,
@@ -294,12 +325,34 @@ fn coarse_status(status: &str) -> String {
     words.join(" ")
 }
 
-/// The fleet as one Server-Sent Events frame (`event: fleet`).
-fn encode(fleet: &Fleet) -> Bytes {
+/// The last version sent to live clients and what it showed.
+#[derive(Default)]
+struct Sent {
+    version: u64,
+    signature: Option<Vec<u8>>,
+}
+
+/// Whether `id` could be one of ours (`<8 hex>-<digits>`), as a `Last-Event-ID` must be.
+pub fn valid_event_id(id: &str) -> bool {
+    match id.split_once('-') {
+        Some((epoch, version)) => {
+            epoch.len() == 8
+                && epoch.bytes().all(|b| b.is_ascii_hexdigit())
+                && (1..=20).contains(&version.len())
+                && version.bytes().all(|b| b.is_ascii_digit())
+        }
+        None => false,
+    }
+}
+
+/// The fleet as one Server-Sent Events frame (`event: fleet`, with its id).
+fn encode(fleet: &Fleet, id: &str) -> Bytes {
     // Compact JSON has no raw newline, so it fits one `data:` line.
     let json = serde_json::to_string(fleet).unwrap_or_else(|_| "null".into());
-    let mut f = String::with_capacity(json.len() + 22);
-    f.push_str("event: fleet\ndata: ");
+    let mut f = String::with_capacity(json.len() + id.len() + 26);
+    f.push_str("event: fleet\nid: ");
+    f.push_str(id);
+    f.push_str("\ndata: ");
     f.push_str(&json);
     f.push_str("\n\n");
     Bytes::from(f)
@@ -353,6 +406,23 @@ mod tests {
         let mut f = fleet(vec![c]);
         f.at_ms = rx as i64;
         f
+    }
+
+    #[test]
+    fn event_ids_are_checked() {
+        assert!(valid_event_id("0a1b2c3d-17"));
+        for bad in [
+            "",
+            "17",
+            "0a1b2c3d-",
+            "0a1b2c3g-1",
+            "0a1b2c3d-x",
+            "0a1b2c3-1",
+            "0a1b2c3d-1-2",
+            "0a1b2c3d-123456789012345678901",
+        ] {
+            assert!(!valid_event_id(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -261,11 +261,21 @@ fn sidecar_err(e: super::sidecar::SidecarError) -> Response {
 /// GET /api/live: the fleet as Server-Sent Events (`event: fleet`), first at
 /// once, then on every change, with a comment line every 15 s to keep proxies
 /// from closing an idle stream. Reconnects are the browser's EventSource's.
-async fn live(State(core): State<Arc<Core>>, Extension(u): Extension<CurrentUser>) -> Response {
-    let first = core.fleet.frame();
+async fn live(State(core): State<Arc<Core>>, Extension(u): Extension<CurrentUser>, headers: HeaderMap) -> Response {
+    // A browser reconnecting says which version it has (`Last-Event-ID`): if
+    // that is the current one, it needs no snapshot until something changes.
+    let seen = match headers.get("last-event-id").map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(id)) if super::fleet::valid_event_id(id) => Some(id.to_owned()),
+        Some(_) => return bad("Last-Event-ID is not an event id of this stream"),
+    };
+    // Subscribed before the snapshot is taken: no version falls between them.
+    let subscription = core.fleet.subscribe();
+    let (current, first) = core.fleet.current();
+    let first = (seen.as_deref() != Some(current.as_str())).then_some(first);
     let core2 = core.clone();
     // Lagging behind the channel: skip to the present.
-    let updates = BroadcastStream::new(core.fleet.subscribe()).map(move |m| m.unwrap_or_else(|_| core2.fleet.frame()));
+    let updates = BroadcastStream::new(subscription).map(move |m| m.unwrap_or_else(|_| core2.fleet.frame()));
     let keep_alive = futures_util::stream::unfold((), |()| async {
         tokio::time::sleep(Duration::from_secs(15)).await;
         Some((Bytes::from_static(b":\n\n"), ()))
@@ -275,7 +285,7 @@ async fn live(State(core): State<Arc<Core>>, Extension(u): Extension<CurrentUser
     let core3 = core.clone();
     // Counted while the stream lives: dropped with it when it ends or the browser leaves.
     let open = core.metrics.stream_opened(Stream::Fleet);
-    let frames = futures_util::stream::once(async move { first })
+    let frames = futures_util::stream::iter(first)
         .chain(futures_util::stream::select(updates, keep_alive))
         .take_while(move |_| std::future::ready(auth::still_signed_in(&core3, &u)))
         .map(move |f| {
