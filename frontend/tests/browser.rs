@@ -496,20 +496,9 @@ async fn jump_shown(c: &Client) -> bool {
 /// script); scrolled up, "Jump to latest" appears and takes it back.
 /// The console's open `/api/live` streams, from its own metrics (read as an admin).
 async fn live_streams(base: &str, admin_cookie: &str) -> u64 {
-    let text = testkit::console::client::http()
-        .get(format!("{base}/metrics"))
-        .header("cookie", format!("dockward_session={admin_cookie}"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let line = text
-        .lines()
-        .find(|l| l.starts_with(r#"dockward_web_live_streams{stream="fleet"}"#))
-        .unwrap_or_else(|| panic!("no live-stream gauge in {text}"));
-    line.rsplit(' ').next().unwrap().parse::<f64>().unwrap() as u64
+    let text = testkit::console::client::page(base, "/metrics", admin_cookie).await;
+    metric_value(&text, r#"dockward_web_live_streams{stream="fleet"}"#)
+        .unwrap_or_else(|| panic!("no live-stream gauge in {text}")) as u64
 }
 
 /// With the back/forward cache on, as people browse: pages left behind close

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use serde_json::Value;
-use testkit::console::client::{call, http, login, User};
+use testkit::console::client::{call, http, login, page, User};
 use testkit::console::{Console, Host};
 use testkit::scenarios::{scenario, Scenario};
 use testkit::sidecar::{Sidecar, SECRET};
@@ -30,15 +30,7 @@ struct Env {
 async fn start() -> Env {
     let db = TestContainer::run("errors-db", &["--label", "dockward.protect=true"], "sleep 600");
     let sidecar = Sidecar::start(&[]).await;
-    let denied = Sidecar::start_with(&[], |cmd, dir| {
-        use std::os::unix::process::CommandExt;
-        std::os::unix::fs::chown(dir, Some(65532), Some(65532)).unwrap();
-        for e in std::fs::read_dir(dir).unwrap().flatten() {
-            std::os::unix::fs::chown(e.path(), Some(65532), Some(65532)).unwrap();
-        }
-        cmd.uid(65532).gid(65532);
-    })
-    .await;
+    let denied = Sidecar::start_with(&[], Sidecar::as_nobody).await;
     // Nothing listens there: the console's calls to `gone` cannot connect.
     let gone = format!("http://127.0.0.1:{}", free_port());
     let console = Console::start(
@@ -128,15 +120,7 @@ async fn a_host_whose_engine_is_unusable_shows_why_and_the_fix(env: Arc<Env>) {
     let engine = &host["status"]["engine"];
     assert_eq!(engine["kind"], "permission_denied", "{host}");
     assert!(engine["fix"].as_str().unwrap().contains("group_add"), "{host}");
-    let html = http()
-        .get(format!("{}/", env.console.base))
-        .header("cookie", format!("dockward_session={}", viewer.cookie))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = page(&env.console.base, "/", &viewer.cookie).await;
     assert!(html.contains("Host denied: no permission on the Docker socket"), "{html}");
     assert!(html.contains("What to do: "), "{html}");
 }

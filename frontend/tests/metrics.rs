@@ -17,7 +17,7 @@ use testkit::console::client::{call, http, login, User};
 use testkit::console::{Console, Host, Options};
 use testkit::scenarios::{scenario, Scenario};
 use testkit::sidecar::{Sidecar, SECRET};
-use testkit::{eventually, free_port, promtool_check_metrics, TestContainer};
+use testkit::{eventually, free_port, metric_value, promtool_check_metrics, TestContainer};
 
 const TOKEN: &str = "the-metrics-token-0123456789abcdef0123456789";
 const ENV_TOKEN: &str = "another-metrics-token-0123456789abcdef012345";
@@ -91,16 +91,11 @@ async fn scrape(env: &Env) -> String {
     r.text().await.unwrap()
 }
 
-/// The value of one series (`name{labels}`), if the exposition has it.
-fn value(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
 /// Waits until the scraped `series` satisfies `ok`; returns the exposition.
 async fn until(env: &Env, series: &str, ok: impl Fn(f64) -> bool) -> String {
     eventually(Duration::from_secs(30), &format!("{series} to change"), || async {
         let text = scrape(env).await;
-        value(&text, series).is_some_and(&ok).then_some(text)
+        metric_value(&text, series).is_some_and(&ok).then_some(text)
     })
     .await
 }
@@ -212,7 +207,7 @@ async fn metric_values_follow_the_console(env: Arc<Env>) {
     let base = &env.main.base;
     // Hosts: `local` answers, `gone` does not.
     let text = until(&env, "dockward_web_host_status{host=\"gone\",status=\"down\"}", |v| v == 1.0).await;
-    let text = if value(&text, "dockward_web_host_status{host=\"local\",status=\"up\"}") == Some(1.0) {
+    let text = if metric_value(&text, "dockward_web_host_status{host=\"local\",status=\"up\"}") == Some(1.0) {
         text
     } else {
         until(&env, "dockward_web_host_status{host=\"local\",status=\"up\"}", |v| v == 1.0).await
@@ -224,7 +219,7 @@ async fn metric_values_follow_the_console(env: Arc<Env>) {
         ("dockward_web_host_status{host=\"local\",status=\"down\"}", 0.0),
         ("dockward_web_host_status{host=\"gone\",status=\"up\"}", 0.0),
     ] {
-        assert_eq!(value(&text, series), Some(want), "{series}: {text}");
+        assert_eq!(metric_value(&text, series), Some(want), "{series}: {text}");
     }
     // The fleet hub's calls, timed by host and verb (a failed one too).
     for series in [
@@ -232,12 +227,12 @@ async fn metric_values_follow_the_console(env: Arc<Env>) {
         "dockward_web_sidecar_call_duration_seconds_count{host=\"gone\",verb=\"list_containers\"}",
         "dockward_web_sidecar_call_duration_seconds_count{host=\"local\",verb=\"events\"}",
     ] {
-        assert!(value(&text, series).is_some_and(|n| n >= 1.0), "{series}: {text}");
+        assert!(metric_value(&text, series).is_some_and(|n| n >= 1.0), "{series}: {text}");
     }
 
     // A failed login counts once.
     let failures = "dockward_web_login_failures_total{reason=\"invalid\"}";
-    let before = value(&text, failures).expect("the login failures counter");
+    let before = metric_value(&text, failures).expect("the login failures counter");
     let r = http()
         .post(format!("{base}/auth/login"))
         .form(&[("username", "nobody2"), ("password", "not the password")])
@@ -246,13 +241,13 @@ async fn metric_values_follow_the_console(env: Arc<Env>) {
         .unwrap();
     assert_eq!(r.headers()["location"], "/login?error=invalid");
     let text = scrape(&env).await;
-    assert_eq!(value(&text, failures), Some(before + 1.0), "{text}");
+    assert_eq!(metric_value(&text, failures), Some(before + 1.0), "{text}");
 
     // Server-function errors, by function and kind.
     let not_signed_in = "dockward_web_server_fn_errors_total{function=\"container\",error=\"not_signed_in\"}";
     let forbidden = "dockward_web_server_fn_errors_total{function=\"pull_status\",error=\"forbidden\"}";
     let unreachable = "dockward_web_server_fn_errors_total{function=\"container\",error=\"host_unreachable\"}";
-    let count = |text: &str, s: &str| value(text, s).unwrap_or(0.0);
+    let count = |text: &str, s: &str| metric_value(text, s).unwrap_or(0.0);
     let before = [count(&text, not_signed_in), count(&text, forbidden), count(&text, unreachable)];
     let (status, _) = call(base, None, "container", &[("host", "local"), ("id", "web")]).await;
     assert_eq!(status, 401);
@@ -280,15 +275,15 @@ async fn metric_values_follow_the_console(env: Arc<Env>) {
         .unwrap();
     assert_eq!(logs.status(), 200);
     let text = until(&env, fleet, |v| v == 1.0).await;
-    assert_eq!(value(&text, follow), Some(1.0), "{text}");
+    assert_eq!(metric_value(&text, follow), Some(1.0), "{text}");
     let follows_verb = "dockward_web_sidecar_call_duration_seconds_count{host=\"local\",verb=\"logs\"}";
-    assert!(value(&text, follows_verb).is_some_and(|n| n >= 1.0), "{text}");
+    assert!(metric_value(&text, follows_verb).is_some_and(|n| n >= 1.0), "{text}");
     // The browser leaves: each ends at its next frame or line.
     drop(live);
     drop(logs);
     let text = until(&env, fleet, |v| v == 0.0).await;
-    let text = if value(&text, follow) == Some(0.0) { text } else { until(&env, follow, |v| v == 0.0).await };
-    assert_eq!(value(&text, follow), Some(0.0), "{text}");
+    let text = if metric_value(&text, follow) == Some(0.0) { text } else { until(&env, follow, |v| v == 0.0).await };
+    assert_eq!(metric_value(&text, follow), Some(0.0), "{text}");
 }
 
 fn main() -> ExitCode {

@@ -153,25 +153,15 @@ async fn change_first_password(first: &str) -> String {
     new.to_owned()
 }
 
-fn status_field(pid: &str, field: &str) -> String {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
-        .trim()
-        .to_owned()
-}
-
 /// Non-root, no capabilities, no-new-privileges, read-only root filesystem:
 /// read from the kernel (the process's status and mounts) and from the engine.
 fn assert_hardened(service: &str, id: &str) -> String {
     let pid = inspect(id, "{{.State.Pid}}");
-    let uids = status_field(&pid, "Uid");
+    let uids = proc_status_field(&pid, "Uid");
     assert!(uids.split_whitespace().all(|u| u == "65532"), "{service} runs as {uids}");
-    assert_eq!(status_field(&pid, "CapEff"), "0000000000000000", "{service} has capabilities");
-    assert_eq!(status_field(&pid, "CapPrm"), "0000000000000000", "{service} has permitted capabilities");
-    assert_eq!(status_field(&pid, "NoNewPrivs"), "1", "{service} may gain privileges");
+    assert_eq!(proc_status_field(&pid, "CapEff"), "0000000000000000", "{service} has capabilities");
+    assert_eq!(proc_status_field(&pid, "CapPrm"), "0000000000000000", "{service} has permitted capabilities");
+    assert_eq!(proc_status_field(&pid, "NoNewPrivs"), "1", "{service} may gain privileges");
     let mountinfo = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
     let root = mountinfo.lines().find(|l| l.split_whitespace().nth(4) == Some("/")).expect("a root mount");
     let options = root.split_whitespace().nth(5).unwrap();
@@ -374,14 +364,14 @@ async fn both_services_run_hardened(env: Arc<Env>) {
     let sidecar_pid = assert_hardened("sidecar", &env.sidecar);
     assert_hardened("web", &env.web);
     // Started as root, it joined the socket's group (whatever its gid on this host) and nothing else.
-    let groups = status_field(&sidecar_pid, "Groups");
+    let groups = proc_status_field(&sidecar_pid, "Groups");
     let mut groups: Vec<&str> = groups.split_whitespace().collect();
     groups.sort_unstable();
     let mut want = vec!["65532".to_owned(), socket_gid()];
     want.sort_unstable();
     want.dedup();
     assert_eq!(groups, want, "the sidecar's supplementary groups");
-    assert_eq!(status_field(&sidecar_pid, "Gid").split_whitespace().collect::<Vec<_>>(), ["65532"; 4]);
+    assert_eq!(proc_status_field(&sidecar_pid, "Gid").split_whitespace().collect::<Vec<_>>(), ["65532"; 4]);
     assert_eq!(inspect(&env.sidecar, "{{.Config.User}}"), "0:0", "compose starts it as root, to drop");
     let caps: Vec<String> = serde_json::from_str(&inspect(&env.sidecar, "{{json .HostConfig.CapAdd}}")).unwrap();
     let mut caps: Vec<&str> = caps.iter().map(|c| c.trim_start_matches("CAP_")).collect();

@@ -6,7 +6,6 @@
 //! refused, and as root to drop.
 
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -14,27 +13,8 @@ use serde_json::Value;
 use testkit::sidecar::*;
 use testkit::*;
 
-const NOBODY: u32 = 65532;
 /// A group no Debian system has: the socket's gid in the "any gid" test.
 const ODD_GID: u32 = 4242;
-
-/// Hands the sidecar's directory (secret, audit log, key) to uid 65532.
-fn give_to_nobody(dir: &Path) {
-    std::os::unix::fs::chown(dir, Some(NOBODY), Some(NOBODY)).unwrap();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        std::os::unix::fs::chown(e.path(), Some(NOBODY), Some(NOBODY)).unwrap();
-    }
-}
-
-fn status_field(pid: u32, field: &str) -> String {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
-        .trim()
-        .to_owned()
-}
 
 async fn error_of(sc: &Sidecar, path: &str) -> (u16, Value) {
     let r = sc.get(path).send().await.unwrap();
@@ -43,12 +23,7 @@ async fn error_of(sc: &Sidecar, path: &str) -> (u16, Value) {
 
 #[tokio::test]
 async fn without_the_sockets_group_every_503_says_why_and_how_to_fix_it() {
-    // As uid 65532 with no supplementary group (std drops root's groups when it sets the uid).
-    let sc = Sidecar::start_with(&[], |cmd, dir| {
-        give_to_nobody(dir);
-        cmd.uid(NOBODY).gid(NOBODY);
-    })
-    .await;
+    let sc = Sidecar::start_with(&[], Sidecar::as_nobody).await;
     let gid = socket_gid();
     let (status, body) = eventually(Duration::from_secs(10), "a diagnosed 503", || async {
         let (status, body) = error_of(&sc, "/v1/containers").await;
@@ -83,7 +58,7 @@ async fn started_as_root_it_joins_the_sockets_group_whatever_its_gid_and_drops_r
     std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o755)).unwrap();
     let host = proxy.docker_host();
     let sc = Sidecar::start_with(&[&host], |cmd, dir| {
-        give_to_nobody(dir);
+        Sidecar::hand_to_nobody(dir);
         cmd.env("DOCKWARD_RUN_AS", "65532:65532");
     })
     .await;
@@ -93,14 +68,14 @@ async fn started_as_root_it_joins_the_sockets_group_whatever_its_gid_and_drops_r
     // What the kernel says of the process: uid and gid 65532 (real, effective, saved, fs),
     // exactly the socket's group and its own, and no capability left.
     let pid = sc.pid();
-    assert_eq!(status_field(pid, "Uid").split_whitespace().collect::<Vec<_>>(), ["65532"; 4]);
-    assert_eq!(status_field(pid, "Gid").split_whitespace().collect::<Vec<_>>(), ["65532"; 4]);
-    let groups = status_field(pid, "Groups");
+    assert_eq!(proc_status_field(pid, "Uid").split_whitespace().collect::<Vec<_>>(), ["65532"; 4]);
+    assert_eq!(proc_status_field(pid, "Gid").split_whitespace().collect::<Vec<_>>(), ["65532"; 4]);
+    let groups = proc_status_field(pid, "Groups");
     let mut groups: Vec<u32> = groups.split_whitespace().map(|g| g.parse().unwrap()).collect();
     groups.sort_unstable();
     assert_eq!(groups, [ODD_GID, NOBODY]);
-    assert_eq!(status_field(pid, "CapEff"), "0000000000000000");
-    assert_eq!(status_field(pid, "CapPrm"), "0000000000000000");
+    assert_eq!(proc_status_field(pid, "CapEff"), "0000000000000000");
+    assert_eq!(proc_status_field(pid, "CapPrm"), "0000000000000000");
     assert!(sc.log().contains("dropped root"), "{}", sc.log());
     // Files it made are 65532's, not root's.
     use std::os::unix::fs::MetadataExt;

@@ -151,6 +151,19 @@ pub mod client {
         User { name: name.to_owned(), cookie, csrf: who["csrf"].as_str().expect("a CSRF token").to_owned() }
     }
 
+    /// GETs a console path as a signed-in user (`cookie`); the body as text.
+    pub async fn page(base: &str, path: &str, cookie: &str) -> String {
+        http()
+            .get(format!("{base}{path}"))
+            .header("cookie", format!("dockward_session={cookie}"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+            .text()
+            .await
+            .expect("a body")
+    }
+
     /// POSTs a server function's arguments as a form; the status and the JSON body.
     pub async fn call(base: &str, cookie: Option<&str>, endpoint: &str, args: &[(&str, &str)]) -> (u16, Value) {
         let mut req = http().post(format!("{base}/api/fn/{endpoint}")).form(args);

@@ -207,6 +207,23 @@ pub fn built_bin(name: &str) -> PathBuf {
     p
 }
 
+/// One field of `/proc/<pid>/status` (`Uid`, `Groups`, `CapEff`, …), trimmed:
+/// what the kernel says of a process's identity and privileges.
+pub fn proc_status_field(pid: impl std::fmt::Display, field: &str) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+        .trim()
+        .to_owned()
+}
+
+/// The value of one series (`name{labels}`) in a Prometheus exposition, if it has it.
+pub fn metric_value(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
 /// Runs `promtool check metrics` (Debian's `prometheus` package, installed by
 /// `scripts/prepare.sh`) on a `/metrics` answer; panics with what it found,
 /// and loudly when promtool is missing: this check never skips.

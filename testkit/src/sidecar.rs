@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use crate::{built_bin, docker, eventually, free_port, require_docker, unique, wait_port, Proc, IMAGE};
 
+/// The unprivileged uid and gid the images run as.
+pub const NOBODY: u32 = 65532;
 pub const SECRET: &str = "test-secret-0123456789abcdef0123456789abcdef";
 pub const SECRET_B: &str = "test-secret-B-0123456789abcdef0123456789abcdef";
 
@@ -35,6 +37,24 @@ impl Sidecar {
     /// `extra` flags; returns once it listens.
     pub async fn start(extra: &[&str]) -> Self {
         Self::start_with(extra, |_, _| {}).await
+    }
+
+    /// For [`Sidecar::start_with`]: the sidecar runs as uid and gid 65532 with
+    /// no supplementary group (so not the Docker socket's), its directory handed to it.
+    pub fn as_nobody(cmd: &mut Command, dir: &std::path::Path) {
+        use std::os::unix::process::CommandExt;
+        Self::hand_to_nobody(dir);
+        // std drops root's supplementary groups when it sets the uid.
+        cmd.uid(NOBODY).gid(NOBODY);
+    }
+
+    /// Hands the sidecar's directory (secret, audit log, key) to uid 65532, as
+    /// a sidecar that drops to it (`DOCKWARD_RUN_AS`) needs.
+    pub fn hand_to_nobody(dir: &std::path::Path) {
+        std::os::unix::fs::chown(dir, Some(NOBODY), Some(NOBODY)).unwrap();
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            std::os::unix::fs::chown(e.path(), Some(NOBODY), Some(NOBODY)).unwrap();
+        }
     }
 
     /// [`Sidecar::start`], with `setup` given the command (to set its user or
