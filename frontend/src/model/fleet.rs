@@ -31,11 +31,16 @@ pub enum HostStatus {
 }
 
 impl HostStatus {
-    /// Whether a page would show `other` differently: the kind and the error,
-    /// not the ages, which tick every second.
+    /// Whether a page would show `other` alike: the kind and the error, and
+    /// a stale host's age in steps (10 s, 30 s, 1, 5, 15 minutes, 1 hour, a
+    /// day), not the ages that tick every second.
     pub fn same_as(&self, other: &HostStatus) -> bool {
+        fn step(age_s: u64) -> usize {
+            [10, 30, 60, 300, 900, 3_600, 86_400].iter().take_while(|s| age_s >= **s).count()
+        }
         match (self, other) {
-            (Self::Connected, Self::Connected) | (Self::Stale { .. }, Self::Stale { .. }) => true,
+            (Self::Connected, Self::Connected) => true,
+            (Self::Stale { age_s: a }, Self::Stale { age_s: b }) => step(*a) == step(*b),
             (Self::Down { error: a, engine: ea, .. }, Self::Down { error: b, engine: eb, .. }) => a == b && ea == eb,
             _ => false,
         }
@@ -155,6 +160,18 @@ pub struct Delta {
 }
 
 impl Fleet {
+    /// Follows one event of the live stream: a `snapshot` or `resync`
+    /// replaces the fleet, a `delta` moves it on. Anything else, or data
+    /// that does not parse, is an error and changes nothing.
+    pub fn follow(&mut self, event: &str, data: &str) -> Result<(), String> {
+        match event {
+            "snapshot" | "resync" => *self = serde_json::from_slice(data.as_bytes()).map_err(|e| e.to_string())?,
+            "delta" => self.apply(&serde_json::from_slice(data.as_bytes()).map_err(|e| e.to_string())?),
+            other => return Err(format!("not a live event: {other}")),
+        }
+        Ok(())
+    }
+
     /// Moves the fleet on by one delta (the server and every browser alike).
     pub fn apply(&mut self, d: &Delta) {
         self.roll(d.bucket);
@@ -224,15 +241,20 @@ impl Fleet {
                     .collect();
                 let cpu_history = match scope {
                     Scope::Overview => h.cpu_history.clone(),
-                    Scope::Container { .. } => {
-                        containers.iter().filter_map(|c| Some((c.id.clone(), h.cpu_history.get(&c.id)?.clone()))).collect()
-                    }
+                    Scope::Container { .. } => containers
+                        .iter()
+                        .filter_map(|c| Some((c.id.clone(), h.cpu_history.get(&c.id)?.clone())))
+                        .collect(),
                     _ => BTreeMap::new(),
                 };
                 HostView {
                     name: h.name.clone(),
                     status: h.status.clone(),
-                    volume_sizes: if matches!(scope, Scope::Overview) { h.volume_sizes.clone() } else { BTreeMap::new() },
+                    volume_sizes: if matches!(scope, Scope::Overview) {
+                        h.volume_sizes.clone()
+                    } else {
+                        BTreeMap::new()
+                    },
                     containers,
                     cpu_history,
                 }
@@ -254,7 +276,9 @@ impl Delta {
             .iter()
             .filter(|c| scope.keeps_change(c))
             .map(|c| match c {
-                Change::Upsert { host, c } => Change::Upsert { host: host.clone(), c: Box::new(scope.cut((**c).clone())) },
+                Change::Upsert { host, c } => {
+                    Change::Upsert { host: host.clone(), c: Box::new(scope.cut((**c).clone())) }
+                }
                 other => other.clone(),
             })
             .collect();
@@ -291,7 +315,13 @@ impl Scope {
                 None => Err(format!("scope=container needs {what}")),
             }
         };
-        let plain = |s: Scope| if host.is_some() || id.is_some() { Err("only scope=container takes host and id".to_owned()) } else { Ok(s) };
+        let plain = |s: Scope| {
+            if host.is_some() || id.is_some() {
+                Err("only scope=container takes host and id".to_owned())
+            } else {
+                Ok(s)
+            }
+        };
         match scope.unwrap_or("overview") {
             "overview" => plain(Scope::Overview),
             "network" => plain(Scope::Network),
@@ -313,6 +343,16 @@ impl Scope {
             Self::Container { host, reference } => {
                 format!("scope=container&host={}&id={}", url_encode(host), url_encode(reference))
             }
+        }
+    }
+
+    /// The scope as the server function `get_fleet` takes it: name, host, id.
+    pub fn parts(&self) -> (String, Option<String>, Option<String>) {
+        match self {
+            Self::Overview => ("overview".into(), None, None),
+            Self::Network => ("network".into(), None, None),
+            Self::Hosts => ("hosts".into(), None, None),
+            Self::Container { host, reference } => ("container".into(), Some(host.clone()), Some(reference.clone())),
         }
     }
 
@@ -508,6 +548,8 @@ mod tests {
     #[test]
     fn host_statuses_compare_without_their_ages() {
         assert!(HostStatus::Stale { age_s: 3 }.same_as(&HostStatus::Stale { age_s: 9 }));
+        assert!(HostStatus::Stale { age_s: 11 }.same_as(&HostStatus::Stale { age_s: 29 }));
+        assert!(!HostStatus::Stale { age_s: 29 }.same_as(&HostStatus::Stale { age_s: 30 }));
         let down = |e: &str, age| HostStatus::Down { error: e.into(), age_s: age, engine: None };
         assert!(down("x", Some(1)).same_as(&down("x", Some(5))));
         assert!(!down("x", None).same_as(&down("y", None)));
