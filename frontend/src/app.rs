@@ -98,7 +98,7 @@ fn signed_in(
         move || scope.get(),
         |s: Scope| {
             let (name, host, id) = s.parts();
-            get_fleet(name, host, id)
+            get_fleet(Some(name), host, id)
         },
     );
     let link = RwSignal::new(true);

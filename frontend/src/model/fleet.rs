@@ -282,7 +282,7 @@ impl Delta {
                 other => other.clone(),
             })
             .collect();
-        (!changes.is_empty()).then(|| Delta { at_ms: self.at_ms, bucket: self.bucket, changes })
+        (!changes.is_empty()).then_some(Delta { at_ms: self.at_ms, bucket: self.bucket, changes })
     }
 }
 
