@@ -224,15 +224,20 @@ impl Fleet {
                     .collect();
                 let cpu_history = match scope {
                     Scope::Overview => h.cpu_history.clone(),
-                    Scope::Container { .. } => {
-                        containers.iter().filter_map(|c| Some((c.id.clone(), h.cpu_history.get(&c.id)?.clone()))).collect()
-                    }
+                    Scope::Container { .. } => containers
+                        .iter()
+                        .filter_map(|c| Some((c.id.clone(), h.cpu_history.get(&c.id)?.clone())))
+                        .collect(),
                     _ => BTreeMap::new(),
                 };
                 HostView {
                     name: h.name.clone(),
                     status: h.status.clone(),
-                    volume_sizes: if matches!(scope, Scope::Overview) { h.volume_sizes.clone() } else { BTreeMap::new() },
+                    volume_sizes: if matches!(scope, Scope::Overview) {
+                        h.volume_sizes.clone()
+                    } else {
+                        BTreeMap::new()
+                    },
                     containers,
                     cpu_history,
                 }
@@ -254,11 +259,13 @@ impl Delta {
             .iter()
             .filter(|c| scope.keeps_change(c))
             .map(|c| match c {
-                Change::Upsert { host, c } => Change::Upsert { host: host.clone(), c: Box::new(scope.cut((**c).clone())) },
+                Change::Upsert { host, c } => {
+                    Change::Upsert { host: host.clone(), c: Box::new(scope.cut((**c).clone())) }
+                }
                 other => other.clone(),
             })
             .collect();
-        (!changes.is_empty()).then(|| Delta { at_ms: self.at_ms, bucket: self.bucket, changes })
+        (!changes.is_empty()).then_some(Delta { at_ms: self.at_ms, bucket: self.bucket, changes })
     }
 }
 
@@ -291,7 +298,13 @@ impl Scope {
                 None => Err(format!("scope=container needs {what}")),
             }
         };
-        let plain = |s: Scope| if host.is_some() || id.is_some() { Err("only scope=container takes host and id".to_owned()) } else { Ok(s) };
+        let plain = |s: Scope| {
+            if host.is_some() || id.is_some() {
+                Err("only scope=container takes host and id".to_owned())
+            } else {
+                Ok(s)
+            }
+        };
         match scope.unwrap_or("overview") {
             "overview" => plain(Scope::Overview),
             "network" => plain(Scope::Network),

@@ -127,7 +127,7 @@ impl FleetHub {
                 volume_sizes: s.volume_sizes.clone(),
             })
             .collect();
-        Fleet { hosts, at_ms: now_ms() }
+        Fleet { hosts, at_ms: now_ms(), ..Fleet::default() }
     }
 
     /// Every host's name and status, without the rest of the snapshot.
