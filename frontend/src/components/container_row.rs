@@ -1,5 +1,6 @@
-//! A container's row in its app card: badge, name, figures; opened, its
-//! image, links, the restart button and a peek at its logs.
+//! A container's row in its app card: badge, name (and host, on a card of
+//! several hosts), figures; opened, its image, links, the restart button and
+//! a peek at its logs. The links and the actions are its own host's.
 
 use leptos::prelude::*;
 
@@ -8,11 +9,22 @@ use crate::model::{self, AppGroup, Badge};
 use crate::types::{Role, SessionInfo};
 
 #[component]
-pub fn ContainerRow(host: String, id: String, group: Memo<Option<AppGroup>>, session: SessionInfo) -> impl IntoView {
-    let c = {
-        let id = id.clone();
-        Memo::new(move |_| group.with(|g| g.as_ref().and_then(|g| g.containers.iter().find(|c| c.id == id).cloned())))
+pub fn ContainerRow(
+    host: String,
+    id: String,
+    group: Memo<Option<AppGroup>>,
+    session: SessionInfo,
+    #[prop(into)] show_host: Signal<bool>,
+) -> impl IntoView {
+    let member = {
+        let (host, id) = (host.clone(), id.clone());
+        Memo::new(move |_| {
+            group.with(|g| {
+                g.as_ref().and_then(|g| g.containers.iter().find(|m| m.c.id == id && m.host == host).cloned())
+            })
+        })
     };
+    let c = Memo::new(move |_| member.with(|m| m.as_ref().map(|m| m.c.clone())));
     let Some(first) = c.get_untracked() else { return ().into_any() };
     let detail_href = format!("/c/{}/{}", host, first.id);
     let logs_href = format!("/logs/{}/{}", host, first.id);
@@ -35,17 +47,14 @@ pub fn ContainerRow(host: String, id: String, group: Memo<Option<AppGroup>>, ses
     let badge =
         move || c.with(|c| c.as_ref().map(model::container_badge).unwrap_or_else(|| (Badge::Amber, "gone".into())));
     let status = move || c.with(|c| c.as_ref().map(|c| c.status.clone()).unwrap_or_default());
-    let db_size = {
-        let id = id.clone();
-        move || group.with(|g| g.as_ref().and_then(|g| g.db_sizes.get(&id).copied()))
-    };
+    let db_size = move || member.with(|m| m.as_ref().and_then(|m| m.db_size));
     let can_restart = session.role >= Role::Operator && !first.protected;
     let protected = first.protected;
     let csrf = session.csrf.clone();
     let (btn_id, btn_name, image) = (first.id.clone(), first.name.clone(), first.image.clone());
-    let peek_host = host.clone();
+    let (peek_host, row_host, shown_host) = (host.clone(), host.clone(), host.clone());
     view! {
-        <li class="row" data-container=first.name.clone() data-id=first.id.clone()>
+        <li class="row" data-container=first.name.clone() data-id=first.id.clone() data-host=row_host>
             <details>
                 <summary>
                     {move || {
@@ -54,6 +63,9 @@ pub fn ContainerRow(host: String, id: String, group: Memo<Option<AppGroup>>, ses
                     }}
                     " "
                     <a class="name" href=detail_href.clone()>{first.name.clone()}</a>
+                    <Show when=move || show_host.get()>
+                        <span class="row-host">{shown_host.clone()}</span>
+                    </Show>
                     <Show when=move || protected>
                         {lock_view()}
                     </Show>

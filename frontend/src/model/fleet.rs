@@ -72,6 +72,10 @@ pub struct Fleet {
     /// sparkline's newest point.
     #[serde(default)]
     pub spark_bucket: i64,
+    /// What [`super::first_screen`] left out (the overview's first render);
+    /// `None` for the whole fleet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub omitted: Option<super::Omitted>,
 }
 
 /// Points of a sparkline…
@@ -260,7 +264,7 @@ impl Fleet {
                 }
             })
             .collect();
-        Fleet { hosts, at_ms: self.at_ms, spark_bucket: self.spark_bucket }
+        Fleet { hosts, at_ms: self.at_ms, spark_bucket: self.spark_bucket, omitted: self.omitted }
     }
 }
 

@@ -1,26 +1,49 @@
-//! App cards: containers grouped by compose project, and the overview's filter.
+//! App cards: containers grouped by compose project across hosts, and the
+//! overview's filter.
 
 use std::collections::BTreeMap;
 
-use shared::ContainerSummary;
+use shared::{ContainerState, ContainerSummary};
 
 use super::{container_badge, Badge, Fleet};
 
-/// Containers grouped as app cards: one per compose project on a host,
-/// the rest under "standalone".
+/// One container of an app card, with the host it runs on (rows link to it
+/// and act on it there).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Member {
+    pub host: String,
+    pub c: ContainerSummary,
+    /// The data volume size of a protected (database) container, if known.
+    pub db_size: Option<i64>,
+}
+
+/// One host's part of an app: the card's per-host breakdown.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HostShare {
+    pub host: String,
+    pub containers: usize,
+    pub running: usize,
+    /// The worst badge of the app's containers on this host.
+    pub badge: Badge,
+}
+
+/// An app card: the containers of one compose project on every host that
+/// runs it (the same project name on several hosts is one app), or a host's
+/// containers without a project ("standalone", one card per host).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AppGroup {
-    pub host: String,
     pub project: Option<String>,
-    pub containers: Vec<ContainerSummary>,
+    /// Its hosts, worst first, then in the fleet's order.
+    pub hosts: Vec<HostShare>,
+    /// By name, then by host in the fleet's order.
+    pub containers: Vec<Member>,
     pub badge: Badge,
     pub cpu_percent: f64,
     pub memory_bytes: u64,
+    /// The sum over its hosts of each host's largest memory limit.
     pub memory_limit_bytes: u64,
     /// The app's total CPU % over the last 15 minutes, oldest first.
     pub cpu_series: Vec<f64>,
-    /// Data volume size of each protected (database) container, by container id.
-    pub db_sizes: BTreeMap<String, i64>,
 }
 
 impl AppGroup {
@@ -28,69 +51,122 @@ impl AppGroup {
         self.project.as_deref().unwrap_or("standalone")
     }
 
-    /// A stable DOM id for the card.
+    /// A stable, unique identity for the card: the project's name, or the
+    /// host of a standalone card (the prefixes keep a project named
+    /// "standalone" apart from them).
     pub fn key(&self) -> String {
-        format!("{}/{}", self.host, self.title())
+        match &self.project {
+            Some(p) => format!("app:{p}"),
+            None => format!("standalone:{}", self.hosts.first().map(|h| h.host.as_str()).unwrap_or_default()),
+        }
+    }
+
+    /// An HTML id for the card, unique as [`Self::key`] is: `app-<project>`
+    /// or `standalone-<host>`, letters, digits, `-` and `_` as they are and
+    /// any other byte as `.` and its hex code.
+    pub fn dom_id(&self) -> String {
+        let (mut out, name) = match &self.project {
+            Some(p) => (String::from("app-"), p.as_str()),
+            None => (String::from("standalone-"), self.hosts.first().map(|h| h.host.as_str()).unwrap_or_default()),
+        };
+        for b in name.bytes() {
+            if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+                out.push(b as char);
+            } else {
+                out.push_str(&format!(".{b:02x}"));
+            }
+        }
+        out
+    }
+
+    /// Its hosts' names, space-separated (the card's `data-host`).
+    pub fn host_names(&self) -> String {
+        self.hosts.iter().map(|h| h.host.as_str()).collect::<Vec<_>>().join(" ")
+    }
+
+    /// The page of its containers' logs on `host`, merged.
+    pub fn logs_href(&self, host: &str) -> String {
+        format!("/apps/{}/{}/logs", host, self.title())
     }
 }
 
+/// The overview's cards in its default order: worst first; within a badge,
+/// named projects before standalone cards, then by title and host.
 pub fn group_apps(fleet: &Fleet) -> Vec<AppGroup> {
-    let mut out = Vec::new();
-    for host in &fleet.hosts {
-        let mut groups: BTreeMap<Option<String>, Vec<ContainerSummary>> = BTreeMap::new();
+    // Members by card (a project, or a host's standalone containers), with
+    // their host's index in the fleet.
+    type Card = (Option<String>, Option<usize>);
+    let mut cards: BTreeMap<Card, Vec<(usize, Member)>> = BTreeMap::new();
+    for (hi, host) in fleet.hosts.iter().enumerate() {
         for c in &host.containers {
-            groups.entry(c.compose_project.clone()).or_default().push(c.clone());
-        }
-        for (project, mut containers) in groups {
-            containers.sort_by(|a, b| a.name.cmp(&b.name));
-            let badge = containers.iter().map(|c| container_badge(c).0).max().unwrap_or(Badge::Green);
-            // Folded from +0.0: a float `sum()` of nothing is -0.0 (shown as "-0.0%").
-            let cpu_percent = containers.iter().filter_map(|c| c.stats.as_ref()?.cpu_percent).fold(0.0, |a, b| a + b);
-            let memory_bytes = containers.iter().filter_map(|c| Some(c.stats.as_ref()?.memory_bytes)).sum();
-            let memory_limit_bytes =
-                containers.iter().filter_map(|c| Some(c.stats.as_ref()?.memory_limit_bytes)).max().unwrap_or(0);
-            // Sum the members' series, aligned on their newest point.
-            let len = containers.iter().filter_map(|c| host.cpu_history.get(&c.id)).map(Vec::len).max().unwrap_or(0);
-            let mut cpu_series = vec![0.0f64; len];
-            for c in &containers {
-                if let Some(h) = host.cpu_history.get(&c.id) {
-                    for (i, v) in h.iter().enumerate() {
-                        cpu_series[len - h.len() + i] += f64::from(*v);
-                    }
-                }
-            }
-            let db_sizes = containers
-                .iter()
-                .filter(|c| c.protected)
-                .map(|c| {
-                    let size = c.mounts.iter().filter_map(|m| host.volume_sizes.get(m.name.as_ref()?)).sum::<i64>();
-                    (c.id.clone(), size)
-                })
-                .filter(|(_, s)| *s > 0)
-                .collect();
-            out.push(AppGroup {
-                host: host.name.clone(),
-                project,
-                containers,
-                badge,
-                cpu_percent,
-                memory_bytes,
-                memory_limit_bytes,
-                cpu_series,
-                db_sizes,
-            });
+            let db_size = c
+                .protected
+                .then(|| c.mounts.iter().filter_map(|m| host.volume_sizes.get(m.name.as_ref()?)).sum::<i64>());
+            let member = Member { host: host.name.clone(), c: c.clone(), db_size: db_size.filter(|s| *s > 0) };
+            let card = match &c.compose_project {
+                Some(p) => (Some(p.clone()), None),
+                None => (None, Some(hi)),
+            };
+            cards.entry(card).or_default().push((hi, member));
         }
     }
-    // Named projects first, then standalone; worst first within each.
+    let mut out: Vec<AppGroup> =
+        cards.into_iter().map(|((project, _), members)| group(fleet, project, members)).collect();
+    let order = |g: &AppGroup| (std::cmp::Reverse(g.badge), g.project.is_none());
     out.sort_by(|a, b| {
-        (a.project.is_none(), std::cmp::Reverse(a.badge), a.title(), &a.host).cmp(&(
-            b.project.is_none(),
-            std::cmp::Reverse(b.badge),
+        (order(a), a.title(), a.hosts.first().map(|h| &h.host)).cmp(&(
+            order(b),
             b.title(),
-            &b.host,
+            b.hosts.first().map(|h| &h.host),
         ))
     });
     out
+}
+
+/// One card from its members (`(host index, member)`).
+fn group(fleet: &Fleet, project: Option<String>, mut members: Vec<(usize, Member)>) -> AppGroup {
+    members.sort_by(|a, b| (&a.1.c.name, a.0).cmp(&(&b.1.c.name, b.0)));
+    let badge_of = |m: &Member| container_badge(&m.c).0;
+    let badge = members.iter().map(|(_, m)| badge_of(m)).max().unwrap_or(Badge::Green);
+    // Folded from +0.0: a float `sum()` of nothing is -0.0 (shown as "-0.0%").
+    let cpu_percent = members.iter().filter_map(|(_, m)| m.c.stats.as_ref()?.cpu_percent).fold(0.0, |a, b| a + b);
+    let memory_bytes = members.iter().filter_map(|(_, m)| Some(m.c.stats.as_ref()?.memory_bytes)).sum();
+    // Per host: its share, and its largest memory limit.
+    let mut per_host: BTreeMap<usize, (HostShare, u64)> = BTreeMap::new();
+    for (hi, m) in &members {
+        let (share, limit) = per_host
+            .entry(*hi)
+            .or_insert_with(|| (HostShare { host: m.host.clone(), containers: 0, running: 0, badge: Badge::Grey }, 0));
+        share.containers += 1;
+        share.running += usize::from(m.c.state == ContainerState::Running);
+        share.badge = share.badge.max(badge_of(m));
+        *limit = (*limit).max(m.c.stats.as_ref().map_or(0, |s| s.memory_limit_bytes));
+    }
+    let memory_limit_bytes = per_host.values().map(|(_, l)| l).sum();
+    let mut hosts: Vec<(usize, HostShare)> = per_host.into_iter().map(|(hi, (s, _))| (hi, s)).collect();
+    hosts.sort_by_key(|(hi, s)| (std::cmp::Reverse(s.badge), *hi));
+    // Sum the members' series, aligned on their newest point (every host's
+    // newest point is the fleet's sparkline bucket).
+    let history = |hi: usize, m: &Member| fleet.hosts[hi].cpu_history.get(&m.c.id);
+    let len = members.iter().filter_map(|(hi, m)| history(*hi, m)).map(Vec::len).max().unwrap_or(0);
+    let mut cpu_series = vec![0.0f64; len];
+    for (hi, m) in &members {
+        if let Some(h) = history(*hi, m) {
+            for (i, v) in h.iter().enumerate() {
+                cpu_series[len - h.len() + i] += f64::from(*v);
+            }
+        }
+    }
+    AppGroup {
+        project,
+        hosts: hosts.into_iter().map(|(_, s)| s).collect(),
+        containers: members.into_iter().map(|(_, m)| m).collect(),
+        badge,
+        cpu_percent,
+        memory_bytes,
+        memory_limit_bytes,
+        cpu_series,
+    }
 }
 
 /// A container's name and app (its card's title: the compose project, else
@@ -153,7 +229,7 @@ mod tests {
         let g = group_apps(&f);
         assert_eq!(g.iter().map(|g| g.title()).collect::<Vec<_>>(), ["shop", "standalone"]);
         assert_eq!(g[0].badge, Badge::Amber);
-        assert_eq!(g[0].containers[0].name, "db");
+        assert_eq!(g[0].containers[0].c.name, "db");
         assert!((g[0].cpu_percent - 12.5).abs() < 1e-9);
         assert_eq!(headline(&f).text, "1 to check");
         let all_green = fleet(vec![
@@ -191,8 +267,120 @@ mod tests {
         f.hosts[0].cpu_history.insert("web-id".into(), vec![10.0]);
         let g = &group_apps(&f)[0];
         assert_eq!(g.cpu_series, vec![1.0, 2.0, 13.0], "aligned on the newest point");
-        assert_eq!(g.db_sizes.get("db-id"), Some(&4096));
-        assert!(!g.db_sizes.contains_key("web-id"));
+        let db_size = |name: &str| g.containers.iter().find(|m| m.c.name == name).unwrap().db_size;
+        assert_eq!(db_size("db"), Some(4096));
+        assert_eq!(db_size("web"), None, "not protected");
+    }
+
+    fn host(name: &str, containers: Vec<ContainerSummary>) -> HostView {
+        HostView {
+            name: name.into(),
+            status: HostStatus::Connected,
+            containers,
+            volume_sizes: Default::default(),
+            cpu_history: Default::default(),
+        }
+    }
+
+    fn with_stats(mut c: ContainerSummary, cpu: f64, mem: u64, limit: u64) -> ContainerSummary {
+        c.stats = Some(crate::model::LiveStats { cpu: Some(cpu), mem, limit }.sample(&c.id));
+        c
+    }
+
+    /// The same project on three hosts is one card, with each host's share
+    /// and worst badge; containers without a project stay a card per host.
+    #[test]
+    fn the_same_app_across_hosts_is_one_card() {
+        use ContainerState::*;
+        let web = |health| container("shop-web-1", Some("shop"), Running, health, "Up");
+        let mut f = fleet(vec![]);
+        f.hosts = vec![
+            host(
+                "h1",
+                vec![
+                    with_stats(web(Health::Healthy), 1.0, 10, 100),
+                    container("lone", None, Running, Health::None, "Up"),
+                ],
+            ),
+            host(
+                "h2",
+                vec![
+                    with_stats(web(Health::Unhealthy), 2.0, 20, 300),
+                    with_stats(container("shop-db-1", Some("shop"), Running, Health::None, "Up"), 0.5, 5, 200),
+                ],
+            ),
+            host(
+                "h3",
+                vec![
+                    container("shop-web-1", Some("shop"), Exited, Health::None, "Exited (0) 1 minute ago"),
+                    container("lone", None, Running, Health::None, "Up"),
+                ],
+            ),
+        ];
+        f.hosts[0].cpu_history.insert("shop-web-1-id".into(), vec![1.0, 1.0]);
+        f.hosts[1].cpu_history.insert("shop-web-1-id".into(), vec![2.0]);
+        let g = group_apps(&f);
+        let keys: Vec<String> = g.iter().map(AppGroup::key).collect();
+        assert_eq!(keys, ["app:shop", "standalone:h1", "standalone:h3"], "one shop card, worst (red) first");
+        let shop = &g[0];
+        assert_eq!(shop.badge, Badge::Red);
+        assert_eq!(shop.host_names(), "h2 h1 h3", "the worst host first, then the fleet's order");
+        assert_eq!(
+            shop.hosts,
+            [
+                HostShare { host: "h2".into(), containers: 2, running: 2, badge: Badge::Red },
+                HostShare { host: "h1".into(), containers: 1, running: 1, badge: Badge::Green },
+                HostShare { host: "h3".into(), containers: 1, running: 0, badge: Badge::Grey },
+            ]
+        );
+        let rows: Vec<(&str, &str)> = shop.containers.iter().map(|m| (m.c.name.as_str(), m.host.as_str())).collect();
+        assert_eq!(rows, [("shop-db-1", "h2"), ("shop-web-1", "h1"), ("shop-web-1", "h2"), ("shop-web-1", "h3")]);
+        assert!((shop.cpu_percent - 3.5).abs() < 1e-9);
+        assert_eq!(shop.memory_bytes, 35);
+        assert_eq!(shop.memory_limit_bytes, 100 + 300, "each host's largest limit, summed");
+        assert_eq!(shop.cpu_series, vec![1.0, 3.0], "aligned on the newest point across hosts");
+        assert_eq!(shop.logs_href("h2"), "/apps/h2/shop/logs");
+        // Standalone cards stay per host; every key and DOM id is unique.
+        assert_eq!(g[1].host_names(), "h1");
+        assert_eq!(g[1].containers.len(), 1);
+        let ids: std::collections::BTreeSet<String> = g.iter().map(AppGroup::dom_id).collect();
+        assert_eq!(ids.len(), g.len());
+        assert!(ids.iter().all(|id| id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))), "{ids:?}");
+    }
+
+    /// A project named "standalone" and a host's standalone containers are
+    /// two cards with two keys.
+    #[test]
+    fn card_keys_do_not_collide() {
+        use ContainerState::*;
+        let mut f = fleet(vec![]);
+        f.hosts = vec![host(
+            "app:x",
+            vec![
+                container("a", Some("standalone"), Running, Health::None, "Up"),
+                container("b", None, Running, Health::None, "Up"),
+                container("c", Some("x y/z"), Running, Health::None, "Up"),
+            ],
+        )];
+        let g = group_apps(&f);
+        let keys: std::collections::BTreeSet<String> = g.iter().map(AppGroup::key).collect();
+        let ids: std::collections::BTreeSet<String> = g.iter().map(AppGroup::dom_id).collect();
+        assert_eq!((keys.len(), ids.len()), (3, 3), "{keys:?} {ids:?}");
+        assert!(ids.contains("app-x.20y.2fz") && ids.contains("standalone-app.3ax"), "{ids:?}");
+    }
+
+    /// Problems come first, whatever their kind of card.
+    #[test]
+    fn worst_first_then_named_then_title() {
+        use ContainerState::*;
+        let f = fleet(vec![
+            container("a", Some("alpha"), Running, Health::None, "Up"),
+            container("z", None, Running, Health::Unhealthy, "Up"),
+            container("b", Some("beta"), Running, Health::Starting, "Up"),
+            container("g", Some("gamma"), Running, Health::None, "Up"),
+        ]);
+        let titles: Vec<String> = group_apps(&f).iter().map(|g| g.title().to_owned()).collect();
+        assert_eq!(titles, ["standalone", "beta", "alpha", "gamma"]);
     }
 
     #[test]

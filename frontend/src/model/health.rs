@@ -28,6 +28,11 @@ impl Badge {
         }
     }
 
+    /// Red or amber: what the operator should look at (never collapsed, first).
+    pub fn is_problem(self) -> bool {
+        matches!(self, Self::Amber | Self::Red)
+    }
+
     fn of(severity: Severity) -> Self {
         match severity {
             Severity::Ok => Self::Green,
@@ -61,6 +66,11 @@ pub fn headline(fleet: &Fleet) -> Headline {
             Severity::Warning => warnings += 1,
             Severity::Problem => problems += 1,
         }
+    }
+    // What the overview's first render left out still counts.
+    if let Some(o) = &fleet.omitted {
+        (ok, resting, warnings, problems) =
+            (ok + o.ok, resting + o.resting, warnings + o.warnings, problems + o.problems);
     }
     let down = fleet.hosts.iter().filter(|h| !matches!(h.status, HostStatus::Connected)).count();
     let mut parts = Vec::new();

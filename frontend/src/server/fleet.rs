@@ -118,6 +118,7 @@ impl FleetHub {
                 .collect(),
             at_ms: now_ms(),
             spark_bucket: spark_bucket(now_ms()),
+            omitted: None,
         };
         Self {
             hosts: hosts.into_iter().map(Arc::new).collect(),
@@ -158,9 +159,15 @@ impl FleetHub {
         lock(&self.live).fleet.clone()
     }
 
-    /// What a page with `scope` shows of the published fleet.
+    /// What a page with `scope` shows of the published fleet; for the
+    /// overview, its first screen (`model::first_screen`: the live stream's
+    /// snapshot brings the rest).
     pub fn view(&self, scope: &Scope) -> Fleet {
-        lock(&self.live).fleet.project(scope)
+        let live = lock(&self.live);
+        match scope {
+            Scope::Overview => crate::model::first_screen(&live.fleet, crate::model::FIRST_SCREEN_APPS),
+            _ => live.fleet.project(scope),
+        }
     }
 
     /// Every host's name and status, without the rest of the snapshot.
