@@ -28,7 +28,10 @@ if ! "$deny" --version 2>/dev/null | grep -qx "cargo-deny $deny_version"; then
   echo "installing cargo-deny $deny_version (once; cached in $target/tools)"
   CARGO_TARGET_DIR="$target/tools-build" cargo install -q cargo-deny --version "=$deny_version" --locked --root "$target/tools"
 fi
-# --offline: the advisory database lives on GitHub, which CI cannot reach (SECURITY.md).
+# --offline: the advisory database lives on GitHub, which CI cannot reach
+# (SECURITY.md); so the crates it reads must be here first (a fresh machine
+# has none until a build fetches them).
+cargo fetch --locked -q
 "$deny" --offline check bans licenses sources
 
 say "base images are pinned by digest"

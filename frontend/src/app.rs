@@ -6,11 +6,12 @@
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Title};
 use leptos_router::components::{Route, Router, Routes};
+use leptos_router::hooks::use_params_map;
 use leptos_router::{path, SsrMode};
 
-use crate::browser;
+use crate::browser::{self, LiveLink};
 use crate::components::Header;
-use crate::model::Fleet;
+use crate::model::{Fleet, Scope};
 use crate::pages::{AppLogs, Audit, Detail, Login, Logs, Network, Overview};
 use crate::server_fns::{get_fleet, whoami};
 use crate::types::SessionInfo;
@@ -65,23 +66,43 @@ pub fn App() -> impl IntoView {
         <Router>
             <Routes fallback=|| view! { <main class="page"><p class="empty">"Page not found."</p></main> }>
                 <Route path=path!("/login") ssr=SsrMode::Async view=Login/>
-                <Route path=path!("/") ssr=SsrMode::Async view=|| signed_in(|s, f| view! { <Overview session=s fleet=f/> }.into_any())/>
-                <Route path=path!("/c/:host/:id") ssr=SsrMode::Async view=|| signed_in(|s, _| view! { <Detail session=s/> }.into_any())/>
-                <Route path=path!("/logs/:host/:id") ssr=SsrMode::Async view=|| signed_in(|_, f| view! { <Logs fleet=f/> }.into_any())/>
-                <Route path=path!("/apps/:host/:project/logs") ssr=SsrMode::Async view=|| signed_in(|_, _| view! { <AppLogs/> }.into_any())/>
-                <Route path=path!("/network") ssr=SsrMode::Async view=|| signed_in(|_, f| view! { <Network fleet=f/> }.into_any())/>
-                <Route path=path!("/audit") ssr=SsrMode::Async view=|| signed_in(|s, f| view! { <Audit session=s fleet=f/> }.into_any())/>
+                <Route path=path!("/") ssr=SsrMode::Async view=|| signed_in(|| Scope::Overview, |s, f| view! { <Overview session=s fleet=f/> }.into_any())/>
+                <Route path=path!("/c/:host/:id") ssr=SsrMode::Async view=|| signed_in(container_scope, |s, _| view! { <Detail session=s/> }.into_any())/>
+                <Route path=path!("/logs/:host/:id") ssr=SsrMode::Async view=|| signed_in(container_scope, |_, f| view! { <Logs fleet=f/> }.into_any())/>
+                <Route path=path!("/apps/:host/:project/logs") ssr=SsrMode::Async view=|| signed_in(|| Scope::Hosts, |_, _| view! { <AppLogs/> }.into_any())/>
+                <Route path=path!("/network") ssr=SsrMode::Async view=|| signed_in(|| Scope::Network, |_, f| view! { <Network fleet=f/> }.into_any())/>
+                <Route path=path!("/audit") ssr=SsrMode::Async view=|| signed_in(|| Scope::Hosts, |s, f| view! { <Audit session=s fleet=f/> }.into_any())/>
             </Routes>
         </Router>
     }
 }
 
-/// Loads who is signed in and the fleet, shows the header, then the page.
-/// Pages render with `SsrMode::Async`: the server sends complete HTML once
-/// the (in-memory) data is ready, so nothing depends on a script to appear.
-fn signed_in(body: impl Fn(SessionInfo, RwSignal<Fleet>) -> AnyView + Send + Sync + Clone + 'static) -> impl IntoView {
+/// The live scope of a container's pages: that container on its host.
+fn container_scope() -> Scope {
+    let p = use_params_map();
+    p.with(|p| Scope::Container { host: p.get("host").unwrap_or_default(), reference: p.get("id").unwrap_or_default() })
+}
+
+/// Loads who is signed in and the fleet as the page shows it (`scope`),
+/// shows the header, then the page, and follows the live stream of that
+/// scope. Pages render with `SsrMode::Async`: the server sends complete
+/// HTML once the (in-memory) data is ready, so nothing depends on a script
+/// to appear.
+fn signed_in(
+    scope: impl Fn() -> Scope + Send + Sync + Clone + 'static,
+    body: impl Fn(SessionInfo, RwSignal<Fleet>) -> AnyView + Send + Sync + Clone + 'static,
+) -> impl IntoView {
     let session = crate::resource::resource(|| (), |_| whoami());
-    let fleet = crate::resource::resource(|| (), |_| get_fleet());
+    let scope = Memo::new(move |_| scope());
+    let fleet = crate::resource::resource(
+        move || scope.get(),
+        |s: Scope| {
+            let (name, host, id) = s.parts();
+            get_fleet(Some(name), host, id)
+        },
+    );
+    let link = RwSignal::new(true);
+    provide_context(LiveLink(link));
     view! {
         <Suspense fallback=|| view! { <main class="page"><p class="empty">"Loading…"</p></main> }>
             {
@@ -92,7 +113,7 @@ fn signed_in(body: impl Fn(SessionInfo, RwSignal<Fleet>) -> AnyView + Send + Syn
                         match (session.await, fleet.await) {
                             (Ok(s), Ok(f)) => {
                                 let live = RwSignal::new(f);
-                                browser::follow_fleet(live);
+                                browser::follow_fleet(live, scope.get_untracked(), link);
                                 view! {
                                     <Header session=s.clone() fleet=live/>
                                     <main class="page">{body(s, live)}</main>

@@ -6,7 +6,7 @@
 use leptos::prelude::*;
 use shared::LogLine;
 
-use crate::model::Fleet;
+use crate::model::{Fleet, Scope};
 
 #[cfg(feature = "hydrate")]
 mod imp {
@@ -17,7 +17,7 @@ mod imp {
     use wasm_bindgen::closure::Closure;
     use wasm_bindgen::JsCast;
 
-    use crate::model::Fleet;
+    use crate::model::{Fleet, Scope};
 
     thread_local! {
         static LIVE: RefCell<Option<web_sys::EventSource>> = const { RefCell::new(None) };
@@ -64,18 +64,43 @@ mod imp {
         cb.forget();
     }
 
-    pub fn follow_fleet(fleet: RwSignal<Fleet>) {
-        // One live stream per page; EventSource reconnects by itself after a restart.
+    /// The page's live stream: a snapshot (or resync) replaces the fleet, a
+    /// delta moves it on; `link` says whether the stream is connected.
+    pub fn follow_fleet(fleet: RwSignal<Fleet>, scope: &Scope, link: RwSignal<bool>) {
+        // One live stream per page; EventSource reconnects by itself (sending
+        // the last event id, so the server resumes or resyncs).
         page_lifecycle();
         LIVE.with(|slot| {
             if let Some(old) = slot.borrow_mut().take() {
                 old.close();
             }
-            let Ok(es) = web_sys::EventSource::new("/api/live") else { return };
-            listen(&es, "fleet", move |ev| {
-                if let Some(text) = ev.data().as_string() {
-                    if let Ok(f) = serde_json::from_slice::<Fleet>(text.as_bytes()) {
-                        fleet.set(f);
+            let Ok(es) = web_sys::EventSource::new(&format!("/api/live?{}", scope.query())) else { return };
+            for event in ["snapshot", "resync", "delta"] {
+                listen(&es, event, move |ev| {
+                    if let Some(text) = ev.data().as_string() {
+                        fleet.update(|f| {
+                            let _ = f.follow(event, &text);
+                        });
+                        link.set(true);
+                    }
+                });
+            }
+            let opened = std::rc::Rc::new(std::cell::Cell::new(false));
+            let opened2 = opened.clone();
+            listen(&es, "open", move |_| {
+                opened2.set(true);
+                link.set(true);
+            });
+            let es2 = es.clone();
+            listen(&es, "error", move |_| {
+                link.set(false);
+                // Refused on a reconnect rather than cut (the session ended,
+                // say): the browser will not retry; a reload shows why (the
+                // login page). Never for a stream that was refused at once
+                // (that would only reload again).
+                if es2.ready_state() == web_sys::EventSource::CLOSED && opened.get() {
+                    if let Some(w) = web_sys::window() {
+                        let _ = w.location().reload();
                     }
                 }
             });
@@ -153,12 +178,17 @@ mod imp {
     }
 }
 
-/// Starts pushing live fleet updates into `fleet` (browser only).
-pub fn follow_fleet(fleet: RwSignal<Fleet>) {
+/// Whether the page's live stream is connected (false: "reconnecting").
+#[derive(Clone, Copy)]
+pub struct LiveLink(pub RwSignal<bool>);
+
+/// Starts pushing the live fleet, as a page with `scope` shows it, into
+/// `fleet` (browser only); `link` follows the connection.
+pub fn follow_fleet(fleet: RwSignal<Fleet>, scope: Scope, link: RwSignal<bool>) {
     #[cfg(feature = "hydrate")]
-    Effect::new(move |_| imp::follow_fleet(fleet));
+    Effect::new(move |_| imp::follow_fleet(fleet, &scope, link));
     #[cfg(not(feature = "hydrate"))]
-    let _ = fleet;
+    let _ = (fleet, scope, link);
 }
 
 pub fn follow_logs(host: &str, id: &str, lines: RwSignal<Vec<LogLine>>, paused: RwSignal<bool>, max: usize) {

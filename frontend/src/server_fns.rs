@@ -19,10 +19,18 @@ pub async fn whoami() -> Result<SessionInfo, ConsoleError> {
     Ok(SessionInfo { name: user.name, role: user.role, csrf: user.csrf })
 }
 
+/// What a page shows of the fleet (its [`crate::model::Scope`], as the live
+/// stream's query names it; the overview's without one).
 #[server(prefix = "/api/fn", endpoint = "fleet")]
-pub async fn get_fleet() -> Result<Fleet, ConsoleError> {
+pub async fn get_fleet(
+    scope: Option<String>,
+    host: Option<String>,
+    id: Option<String>,
+) -> Result<Fleet, ConsoleError> {
     crate::server::auth::require(Verb::ListContainers.role())?;
-    Ok(crate::server::core()?.fleet.snapshot())
+    let scope = crate::model::Scope::parse(scope.as_deref(), host.as_deref(), id.as_deref())
+        .map_err(|e| ConsoleError::bad_input("scope", e))?;
+    Ok(crate::server::core()?.fleet.view(&scope))
 }
 
 #[server(prefix = "/api/fn", endpoint = "container")]

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, Locator};
 use testkit::browser::*;
 use testkit::console::{Console, Host, PASSWORD};
+use testkit::cut::CutProxy;
 use testkit::scenarios::{scenario, Scenario};
 use testkit::sidecar::{Sidecar, SECRET};
 use testkit::*;
@@ -65,6 +66,8 @@ struct Env {
     evil: TestContainer,
     /// `batch` project; killed by `a_killed_container_turns_red_without_a_reload`.
     victim: TestContainer,
+    /// The label that puts a container in the sidecar's scope.
+    label: String,
     // Dropped last: the console, sidecar and browser processes.
     stack: Stack,
 }
@@ -102,7 +105,7 @@ async fn start() -> Env {
     );
     let stack = start_stack(&scope).await;
     let c = stack.driver.session().await;
-    Env { base: stack.console.base.clone(), c, web, db, evil, victim, stack }
+    Env { base: stack.console.base.clone(), c, web, db, evil, victim, label: l, stack }
 }
 
 async fn teardown(env: Env, _all_passed: bool) {
@@ -563,6 +566,64 @@ async fn the_merged_app_log_opens_at_the_newest_line_and_jumps_back(env: Arc<Env
     plain.close().await.unwrap();
 }
 
+/// Elements in the page.
+async fn dom_nodes(c: &Client) -> u64 {
+    c.execute("return document.getElementsByTagName('*').length", vec![]).await.unwrap().as_u64().unwrap()
+}
+
+/// Issue #13: a browser that loses its connection says so ("Reconnecting…"),
+/// and once back catches up on what changed meanwhile without a reload (its
+/// stream resumes from its last event id); churn leaves the page no bigger.
+async fn a_browser_that_loses_its_connection_says_so_and_catches_up(env: Arc<Env>) {
+    let c = &env.c;
+    let proxy = CutProxy::start(env.stack.console.addr()).await;
+    login_afresh(c, &proxy.base, "viewer1", PASSWORD).await;
+    wait_text(c, "article[data-app='shop']", &env.web.name, 15).await;
+    c.execute("window.__kept = 1; return 1", vec![]).await.unwrap();
+    proxy.cut();
+    assert!(
+        shows(c, ".live-lost", "Reconnecting", Duration::from_secs(15)).await,
+        "the page never said it lost the stream"
+    );
+    // Meanwhile a container starts in the shop app.
+    let late = TestContainer::run(
+        "shop-late",
+        &["--label", &env.label, "--label", "com.docker.compose.project=shop"],
+        "sleep 600",
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    proxy.restore();
+    assert!(
+        shows(c, "article[data-app='shop']", &late.name, Duration::from_secs(20)).await,
+        "the page never caught up with the container started while it was cut off"
+    );
+    assert!(c.find(Locator::Css(".live-lost")).await.is_err(), "still says reconnecting");
+    let kept = c.execute("return window.__kept === 1", vec![]).await.unwrap();
+    assert_eq!(kept, serde_json::json!(true), "the page reloaded");
+    // Churn: the late container restarted again and again; the page stays its size.
+    let before = dom_nodes(c).await;
+    for _ in 0..5 {
+        docker(&["restart", "-t", "0", &late.id]);
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = dom_nodes(c).await;
+    assert!(after <= before + 10, "{before} elements before the churn, {after} after");
+    drop(late);
+    assert!(wait_gone(c, "shop-late").await, "the removed container stayed on the page");
+    logout(c).await;
+}
+
+/// Waits up to 15 s for the shop card to no longer mention `what`.
+async fn wait_gone(c: &Client, what: &str) -> bool {
+    for _ in 0..75 {
+        if !shows(c, "article[data-app='shop']", what, Duration::from_millis(1)).await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
+}
+
 fn main() -> ExitCode {
     let scenarios: Vec<Scenario<Env>> = vec![
         scenario(
@@ -594,6 +655,10 @@ fn main() -> ExitCode {
         scenario(
             "pages_in_the_back_forward_cache_hold_no_live_stream",
             pages_in_the_back_forward_cache_hold_no_live_stream,
+        ),
+        scenario(
+            "a_browser_that_loses_its_connection_says_so_and_catches_up",
+            a_browser_that_loses_its_connection_says_so_and_catches_up,
         ),
     ];
     testkit::scenarios::run(start, scenarios, teardown)

@@ -15,12 +15,14 @@ use std::process::{Command, ExitCode, Output};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use dockward_frontend::model::Fleet;
 use serde_json::Value;
+use shared::ContainerState;
 use testkit::console::client::{call, http, login, User};
 use testkit::console::{Console, Host, Options};
 use testkit::scenarios::{scenario, Scenario};
 use testkit::sidecar::{sidecar_bin, Sidecar, SseReader, SECRET};
-use testkit::{eventually, free_port, unique, TestContainer};
+use testkit::{docker, eventually, free_port, unique, TestContainer};
 
 /// The console's own timeout for a sidecar's answer (`server/sidecar.rs`):
 /// a stalled host's first poll ends no sooner.
@@ -118,75 +120,166 @@ async fn start() -> Env {
     }
 }
 
-/// Issue #13, first slices: a poll that changes nothing a page shows sends
-/// the live clients nothing (an idle fleet costs them keep-alives only);
-/// frames carry ids, and a reconnect with the current one gets no copy; a
-/// change still reaches them at once.
-async fn an_idle_fleet_sends_no_frames_and_a_change_one(env: Arc<Env>) {
+/// A live client's copy of the fleet, following the stream as a browser does.
+struct Follower {
+    sse: SseReader,
+    fleet: Fleet,
+    /// Bytes of `delta` data read so far.
+    delta_bytes: usize,
+    /// Events read so far, by name.
+    events: Vec<String>,
+}
+
+impl Follower {
+    async fn open(base: &str, cookie: &str, query: &str, last_id: Option<&str>) -> reqwest::Response {
+        let mut req =
+            http().get(format!("{base}/api/live{query}")).header("cookie", format!("dockward_session={cookie}"));
+        if let Some(id) = last_id {
+            req = req.header("last-event-id", id);
+        }
+        req.send().await.unwrap()
+    }
+
+    async fn connect(base: &str, cookie: &str, query: &str, last_id: Option<&str>) -> Self {
+        let r = Self::open(base, cookie, query, last_id).await;
+        assert_eq!(r.status(), 200);
+        Self { sse: SseReader::new(r), fleet: Fleet::default(), delta_bytes: 0, events: Vec::new() }
+    }
+
+    /// Reads and applies events until `done` holds of the copy; false after `timeout`.
+    async fn until(&mut self, timeout: Duration, done: impl Fn(&Fleet) -> bool) -> bool {
+        tokio::time::timeout(timeout, async {
+            while !done(&self.fleet) {
+                let Some((event, data)) = self.sse.next().await else { return false };
+                self.fleet.follow(&event, &data).unwrap_or_else(|e| panic!("{event}: {e}"));
+                if event == "delta" {
+                    self.delta_bytes += data.len();
+                }
+                self.events.push(event);
+            }
+            true
+        })
+        .await
+        .unwrap_or(false)
+    }
+
+    /// Reads whatever arrives for `window`.
+    async fn idle(&mut self, window: Duration) {
+        self.until(window, |_| false).await;
+    }
+}
+
+fn container_state(f: &Fleet, host: &str, name: &str) -> Option<ContainerState> {
+    f.hosts.iter().find(|h| h.name == host)?.containers.iter().find(|c| c.name == name).map(|c| c.state)
+}
+
+/// How many stats requests a sidecar has answered (any status).
+async fn stats_requests(sidecar: &Sidecar) -> u64 {
+    let text = sidecar.get("/metrics").send().await.unwrap().text().await.unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("dockward_requests_total{") && l.contains("verb=\"stats\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// Issue #13: the live stream sends a snapshot, then only what changed.
+/// An idle fleet costs its clients (almost) nothing; a new container is one
+/// small delta, not the fleet; a killed one reaches them as exited. A client
+/// back with its last event id gets exactly what it missed; an unknown id a
+/// resync; bad ids and scopes a 400 with a JSON error. Stats are asked for
+/// only while a live page shows them. A container's page gets that container.
+async fn the_live_stream_sends_what_changed_and_resumes_without_a_gap(env: Arc<Env>) {
     let bin = Path::new(env!("CARGO_BIN_EXE_dockward-web"));
-    // Polls every second: without the check, ten frames in ten seconds.
+    // A sidecar of its own, so its stats requests are this console's alone.
+    let scope_flag = format!("--scope-label={}", env.scope);
+    let sidecar = Sidecar::start(&[&scope_flag]).await;
     let console = Console::start_with(
         bin,
-        &[Host { name: "live", url: &env.live.base, secret: SECRET }],
+        &[Host { name: "live", url: &sidecar.base, secret: SECRET }],
         Options { env: &[("DOCKWARD_POLL_INTERVAL", "1")], ..Options::default() },
     );
     let viewer = login(&console.base, "viewer1").await;
-    let live = http()
-        .get(format!("{}/api/live", console.base))
-        .header("cookie", format!("dockward_session={}", viewer.cookie))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(live.status(), 200);
-    let mut sse = SseReader::new(live);
-    let first = sse.next_named("fleet", Duration::from_secs(10)).await.expect("the first frame");
-    assert!(first.contains(&env.web.name), "{first}");
-    let window = Duration::from_secs(10);
-    let until = std::time::Instant::now() + window;
-    let mut frames = 0;
-    while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
-        match sse.next_named("fleet", left).await {
-            Some(_) => frames += 1,
-            None => break,
-        }
+    let (base, cookie) = (console.base.as_str(), viewer.cookie.as_str());
+    let web = env.web.name.clone();
+
+    // No page open: no stats asked for (a heartbeat per poll instead).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before = stats_requests(&sidecar).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(stats_requests(&sidecar).await, before, "stats asked for with no page open");
+
+    let mut live = Follower::connect(base, cookie, "", None).await;
+    assert!(live.until(Duration::from_secs(10), |f| container_state(f, "live", &web).is_some()).await);
+    assert_eq!(live.events.first().map(String::as_str), Some("snapshot"));
+    // Idle for 10 s, polled every second: at most a sparkline bucket's tick.
+    live.delta_bytes = 0;
+    let events_before = live.events.len();
+    live.idle(Duration::from_secs(10)).await;
+    let deltas = live.events.len() - events_before;
+    assert!(deltas <= 2 && live.delta_bytes < 4_096, "{deltas} deltas, {} bytes from an idle fleet", live.delta_bytes);
+    // The open overview asks for stats (a 304 when the round is the same).
+    assert!(stats_requests(&sidecar).await >= before + 5, "no stats asked for while the overview is open");
+
+    // Reconnecting with the current id: no copy.
+    let have = live.sse.last_id.clone().expect("events carry an id");
+    let mut again = Follower::connect(base, cookie, "", Some(&have)).await;
+    again.idle(Duration::from_secs(2)).await;
+    assert!(again.events.iter().all(|e| e == "delta"), "{:?}", again.events);
+    // An id of another console process: a resync.
+    let mut other = Follower::connect(base, cookie, "", Some("00000000-1")).await;
+    assert!(other.until(Duration::from_secs(5), |f| container_state(f, "live", &web).is_some()).await);
+    assert_eq!(other.events, ["resync"]);
+    // Bad input: a 400 with a JSON error, each.
+    for (query, id) in [
+        ("", Some("not an id")),
+        ("?scope=everything", None),
+        ("?scope=container&host=live", None),
+        ("?scope=container&host=nowhere&id=web", None),
+        ("?scope=overview&host=live", None),
+        ("?verbose=1", None),
+    ] {
+        let r = Follower::open(base, cookie, query, id).await;
+        assert_eq!(r.status(), 400, "{query} {id:?}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "bad_request", "{query}: {body}");
     }
-    // A new 30 s sparkline bucket or a minute more in a status text may each send one.
-    assert!(frames <= 3, "{frames} frames in {window:?} of an idle fleet polled every second");
-    // Event ids: a browser reconnecting with the version it has gets no copy
-    // of it (only a newer one, if the fleet changed meanwhile); one with an
-    // unknown or old id (another console process) gets the snapshot; a
-    // malformed id is a 400 with a JSON error.
-    let have = sse.last_id.clone().expect("frames carry an id");
-    let reconnect = |id: &str| {
-        http()
-            .get(format!("{}/api/live", console.base))
-            .header("cookie", format!("dockward_session={}", viewer.cookie))
-            .header("last-event-id", id.to_owned())
-            .send()
+
+    // A container page gets that container only.
+    let mut page = Follower::connect(base, cookie, &format!("?scope=container&host=live&id={web}"), None).await;
+    assert!(page.until(Duration::from_secs(10), |f| container_state(f, "live", &web).is_some()).await);
+    assert_eq!(page.fleet.hosts[0].containers.len(), 1);
+
+    // A new container: one small delta, not the fleet.
+    let last = live.sse.last_id.clone().expect("an id");
+    let new = TestContainer::run("fleet-delta-new", &["--label", &env.scope], "sleep 600");
+    live.delta_bytes = 0;
+    assert!(live.until(Duration::from_secs(10), |f| container_state(f, "live", &new.name).is_some()).await);
+    assert!(live.events.iter().all(|e| e == "delta" || e == "snapshot"), "{:?}", live.events);
+    assert!(live.delta_bytes < 8_192, "{} bytes for one new container", live.delta_bytes);
+    page.idle(Duration::from_secs(2)).await;
+    assert_eq!(page.fleet.hosts[0].containers.len(), 1, "another container is not this page's");
+    // Killed: exited in the copy.
+    docker(&["kill", &new.id]);
+    assert!(
+        live.until(Duration::from_secs(10), |f| container_state(f, "live", &new.name) == Some(ContainerState::Exited))
+            .await,
+        "the killed container never showed as exited"
+    );
+    // Back with the id from before the new container: exactly the deltas missed.
+    let mut back = Follower::connect(base, cookie, "", Some(&last)).await;
+    back.fleet = other.fleet.clone();
+    assert!(
+        back.until(Duration::from_secs(10), |f| container_state(f, "live", &new.name) == Some(ContainerState::Exited))
+            .await
+    );
+    assert!(back.events.iter().all(|e| e == "delta"), "{:?}", back.events);
+    let (status, now) = call(base, Some(cookie), "fleet", &[]).await;
+    assert_eq!(status, 200);
+    let now: Fleet = serde_json::from_value(now).unwrap();
+    let names = |f: &Fleet| {
+        f.hosts[0].containers.iter().map(|c| (c.name.clone(), c.state, c.restart_count)).collect::<Vec<_>>()
     };
-    let mut again = SseReader::new(reconnect(&have).await.unwrap());
-    if again.next_named("fleet", Duration::from_secs(3)).await.is_some() {
-        assert_ne!(again.last_id.as_deref(), Some(have.as_str()), "a copy of the version it has");
-    }
-    let mut old = SseReader::new(reconnect("00000000-1").await.unwrap());
-    let snapshot = old.next_named("fleet", Duration::from_secs(5)).await.expect("a snapshot for an old id");
-    assert!(snapshot.contains(&env.web.name), "{snapshot}");
-    let r = reconnect("not an id").await.unwrap();
-    assert_eq!(r.status(), 400);
-    let body: Value = r.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "bad_request", "{body}");
-    let new = TestContainer::run("fleet-idle-new", &["--label", &env.scope], "sleep 600");
-    let changed = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            let f = sse.next_named("fleet", Duration::from_secs(10)).await.expect("a frame after the change");
-            if f.contains(&new.name) {
-                return f;
-            }
-        }
-    })
-    .await
-    .expect("a frame with the new container within 10 s");
-    assert!(changed.contains(&env.web.name), "the frame is the whole fleet");
+    assert_eq!(names(&back.fleet), names(&now), "no gap");
 }
 
 async fn teardown(env: Env, all_passed: bool) {
@@ -336,35 +429,20 @@ async fn an_event_refreshes_the_fleet_at_once(env: Arc<Env>) {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let mut live = SseReader::new(r);
+    let mut live = Follower { sse: SseReader::new(r), fleet: Fleet::default(), delta_bytes: 0, events: Vec::new() };
     // Its one poll, made at start, shows what ran then.
-    let first = tokio::time::timeout(Duration::from_secs(20), async {
-        loop {
-            let frame = live.next_named("fleet", Duration::from_secs(20)).await.expect("a fleet frame");
-            let f: Value = serde_json::from_str(&frame).unwrap();
-            if shows(&f, "live", &env.web.name) {
-                return f;
-            }
-        }
-    })
-    .await
-    .expect("the hourly console's first poll to show the running container");
+    assert!(
+        live.until(Duration::from_secs(20), |f| container_state(f, "live", &env.web.name).is_some()).await,
+        "the hourly console's first poll to show the running container"
+    );
     let name = unique("fleet-new");
-    assert!(!shows(&first, "live", &name));
+    assert!(container_state(&live.fleet, "live", &name).is_none());
     let started = TestContainer::run(&name, &["--label", &env.scope], "sleep 600");
     // Well within the hour between polls.
-    let seen = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(frame) = live.next_named("fleet", Duration::from_secs(60)).await {
-            let f: Value = serde_json::from_str(&frame).unwrap();
-            if shows(&f, "live", &started.name) {
-                return true;
-            }
-        }
-        false
-    })
-    .await
-    .unwrap_or(false);
-    assert!(seen, "the new container never reached the hourly console");
+    assert!(
+        live.until(Duration::from_secs(60), |f| container_state(f, "live", &started.name).is_some()).await,
+        "the new container never reached the hourly console"
+    );
 }
 
 fn run(bin: &Path, args: &[&str]) -> Output {
@@ -408,7 +486,10 @@ fn main() -> ExitCode {
     let scenarios: Vec<Scenario<Env>> = vec![
         // First: it needs the stalled host's first poll still waiting.
         scenario(STALL, a_stalled_or_dead_host_never_holds_up_the_live_one),
-        scenario("an_idle_fleet_sends_no_frames_and_a_change_one", an_idle_fleet_sends_no_frames_and_a_change_one),
+        scenario(
+            "the_live_stream_sends_what_changed_and_resumes_without_a_gap",
+            the_live_stream_sends_what_changed_and_resumes_without_a_gap,
+        ),
         scenario("an_event_refreshes_the_fleet_at_once", an_event_refreshes_the_fleet_at_once),
         scenario("the_healthcheck_subcommands_tell_live_from_dead", the_healthcheck_subcommands_tell_live_from_dead),
         scenario(

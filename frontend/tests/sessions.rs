@@ -207,7 +207,7 @@ async fn an_open_live_stream_ends_when_its_user_is_removed(env: Arc<Env>) {
     assert_eq!(r.status(), 200);
     let mut body = r.bytes_stream();
     let first = body.next().await.expect("a first frame").unwrap();
-    assert!(String::from_utf8_lossy(&first).contains("event: fleet"), "{first:?}");
+    assert!(String::from_utf8_lossy(&first).contains("event: snapshot"), "{first:?}");
     cli(&["remove", "watcher1"], &users, None);
     let ended = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(chunk) = body.next().await {

@@ -237,7 +237,7 @@ fn verb_doc(verb: Verb, s: &mut Schemas) -> VerbDoc {
             }
         }
         Verb::Stats => doc(
-            "One snapshot of every running container's usage, from the cache, with its age.",
+            "One snapshot of every running container's usage, from the cache, with its age. Each round has an `ETag`; sent back in `If-None-Match`, it gets `304 Not Modified` until the next round.",
             json_answer("The latest round.", s.of::<StatsSnapshot>()),
             &[],
         ),

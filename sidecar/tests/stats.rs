@@ -58,6 +58,40 @@ async fn stats_values_are_sane() {
     let other = TestContainer::run("unscoped", &[], "sleep 600");
     let r = sc.get(&format!("/v1/containers/{}", other.id)).send().await.unwrap();
     assert_eq!(r.status(), 404);
+
+    // Each round is its ETag: sent back, it costs a 304 with no body until the next round.
+    let r = sc.get("/v1/stats").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let tag = r.headers()["etag"].to_str().unwrap().to_owned();
+    assert!(tag.starts_with('"') && tag.ends_with('"'), "{tag}");
+    let tag = eventually(Duration::from_secs(10), "a 304 for the round just read", || async {
+        let r = sc.get("/v1/stats").send().await.unwrap();
+        let tag = r.headers()["etag"].to_str().unwrap().to_owned();
+        let again = sc.get("/v1/stats").header("if-none-match", &tag).send().await.unwrap();
+        match again.status().as_u16() {
+            304 => {
+                assert_eq!(again.headers()["etag"], tag.as_str());
+                assert!(again.bytes().await.unwrap().is_empty(), "a 304 has no body");
+                Some(tag)
+            }
+            // The next round came between the two requests: a new tag, a full answer.
+            200 => {
+                assert_ne!(again.headers()["etag"], tag.as_str());
+                None
+            }
+            other => panic!("{other}"),
+        }
+    })
+    .await;
+    let next = eventually(Duration::from_secs(10), "a new round", || async {
+        let r = sc.get("/v1/stats").header("if-none-match", &tag).send().await.unwrap();
+        (r.status() == 200).then_some(r)
+    })
+    .await;
+    assert_ne!(next.headers()["etag"], tag.as_str(), "a new round has a new tag");
+    assert_eq!(next.json::<Value>().await.unwrap()["containers"].as_array().unwrap().len(), 2);
+    let wrong = sc.get("/v1/stats").header("if-none-match", "\"nope\"").send().await.unwrap();
+    assert_eq!(wrong.status(), 200);
 }
 
 /// Every round asks the engine once per container however many clients read

@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 #[cfg(feature = "browser")]
 pub mod browser;
 pub mod console;
+#[cfg(feature = "sidecar")]
+pub mod cut;
 #[cfg(feature = "scenarios")]
 pub mod scenarios;
 #[cfg(feature = "sidecar")]

@@ -4,13 +4,16 @@ use leptos::prelude::*;
 use leptos_router::components::A;
 
 use super::{HostChip, ThemeToggle};
-use crate::model::Fleet;
+use crate::browser::LiveLink;
+use crate::model::{Fleet, HostView};
 use crate::types::{Role, SessionInfo};
 
 #[component]
 pub fn Header(session: SessionInfo, fleet: RwSignal<Fleet>) -> impl IntoView {
     let is_admin = session.role >= Role::Admin;
     let csrf = session.csrf.clone();
+    // Whether the live stream is connected (the browser says "reconnecting" while it is not).
+    let link = use_context::<LiveLink>().map(|l| l.0).unwrap_or_else(|| RwSignal::new(true));
     view! {
         <header class="top">
             <a class="brand" href="/">"dockward"</a>
@@ -22,10 +25,33 @@ pub fn Header(session: SessionInfo, fleet: RwSignal<Fleet>) -> impl IntoView {
                 </Show>
             </nav>
             <div class="hosts" aria-label="hosts">
-                <For each=move || fleet.get().hosts key=|h| (h.name.clone(), format!("{:?}", h.status)) let:h>
+                // The hosts' names and statuses only: not a copy of every container per change.
+                <For
+                    each=move || {
+                        fleet
+                            .with(|f| {
+                                f.hosts
+                                    .iter()
+                                    .map(|h| HostView {
+                                        name: h.name.clone(),
+                                        status: h.status.clone(),
+                                        containers: Vec::new(),
+                                        volume_sizes: Default::default(),
+                                        cpu_history: Default::default(),
+                                    })
+                                    .collect::<Vec<_>>()
+                            })
+                    }
+                    key=|h| (h.name.clone(), format!("{:?}", h.status))
+                    let:h
+                >
                     <HostChip host=h/>
                 </For>
             </div>
+            {move || {
+                (!link.get())
+                    .then(|| view! { <span class="live-lost" role="status">"Reconnecting…"</span> })
+            }}
             <div class="me">
                 <ThemeToggle/>
                 <span class="user">{session.name.clone()} " · " <span class="role">{session.role.as_str()}</span></span>

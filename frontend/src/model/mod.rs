@@ -11,7 +11,9 @@ mod network;
 mod text;
 
 pub use audit::{audit_filter_from, audit_query, known_actors, utc_time, FilterSlot};
-pub use fleet::{Fleet, HostStatus, HostView};
+pub use fleet::{
+    spark_bucket, Change, Delta, Fleet, HostStatus, HostView, LiveStats, Scope, SPARK_BUCKET_MS, SPARK_POINTS,
+};
 pub use format::{clamp_percent, human_bytes, human_duration, human_percent, sparkline_points};
 pub use group::{group_apps, matches_filter, name_and_app, AppGroup};
 pub use health::{container_badge, headline, Badge, Headline};
@@ -67,6 +69,7 @@ pub(crate) mod fixtures {
                 cpu_history: Default::default(),
             }],
             at_ms: 0,
+            spark_bucket: 0,
         }
     }
 }

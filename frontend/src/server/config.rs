@@ -97,7 +97,9 @@ pub struct ServeArgs {
     /// Seconds without fresh data before a host is shown as stale.
     #[arg(long, env = "DOCKWARD_STALE_AFTER", default_value_t = 10)]
     pub stale_after: u64,
-    /// Seconds between container polls of each sidecar (events also trigger one at once).
+    /// Seconds between polls of each sidecar: stats while a live page shows
+    /// them, else a heartbeat (containers are listed on its events and at
+    /// least every 30 s, or this interval if longer).
     #[arg(long, env = "DOCKWARD_POLL_INTERVAL", default_value_t = 2)]
     pub poll_interval: u64,
     /// Session lifetime in hours.

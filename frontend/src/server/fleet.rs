@@ -1,56 +1,133 @@
-//! The fan-in: one poller and one event subscription per sidecar, a merged
-//! fleet view, and a broadcast of it to every connected browser. A host that
+//! The fan-in: per sidecar a poller and an event follower, one versioned
+//! fleet, and the live stream of its changes to every browser. A host that
 //! is down never holds up the others.
+//!
+//! What each call costs is set by what changed and by who looks, not by the
+//! fleet's size:
+//! - containers are listed when a host's event stream says something
+//!   happened, and at least every [`RELIST_EVERY`] as a safety net (every poll
+//!   while the event stream is down);
+//! - stats are fetched only while some live page shows them (the overview:
+//!   every host; a container's page: its host), and an unchanged round costs
+//!   a `304` (the sidecar's `ETag`); otherwise a poll is a `/healthz` heartbeat;
+//! - every result is compared with the published fleet at display precision
+//!   and only the difference becomes a [`Delta`], applied to the published
+//!   fleet and sent to the live clients, each cut to its page's [`Scope`];
+//! - a client that reconnects with `Last-Event-ID` gets the deltas it missed
+//!   from a bounded replay buffer, or a `resync` snapshot; a client too slow
+//!   for the broadcast ring is resynced, and dropped if it keeps falling behind.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::{Arc, RwLock};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use futures_util::StreamExt;
-use shared::{Call, ContainerSummary, DiskReport, HistoryPoint, Verb};
+use futures_util::{Stream, StreamExt};
+use shared::{Call, ContainerSummary, DiskReport, StatsSnapshot, Verb};
 use tokio::sync::{broadcast, Notify};
 
 use super::sidecar::Sidecar;
-use crate::model::{Fleet, HostStatus, HostView};
+use crate::model::{spark_bucket, Change, Delta, Fleet, HostStatus, HostView, LiveStats, Scope};
+
+/// Containers are listed at least this often, events or not.
+pub const RELIST_EVERY: Duration = Duration::from_secs(30);
+/// Deltas kept for clients that reconnect…
+const REPLAY_FRAMES: usize = 512;
+/// …holding at most this many changes in all.
+const REPLAY_CHANGES: usize = 8_192;
+/// Frames a live client may fall behind before it is resynced.
+const BROADCAST_FRAMES: usize = 256;
+/// Resyncs a client may need for falling behind before it is dropped (its
+/// browser reconnects, and says "reconnecting" meanwhile).
+const LAG_RESYNCS_MAX: u32 = 3;
 
 #[derive(Default)]
 struct HostState {
-    containers: Vec<ContainerSummary>,
-    volume_sizes: BTreeMap<String, i64>,
     last_ok: Option<Instant>,
     last_error: Option<(Instant, String, Option<shared::EngineProblem>)>,
+    last_list: Option<Instant>,
+    /// The sidecar's `ETag` of the last stats round read.
+    stats_etag: Option<String>,
 }
 
-/// Points kept per container for sparklines (15 minutes at a 2 s poll).
-const HISTORY_POINTS: usize = 450;
+/// One published delta, encoded at most once per shared scope.
+pub struct Frame {
+    seq: u64,
+    delta: Delta,
+    /// Overview, network, hosts.
+    encoded: [OnceLock<Option<Bytes>>; 3],
+}
+
+impl Frame {
+    fn bytes(&self, epoch: &str, scope: &Scope) -> Option<Bytes> {
+        let encode = || Some(delta_frame(epoch, self.seq, &self.delta.project(scope)?));
+        match scope {
+            Scope::Overview => self.encoded[0].get_or_init(encode).clone(),
+            Scope::Network => self.encoded[1].get_or_init(encode).clone(),
+            Scope::Hosts => self.encoded[2].get_or_init(encode).clone(),
+            Scope::Container { .. } => encode(),
+        }
+    }
+}
+
+/// The published fleet, its version and the recent deltas.
+struct Live {
+    fleet: Fleet,
+    seq: u64,
+    replay: VecDeque<Arc<Frame>>,
+    replay_changes: usize,
+    /// The overview snapshot's JSON at `.0`, shared by the clients that connect meanwhile.
+    snapshot: Option<(u64, Bytes)>,
+}
 
 pub struct FleetHub {
     pub hosts: Vec<Arc<Sidecar>>,
-    state: RwLock<Vec<HostState>>,
-    history: RwLock<HashMap<String, VecDeque<HistoryPoint>>>,
+    state: Mutex<Vec<HostState>>,
+    live: Mutex<Live>,
     wake: Vec<Notify>,
-    /// Ready-made `event: fleet` frames, shared by every live client.
-    tx: broadcast::Sender<Bytes>,
-    /// What the last frame sent would show ([`display_signature`]): a poll
-    /// that changes nothing a page shows sends nothing.
-    last_sent: std::sync::Mutex<Sent>,
+    /// Whether each host's event stream is connected (lifecycle comes from it).
+    events_up: Vec<AtomicBool>,
+    /// Live pages showing every host's stats, and each host's alone.
+    stats_all: AtomicUsize,
+    stats_host: Vec<AtomicUsize>,
+    tx: broadcast::Sender<Arc<Frame>>,
     /// Random per process: an event id from before a restart never matches.
     epoch: String,
     stale_after: Duration,
     poll_every: Duration,
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl FleetHub {
     pub fn new(hosts: Vec<Sidecar>, stale_after: Duration, poll_every: Duration) -> Self {
         let n = hosts.len();
+        let fleet = Fleet {
+            hosts: hosts
+                .iter()
+                .map(|h| HostView {
+                    name: h.name.clone(),
+                    status: HostStatus::Stale { age_s: 0 },
+                    containers: Vec::new(),
+                    volume_sizes: BTreeMap::new(),
+                    cpu_history: BTreeMap::new(),
+                })
+                .collect(),
+            at_ms: now_ms(),
+            spark_bucket: spark_bucket(now_ms()),
+        };
         Self {
             hosts: hosts.into_iter().map(Arc::new).collect(),
-            state: RwLock::new((0..n).map(|_| HostState::default()).collect()),
-            history: RwLock::default(),
+            state: Mutex::new((0..n).map(|_| HostState::default()).collect()),
+            live: Mutex::new(Live { fleet, seq: 0, replay: VecDeque::new(), replay_changes: 0, snapshot: None }),
             wake: (0..n).map(|_| Notify::new()).collect(),
-            tx: broadcast::channel(16).0,
-            last_sent: std::sync::Mutex::new(Sent::default()),
+            events_up: (0..n).map(|_| AtomicBool::new(false)).collect(),
+            stats_all: AtomicUsize::new(0),
+            stats_host: (0..n).map(|_| AtomicUsize::new(0)).collect(),
+            tx: broadcast::channel(BROADCAST_FRAMES).0,
             epoch: {
                 let mut b = [0u8; 4];
                 let _ = getrandom::fill(&mut b);
@@ -65,78 +142,36 @@ impl FleetHub {
         self.hosts.iter().find(|h| h.name == name)
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Bytes> {
-        self.tx.subscribe()
+    fn index(&self, name: &str) -> Option<usize> {
+        self.hosts.iter().position(|h| h.name == name)
     }
 
-    /// The fleet as one Server-Sent Events frame (`event: fleet`). Built once
-    /// per change and shared (reference-counted) by every live client, so a
-    /// thousand clients cost one serialisation, not a thousand copies.
-    pub fn frame(&self) -> Bytes {
-        self.current().1
-    }
-
-    /// The fleet now, its event id (`<epoch>-<version>`: the version moves
-    /// only when a page would show something new) and whether that is a new
-    /// version, as one frame.
-    fn versioned(&self) -> (String, Bytes, bool) {
-        let fleet = self.snapshot();
-        let signature = display_signature(&fleet);
-        let (version, new) = {
-            let mut sent = self.last_sent.lock().unwrap_or_else(|e| e.into_inner());
-            let new = sent.signature.as_deref() != Some(signature.as_slice());
-            if new {
-                sent.version += 1;
-                sent.signature = Some(signature);
-            }
-            (sent.version, new)
-        };
-        let id = format!("{}-{version}", self.epoch);
-        let frame = encode(&fleet, &id);
-        (id, frame, new)
-    }
-
-    /// The current event id and frame (for a client that just connected;
-    /// subscribe first). A version made here is sent to the others too.
-    pub fn current(&self) -> (String, Bytes) {
-        let (id, frame, new) = self.versioned();
-        if new {
-            let _ = self.tx.send(frame.clone());
-        }
-        (id, frame)
-    }
-
-    /// Asks the poller of `host` to refresh now (after an action or event).
+    /// Asks the poller of `host` to list its containers now (after an action or event).
     pub fn poke(&self, host: &str) {
-        if let Some(i) = self.hosts.iter().position(|h| h.name == host) {
+        if let Some(i) = self.index(host) {
             self.wake[i].notify_one();
         }
     }
 
+    /// The published fleet, whole.
     pub fn snapshot(&self) -> Fleet {
-        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
-        let hosts = self
-            .hosts
-            .iter()
-            .zip(state.iter())
-            .map(|(h, s)| HostView {
-                name: h.name.clone(),
-                status: self.status(s),
-                cpu_history: self.sparklines(&h.name, &s.containers),
-                containers: s.containers.clone(),
-                volume_sizes: s.volume_sizes.clone(),
-            })
-            .collect();
-        Fleet { hosts, at_ms: now_ms() }
+        lock(&self.live).fleet.clone()
+    }
+
+    /// What a page with `scope` shows of the published fleet.
+    pub fn view(&self, scope: &Scope) -> Fleet {
+        lock(&self.live).fleet.project(scope)
     }
 
     /// Every host's name and status, without the rest of the snapshot.
-    pub fn statuses(&self) -> Vec<(&str, HostStatus)> {
-        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
-        self.hosts.iter().zip(state.iter()).map(|(h, s)| (h.name.as_str(), self.status(s))).collect()
+    pub fn statuses(&self) -> Vec<(String, HostStatus)> {
+        lock(&self.live).fleet.hosts.iter().map(|h| (h.name.clone(), h.status.clone())).collect()
     }
 
-    fn status(&self, s: &HostState) -> HostStatus {
+    /// The host's status from its last answers.
+    fn status(&self, i: usize) -> HostStatus {
+        let state = lock(&self.state);
+        let s = &state[i];
         let age = s.last_ok.map(|t| t.elapsed());
         match (&s.last_error, s.last_ok) {
             (Some((at, err, engine)), ok) if ok.is_none_or(|ok| *at > ok) => {
@@ -150,35 +185,42 @@ impl FleetHub {
         }
     }
 
-    /// 30 points per container, one per 30 s of wall-clock time (the buckets
-    /// stay put as samples arrive, so an idle container's sparkline does not
-    /// change from one poll to the next): enough for a sparkline, small
-    /// enough to push to every browser.
-    fn sparklines(&self, host: &str, containers: &[ContainerSummary]) -> BTreeMap<String, Vec<f32>> {
-        let h = self.history.read().unwrap_or_else(|e| e.into_inner());
-        containers.iter().filter_map(|c| Some((c.id.clone(), sparkline(h.get(&format!("{host}/{}", c.id))?)))).collect()
-    }
-
-    pub fn history(&self, host: &str, id: &str) -> Vec<HistoryPoint> {
-        let h = self.history.read().unwrap_or_else(|e| e.into_inner());
-        h.get(&format!("{host}/{id}")).map(|q| q.iter().copied().collect()).unwrap_or_default()
-    }
-
-    /// Sends the fleet to every live client, if a page would show it
-    /// differently from the last frame sent (stats compared at display
-    /// precision: an idle fleet costs its clients nothing but keep-alives).
-    fn publish(&self) {
-        if self.tx.receiver_count() == 0 {
+    /// Compares what `diff` finds against the published fleet and publishes
+    /// the difference (with host `i`'s status, when it changed, and the
+    /// sparklines' next bucket, when one began), all under one lock: a
+    /// client joining sees either the fleet before a delta or after it.
+    fn update(&self, i: Option<usize>, diff: impl FnOnce(&Fleet) -> Vec<Change>) {
+        let status = i.map(|i| self.status(i));
+        let now = now_ms();
+        let mut live = lock(&self.live);
+        let mut changes = Vec::new();
+        if let (Some(i), Some(status)) = (i, status) {
+            if !live.fleet.hosts[i].status.same_as(&status) {
+                changes.push(Change::Host { host: self.hosts[i].name.clone(), status });
+            }
+        }
+        changes.extend(diff(&live.fleet));
+        let bucket = spark_bucket(now);
+        if changes.is_empty() && bucket <= live.fleet.spark_bucket {
             return;
         }
-        let (_, frame, new) = self.versioned();
-        if new {
-            let _ = self.tx.send(frame);
+        let delta = Delta { at_ms: now, bucket, changes };
+        live.fleet.apply(&delta);
+        live.seq += 1;
+        live.snapshot = None;
+        let frame = Arc::new(Frame { seq: live.seq, delta, encoded: Default::default() });
+        live.replay_changes += frame.delta.changes.len();
+        live.replay.push_back(frame.clone());
+        while live.replay.len() > REPLAY_FRAMES || (live.replay_changes > REPLAY_CHANGES && live.replay.len() > 1) {
+            if let Some(old) = live.replay.pop_front() {
+                live.replay_changes -= old.delta.changes.len();
+            }
         }
+        let _ = self.tx.send(frame);
     }
 
-    /// Starts the background tasks: per host a poller and an event follower,
-    /// plus a disk refresher.
+    /// Starts the background tasks: per host a poller, an event follower and
+    /// a disk refresher; one clock for staleness and sparkline buckets.
     pub fn start(self: &Arc<Self>) {
         for i in 0..self.hosts.len() {
             let hub = self.clone();
@@ -188,62 +230,109 @@ impl FleetHub {
             let hub = self.clone();
             tokio::spawn(async move { hub.disk_loop(i).await });
         }
+        let hub = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                for i in 0..hub.hosts.len() {
+                    hub.update(Some(i), |_| Vec::new());
+                }
+            }
+        });
+    }
+
+    fn stats_wanted(&self, i: usize) -> bool {
+        self.stats_all.load(Ordering::Relaxed) > 0 || self.stats_host[i].load(Ordering::Relaxed) > 0
+    }
+
+    fn ok(&self, i: usize) {
+        let mut state = lock(&self.state);
+        state[i].last_ok = Some(Instant::now());
+        state[i].last_error = None;
+    }
+
+    fn failed(&self, i: usize, e: &super::sidecar::SidecarError) {
+        tracing::debug!(host = %self.hosts[i].name, error = %e, "poll failed");
+        lock(&self.state)[i].last_error = Some((Instant::now(), e.to_string(), e.engine_problem().cloned()));
     }
 
     async fn poll_loop(&self, i: usize) {
-        let host = self.hosts[i].clone();
+        let relist = RELIST_EVERY.max(self.poll_every);
+        let mut poked = true;
         loop {
-            let result = host.call::<Vec<ContainerSummary>>(&Call::new(Verb::ListContainers, &[]), None, None).await;
+            let last_list = lock(&self.state)[i].last_list;
+            let listed = if poked
+                || !self.events_up[i].load(Ordering::Relaxed)
+                || last_list.is_none_or(|t| t.elapsed() >= relist)
             {
-                let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-                let s = &mut state[i];
-                match result {
-                    Ok(mut containers) => {
-                        // Text from containers, made safe to show once, for every view.
-                        containers.iter_mut().for_each(crate::model::neutralise_container);
-                        self.record_history(&host.name, &containers);
-                        s.containers = containers;
-                        s.last_ok = Some(Instant::now());
-                        s.last_error = None;
-                    }
-                    Err(e) => {
-                        tracing::debug!(host = %host.name, error = %e, "poll failed");
-                        s.last_error = Some((Instant::now(), e.to_string(), e.engine_problem().cloned()));
-                    }
-                }
+                self.list(i).await
+            } else {
+                false
+            };
+            if self.stats_wanted(i) {
+                self.poll_stats(i).await;
+            } else if !listed {
+                self.heartbeat(i).await;
             }
-            self.publish();
-            tokio::select! {
-                _ = tokio::time::sleep(self.poll_every) => {}
-                _ = self.wake[i].notified() => {}
+            poked = tokio::select! {
+                _ = tokio::time::sleep(self.poll_every) => false,
+                _ = self.wake[i].notified() => true,
+            };
+        }
+    }
+
+    /// Lists the host's containers and publishes what changed; whether it answered.
+    async fn list(&self, i: usize) -> bool {
+        let host = &self.hosts[i];
+        let result = host.call::<Vec<ContainerSummary>>(&Call::new(Verb::ListContainers, &[]), None, None).await;
+        lock(&self.state)[i].last_list = Some(Instant::now());
+        match result {
+            Ok(mut containers) => {
+                // Text from containers, made safe to show once, for every view.
+                containers.iter_mut().for_each(crate::model::neutralise_container);
+                self.ok(i);
+                self.update(Some(i), |f| list_changes(&f.hosts[i], containers));
+                true
+            }
+            Err(e) => {
+                self.failed(i, &e);
+                self.update(Some(i), |_| Vec::new());
+                false
             }
         }
     }
 
-    fn record_history(&self, host: &str, containers: &[ContainerSummary]) {
-        let mut h = self.history.write().unwrap_or_else(|e| e.into_inner());
-        let mut seen = Vec::with_capacity(containers.len());
-        for c in containers {
-            let key = format!("{host}/{}", c.id);
-            if let Some(s) = &c.stats {
-                let q = h.entry(key.clone()).or_default();
-                if q.back().is_none_or(|p| p.time_ms < s.time_ms) {
-                    if q.len() == HISTORY_POINTS {
-                        q.pop_front();
-                    }
-                    q.push_back(HistoryPoint {
-                        time_ms: s.time_ms,
-                        cpu_percent: s.cpu_percent.map(|v| v as f32),
-                        memory_bytes: s.memory_bytes,
-                        net_rx_bytes: s.net_rx_bytes,
-                        net_tx_bytes: s.net_tx_bytes,
-                    });
-                }
+    /// The stats round, if it is not the one read last (`If-None-Match`).
+    async fn poll_stats(&self, i: usize) {
+        let host = &self.hosts[i];
+        let etag = lock(&self.state)[i].stats_etag.clone();
+        match host.call_if_changed::<StatsSnapshot>(&Call::new(Verb::Stats, &[]), etag.as_deref()).await {
+            Ok(None) => self.ok(i),
+            Ok(Some((snapshot, etag))) => {
+                lock(&self.state)[i].stats_etag = etag;
+                self.ok(i);
+                self.update(Some(i), |f| stats_changes(&f.hosts[i], &snapshot));
             }
-            seen.push(key);
+            Err(e) => {
+                self.failed(i, &e);
+                self.update(Some(i), |_| Vec::new());
+            }
         }
-        let prefix = format!("{host}/");
-        h.retain(|k, _| !k.starts_with(&prefix) || seen.contains(k));
+    }
+
+    /// Whether the host answers, when nothing else asked it this poll. A
+    /// sidecar that answers but cannot use its engine is listed at once, for
+    /// the diagnosis its refusal carries.
+    async fn heartbeat(&self, i: usize) {
+        match self.hosts[i].call::<serde_json::Value>(&Call::new(Verb::Healthz, &[]), None, None).await {
+            Ok(_) => {
+                self.ok(i);
+                self.update(Some(i), |_| Vec::new());
+            }
+            Err(_) => {
+                self.list(i).await;
+            }
+        }
     }
 
     /// Follows the sidecar's events; each one wakes the poller, so a dying
@@ -253,6 +342,9 @@ impl FleetHub {
         loop {
             match host.stream(&Call::new(Verb::Events, &[]), None, None).await {
                 Ok(resp) => {
+                    self.events_up[i].store(true, Ordering::Relaxed);
+                    // Whatever happened while the stream was down: list once.
+                    self.wake[i].notify_one();
                     let mut body = resp.bytes_stream();
                     let mut buf = Vec::new();
                     while let Some(Ok(chunk)) = body.next().await {
@@ -267,6 +359,7 @@ impl FleetHub {
                             buf.clear();
                         }
                     }
+                    self.events_up[i].store(false, Ordering::Relaxed);
                 }
                 Err(e) => tracing::debug!(host = %host.name, error = %e, "event stream unavailable"),
             }
@@ -278,105 +371,232 @@ impl FleetHub {
         let host = self.hosts[i].clone();
         loop {
             if let Ok(d) = host.call::<DiskReport>(&Call::new(Verb::Disk, &[]), None, None).await {
-                let sizes = d.volumes.into_iter().filter_map(|v| Some((v.name, v.size?))).collect();
-                self.state.write().unwrap_or_else(|e| e.into_inner())[i].volume_sizes = sizes;
+                let sizes: BTreeMap<String, i64> =
+                    d.volumes.into_iter().filter_map(|v| Some((v.name, v.size?))).collect();
+                self.update(None, |f| {
+                    let h = &f.hosts[i];
+                    if h.volume_sizes == sizes {
+                        Vec::new()
+                    } else {
+                        vec![Change::Volumes { host: h.name.clone(), sizes }]
+                    }
+                });
             }
             tokio::time::sleep(Duration::from_secs(60)).await;
         }
     }
+
+    /// A live client's stream for a page with `scope`: a snapshot, or, for
+    /// a client reconnecting with `last_id`, what it missed; then the deltas
+    /// its page shows. While it lives the client counts as a viewer of the
+    /// stats its page shows.
+    pub fn live(self: &Arc<Self>, scope: Scope, last_id: Option<&str>) -> impl Stream<Item = Bytes> + Send + 'static {
+        let demand = Demand::new(self.clone(), &scope);
+        let (first, rx, seen) = {
+            let mut live = lock(&self.live);
+            // Subscribed under the lock that publishing holds: no delta falls between.
+            let rx = self.tx.subscribe();
+            let last = last_id.and_then(|id| parse_event_id(id)).filter(|(epoch, _)| *epoch == self.epoch);
+            let first = match last {
+                Some((_, seq)) if seq == live.seq => Vec::new(),
+                Some((_, seq)) if seq < live.seq && live.replay.front().is_some_and(|f| f.seq <= seq + 1) => {
+                    live.replay.iter().filter(|f| f.seq > seq).filter_map(|f| f.bytes(&self.epoch, &scope)).collect()
+                }
+                Some(_) => self.snapshot_frame(&mut live, &scope, "resync"),
+                None if last_id.is_some() => self.snapshot_frame(&mut live, &scope, "resync"),
+                None => self.snapshot_frame(&mut live, &scope, "snapshot"),
+            };
+            (first, rx, live.seq)
+        };
+        let state = Follow { hub: self.clone(), scope, rx, seen, resyncs: 0, _demand: demand };
+        let rest = futures_util::stream::unfold(state, |mut s| async move {
+            loop {
+                match s.rx.recv().await {
+                    Ok(frame) if frame.seq <= s.seen => continue,
+                    Ok(frame) => {
+                        s.seen = frame.seq;
+                        if let Some(bytes) = frame.bytes(&s.hub.epoch, &s.scope) {
+                            return Some((futures_util::stream::iter(vec![bytes]), s));
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        s.resyncs += 1;
+                        if s.resyncs > LAG_RESYNCS_MAX {
+                            tracing::debug!("a live client fell behind too often: dropped");
+                            return None;
+                        }
+                        let (pieces, seq) = {
+                            let mut live = lock(&s.hub.live);
+                            (s.hub.snapshot_frame(&mut live, &s.scope, "resync"), live.seq)
+                        };
+                        s.seen = seq;
+                        return Some((futures_util::stream::iter(pieces), s));
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        })
+        .flatten();
+        futures_util::stream::iter(first).chain(rest).fuse()
+    }
+
+    /// A snapshot event (`snapshot` or `resync`) of the published fleet as
+    /// `scope` shows it, in pieces; the overview's JSON is made once per version.
+    fn snapshot_frame(&self, live: &mut Live, scope: &Scope, event: &str) -> Vec<Bytes> {
+        let json = match (scope, &live.snapshot) {
+            (Scope::Overview, Some((seq, json))) if *seq == live.seq => json.clone(),
+            _ => {
+                let json = Bytes::from(serde_json::to_vec(&live.fleet.project(scope)).unwrap_or_default());
+                if *scope == Scope::Overview {
+                    live.snapshot = Some((live.seq, json.clone()));
+                }
+                json
+            }
+        };
+        let head = format!("event: {event}\nid: {}-{}\ndata: ", self.epoch, live.seq);
+        // Compact JSON has no raw newline, so it fits one `data:` line.
+        vec![Bytes::from(head), json, Bytes::from_static(b"\n\n")]
+    }
 }
 
-/// Points of a sparkline: at most this many…
-const SPARK_POINTS: usize = 30;
-/// …each the mean CPU of a bucket of this much wall-clock time.
-const SPARK_BUCKET_MS: i64 = 30_000;
+/// A live client's place in the stream.
+struct Follow {
+    hub: Arc<FleetHub>,
+    scope: Scope,
+    rx: broadcast::Receiver<Arc<Frame>>,
+    seen: u64,
+    resyncs: u32,
+    _demand: Demand,
+}
 
-/// The mean CPU % per 30 s bucket of sample time, the newest 30 buckets, at 0.1 %.
-fn sparkline(points: &VecDeque<HistoryPoint>) -> Vec<f32> {
-    let mut buckets: Vec<(i64, f32, u32)> = Vec::new();
-    for p in points {
-        let b = p.time_ms.div_euclid(SPARK_BUCKET_MS);
-        match buckets.last_mut() {
-            Some((last, sum, n)) if *last == b => {
-                *sum += p.cpu_percent.unwrap_or(0.0);
-                *n += 1;
+/// A live page counted as a viewer of the stats it shows, while it lives.
+struct Demand {
+    hub: Arc<FleetHub>,
+    host: Option<Option<usize>>,
+}
+
+impl Demand {
+    fn new(hub: Arc<FleetHub>, scope: &Scope) -> Self {
+        let host = scope.stats_of().map(|h| h.and_then(|h| hub.index(h)));
+        let first = match host {
+            Some(None) => hub.stats_all.fetch_add(1, Ordering::Relaxed) == 0,
+            Some(Some(i)) => hub.stats_host[i].fetch_add(1, Ordering::Relaxed) == 0,
+            None => false,
+        };
+        if first {
+            // The first viewer: stats now, not at the next poll.
+            for (i, w) in hub.wake.iter().enumerate() {
+                if host == Some(None) || host == Some(Some(i)) {
+                    w.notify_one();
+                }
             }
-            _ => buckets.push((b, p.cpu_percent.unwrap_or(0.0), 1)),
+        }
+        Self { hub, host }
+    }
+}
+
+impl Drop for Demand {
+    fn drop(&mut self) {
+        match self.host {
+            Some(None) => self.hub.stats_all.fetch_sub(1, Ordering::Relaxed),
+            Some(Some(i)) => self.hub.stats_host[i].fetch_sub(1, Ordering::Relaxed),
+            None => 0,
+        };
+    }
+}
+
+/// What a new list of a host's containers changes, at display precision:
+/// added, removed, changed in anything a page shows (the engine's status text
+/// compared without its ticking times), and stats.
+fn list_changes(h: &HostView, containers: Vec<ContainerSummary>) -> Vec<Change> {
+    let listed: std::collections::HashSet<String> = containers.iter().map(|c| c.id.clone()).collect();
+    let mut changes: Vec<Change> = h
+        .containers
+        .iter()
+        .filter(|o| !listed.contains(&o.id))
+        .map(|o| Change::Remove { host: h.name.clone(), id: o.id.clone() })
+        .collect();
+    for mut c in containers {
+        let live = c.stats.as_ref().map(LiveStats::of);
+        c.stats = live.map(|s| s.sample(&c.id));
+        let old = h.containers.iter().find(|o| o.id == c.id);
+        let id = c.id.clone();
+        if !old.is_some_and(|o| same_but_stats(o, &c)) {
+            changes.push(Change::Upsert { host: h.name.clone(), c: Box::new(c) });
+        }
+        // After the upsert: the sparkline follows the stats changes alone.
+        if old.and_then(|o| o.stats.as_ref().map(LiveStats::of)) != live || (old.is_none() && live.is_some()) {
+            changes.push(Change::Stats { host: h.name.clone(), id, s: live });
         }
     }
-    let skip = buckets.len().saturating_sub(SPARK_POINTS);
-    buckets[skip..].iter().map(|(_, sum, n)| (sum / *n as f32 * 10.0).round() / 10.0).collect()
+    changes
 }
 
-/// Docker's status text ticks every second for a container's first minute
-/// ("Up 12 seconds"): compared as "Up seconds", so it is no change each poll.
-fn coarse_status(status: &str) -> String {
-    let mut words: Vec<&str> = Vec::new();
-    for w in status.split(' ') {
-        if w.starts_with("second") {
-            if words.last().is_some_and(|p| *p == "a" || p.chars().all(|c| c.is_ascii_digit())) {
-                words.pop();
-            }
-            words.push("seconds");
-        } else {
-            words.push(w);
-        }
+/// What a stats round changes at display precision (containers it no longer
+/// has lose their stats).
+fn stats_changes(h: &HostView, snapshot: &StatsSnapshot) -> Vec<Change> {
+    let by_id: std::collections::HashMap<&str, LiveStats> =
+        snapshot.containers.iter().map(|s| (s.id.as_str(), LiveStats::of(s))).collect();
+    h.containers
+        .iter()
+        .filter_map(|c| {
+            let was = c.stats.as_ref().map(LiveStats::of);
+            let now = by_id.get(c.id.as_str()).copied();
+            (was != now).then(|| Change::Stats { host: h.name.clone(), id: c.id.clone(), s: now })
+        })
+        .collect()
+}
+
+/// Two summaries a page would show alike, apart from their stats.
+fn same_but_stats(a: &ContainerSummary, b: &ContainerSummary) -> bool {
+    if status_kind(&a.status) != status_kind(&b.status) {
+        return false;
     }
-    words.join(" ")
+    let strip = |c: &ContainerSummary| {
+        let mut c = c.clone();
+        c.stats = None;
+        c.status.clear();
+        c
+    };
+    strip(a) == strip(b)
 }
 
-/// The last version sent to live clients and what it showed.
-#[derive(Default)]
-struct Sent {
-    version: u64,
-    signature: Option<Vec<u8>>,
+/// Docker's status text without its times ("Up 5 minutes (healthy)" →
+/// "Up (healthy)"), which tick by themselves: compared so, an ageing
+/// container is no change (the text is as of its last real one).
+fn status_kind(status: &str) -> String {
+    const TIME_WORDS: &[&str] = &[
+        "a", "an", "about", "less", "than", "ago", "second", "seconds", "minute", "minutes", "hour", "hours", "day",
+        "days", "week", "weeks", "month", "months", "year", "years",
+    ];
+    status
+        .split(' ')
+        .filter(|w| {
+            !w.is_empty()
+                && !w.bytes().all(|b| b.is_ascii_digit())
+                && !TIME_WORDS.contains(&w.to_ascii_lowercase().as_str())
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `event: delta` with its id.
+fn delta_frame(epoch: &str, seq: u64, delta: &Delta) -> Bytes {
+    let json = serde_json::to_string(delta).unwrap_or_else(|_| "null".into());
+    Bytes::from(format!("event: delta\nid: {epoch}-{seq}\ndata: {json}\n\n"))
+}
+
+/// `<8 hex epoch>-<seq>`, as a `Last-Event-ID` must be.
+fn parse_event_id(id: &str) -> Option<(&str, u64)> {
+    let (epoch, seq) = id.split_once('-')?;
+    let ok = epoch.len() == 8 && epoch.bytes().all(|b| b.is_ascii_hexdigit()) && (1..=20).contains(&seq.len());
+    ok.then_some(())?;
+    Some((epoch, seq.parse().ok().filter(|_| seq.bytes().all(|b| b.is_ascii_digit()))?))
 }
 
 /// Whether `id` could be one of ours (`<8 hex>-<digits>`), as a `Last-Event-ID` must be.
 pub fn valid_event_id(id: &str) -> bool {
-    match id.split_once('-') {
-        Some((epoch, version)) => {
-            epoch.len() == 8
-                && epoch.bytes().all(|b| b.is_ascii_hexdigit())
-                && (1..=20).contains(&version.len())
-                && version.bytes().all(|b| b.is_ascii_digit())
-        }
-        None => false,
-    }
-}
-
-/// The fleet as one Server-Sent Events frame (`event: fleet`, with its id).
-fn encode(fleet: &Fleet, id: &str) -> Bytes {
-    // Compact JSON has no raw newline, so it fits one `data:` line.
-    let json = serde_json::to_string(fleet).unwrap_or_else(|_| "null".into());
-    let mut f = String::with_capacity(json.len() + id.len() + 26);
-    f.push_str("event: fleet\nid: ");
-    f.push_str(id);
-    f.push_str("\ndata: ");
-    f.push_str(&json);
-    f.push_str("\n\n");
-    Bytes::from(f)
-}
-
-/// What a page shows of the fleet, as bytes to compare: no clock, stats at
-/// the precision the pages display them (CPU 0.1 %, memory 1 MiB; the
-/// sample's time and counters are not shown from the live fleet), and the
-/// engine's status text without its ticking seconds.
-pub fn display_signature(fleet: &Fleet) -> Vec<u8> {
-    const MIB: u64 = 1 << 20;
-    let mut f = fleet.clone();
-    f.at_ms = 0;
-    for c in f.hosts.iter_mut().flat_map(|h| h.containers.iter_mut()) {
-        c.status = coarse_status(&c.status);
-        if let Some(s) = c.stats.as_mut() {
-            s.cpu_percent = s.cpu_percent.map(|v| (v * 10.0).round() / 10.0);
-            s.memory_bytes = (s.memory_bytes + MIB / 2) / MIB;
-            s.memory_limit_bytes /= MIB;
-            (s.time_ms, s.net_rx_bytes, s.net_tx_bytes, s.block_read_bytes, s.block_write_bytes, s.pids) =
-                (0, 0, 0, 0, 0, 0);
-        }
-    }
-    serde_json::to_vec(&f).unwrap_or_default()
+    parse_event_id(id).is_some()
 }
 
 pub fn now_ms() -> i64 {
@@ -386,37 +606,160 @@ pub fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{container, fleet};
-    use shared::{ContainerState, StatsSample};
+    use crate::model::fixtures::container;
+    use shared::{ContainerState, Health, StatsSample};
 
-    fn with_stats(cpu: f64, memory: u64, rx: u64) -> Fleet {
-        let mut c = container("web", Some("shop"), ContainerState::Running, "Up");
+    fn hub(names: &[&str]) -> Arc<FleetHub> {
+        let dir = tempfile::tempdir().unwrap();
+        let spec: Vec<String> = names
+            .iter()
+            .map(|n| {
+                std::fs::write(dir.path().join(n), "a-secret-0123456789abcdef0123456789abcdef").unwrap();
+                format!("{n}=http://127.0.0.1:9")
+            })
+            .collect();
+        let hosts = super::super::sidecar::parse_hosts(&spec.join(","), dir.path(), &Arc::default()).unwrap();
+        Arc::new(FleetHub::new(hosts, Duration::from_secs(10), Duration::from_secs(2)))
+    }
+
+    fn running(name: &str, cpu: f64) -> ContainerSummary {
+        let mut c = container(name, Some("shop"), ContainerState::Running, Health::None, "Up 3 minutes");
         c.stats = Some(StatsSample {
             id: c.id.clone(),
-            time_ms: rx as i64,
+            time_ms: 1,
             cpu_percent: Some(cpu),
-            memory_bytes: memory,
+            memory_bytes: 10 << 20,
             memory_limit_bytes: 1 << 30,
-            net_rx_bytes: rx,
-            net_tx_bytes: rx,
-            block_read_bytes: rx,
-            block_write_bytes: rx,
-            pids: rx,
+            net_rx_bytes: 5,
+            net_tx_bytes: 5,
+            block_read_bytes: 5,
+            block_write_bytes: 5,
+            pids: 3,
         });
-        let mut f = fleet(vec![c]);
-        f.at_ms = rx as i64;
-        f
+        c
+    }
+
+    /// Publishes `containers` as host `i`'s list, as a poll would.
+    fn list(hub: &FleetHub, i: usize, containers: Vec<ContainerSummary>) {
+        hub.update(Some(i), |f| list_changes(&f.hosts[i], containers));
+    }
+
+    /// The SSE events of `bytes`: (event, id, data).
+    fn events(bytes: &[Bytes]) -> Vec<(String, String, String)> {
+        let text: String = bytes.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect();
+        text.split("\n\n")
+            .filter(|b| !b.is_empty())
+            .map(|b| {
+                let field = |k: &str| b.lines().find_map(|l| l.strip_prefix(k)).unwrap_or_default().to_owned();
+                (field("event: "), field("id: "), field("data: "))
+            })
+            .collect()
+    }
+
+    /// What the stream has ready now (without waiting for more).
+    async fn ready(s: &mut (impl Stream<Item = Bytes> + Unpin)) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        while let Ok(Some(b)) = tokio::time::timeout(Duration::from_millis(50), s.next()).await {
+            out.push(b);
+        }
+        out
+    }
+
+    /// A browser's copy: the snapshot, then every delta applied.
+    fn follow(copy: &mut Fleet, evs: &[(String, String, String)]) {
+        for (event, _, data) in evs {
+            match event.as_str() {
+                "snapshot" | "resync" => *copy = serde_json::from_str(data).unwrap(),
+                "delta" => copy.apply(&serde_json::from_str(data).unwrap()),
+                other => panic!("unexpected event {other}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_list_changes_only_what_a_page_would_show_differently() {
+        let mut h = hub(&["a"]).snapshot().hosts.remove(0);
+        let first = list_changes(&h, vec![running("web", 1.0), running("db", 2.0)]);
+        assert_eq!(first.len(), 4, "two upserts, two stats: {first:?}");
+        let mut f = Fleet { hosts: vec![h.clone()], ..Default::default() };
+        f.apply(&Delta { at_ms: 1, bucket: 1, changes: first });
+        h = f.hosts[0].clone();
+        // The same again, ageing ("Up 4 minutes"), other counters, CPU within 0.05: nothing.
+        let mut again = vec![running("web", 1.04), running("db", 2.0)];
+        again[0].status = "Up 4 minutes".into();
+        again[1].stats.as_mut().unwrap().net_rx_bytes = 999;
+        assert_eq!(list_changes(&h, again), vec![]);
+        // web exits, db's CPU moves a tenth, a container goes, one comes.
+        let mut web = running("web", 1.0);
+        (web.state, web.status, web.stats) = (ContainerState::Exited, "Exited (1) 2 seconds ago".into(), None);
+        let changes = list_changes(&h, vec![web, running("db", 2.1), running("new", 0.0)]);
+        let kinds: Vec<String> = changes
+            .iter()
+            .map(|c| match c {
+                Change::Upsert { c, .. } => format!("upsert {}", c.name),
+                Change::Stats { id, s, .. } => format!("stats {id} {:?}", s.and_then(|s| s.cpu)),
+                Change::Remove { id, .. } => format!("remove {id}"),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            ["upsert web", "stats web-id None", "stats db-id Some(2.1)", "upsert new", "stats new-id Some(0.0)"]
+        );
+        let gone = list_changes(&h, vec![running("web", 1.0)]);
+        assert_eq!(gone, vec![Change::Remove { host: "a".into(), id: "db-id".into() }]);
+    }
+
+    #[test]
+    fn a_stats_round_changes_only_what_moved_at_display_precision() {
+        let hub = hub(&["a"]);
+        list(&hub, 0, vec![running("web", 1.0), running("db", 2.0)]);
+        let h = hub.snapshot().hosts.remove(0);
+        let sample = |c: &ContainerSummary, cpu: f64, mem: u64| {
+            let mut s = c.stats.clone().unwrap();
+            (s.cpu_percent, s.memory_bytes) = (Some(cpu), mem);
+            s
+        };
+        let round = |samples| StatsSnapshot { taken_at_ms: 2, age_ms: 0, stale: false, containers: samples };
+        let (web, db) = (&h.containers[1], &h.containers[0]);
+        assert_eq!(
+            stats_changes(&h, &round(vec![sample(web, 1.02, 10 << 20), sample(db, 2.0, (10 << 20) + 1000)])),
+            vec![]
+        );
+        let moved = stats_changes(&h, &round(vec![sample(web, 1.0, 11 << 20)]));
+        assert_eq!(
+            moved,
+            vec![
+                Change::Stats { host: "a".into(), id: "db-id".into(), s: None },
+                Change::Stats {
+                    host: "a".into(),
+                    id: "web-id".into(),
+                    s: Some(LiveStats { cpu: Some(1.0), mem: 11 << 20, limit: 1 << 30 })
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn status_text_is_compared_without_its_times() {
+        assert_eq!(status_kind("Up 5 minutes (healthy)"), "Up (healthy)");
+        assert_eq!(status_kind("Up About an hour"), "Up");
+        assert_eq!(status_kind("Up Less than a second"), "Up");
+        assert_eq!(status_kind("Exited (137) 3 days ago"), "Exited (137)");
+        assert_ne!(status_kind("Up 5 minutes (healthy)"), status_kind("Up 5 minutes (unhealthy)"));
+        assert_ne!(status_kind("Exited (0) 1 second ago"), status_kind("Exited (1) 1 second ago"));
     }
 
     #[test]
     fn event_ids_are_checked() {
-        assert!(valid_event_id("0a1b2c3d-17"));
+        assert_eq!(parse_event_id("0a1b2c3d-17"), Some(("0a1b2c3d", 17)));
         for bad in [
             "",
             "17",
             "0a1b2c3d-",
             "0a1b2c3g-1",
             "0a1b2c3d-x",
+            "0a1b2c3d-+1",
             "0a1b2c3-1",
             "0a1b2c3d-1-2",
             "0a1b2c3d-123456789012345678901",
@@ -425,52 +768,115 @@ mod tests {
         }
     }
 
-    #[test]
-    fn ticking_seconds_are_not_a_change_minutes_are() {
-        assert_eq!(coarse_status("Up 12 seconds"), coarse_status("Up 13 seconds"));
-        assert_eq!(coarse_status("Up 1 second (health: starting)"), "Up seconds (health: starting)");
-        assert_eq!(coarse_status("Up Less than a second"), "Up Less than seconds");
-        assert_ne!(coarse_status("Up 2 minutes"), coarse_status("Up 3 minutes"));
-        assert_eq!(coarse_status("Exited (0) 5 seconds ago"), "Exited (0) seconds ago");
+    #[tokio::test]
+    async fn a_client_gets_a_snapshot_then_only_changes_and_holds_what_the_server_holds() {
+        let hub = hub(&["a", "b"]);
+        list(&hub, 0, vec![running("web", 1.0)]);
+        let mut s = Box::pin(hub.live(Scope::Overview, None));
+        let first = events(&ready(&mut s).await);
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].0, "snapshot");
+        let mut copy = Fleet::default();
+        follow(&mut copy, &first);
+        // Nothing changes: nothing is sent.
+        list(&hub, 0, vec![running("web", 1.0)]);
+        assert!(ready(&mut s).await.is_empty());
+        // A change: one small delta, and the copy is the server's fleet again.
+        list(&hub, 1, vec![running("api", 5.0)]);
+        let next = events(&ready(&mut s).await);
+        assert_eq!(next.iter().map(|e| e.0.as_str()).collect::<Vec<_>>(), ["delta"]);
+        assert!(next[0].2.len() < 2_000, "{}", next[0].2);
+        follow(&mut copy, &next);
+        assert_eq!(copy, hub.view(&Scope::Overview));
     }
 
-    #[test]
-    fn sparkline_buckets_stay_put_as_samples_arrive() {
-        let point = |t: i64, cpu: f32| HistoryPoint {
-            time_ms: t,
-            cpu_percent: Some(cpu),
-            memory_bytes: 0,
-            net_rx_bytes: 0,
-            net_tx_bytes: 0,
+    #[tokio::test]
+    async fn a_reconnecting_client_gets_exactly_what_it_missed_or_a_resync() {
+        let hub = hub(&["a"]);
+        list(&hub, 0, vec![running("web", 1.0)]);
+        let mut s = Box::pin(hub.live(Scope::Overview, None));
+        let first = events(&ready(&mut s).await);
+        let mut copy = Fleet::default();
+        follow(&mut copy, &first);
+        let last = first[0].1.clone();
+        drop(s);
+        // Missed: two changes. Back with its last id: exactly those two deltas.
+        list(&hub, 0, vec![running("web", 1.0), running("db", 2.0)]);
+        list(&hub, 0, vec![running("web", 7.0), running("db", 2.0)]);
+        let mut s = Box::pin(hub.live(Scope::Overview, Some(&last)));
+        let missed = events(&ready(&mut s).await);
+        assert_eq!(missed.iter().map(|e| e.0.as_str()).collect::<Vec<_>>(), ["delta", "delta"]);
+        follow(&mut copy, &missed);
+        assert_eq!(copy, hub.view(&Scope::Overview), "no gap");
+        // Up to date: nothing to send.
+        let now = missed[1].1.clone();
+        assert!(ready(&mut Box::pin(hub.live(Scope::Overview, Some(&now)))).await.is_empty());
+        // Another process's id, or one from the future: a resync.
+        for stale in ["00000000-1".to_owned(), format!("{}-999999", hub.epoch)] {
+            let evs = events(&ready(&mut Box::pin(hub.live(Scope::Overview, Some(&stale)))).await);
+            assert_eq!(evs.iter().map(|e| e.0.as_str()).collect::<Vec<_>>(), ["resync"], "{stale}");
+        }
+        // Further behind than the replay buffer keeps: a resync, never a gap.
+        for i in 0..REPLAY_FRAMES + 5 {
+            list(&hub, 0, vec![running("web", i as f64)]);
+        }
+        let evs = events(&ready(&mut Box::pin(hub.live(Scope::Overview, Some(&now)))).await);
+        assert_eq!(evs.iter().map(|e| e.0.as_str()).collect::<Vec<_>>(), ["resync"]);
+        let mut copy = Fleet::default();
+        follow(&mut copy, &evs);
+        assert_eq!(copy, hub.view(&Scope::Overview));
+    }
+
+    #[tokio::test]
+    async fn a_container_page_gets_that_container_only() {
+        let hub = hub(&["a"]);
+        list(&hub, 0, vec![running("web", 1.0), running("db", 2.0)]);
+        let scope = Scope::Container { host: "a".into(), reference: "web".into() };
+        let mut s = Box::pin(hub.live(scope.clone(), None));
+        let first = events(&ready(&mut s).await);
+        let mut copy = Fleet::default();
+        follow(&mut copy, &first);
+        assert_eq!(copy.hosts[0].containers.len(), 1);
+        list(&hub, 0, vec![running("web", 1.0), running("db", 9.0)]);
+        assert!(ready(&mut s).await.is_empty(), "db's stats are not this page's");
+        list(&hub, 0, vec![running("web", 3.0), running("db", 9.0)]);
+        let next = events(&ready(&mut s).await);
+        assert_eq!(next.len(), 1);
+        assert!(!next[0].2.contains("db-id"), "{}", next[0].2);
+        follow(&mut copy, &next);
+        assert_eq!(copy, hub.view(&scope));
+        // It counts as a viewer of its host's stats while it lives.
+        assert_eq!(hub.stats_host[0].load(Ordering::Relaxed), 1);
+        assert!(hub.stats_wanted(0));
+        drop(s);
+        assert!(!hub.stats_wanted(0));
+    }
+
+    #[tokio::test]
+    async fn a_client_that_falls_behind_is_resynced_then_dropped() {
+        let hub = hub(&["a"]);
+        let mut s = Box::pin(hub.live(Scope::Overview, None));
+        let mut copy = Fleet::default();
+        follow(&mut copy, &events(&ready(&mut s).await));
+        // The client reads nothing while more than the broadcast ring is published.
+        let mut n = 0.0;
+        let mut flood = |hub: &FleetHub| {
+            for _ in 0..BROADCAST_FRAMES + 10 {
+                n += 1.0;
+                list(hub, 0, vec![running("web", n)]);
+            }
         };
-        let mut q: VecDeque<HistoryPoint> = (0..20).map(|i| point(i * 2_000, 1.0)).collect();
-        let before = sparkline(&q);
-        assert_eq!(before, vec![1.0, 1.0], "two 30 s buckets");
-        // Another sample in the same bucket, at the same level: the same sparkline.
-        q.push_back(point(40_000, 1.0));
-        assert_eq!(sparkline(&q), before);
-        // A new bucket adds a point; at most 30 are kept, the newest.
-        q.push_back(point(60_000, 3.0));
-        assert_eq!(sparkline(&q), vec![1.0, 1.0, 3.0]);
-        let long: VecDeque<HistoryPoint> = (0..100).map(|i| point(i * 30_000, i as f32)).collect();
-        let s = sparkline(&long);
-        assert_eq!((s.len(), s[0], s[29]), (30, 70.0, 99.0));
-    }
-
-    #[test]
-    fn what_a_page_would_not_show_differently_is_not_a_change() {
-        let base = display_signature(&with_stats(12.31, 100 << 20, 1));
-        // Another clock, other counters, CPU within 0.05 %, memory within half a MiB: the same.
-        assert_eq!(display_signature(&with_stats(12.34, (100 << 20) + 300_000, 987_654)), base);
-        // A tenth of a percent of CPU, or a MiB of memory: a change.
-        assert_ne!(display_signature(&with_stats(12.41, 100 << 20, 1)), base);
-        assert_ne!(display_signature(&with_stats(12.31, 101 << 20, 1)), base);
-        // So is anything else the page shows: state, health, a container more.
-        let mut exited = with_stats(12.31, 100 << 20, 1);
-        exited.hosts[0].containers[0].state = ContainerState::Exited;
-        assert_ne!(display_signature(&exited), base);
-        let mut more = with_stats(12.31, 100 << 20, 1);
-        more.hosts[0].containers.push(container("db", Some("shop"), ContainerState::Running, "Up"));
-        assert_ne!(display_signature(&more), base);
+        flood(&hub);
+        let evs = events(&ready(&mut s).await);
+        assert_eq!(evs.first().map(|e| e.0.as_str()), Some("resync"), "{:?}", evs.len());
+        follow(&mut copy, &evs);
+        assert_eq!(copy, hub.view(&Scope::Overview), "resynced to the present");
+        for _ in 1..LAG_RESYNCS_MAX {
+            flood(&hub);
+            let evs = events(&ready(&mut s).await);
+            assert_eq!(evs.first().map(|e| e.0.as_str()), Some("resync"));
+        }
+        flood(&hub);
+        assert_eq!(s.next().await, None, "dropped after falling behind too often");
     }
 }

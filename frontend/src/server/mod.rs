@@ -112,13 +112,9 @@ impl Core {
         let mut detail: ContainerDetail =
             h.call(&Call::new(Verb::InspectContainer, &[r.as_str()]), actor, None).await?;
         crate::model::neutralise_detail(&mut detail);
-        let mut history = self.fleet.history(host, &detail.summary.id);
-        if history.len() < 10 {
-            let call = Call::new(Verb::StatsHistory, &[]).query("ref", &detail.summary.id).query("window", 900);
-            if let Ok(hist) = h.call::<shared::StatsHistory>(&call, actor, None).await {
-                history = hist.points;
-            }
-        }
+        // The sidecar keeps the history (the console keeps none per container).
+        let call = Call::new(Verb::StatsHistory, &[]).query("ref", &detail.summary.id).query("window", 900);
+        let history = h.call::<shared::StatsHistory>(&call, actor, None).await.map(|h| h.points).unwrap_or_default();
         Ok(ContainerPage { host: host.to_owned(), detail, history })
     }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -17,7 +18,6 @@ use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use serde::Deserialize;
 use shared::{AuditPage, Call, ContainerRef, LogsPage, Verb};
-use tokio_stream::wrappers::BroadcastStream;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use super::auth::{self, CurrentUser};
@@ -29,6 +29,7 @@ use super::users::{self, UserStore};
 use super::{password, sidecar, Core, Options};
 use crate::app::{shell, App};
 use crate::error::ConsoleError;
+use crate::model::Scope;
 use crate::types::Role;
 
 #[derive(Debug, thiserror::Error)]
@@ -258,24 +259,43 @@ fn sidecar_err(e: super::sidecar::SidecarError) -> Response {
     (status, axum::Json(shared::ErrorBody::new(shared::ErrorCode::DockerError, e.to_string()))).into_response()
 }
 
-/// GET /api/live: the fleet as Server-Sent Events (`event: fleet`), first at
-/// once, then on every change, with a comment line every 15 s to keep proxies
+/// What `/api/live` takes: the page's scope (`overview` by default,
+/// `network`, `hosts`, or `container` with `host` and `id`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LiveQuery {
+    scope: Option<String>,
+    host: Option<String>,
+    id: Option<String>,
+}
+
+/// GET /api/live: the fleet as Server-Sent Events, cut to what the page
+/// shows: `snapshot` at once (or, for a browser reconnecting with
+/// `Last-Event-ID`, the deltas it missed, or `resync` when they are gone),
+/// then a `delta` per change, with a comment line every 15 s to keep proxies
 /// from closing an idle stream. Reconnects are the browser's EventSource's.
-async fn live(State(core): State<Arc<Core>>, Extension(u): Extension<CurrentUser>, headers: HeaderMap) -> Response {
-    // A browser reconnecting says which version it has (`Last-Event-ID`): if
-    // that is the current one, it needs no snapshot until something changes.
+async fn live(
+    State(core): State<Arc<Core>>,
+    Extension(u): Extension<CurrentUser>,
+    headers: HeaderMap,
+    query: Result<Query<LiveQuery>, QueryRejection>,
+) -> Response {
+    let Ok(Query(q)) = query else { return bad("the live stream takes scope, host and id, nothing else") };
+    let scope = match Scope::parse(q.scope.as_deref(), q.host.as_deref(), q.id.as_deref()) {
+        Ok(s) => s,
+        Err(e) => return bad(e),
+    };
+    if let Scope::Container { host, .. } = &scope {
+        if core.fleet.host(host).is_none() {
+            return bad("no such host");
+        }
+    }
     let seen = match headers.get("last-event-id").map(|v| v.to_str()) {
         None => None,
         Some(Ok(id)) if super::fleet::valid_event_id(id) => Some(id.to_owned()),
         Some(_) => return bad("Last-Event-ID is not an event id of this stream"),
     };
-    // Subscribed before the snapshot is taken: no version falls between them.
-    let subscription = core.fleet.subscribe();
-    let (current, first) = core.fleet.current();
-    let first = (seen.as_deref() != Some(current.as_str())).then_some(first);
-    let core2 = core.clone();
-    // Lagging behind the channel: skip to the present.
-    let updates = BroadcastStream::new(subscription).map(move |m| m.unwrap_or_else(|_| core2.fleet.frame()));
+    let updates = core.fleet.live(scope, seen.as_deref());
     let keep_alive = futures_util::stream::unfold((), |()| async {
         tokio::time::sleep(Duration::from_secs(15)).await;
         Some((Bytes::from_static(b":\n\n"), ()))
@@ -285,13 +305,19 @@ async fn live(State(core): State<Arc<Core>>, Extension(u): Extension<CurrentUser
     let core3 = core.clone();
     // Counted while the stream lives: dropped with it when it ends or the browser leaves.
     let open = core.metrics.stream_opened(Stream::Fleet);
-    let frames = futures_util::stream::iter(first)
-        .chain(futures_util::stream::select(updates, keep_alive))
-        .take_while(move |_| std::future::ready(auth::still_signed_in(&core3, &u)))
-        .map(move |f| {
-            let _ = &open;
-            Ok::<_, Infallible>(f)
-        });
+    // Ends when the updates do (a client dropped for falling behind); the
+    // keep-alives alone never hold a stream open.
+    let frames = futures_util::stream::select(
+        updates.map(Some).chain(futures_util::stream::once(async { None })),
+        keep_alive.map(Some),
+    )
+    .take_while(|f| std::future::ready(f.is_some()))
+    .filter_map(std::future::ready)
+    .take_while(move |_| std::future::ready(auth::still_signed_in(&core3, &u)))
+    .map(move |f| {
+        let _ = &open;
+        Ok::<_, Infallible>(f)
+    });
     ([(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")], Body::from_stream(frames))
         .into_response()
 }
@@ -422,7 +448,7 @@ async fn metrics(State(core): State<Arc<Core>>, user: Option<Extension<CurrentUs
         (Some(_), Some(_)) => return unauthorized(),
     }
     let statuses = core.fleet.statuses();
-    let text = core.metrics.render(statuses.iter().map(|(h, s)| (*h, super::metrics::status_label(s))));
+    let text = core.metrics.render(statuses.iter().map(|(h, s)| (h.as_str(), super::metrics::status_label(s))));
     ([(header::CONTENT_TYPE, super::metrics::CONTENT_TYPE), (header::CACHE_CONTROL, "no-store")], text).into_response()
 }
 

@@ -220,6 +220,37 @@ impl Sidecar {
         answer
     }
 
+    /// A read verb's JSON answer and its `ETag`, or `None` when the sidecar
+    /// says it is still `etag` (`304 Not Modified`: nothing read, nothing decoded).
+    pub async fn call_if_changed<T: DeserializeOwned>(
+        &self,
+        call: &Call,
+        etag: Option<&str>,
+    ) -> Result<Option<(T, Option<String>)>, SidecarError> {
+        let started = Instant::now();
+        let answer = async {
+            let mut req = self.request(&self.http, call, None, None);
+            if let Some(tag) = etag {
+                req = req.header(reqwest::header::IF_NONE_MATCH, tag);
+            }
+            let r = req.send().await.map_err(|e| self.unreachable(e))?;
+            if r.status() == reqwest::StatusCode::NOT_MODIFIED {
+                return Ok(None);
+            }
+            // An ETag is quoted visible ASCII; anything else is not kept.
+            let tag = r
+                .headers()
+                .get(reqwest::header::ETAG)
+                .and_then(|v| v.to_str().ok())
+                .filter(|t| t.len() <= 64)
+                .map(str::to_owned);
+            Ok(Some((self.decode(r, answer_max(call.verb)).await?, tag)))
+        }
+        .await;
+        self.metrics.sidecar_call(&self.name, call.verb, started.elapsed().as_secs_f64());
+        answer
+    }
+
     /// A verb's streaming answer (Server-Sent Events, pull's NDJSON), with no
     /// overall timeout.
     pub async fn stream(

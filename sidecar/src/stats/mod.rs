@@ -96,6 +96,12 @@ impl StatsCache {
         body.freeze()
     }
 
+    /// The latest round's `ETag`: a new one per round published.
+    pub fn round_tag(&self) -> String {
+        let r = self.latest();
+        format!("\"{}-{}\"", r.taken_at_ms, u8::from(r.stale))
+    }
+
     /// The latest sample of one container, if it was running in the last round.
     pub fn sample(&self, id: &str) -> Option<StatsSample> {
         let r = self.latest();

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use shared::{bounded, limits, ContainerRef, StatsHistory};
@@ -15,9 +15,16 @@ use crate::extract::{NoQuery, Query};
 use crate::state::App;
 
 /// Served from the refresher's latest round; never waits for the engine. The
-/// body is a [`shared::StatsSnapshot`], spliced from the round's serialised samples.
-pub async fn snapshot(State(app): State<App>, NoQuery: NoQuery) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], app.stats.snapshot_json())
+/// body is a [`shared::StatsSnapshot`], spliced from the round's serialised
+/// samples. The round is its `ETag`: a client that sends it back in
+/// `If-None-Match` gets `304 Not Modified` and no body until the next round.
+pub async fn snapshot(State(app): State<App>, headers: HeaderMap, NoQuery: NoQuery) -> Response {
+    let tag = app.stats.round_tag();
+    let etag = [(header::ETAG, HeaderValue::from_str(&tag).unwrap_or(HeaderValue::from_static("\"-\"")))];
+    if headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == tag.as_bytes()) {
+        return (StatusCode::NOT_MODIFIED, etag).into_response();
+    }
+    (etag, [(header::CONTENT_TYPE, "application/json")], app.stats.snapshot_json()).into_response()
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
