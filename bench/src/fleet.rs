@@ -102,6 +102,34 @@ impl Standin {
     }
 }
 
+/// An overview tab kept open in the background, reading and dropping
+/// everything (reopened if the console drops it); closed when dropped.
+struct Watcher(tokio::task::JoinHandle<()>);
+
+impl Watcher {
+    fn open(web: &Proc, cookie: &str) -> Watcher {
+        let (base, cookie) = (web.url(""), cookie.to_owned());
+        Watcher(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            loop {
+                if let Ok(r) =
+                    http.get(format!("{base}/api/live?scope=overview")).header("cookie", &cookie).send().await
+                {
+                    let mut body = r.bytes_stream();
+                    while let Some(Ok(_)) = body.next().await {}
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }))
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// One real sidecar's answers over the bench containers, for the stand-ins.
 async fn record(http: &reqwest::Client, sc: &Proc, path: &Path) -> usize {
     let get = |route: &'static str| {
@@ -129,8 +157,9 @@ fn mb(bytes: u64) -> f64 {
     (bytes as f64 / 1e5).round() / 10.0
 }
 
+/// Kilobytes, to the byte.
 fn kb(bytes: f64) -> f64 {
-    (bytes / 100.0).round() / 10.0
+    bytes.round() / 1000.0
 }
 
 /// What one size of fleet measured, for the comparison rows.
@@ -161,6 +190,9 @@ pub async fn fleet_scale(dir: &Path, site_root: &Path, plan: &Plan) -> Vec<Figur
     let total = hosts.len() * PER_HOST;
     let web = rig::web_urls(dir, "web-50", &hosts, site_root);
     let cookie = rig::login(&web).await;
+    // An operator's tab open throughout: the console follows stats while a
+    // page shows them, so the measured tabs join a console in its steady state.
+    let watcher = Watcher::open(&web, &cookie);
     let load = Instant::now();
     let mirror = live::wait_for_fleet(&http, &web.url(""), &cookie, hosts.len(), total, Duration::from_secs(180)).await;
     eprintln!(
@@ -209,6 +241,8 @@ pub async fn fleet_scale(dir: &Path, site_root: &Path, plan: &Plan) -> Vec<Figur
             .at_most(2.0)
             .note(format!("{} kills", lags.len())),
     );
+    out.extend(render(&http, &web, &cookie, plan.renders(), total, true).await);
+    drop(watcher);
     drop(web);
     drop(stand);
     drop(real);
@@ -220,6 +254,7 @@ pub async fn fleet_scale(dir: &Path, site_root: &Path, plan: &Plan) -> Vec<Figur
         let total = hosts.len() * PER_HOST;
         let web = rig::web_urls(dir, "web-big", &hosts, site_root);
         let cookie = rig::login(&web).await;
+        let _watcher = Watcher::open(&web, &cookie);
         let load = Instant::now();
         let mirror =
             live::wait_for_fleet(&http, &web.url(""), &cookie, hosts.len(), total, Duration::from_secs(600)).await;
@@ -242,7 +277,8 @@ pub async fn fleet_scale(dir: &Path, site_root: &Path, plan: &Plan) -> Vec<Figur
         stand.churn(&http, stand_rate(0.01, total, stand.count)).await;
         out.extend(clients_figures(&web, &cookie, 100, plan, total).await);
         stand.churn(&http, 0.0).await;
-        let growth = |a: f64, b: f64| if a > 0.0 { round3(b / a) } else { f64::NAN };
+        out.extend(render(&http, &web, &cookie, plan.renders().min(5), total, false).await);
+        let growth = |a: f64, b: f64| round3(b / a.max(1.0));
         out.push(
             Figure::new(
                 SCENARIO,
@@ -258,13 +294,16 @@ pub async fn fleet_scale(dir: &Path, site_root: &Path, plan: &Plan) -> Vec<Figur
                 fifty.snapshot / 1000
             )),
         );
-        out.push(Figure::new(
-            SCENARIO,
-            format!("overview tab bytes/s idle, {} ÷ {} hosts", plan.big, plan.hosts),
-            Some(total),
-            growth(fifty.idle, big.idle),
-            "×",
-        ));
+        out.push(
+            Figure::new(
+                SCENARIO,
+                format!("overview tab bytes/s idle, {} ÷ {} hosts", plan.big, plan.hosts),
+                Some(total),
+                growth(fifty.idle, big.idle),
+                "×",
+            )
+            .note(format!("{:.1} and {:.1} B/s (below 1 B/s counted as 1)", big.idle, fifty.idle)),
+        );
     }
     out
 }
@@ -373,7 +412,12 @@ async fn measure_size(
             .note(if label == "overview" {
                 format!("{:.0}s after the snapshot: {}; {sidecar_note}", took.as_secs_f64(), tally.describe())
             } else {
-                tally.describe()
+                let got = tally.describe();
+                format!(
+                    "snapshot {:.1} KB; then {}",
+                    snapshot as f64 / 1000.0,
+                    if got.is_empty() { "nothing but keep-alives" } else { &got }
+                )
             });
             out.push(match target {
                 Some(t) => f.at_most(t),
@@ -382,11 +426,23 @@ async fn measure_size(
         }
     }
     stand.churn(http, 0.0).await;
+    size
+}
 
-    // The overview's server render, signed in.
+/// The overview's server render, signed in (idle fleet); then the console's RSS.
+async fn render(
+    http: &reqwest::Client,
+    web: &Proc,
+    cookie: &str,
+    renders: usize,
+    total: usize,
+    first_size: bool,
+) -> Vec<Figure> {
+    let hosts = total / PER_HOST;
+    let mut out = Vec::new();
+    let rss_before = rig::rss_bytes(web.pid());
     let mut lat = Vec::new();
     let mut html = 0;
-    let renders = if first_size { plan.renders() } else { plan.renders().min(5) };
     for _ in 0..renders {
         let t = Instant::now();
         let r = http.get(web.url("/")).header("cookie", cookie).send().await.expect("GET /");
@@ -397,7 +453,13 @@ async fn measure_size(
     }
     lat.sort();
     let p50 = rig::pct_ms(&lat, 50.0);
-    eprintln!("  {hosts} hosts: SSR overview p50 {p50:.1} ms, {} KB of HTML", html / 1000);
+    let rss_after = rig::rss_bytes(web.pid());
+    eprintln!(
+        "  {hosts} hosts: SSR overview p50 {p50:.1} ms, {} KB of HTML; console RSS {:.1} → {:.1} MB",
+        html / 1000,
+        rss_before as f64 / 1e6,
+        rss_after as f64 / 1e6
+    );
     let f = Figure::new(SCENARIO, "overview SSR p50", Some(total), round3(p50), "ms").note(format!(
         "{} renders, p99 {:.0} ms",
         lat.len(),
@@ -406,11 +468,16 @@ async fn measure_size(
     out.push(if first_size { f.at_most(100.0) } else { f });
     let f = Figure::new(SCENARIO, "overview HTML size", Some(total), mb(html as u64), "MB");
     out.push(if first_size { f.at_most(1.0) } else { f });
-    size
+    out.push(
+        Figure::new(SCENARIO, "console RSS after the renders", Some(total), mb(rss_after), "MB")
+            .note(format!("{:.1} MB before them", rss_before as f64 / 1e6)),
+    );
+    out
 }
 
 /// The console's memory and CPU with `clients` overview tabs reading everything.
 async fn clients_figures(web: &Proc, cookie: &str, clients: usize, plan: &Plan, total: usize) -> Vec<Figure> {
+    let before = rig::rss_bytes(web.pid());
     let r = live_clients(web, cookie, clients, plan.hold()).await;
     eprintln!(
         "  {clients} live clients ({} connected in {:.1}s): web RSS peak {:.1} MB, after {:.1} MB; CPU {:.2} cores; {:.1} KB/s per client; {} resyncs",
@@ -432,7 +499,8 @@ async fn clients_figures(web: &Proc, cookie: &str, clients: usize, plan: &Plan, 
         "MB",
     )
     .note(format!(
-        "{} connected in {:.0}s (snapshots included); {:.1} MB at the end of a {:.0}s hold",
+        "{:.1} MB before they connected; {} connected in {:.0}s (snapshots included); {:.1} MB at the end of a {:.0}s hold",
+        before as f64 / 1e6,
         r.connected,
         r.connect_time.as_secs_f64(),
         r.end_rss as f64 / 1e6,

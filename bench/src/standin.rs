@@ -8,7 +8,7 @@
 //! - `GET /v1/containers`: the recorded list, with each running container's
 //!   latest sample, as the real route fills it from its stats cache;
 //! - `GET /v1/stats`: a [`shared::StatsSnapshot`]; a new round every
-//!   `--round-ms` (2 s, the sidecar's default window), `ETag: "<round>"`,
+//!   `--round-ms` (2 s, the sidecar's default window), `ETag: "<taken_at_ms>-0"`,
 //!   `304 Not Modified` with no body for `If-None-Match` of the current round;
 //! - `GET /v1/events`: Server-Sent Events, `event: container` per lifecycle
 //!   change, a `:` comment every 15 s, `event: resync` if a reader lagged;
@@ -98,7 +98,8 @@ struct HostSim {
     parked: HashMap<usize, StatsSample>,
     /// Containers the churn stopped, oldest first.
     down: VecDeque<usize>,
-    round: u64,
+    /// When the latest round was taken (Unix ms): its ETag, as the sidecar's.
+    taken_at_ms: i64,
     stats_json: Bytes,
     /// The container list as served, until something changes.
     list_json: Option<Bytes>,
@@ -107,8 +108,9 @@ struct HostSim {
 impl HostSim {
     /// A new round: every running container's reading, stamped now.
     fn new_round(&mut self) {
-        let now = now_ms();
-        self.round += 1;
+        // Never the same ETag twice, even two rounds within a millisecond.
+        let now = now_ms().max(self.taken_at_ms + 1);
+        self.taken_at_ms = now;
         let containers: Vec<StatsSample> = self
             .samples
             .iter_mut()
@@ -215,7 +217,7 @@ fn build(rec: &Recorded, args: &Args) -> Sim {
             samples,
             parked: HashMap::new(),
             down: VecDeque::new(),
-            round: 0,
+            taken_at_ms: 0,
             stats_json: Bytes::new(),
             list_json: None,
         };
@@ -301,11 +303,12 @@ async fn stats(State(app): State<App>, Path(name): Path<String>, headers: Header
         Ok(i) => i,
         Err(r) => return r.into_response(),
     };
-    let (round, body) = {
+    let (taken_at_ms, body) = {
         let h = app.hosts[i].lock().unwrap_or_else(|e| e.into_inner());
-        (h.round, h.stats_json.clone())
+        (h.taken_at_ms, h.stats_json.clone())
     };
-    let etag = format!("\"{round}\"");
+    // The sidecar's tag: the round's time and whether it is stale.
+    let etag = format!("\"{taken_at_ms}-0\"");
     if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
         app.counts.stats_304.fetch_add(1, Ordering::Relaxed);
         return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
