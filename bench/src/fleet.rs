@@ -216,16 +216,20 @@ pub async fn fleet_scale(dir: &Path, site_root: &Path, plan: &Plan) -> Vec<Figur
     // Clients, at 1 % churn (a fleet that moves, as production ones do).
     stand.churn(&http, stand_rate(0.01, total, stand.count)).await;
     for clients in [1usize, 100, 1000] {
-        out.extend(clients_figures(&web, &cookie, clients, plan, total).await);
+        out.extend(clients_figures(&web, &cookie, clients, plan, total, "1 %").await);
     }
 
     // A real kill, seen by the console through the real sidecars' events.
+    let engine = rig::engine_pids();
+    let engine_cpu = || engine.iter().map(|&p| rig::cpu_seconds(p)).sum::<f64>();
+    let (e0, t0) = (engine_cpu(), Instant::now());
     let mut lags = Vec::new();
     for id in ids.iter().take(if plan.quick { 2 } else { 5 }) {
         lags.push(kill_to_live(&http, &web, &cookie, id).await);
         testkit::docker(&["start", id]);
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
+    let engine_cores = (engine_cpu() - e0) / t0.elapsed().as_secs_f64();
     stand.churn(&http, 0.0).await;
     let mut lag_ms: Vec<f64> = lags.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
     let max = lag_ms.iter().copied().fold(0.0, f64::max);
@@ -234,7 +238,10 @@ pub async fn fleet_scale(dir: &Path, site_root: &Path, plan: &Plan) -> Vec<Figur
     out.push(
         Figure::new(SCENARIO, "docker kill → the stream says exited, median", Some(total), round3(med / 1000.0), "s")
             .at_most(2.0)
-            .note(format!("a real container, on each of the {} real hosts; stand-ins churning at 1 %/s", plan.real)),
+            .note(format!(
+                "a real container, seen by each of the {} real sidecars; stand-ins churning at 1 %/s; the engine (dockerd + containerd) busy {engine_cores:.2} cores meanwhile",
+                plan.real
+            )),
     );
     out.push(
         Figure::new(SCENARIO, "docker kill → the stream says exited, max", Some(total), round3(max / 1000.0), "s")
@@ -274,10 +281,12 @@ pub async fn fleet_scale(dir: &Path, site_root: &Path, plan: &Plan) -> Vec<Figur
             }),
         );
         let big = measure_size(&http, &web, &cookie, &stand, plan, total, &one, &mut out, false).await;
+        // Idle, then moving: a snapshot's JSON is shared by the clients of one version only.
+        out.extend(clients_figures(&web, &cookie, 100, plan, total, "0 %").await);
         stand.churn(&http, stand_rate(0.01, total, stand.count)).await;
-        out.extend(clients_figures(&web, &cookie, 100, plan, total).await);
+        out.extend(clients_figures(&web, &cookie, 100, plan, total, "1 %").await);
         stand.churn(&http, 0.0).await;
-        out.extend(render(&http, &web, &cookie, plan.renders().min(5), total, false).await);
+        out.extend(render(&http, &web, &cookie, plan.renders().min(3), total, false).await);
         let growth = |a: f64, b: f64| round3(b / a.max(1.0));
         out.push(
             Figure::new(
@@ -336,7 +345,9 @@ async fn measure_size(
         // Let the console settle into the rate (rounds, re-lists) first.
         tokio::time::sleep(Duration::from_secs(if plan.quick { 3 } else { 6 })).await;
         let counts0 = stand.counts(http).await;
-        let (cpu0, stand_cpu0) = (rig::cpu_seconds(web.pid()), rig::cpu_seconds(stand.proc.pid()));
+        let me = std::process::id();
+        let (cpu0, stand_cpu0, me0) =
+            (rig::cpu_seconds(web.pid()), rig::cpu_seconds(stand.proc.pid()), rig::cpu_seconds(me));
         let started = Instant::now();
         // Three tabs at once: the overview, a page showing only the hosts, one container's page.
         let mut tabs = vec![("overview", "scope=overview".to_owned()), ("hosts", "scope=hosts".to_owned())];
@@ -363,10 +374,11 @@ async fn measure_size(
         let secs = started.elapsed().as_secs_f64();
         let cpu = (rig::cpu_seconds(web.pid()) - cpu0) / secs;
         let stand_cpu = (rig::cpu_seconds(stand.proc.pid()) - stand_cpu0) / secs;
+        let me_cpu = (rig::cpu_seconds(me) - me0) / secs;
         let counts1 = stand.counts(http).await;
         let delta = |k: &str| counts1[k].as_u64().unwrap_or(0).saturating_sub(counts0[k].as_u64().unwrap_or(0));
         let sidecar_note = format!(
-            "console CPU {cpu:.2} cores (stand-ins {stand_cpu:.2}); stand-ins made {} stats and {} state changes, served {} lists, {} stats (200) and {} 304s",
+            "console CPU {cpu:.2} cores (stand-ins {stand_cpu:.2}, bench clients {me_cpu:.2}); stand-ins made {} stats and {} state changes, served {} lists, {} stats (200) and {} 304s",
             delta("stats_changes"),
             delta("state_changes"),
             delta("lists"),
@@ -476,11 +488,18 @@ async fn render(
 }
 
 /// The console's memory and CPU with `clients` overview tabs reading everything.
-async fn clients_figures(web: &Proc, cookie: &str, clients: usize, plan: &Plan, total: usize) -> Vec<Figure> {
+async fn clients_figures(
+    web: &Proc,
+    cookie: &str,
+    clients: usize,
+    plan: &Plan,
+    total: usize,
+    churn: &str,
+) -> Vec<Figure> {
     let before = rig::rss_bytes(web.pid());
     let r = live_clients(web, cookie, clients, plan.hold()).await;
     eprintln!(
-        "  {clients} live clients ({} connected in {:.1}s): web RSS peak {:.1} MB, after {:.1} MB; CPU {:.2} cores; {:.1} KB/s per client; {} resyncs",
+        "  {clients} live clients, {churn} churn ({} connected in {:.1}s): web RSS peak {:.1} MB, after {:.1} MB; CPU {:.2} cores; {:.1} KB/s per client; {} resyncs",
         r.connected,
         r.connect_time.as_secs_f64(),
         r.peak_rss as f64 / 1e6,
@@ -493,7 +512,7 @@ async fn clients_figures(web: &Proc, cookie: &str, clients: usize, plan: &Plan, 
     let label = if clients == 1000 { "1 000".to_owned() } else { clients.to_string() };
     let rss = Figure::new(
         SCENARIO,
-        format!("console RSS, peak, {label} live client(s), 1 % churn"),
+        format!("console RSS, peak, {label} live client(s), {churn} churn"),
         Some(total),
         mb(r.peak_rss),
         "MB",
@@ -510,7 +529,7 @@ async fn clients_figures(web: &Proc, cookie: &str, clients: usize, plan: &Plan, 
         if clients == 1000 && total <= 5000 { rss.at_most(200.0) } else { rss },
         Figure::new(
             SCENARIO,
-            format!("console CPU, {label} live client(s), 1 % churn"),
+            format!("console CPU, {label} live client(s), {churn} churn"),
             Some(total),
             round3(r.cpu),
             "cores",

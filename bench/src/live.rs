@@ -38,6 +38,9 @@ impl Frame {
 #[derive(Default)]
 pub struct Parser {
     buf: Vec<u8>,
+    /// How much of `buf` is known to hold no frame end: a snapshot of tens
+    /// of megabytes arrives in thousands of chunks, each searched once.
+    searched: usize,
 }
 
 impl Parser {
@@ -47,7 +50,13 @@ impl Parser {
 
     /// The next complete frame, if one is buffered.
     pub fn next_frame(&mut self) -> Option<Frame> {
-        let end = memchr::memmem::find(&self.buf, b"\n\n")?;
+        let from = self.searched.saturating_sub(1);
+        let Some(at) = memchr::memmem::find(&self.buf[from..], b"\n\n") else {
+            self.searched = self.buf.len();
+            return None;
+        };
+        let end = from + at;
+        self.searched = 0;
         let block: Vec<u8> = self.buf.drain(..end + 2).collect();
         let text = String::from_utf8_lossy(&block[..end]);
         let mut f = Frame { bytes: end + 2, ..Frame::default() };
@@ -128,12 +137,17 @@ impl Stream {
 pub struct Tally {
     pub bytes: u64,
     pub frames: HashMap<String, u64>,
+    /// Bytes of whole-fleet frames (snapshot, resync, fleet).
+    pub full_bytes: u64,
     pub changes: HashMap<String, u64>,
 }
 
 impl Tally {
     pub fn count(&mut self, f: &Frame) {
         *self.frames.entry(f.event.clone()).or_default() += 1;
+        if f.is_full() {
+            self.full_bytes += f.bytes as u64;
+        }
         if f.event == "delta" {
             if let Ok(d) = serde_json::from_str::<serde_json::Value>(&f.data) {
                 for c in d["changes"].as_array().into_iter().flatten() {
@@ -143,18 +157,21 @@ impl Tally {
         }
     }
 
-    /// `fleet 3, delta 12 (upsert 20, stats 40)`, sorted.
+    /// `delta 12, resync 1 (stats 40, upsert 20); whole fleets 4.9 MB of it`, sorted.
     pub fn describe(&self) -> String {
         let sorted = |m: &HashMap<String, u64>| {
             let mut v: Vec<String> = m.iter().map(|(k, n)| format!("{k} {n}")).collect();
             v.sort();
             v.join(", ")
         };
-        if self.changes.is_empty() {
-            sorted(&self.frames)
-        } else {
-            format!("{} ({})", sorted(&self.frames), sorted(&self.changes))
+        let mut out = sorted(&self.frames);
+        if !self.changes.is_empty() {
+            out = format!("{out} ({})", sorted(&self.changes));
         }
+        if self.full_bytes > 0 {
+            out = format!("{out}; whole fleets {:.1} MB of it", self.full_bytes as f64 / 1e6);
+        }
+        out
     }
 }
 
@@ -276,6 +293,22 @@ mod tests {
         );
         assert_eq!(f[0].bytes, "event: delta\nid: 0a1b2c3d-7\ndata: {\"changes\":[]}\n\n".len());
         assert!(f[1].event.is_empty(), "a keep-alive comment");
+    }
+
+    #[test]
+    fn frames_split_across_chunks_are_found_once_whole() {
+        let text = "event: snapshot\ndata: {\"hosts\":[]}\n\nevent: delta\ndata: {}\n\n";
+        for size in 1..8 {
+            let mut p = Parser::default();
+            let mut got = Vec::new();
+            for chunk in text.as_bytes().chunks(size) {
+                p.push(chunk);
+                while let Some(f) = p.next_frame() {
+                    got.push(f.event);
+                }
+            }
+            assert_eq!(got, ["snapshot", "delta"], "chunks of {size}");
+        }
     }
 
     #[test]
