@@ -3,8 +3,11 @@
 //! BENCHMARKS.md (with the machine) and a JSON file. Run it with
 //! `bash bench/run.sh` (which builds the release binaries first).
 
+mod fleet;
+mod live;
 mod rig;
 mod scenarios;
+mod standin;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -21,6 +24,8 @@ enum Scenario {
     Footprint,
     Verbs,
     Console,
+    /// Issue 13: 50 hosts × 100 containers (real sidecars and stand-ins), then 500 stand-in hosts.
+    Fleet,
 }
 
 #[derive(Debug, Parser)]
@@ -47,11 +52,42 @@ struct Cli {
     /// The command line to print in the report.
     #[arg(long, env = "DOCKWARD_BENCH_COMMAND", default_value = "bash bench/run.sh")]
     command: String,
+    /// Fleet scenario: real sidecars on the local engine.
+    #[arg(long, env = "DOCKWARD_BENCH_FLEET_REAL", default_value_t = 20)]
+    fleet_real: usize,
+    /// Fleet scenario: hosts in all at the first size (stand-ins make up the rest).
+    #[arg(long, env = "DOCKWARD_BENCH_FLEET_HOSTS", default_value_t = 50)]
+    fleet_hosts: usize,
+    /// Fleet scenario: stand-in hosts at the second size (0 skips it).
+    #[arg(long, env = "DOCKWARD_BENCH_FLEET_BIG", default_value_t = 500)]
+    fleet_big: usize,
+}
+
+/// `dockward-bench standin …`: the fleet scenario's stand-in sidecar (a child process).
+#[derive(Debug, Parser)]
+#[command(name = "dockward-bench standin")]
+struct StandinCli {
+    #[command(flatten)]
+    args: standin::Args,
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("standin") {
+        let cli = StandinCli::parse_from(std::env::args().skip(1));
+        return match standin::serve(cli.args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("dockward-bench standin: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let cli = Cli::parse();
+    if cli.fleet_real == 0 || cli.fleet_real > cli.fleet_hosts {
+        eprintln!("dockward-bench: --fleet-real must be between 1 and --fleet-hosts");
+        return ExitCode::from(2);
+    }
     if cli.sizes.iter().any(|&n| n == 0 || n > 500) {
         eprintln!("dockward-bench: --sizes must be between 1 and 500");
         return ExitCode::from(2);
@@ -89,10 +125,26 @@ async fn main() -> ExitCode {
         eprintln!("== console (3 hosts × 100 containers)");
         figures.extend(scenarios::console(dir.path(), &cli.site_root, cli.quick).await);
     }
+    if run(Scenario::Fleet) {
+        let plan = fleet::Plan { real: cli.fleet_real, hosts: cli.fleet_hosts, big: cli.fleet_big, quick: cli.quick };
+        eprintln!(
+            "== fleet scale ({} hosts, {} real; then {} stand-ins) × 100 containers",
+            plan.hosts, plan.real, plan.big
+        );
+        figures.extend(fleet::fleet_scale(dir.path(), &cli.site_root, &plan).await);
+    }
     rig::remove_all();
 
     let machine = machine();
-    let report = markdown(&figures, &machine, &cli.command);
+    let this_run = format!("{} with `{}`", machine["date"].as_str().unwrap_or("?"), cli.command);
+    for f in &mut figures {
+        f.run = this_run.clone();
+    }
+    // One scenario run replaces its own rows and keeps the others' (with when they were measured).
+    if cli.scenario != Scenario::All {
+        figures = merge_previous(&cli.json, figures);
+    }
+    let report = markdown(&figures, &machine, &this_run);
     let json = serde_json::json!({ "machine": machine, "command": cli.command, "figures": figures });
     let written = std::fs::write(&cli.markdown, report)
         .and_then(|()| std::fs::write(&cli.json, serde_json::to_vec_pretty(&json).unwrap_or_default()));
@@ -133,14 +185,72 @@ fn machine() -> serde_json::Value {
     })
 }
 
-fn markdown(figures: &[Figure], m: &serde_json::Value, command: &str) -> String {
+/// The previous results' figures of the scenarios not in `new`, in their
+/// order, with `new` in place of the rows it replaces (or at the end).
+fn merge_previous(json: &std::path::Path, new: Vec<Figure>) -> Vec<Figure> {
+    let Ok(text) = std::fs::read(json) else { return new };
+    let Ok(old) = serde_json::from_slice::<serde_json::Value>(&text) else { return new };
+    let old_run = format!(
+        "{} with `{}`",
+        old["machine"]["date"].as_str().unwrap_or("?"),
+        old["command"].as_str().unwrap_or("bash bench/run.sh")
+    );
+    let old: Vec<Figure> = old["figures"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| serde_json::from_value::<Figure>(f.clone()).ok())
+        .map(|mut f| {
+            if f.run.is_empty() {
+                f.run = old_run.clone();
+            }
+            f
+        })
+        .collect();
+    let replaced = |f: &Figure| new.iter().any(|n| n.scenario == f.scenario);
+    let mut out = Vec::new();
+    let mut placed = false;
+    for f in old {
+        if replaced(&f) {
+            if !placed {
+                out.extend(new.iter().cloned());
+                placed = true;
+            }
+        } else {
+            out.push(f);
+        }
+    }
+    if !placed {
+        out.extend(new);
+    }
+    out
+}
+
+fn markdown(figures: &[Figure], m: &serde_json::Value, this_run: &str) -> String {
     let s = |k: &str| m[k].as_str().unwrap_or("?").to_owned();
     let mut out = String::new();
     out.push_str("<!-- generated by dockward-bench; the analysis below the table is written by hand -->\n");
     out.push_str("## Figures\n\n");
+    // Which rows come from which run, when they are not all from this one.
+    let mut runs: Vec<(&str, Vec<&str>)> = Vec::new();
+    for f in figures {
+        match runs.iter_mut().find(|(r, _)| *r == f.run) {
+            Some((_, scenarios)) => {
+                if !scenarios.contains(&f.scenario.as_str()) {
+                    scenarios.push(&f.scenario);
+                }
+            }
+            None => runs.push((&f.run, vec![&f.scenario])),
+        }
+    }
+    let measured = if runs.len() <= 1 {
+        format!("Measured {this_run}")
+    } else {
+        let parts: Vec<String> = runs.iter().map(|(r, scenarios)| format!("{} ({r})", scenarios.join(", "))).collect();
+        format!("Measured in several runs: {}", parts.join("; "))
+    };
     out.push_str(&format!(
-        "Measured {} with `{command}` on {} ({} cores, {}), Linux {}, cgroup {}, Docker {}, {}.\n\n",
-        s("date"),
+        "{measured} on {} ({} cores, {}), Linux {}, cgroup {}, Docker {}, {}.\n\n",
         s("cpu"),
         s("cores"),
         s("memory"),

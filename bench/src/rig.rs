@@ -137,6 +137,14 @@ pub fn sidecar(dir: &Path, name: &str) -> Proc {
 
 /// A release console reading `hosts` (name → sidecar port), with one admin.
 pub fn web(dir: &Path, hosts: &[(&str, u16)], site_root: &Path) -> Proc {
+    let hosts: Vec<(String, String)> =
+        hosts.iter().map(|(n, p)| ((*n).to_owned(), format!("http://127.0.0.1:{p}"))).collect();
+    web_urls(dir, "web", &hosts, site_root)
+}
+
+/// A release console reading `hosts` (name → sidecar base URL), with one
+/// admin; `name` names its log file.
+pub fn web_urls(dir: &Path, name: &str, hosts: &[(String, String)], site_root: &Path) -> Proc {
     let secrets = dir.join("web-secrets");
     std::fs::create_dir_all(&secrets).expect("secrets dir");
     for (name, _) in hosts {
@@ -158,8 +166,8 @@ pub fn web(dir: &Path, hosts: &[(&str, u16)], site_root: &Path) -> Proc {
         assert!(add.wait().is_ok_and(|s| s.success()), "user add failed");
     }
     let port = free_port();
-    let spec = hosts.iter().map(|(n, p)| format!("{n}=http://127.0.0.1:{p}")).collect::<Vec<_>>().join(",");
-    let log = dir.join("web.log");
+    let spec = hosts.iter().map(|(n, url)| format!("{n}={url}")).collect::<Vec<_>>().join(",");
+    let log = dir.join(format!("{name}.log"));
     let child = Command::new(bin("dockward-web"))
         .env("DOCKWARD_WEB_LISTEN", format!("127.0.0.1:{port}"))
         .env("DOCKWARD_HOSTS", spec)

@@ -6,45 +6,52 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::rig::{self, Proc, SECRET};
 
 /// One measured figure.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Figure {
-    pub scenario: &'static str,
+    pub scenario: String,
     pub metric: String,
     pub n: Option<usize>,
     pub value: f64,
-    pub unit: &'static str,
+    pub unit: String,
     /// The target, as text, e.g. `≤ 5`.
     pub target: Option<String>,
     pub met: Option<bool>,
     pub note: String,
+    /// When and with what command it was measured (date and command).
+    #[serde(default)]
+    pub run: String,
 }
 
 impl Figure {
-    fn new(
-        scenario: &'static str,
-        metric: impl Into<String>,
-        n: Option<usize>,
-        value: f64,
-        unit: &'static str,
-    ) -> Self {
-        Self { scenario, metric: metric.into(), n, value, unit, target: None, met: None, note: String::new() }
+    pub fn new(scenario: &str, metric: impl Into<String>, n: Option<usize>, value: f64, unit: &str) -> Self {
+        Self {
+            scenario: scenario.to_owned(),
+            metric: metric.into(),
+            n,
+            value,
+            unit: unit.to_owned(),
+            target: None,
+            met: None,
+            note: String::new(),
+            run: String::new(),
+        }
     }
-    fn at_most(mut self, limit: f64) -> Self {
+    pub fn at_most(mut self, limit: f64) -> Self {
         self.target = Some(format!("≤ {limit}"));
         self.met = Some(self.value <= limit);
         self
     }
-    fn at_least(mut self, limit: f64) -> Self {
+    pub fn at_least(mut self, limit: f64) -> Self {
         self.target = Some(format!("≥ {limit}"));
         self.met = Some(self.value >= limit);
         self
     }
-    fn note(mut self, note: impl Into<String>) -> Self {
+    pub fn note(mut self, note: impl Into<String>) -> Self {
         self.note = note.into();
         self
     }
@@ -56,7 +63,7 @@ struct SnapshotHead {
     containers: Vec<serde::de::IgnoredAny>,
 }
 
-async fn wait_for_stats(http: &reqwest::Client, sc: &Proc, n: usize) {
+pub async fn wait_for_stats(http: &reqwest::Client, sc: &Proc, n: usize) {
     let start = Instant::now();
     loop {
         if let Ok(r) = http.get(sc.url("/v1/stats")).bearer_auth(SECRET).send().await {
@@ -322,7 +329,7 @@ pub async fn daemon_cost(dir: &Path, quick: bool) -> Vec<Figure> {
     ]
 }
 
-fn round3(x: f64) -> f64 {
+pub fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
@@ -408,19 +415,8 @@ pub async fn console(dir: &Path, site_root: &Path, quick: bool) -> Vec<Figure> {
     let http = reqwest::Client::new();
     let mut out = Vec::new();
 
-    // Wait until the live stream carries all 300 containers.
-    let start = Instant::now();
-    loop {
-        let fleet = first_fleet(&http, &web, &cookie).await;
-        let total: usize = fleet["hosts"]
-            .as_array()
-            .map_or(0, |h| h.iter().map(|h| h["containers"].as_array().map_or(0, Vec::len)).sum());
-        if total == 3 * n {
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(60), "the console never saw 3 × {n} containers (saw {total})");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    // Wait until the live stream carries all 300 containers (full frames or snapshot + deltas).
+    crate::live::wait_for_fleet(&http, &web.url(""), &cookie, 3, 3 * n, Duration::from_secs(60)).await;
 
     // SSR of the overview.
     let mut lat = Vec::new();
@@ -482,7 +478,7 @@ pub async fn console(dir: &Path, site_root: &Path, quick: bool) -> Vec<Figure> {
     // Scenario 7 first (one quiet client), then the 1 000-client load.
     let mut lags = Vec::new();
     for id in ids.iter().take(if quick { 2 } else { 5 }) {
-        lags.push(kill_to_live(&http, &web, &cookie, id).await);
+        lags.push(crate::fleet::kill_to_live(&http, &web, &cookie, id).await);
         testkit::docker(&["start", id]);
     }
     let mut lag_ms: Vec<f64> = lags.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
@@ -537,71 +533,6 @@ pub async fn console(dir: &Path, site_root: &Path, quick: bool) -> Vec<Figure> {
     drop(web);
     drop(sidecars);
     out
-}
-
-/// The first `fleet` event of a fresh /api/live stream.
-async fn first_fleet(http: &reqwest::Client, web: &Proc, cookie: &str) -> serde_json::Value {
-    let r = http.get(web.url("/api/live")).header("cookie", cookie).send().await.expect("/api/live");
-    let mut s = r.bytes_stream();
-    let mut buf = Vec::new();
-    while let Some(Ok(chunk)) = s.next().await {
-        buf.extend_from_slice(&chunk);
-        if let Some(ev) = next_event(&mut buf) {
-            return ev;
-        }
-    }
-    serde_json::Value::Null
-}
-
-/// Pops one complete `event: fleet` from an SSE buffer.
-fn next_event(buf: &mut Vec<u8>) -> Option<serde_json::Value> {
-    loop {
-        let end = buf.windows(2).position(|w| w == b"\n\n")?;
-        let block: Vec<u8> = buf.drain(..end + 2).collect();
-        let text = String::from_utf8_lossy(&block);
-        if !text.lines().any(|l| l == "event: fleet") {
-            continue;
-        }
-        let data: String =
-            text.lines().filter_map(|l| l.strip_prefix("data: ").or_else(|| l.strip_prefix("data:"))).collect();
-        if let Ok(v) = serde_json::from_str(&data) {
-            return Some(v);
-        }
-    }
-}
-
-fn state_of(fleet: &serde_json::Value, id: &str) -> Option<String> {
-    fleet["hosts"].as_array()?.iter().find_map(|h| {
-        h["containers"].as_array()?.iter().find(|c| c["id"] == id).and_then(|c| c["state"].as_str()).map(str::to_owned)
-    })
-}
-
-/// From `docker kill` to the first live event that shows the container exited.
-async fn kill_to_live(http: &reqwest::Client, web: &Proc, cookie: &str, id: &str) -> Duration {
-    let r = http.get(web.url("/api/live")).header("cookie", cookie).send().await.expect("/api/live");
-    let mut s = r.bytes_stream();
-    let mut buf = Vec::new();
-    // Take the first (current) event, so only later pushes count.
-    while next_event(&mut buf).is_none() {
-        match s.next().await {
-            Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
-            _ => panic!("the live stream ended"),
-        }
-    }
-    let t = Instant::now();
-    testkit::docker(&["kill", id]);
-    loop {
-        while let Some(ev) = next_event(&mut buf) {
-            if state_of(&ev, id).is_some_and(|s| s != "running") {
-                return t.elapsed();
-            }
-        }
-        assert!(t.elapsed() < Duration::from_secs(30), "the kill never showed on the live stream");
-        match tokio::time::timeout(Duration::from_secs(30), s.next()).await {
-            Ok(Some(Ok(chunk))) => buf.extend_from_slice(&chunk),
-            _ => panic!("the live stream ended"),
-        }
-    }
 }
 
 /// `clients` concurrent /api/live streams, each reading everything, for `hold`;
