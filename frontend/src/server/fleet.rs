@@ -10,6 +10,8 @@
 //! - stats are fetched only while some live page shows them (the overview:
 //!   every host; a container's page: its host), and an unchanged round costs
 //!   a `304` (the sidecar's `ETag`); otherwise a poll is a `/healthz` heartbeat;
+//!   the rounds read are published together once per poll window (one stats
+//!   frame per client per window, however many hosts);
 //! - every result is compared with the published fleet at display precision
 //!   and only the difference becomes a [`Delta`], applied to the published
 //!   fleet and sent to the live clients, each cut to its page's [`Scope`];
@@ -49,6 +51,8 @@ struct HostState {
     last_list: Option<Instant>,
     /// The sidecar's `ETag` of the last stats round read.
     stats_etag: Option<String>,
+    /// The last stats round read and not yet published.
+    pending_stats: Option<StatsSnapshot>,
 }
 
 /// One published delta, encoded at most once per shared scope.
@@ -240,12 +244,29 @@ impl FleetHub {
         let hub = self.clone();
         tokio::spawn(async move {
             loop {
+                tokio::time::sleep(hub.poll_every).await;
+                hub.flush_stats();
+            }
+        });
+        let hub = self.clone();
+        tokio::spawn(async move {
+            loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 for i in 0..hub.hosts.len() {
                     hub.update(Some(i), |_| Vec::new());
                 }
             }
         });
+    }
+
+    /// Publishes the stats rounds read since the last flush, every host's in
+    /// one delta: at most one stats frame per client per poll window.
+    fn flush_stats(&self) {
+        let rounds: Vec<(usize, StatsSnapshot)> =
+            lock(&self.state).iter_mut().enumerate().filter_map(|(i, s)| Some((i, s.pending_stats.take()?))).collect();
+        if !rounds.is_empty() {
+            self.update(None, |f| rounds.iter().flat_map(|(i, r)| stats_changes(&f.hosts[*i], r)).collect());
+        }
     }
 
     fn stats_wanted(&self, i: usize) -> bool {
@@ -316,9 +337,12 @@ impl FleetHub {
         match host.call_if_changed::<StatsSnapshot>(&Call::new(Verb::Stats, &[]), etag.as_deref()).await {
             Ok(None) => self.ok(i),
             Ok(Some((snapshot, etag))) => {
-                lock(&self.state)[i].stats_etag = etag;
+                let mut state = lock(&self.state);
+                state[i].stats_etag = etag;
+                // Published with every host's by the next flush: one stats delta per window.
+                state[i].pending_stats = Some(snapshot);
+                drop(state);
                 self.ok(i);
-                self.update(Some(i), |f| stats_changes(&f.hosts[i], &snapshot));
             }
             Err(e) => {
                 self.failed(i, &e);
@@ -795,6 +819,28 @@ mod tests {
         assert!(next[0].2.len() < 2_000, "{}", next[0].2);
         follow(&mut copy, &next);
         assert_eq!(copy, hub.view(&Scope::Overview));
+    }
+
+    #[tokio::test]
+    async fn every_hosts_stats_go_out_in_one_frame_per_window() {
+        let hub = hub(&["a", "b"]);
+        list(&hub, 0, vec![running("web", 1.0)]);
+        list(&hub, 1, vec![running("api", 1.0)]);
+        let mut s = Box::pin(hub.live(Scope::Overview, None));
+        let _ = ready(&mut s).await;
+        for (i, id) in [(0, "web-id"), (1, "api-id")] {
+            let mut sample = running("x", 5.0).stats.unwrap();
+            sample.id = id.into();
+            lock(&hub.state)[i].pending_stats =
+                Some(StatsSnapshot { taken_at_ms: 1, age_ms: 0, stale: false, containers: vec![sample] });
+        }
+        assert!(ready(&mut s).await.is_empty(), "nothing until the flush");
+        hub.flush_stats();
+        let evs = events(&ready(&mut s).await);
+        assert_eq!(evs.len(), 1, "{evs:?}");
+        assert!(evs[0].2.contains("web-id") && evs[0].2.contains("api-id"), "{}", evs[0].2);
+        hub.flush_stats();
+        assert!(ready(&mut s).await.is_empty(), "a round is published once");
     }
 
     #[tokio::test]
