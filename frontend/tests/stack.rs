@@ -431,6 +431,7 @@ async fn the_first_admin_logs_in_and_sees_the_stack(env: Arc<Env>) {
     let c = &env.c;
     login_afresh(c, WEB, "admin", &env.password).await;
     let card = format!("article[data-app='{PROJECT}']");
+    open_card(c, &card, 20).await;
     wait_text(c, &card, &env.sidecar_name, 20).await;
     let stack_card = text(c, &card).await;
     assert!(stack_card.contains(&env.web_name), "the web is not on its project's card: {stack_card}");
@@ -445,6 +446,7 @@ async fn a_fresh_install_is_green_and_its_audit_chain_intact(env: Arc<Env>) {
     let c = &env.c;
     login_afresh(c, WEB, "admin", &env.password).await;
     let card = format!("article[data-app='{PROJECT}']");
+    open_card(c, &card, 20).await;
     let init_row =
         format!("{card} li[data-container='{PROJECT}_init_1'], {card} li[data-container='{PROJECT}-init-1']");
     wait_text(c, &init_row, "completed", 20).await;
@@ -476,6 +478,7 @@ async fn a_fresh_install_is_green_and_its_audit_chain_intact(env: Arc<Env>) {
 async fn a_console_restart_lands_in_the_audit_log(env: Arc<Env>) {
     let (c, target) = (&env.c, &env.target);
     login_afresh(c, WEB, "admin", &env.password).await;
+    open_card(c, "article[data-app='stacktarget']", 20).await;
     wait_text(c, "article[data-app='stacktarget']", &target.name, 20).await;
     let before = target.started_at();
     restart_from_overview(c, &target.name).await;
@@ -496,6 +499,7 @@ async fn a_secret_rotation_restarts_nothing_and_refuses_nothing(env: Arc<Env>) {
     // The console looks at the secret file at most once a second, when it calls the sidecar.
     web_log_line("a host secret changed", "the console to take up the rotated secret");
     login_afresh(c, WEB, "admin", &env.password).await;
+    open_card(c, "article[data-app='stacktarget']", 20).await;
     let before = target.started_at();
     restart_from_overview(c, &target.name).await;
     assert_ne!(target.started_at(), before, "the restart after the rotation did not happen");

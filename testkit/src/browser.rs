@@ -134,6 +134,30 @@ pub async fn wait_text(c: &Client, css: &str, want: &str, secs: u64) -> String {
     }
 }
 
+/// Opens an app card's rows if the card starts collapsed (a healthy app of
+/// a fleet of more than `COLLAPSE_ABOVE` containers: on a shared engine the
+/// count is not the test's to choose). Waits up to `secs` for the card.
+pub async fn open_card(c: &Client, card: &str, secs: u64) {
+    let start = Instant::now();
+    let toggle = format!("{card} button.toggle-rows[aria-expanded='false']");
+    loop {
+        if let Ok(b) = c.find(Locator::Css(&toggle)).await {
+            // A click before hydration does nothing; the loop tries again.
+            let _ = b.click().await;
+        } else if c.find(Locator::Css(card)).await.is_ok() {
+            return;
+        }
+        if start.elapsed() > Duration::from_secs(secs) {
+            let got = match c.find(Locator::Css(card)).await.ok() {
+                Some(e) => e.html(false).await.unwrap_or_default(),
+                None => "(missing)".into(),
+            };
+            panic!("{card} could not be opened within {secs}s: {got}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Waits for the page's wasm to take over (the app marks `<body data-hydrated>`).
 pub async fn hydrated(c: &Client) {
     c.wait()
