@@ -11,7 +11,7 @@ use leptos_router::{path, SsrMode};
 
 use crate::browser::{self, LiveLink};
 use crate::components::Header;
-use crate::model::{Fleet, Scope};
+use crate::model::{Fleet, Opened, Scope};
 use crate::pages::{AppLogs, Audit, Detail, Login, Logs, Network, Overview};
 use crate::server_fns::{get_fleet, whoami};
 use crate::types::SessionInfo;
@@ -66,7 +66,7 @@ pub fn App() -> impl IntoView {
         <Router>
             <Routes fallback=|| view! { <main class="page"><p class="empty">"Page not found."</p></main> }>
                 <Route path=path!("/login") ssr=SsrMode::Async view=Login/>
-                <Route path=path!("/") ssr=SsrMode::Async view=|| signed_in(|| Scope::Overview, |s, f| view! { <Overview session=s fleet=f/> }.into_any())/>
+                <Route path=path!("/") ssr=SsrMode::Async view=|| signed_in(Scope::overview, |s, f| view! { <Overview session=s fleet=f/> }.into_any())/>
                 <Route path=path!("/c/:host/:id") ssr=SsrMode::Async view=|| signed_in(container_scope, |s, _| view! { <Detail session=s/> }.into_any())/>
                 <Route path=path!("/logs/:host/:id") ssr=SsrMode::Async view=|| signed_in(container_scope, |_, f| view! { <Logs fleet=f/> }.into_any())/>
                 <Route path=path!("/apps/:host/:project/logs") ssr=SsrMode::Async view=|| signed_in(|| Scope::Hosts, |_, _| view! { <AppLogs/> }.into_any())/>
@@ -76,6 +76,10 @@ pub fn App() -> impl IntoView {
         </Router>
     }
 }
+
+/// The apps the overview opened and its filter (its live stream's [`Opened`]).
+#[derive(Clone, Copy)]
+pub struct OverviewOpened(pub RwSignal<Opened>);
 
 /// The live scope of a container's pages: that container on its host.
 fn container_scope() -> Scope {
@@ -103,6 +107,13 @@ fn signed_in(
     );
     let link = RwSignal::new(true);
     provide_context(LiveLink(link));
+    // What the overview opened and filters: its live stream follows them.
+    let opened = RwSignal::new(Opened::default());
+    provide_context(OverviewOpened(opened));
+    let live_scope = Signal::derive(move || match scope.get() {
+        Scope::Overview(_) => Scope::Overview(opened.get()),
+        other => other,
+    });
     view! {
         <Suspense fallback=|| view! { <main class="page"><p class="empty">"Loading…"</p></main> }>
             {
@@ -113,7 +124,7 @@ fn signed_in(
                         match (session.await, fleet.await) {
                             (Ok(s), Ok(f)) => {
                                 let live = RwSignal::new(f);
-                                browser::follow_fleet(live, scope.get_untracked(), link);
+                                browser::follow_fleet(live, live_scope, link);
                                 view! {
                                     <Header session=s.clone() fleet=live/>
                                     <main class="page">{body(s, live)}</main>

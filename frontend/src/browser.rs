@@ -183,10 +183,12 @@ mod imp {
 pub struct LiveLink(pub RwSignal<bool>);
 
 /// Starts pushing the live fleet, as a page with `scope` shows it, into
-/// `fleet` (browser only); `link` follows the connection.
-pub fn follow_fleet(fleet: RwSignal<Fleet>, scope: Scope, link: RwSignal<bool>) {
+/// `fleet` (browser only); `link` follows the connection. When the scope
+/// changes (the overview opens an app, or filters), the stream starts over
+/// with the new one (a fresh snapshot).
+pub fn follow_fleet(fleet: RwSignal<Fleet>, scope: Signal<Scope>, link: RwSignal<bool>) {
     #[cfg(feature = "hydrate")]
-    Effect::new(move |_| imp::follow_fleet(fleet, &scope, link));
+    Effect::new(move |_| scope.with(|s| imp::follow_fleet(fleet, s, link)));
     #[cfg(not(feature = "hydrate"))]
     let _ = (fleet, scope, link);
 }

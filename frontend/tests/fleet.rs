@@ -236,6 +236,9 @@ async fn the_live_stream_sends_what_changed_and_resumes_without_a_gap(env: Arc<E
         ("?scope=container&host=live", None),
         ("?scope=container&host=nowhere&id=web", None),
         ("?scope=overview&host=live", None),
+        ("?scope=network&open=app:shop", None),
+        ("?scope=overview&open=shop", None),
+        ("?scope=overview&filter=%07", None),
         ("?verbose=1", None),
     ] {
         let r = Follower::open(base, cookie, query, id).await;

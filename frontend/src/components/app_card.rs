@@ -6,7 +6,7 @@
 use leptos::prelude::*;
 
 use super::{badge_view, Bars, ContainerRow, Sparkline};
-use crate::model::{AppGroup, Badge};
+use crate::model::{AppGroup, Badge, Opened};
 use crate::types::SessionInfo;
 
 /// The words of an app's (or an app's host's) badge.
@@ -28,7 +28,11 @@ pub fn AppCard(
     groups: Memo<Vec<AppGroup>>,
     session: SessionInfo,
     #[prop(into)] collapse_healthy: Signal<bool>,
+    /// The apps the tab opened: a folded app's rows come from the server
+    /// once it is in there.
+    opened: RwSignal<Opened>,
 ) -> impl IntoView {
+    let my_key = key.clone();
     let group = Memo::new(move |_| groups.with(|gs| gs.iter().find(|g| g.key() == key).cloned()));
     let (title, dom_id) =
         group.with_untracked(|g| g.as_ref().map(|g| (g.title().to_owned(), g.dom_id())).unwrap_or_default());
@@ -51,7 +55,7 @@ pub fn AppCard(
                 .unwrap_or_default()
         })
     };
-    let count = move || group.with(|g| g.as_ref().map_or(0, |g| g.containers.len()));
+    let count = move || group.with(|g| g.as_ref().map_or(0, |g| g.containers.len() + g.folded));
     let series = move || group.with(|g| g.as_ref().map(|g| g.cpu_series.clone()).unwrap_or_default());
     // The hosts change rarely; the breakdown re-renders only then.
     let shares = Memo::new(move |_| group.with(|g| g.as_ref().map(|g| g.hosts.clone()).unwrap_or_default()));
@@ -91,9 +95,10 @@ pub fn AppCard(
     let single_logs_href = move || shares.with(|s| s.first().map(|s| logs_href(&s.host)).unwrap_or_default());
     // Collapsed: a healthy app of a large fleet, until its button opens it.
     // Memos: the card's figures change at every poll, these seldom.
-    let opened = RwSignal::new(false);
+    let open_key = my_key.clone();
+    let is_opened = Memo::new(move |_| opened.with(|o| o.apps.contains(&open_key)));
     let collapsible = Memo::new(move |_| collapse_healthy.get() && !badge().is_problem());
-    let open = Memo::new(move |_| !collapsible.get() || opened.get());
+    let open = Memo::new(move |_| !collapsible.get() || is_opened.get());
     let rows_id = format!("rows-{dom_id}");
     let controls = rows_id.clone();
     let rows_view = move || {
@@ -125,9 +130,15 @@ pub fn AppCard(
                     class="btn toggle-rows"
                     aria-expanded=move || open.get().to_string()
                     aria-controls=controls.clone()
-                    on:click=move |_| opened.update(|o| *o = !*o)
+                    on:click={
+                        let my_key = my_key.clone();
+                        move |_| {
+                            let now = !is_opened.get_untracked();
+                            opened.update(|o| o.toggle(&my_key, now));
+                        }
+                    }
                 >
-                    {move || match (opened.get(), count()) {
+                    {move || match (is_opened.get(), count()) {
                         (true, _) => "Hide containers".to_owned(),
                         (false, 1) => "Show 1 container".to_owned(),
                         (false, n) => format!("Show {n} containers"),

@@ -38,6 +38,7 @@ pub fn Header(session: SessionInfo, fleet: RwSignal<Fleet>) -> impl IntoView {
                                         containers: Vec::new(),
                                         volume_sizes: Default::default(),
                                         cpu_history: Default::default(),
+                                        folded: Vec::new(),
                                     })
                                     .collect::<Vec<_>>()
                             })

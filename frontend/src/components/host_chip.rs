@@ -80,8 +80,8 @@ mod tests {
     async fn host_chips_say_state_in_words() {
         let html = render(|| {
             view! {
-                <HostChip host=HostView { name: "b".into(), status: HostStatus::Down { error: "connection refused".into(), age_s: Some(30), engine: None }, containers: vec![], volume_sizes: Default::default(), cpu_history: Default::default() }/>
-                <HostChip host=HostView { name: "c".into(), status: HostStatus::Stale { age_s: 42 }, containers: vec![], volume_sizes: Default::default(), cpu_history: Default::default() }/>
+                <HostChip host=HostView { name: "b".into(), status: HostStatus::Down { error: "connection refused".into(), age_s: Some(30), engine: None }, containers: vec![], volume_sizes: Default::default(), cpu_history: Default::default(), folded: vec![] }/>
+                <HostChip host=HostView { name: "c".into(), status: HostStatus::Stale { age_s: 42 }, containers: vec![], volume_sizes: Default::default(), cpu_history: Default::default(), folded: vec![] }/>
             }
             .into_any()
         });

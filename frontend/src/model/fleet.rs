@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use shared::{ContainerSummary, StatsSample};
 
+use super::{Folded, Opened};
+
 /// The state of one sidecar as the web server sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
@@ -60,6 +62,10 @@ pub struct HostView {
     /// [`SPARK_POINTS`], oldest first (for sparklines).
     #[serde(default)]
     pub cpu_history: BTreeMap<String, Vec<f32>>,
+    /// The overview's healthy apps it does not hold whole, summed, by
+    /// project ([`super::overview`]); empty elsewhere.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub folded: Vec<Folded>,
 }
 
 /// The whole fleet (or the part of it a page shows), as pushed to browsers.
@@ -140,6 +146,12 @@ pub enum Change {
     Stats { host: String, id: String, s: Option<LiveStats> },
     /// A host's volume sizes (its disk report).
     Volumes { host: String, sizes: BTreeMap<String, i64> },
+    /// A container's sparkline, whole (one the overview starts to hold).
+    History { host: String, id: String, h: Vec<f32> },
+    /// A folded app on a host: new, or changed ([`Folded::spark`]).
+    Fold { host: String, f: Box<Folded> },
+    /// A folded app on a host is gone (unfolded, or it has no container left).
+    Unfold { host: String, project: Option<String> },
 }
 
 impl Change {
@@ -149,7 +161,10 @@ impl Change {
             | Self::Upsert { host, .. }
             | Self::Remove { host, .. }
             | Self::Stats { host, .. }
-            | Self::Volumes { host, .. } => host,
+            | Self::Volumes { host, .. }
+            | Self::History { host, .. }
+            | Self::Fold { host, .. }
+            | Self::Unfold { host, .. } => host,
         }
     }
 }
@@ -206,6 +221,28 @@ impl Fleet {
                     }
                 }
                 Change::Volumes { sizes, .. } => h.volume_sizes = sizes.clone(),
+                Change::History { id, h: line, .. } => {
+                    h.cpu_history.insert(id.clone(), line.clone());
+                }
+                Change::Fold { f, .. } => {
+                    let at = h.folded.partition_point(|x| x.project < f.project);
+                    match h.folded.get_mut(at).filter(|x| x.project == f.project) {
+                        Some(x) => {
+                            let mut spark = std::mem::take(&mut x.spark);
+                            if f.spark.is_empty() {
+                                match spark.last_mut() {
+                                    Some(last) => *last = f.cpu as f32,
+                                    None => spark.push(f.cpu as f32),
+                                }
+                            } else {
+                                spark = f.spark.clone();
+                            }
+                            *x = Folded { spark, ..(**f).clone() };
+                        }
+                        None => h.folded.insert(at, (**f).clone()),
+                    }
+                }
+                Change::Unfold { project, .. } => h.folded.retain(|x| &x.project != project),
             }
         }
     }
@@ -227,24 +264,31 @@ impl Fleet {
                 let extra = line.len().saturating_sub(SPARK_POINTS);
                 line.drain(..extra);
             }
+            for f in h.folded.iter_mut().filter(|f| !f.spark.is_empty()) {
+                f.spark.extend(std::iter::repeat_n(f.cpu as f32, steps as usize));
+                let extra = f.spark.len().saturating_sub(SPARK_POINTS);
+                f.spark.drain(..extra);
+            }
         }
     }
 
-    /// What of the fleet a page with `scope` shows.
+    /// What of the fleet a page with `scope` shows (for the overview,
+    /// [`super::overview`]: its healthy apps folded once the fleet is large).
     pub fn project(&self, scope: &Scope) -> Fleet {
+        if let Scope::Overview(opened) = scope {
+            return super::overview(self, opened);
+        }
         let hosts = self
             .hosts
             .iter()
             .map(|h| {
-                let keep_all = matches!(scope, Scope::Overview | Scope::Network);
                 let containers: Vec<ContainerSummary> = h
                     .containers
                     .iter()
-                    .filter(|c| keep_all || scope.keeps_container(&h.name, c))
+                    .filter(|c| matches!(scope, Scope::Network) || scope.keeps_container(&h.name, c))
                     .map(|c| scope.cut(c.clone()))
                     .collect();
                 let cpu_history = match scope {
-                    Scope::Overview => h.cpu_history.clone(),
                     Scope::Container { .. } => containers
                         .iter()
                         .filter_map(|c| Some((c.id.clone(), h.cpu_history.get(&c.id)?.clone())))
@@ -254,13 +298,10 @@ impl Fleet {
                 HostView {
                     name: h.name.clone(),
                     status: h.status.clone(),
-                    volume_sizes: if matches!(scope, Scope::Overview) {
-                        h.volume_sizes.clone()
-                    } else {
-                        BTreeMap::new()
-                    },
+                    volume_sizes: BTreeMap::new(),
                     containers,
                     cpu_history,
+                    folded: Vec::new(),
                 }
             })
             .collect();
@@ -269,12 +310,10 @@ impl Fleet {
 }
 
 impl Delta {
-    /// The part of this delta a page with `scope` shows, if any (`fleet` is
-    /// the server's copy, for a container page's id).
+    /// The part of this delta a page with `scope` shows, if any; not for
+    /// the overview, whose part depends on what it holds
+    /// ([`super::follow_overview`]).
     pub fn project(&self, scope: &Scope) -> Option<Delta> {
-        if matches!(scope, Scope::Overview) {
-            return Some(self.clone());
-        }
         let changes: Vec<Change> = self
             .changes
             .iter()
@@ -293,8 +332,9 @@ impl Delta {
 /// What a page shows of the live fleet, and so what its stream carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
-    /// Every container with its stats and sparkline (the overview).
-    Overview,
+    /// Every container with its stats and sparkline (the overview), its
+    /// healthy apps folded once the fleet is large, but those it opened.
+    Overview(Opened),
     /// Every container, without stats (the network map).
     Network,
     /// The hosts' statuses only (pages that show no live container).
@@ -308,8 +348,29 @@ pub enum Scope {
 const SCOPE_NAME_MAX: usize = 128;
 
 impl Scope {
-    /// A scope from the stream's query (`scope`, and `host` and `id` for a container).
+    /// The overview as it opens: nothing opened, no filter.
+    pub fn overview() -> Self {
+        Self::Overview(Opened::default())
+    }
+
+    /// A scope from the stream's query (`scope`, and `host` and `id` for a
+    /// container, `open` and `filter` for the overview).
     pub fn parse(scope: Option<&str>, host: Option<&str>, id: Option<&str>) -> Result<Self, String> {
+        Self::parse_with(scope, host, id, None, None)
+    }
+
+    /// [`Self::parse`], with the overview's `open` and `filter`.
+    pub fn parse_with(
+        scope: Option<&str>,
+        host: Option<&str>,
+        id: Option<&str>,
+        open: Option<&str>,
+        filter: Option<&str>,
+    ) -> Result<Self, String> {
+        let name = scope.unwrap_or("overview");
+        if name != "overview" && (open.is_some() || filter.is_some()) {
+            return Err("only scope=overview takes open and filter".to_owned());
+        }
         let named = |what: &str, v: Option<&str>| -> Result<String, String> {
             match v {
                 Some(v) if !v.is_empty() && v.len() <= SCOPE_NAME_MAX && !v.chars().any(char::is_control) => {
@@ -326,8 +387,8 @@ impl Scope {
                 Ok(s)
             }
         };
-        match scope.unwrap_or("overview") {
-            "overview" => plain(Scope::Overview),
+        match name {
+            "overview" => plain(Scope::Overview(Opened::parse(open, filter)?)),
             "network" => plain(Scope::Network),
             "hosts" => plain(Scope::Hosts),
             "container" => Ok(Scope::Container { host: named("host", host)?, reference: named("id", id)? }),
@@ -341,7 +402,7 @@ impl Scope {
     /// The query string naming this scope (for the stream's URL).
     pub fn query(&self) -> String {
         match self {
-            Self::Overview => "scope=overview".into(),
+            Self::Overview(o) => format!("scope=overview{}", o.query()),
             Self::Network => "scope=network".into(),
             Self::Hosts => "scope=hosts".into(),
             Self::Container { host, reference } => {
@@ -353,7 +414,7 @@ impl Scope {
     /// The scope as the server function `get_fleet` takes it: name, host, id.
     pub fn parts(&self) -> (String, Option<String>, Option<String>) {
         match self {
-            Self::Overview => ("overview".into(), None, None),
+            Self::Overview(_) => ("overview".into(), None, None),
             Self::Network => ("network".into(), None, None),
             Self::Hosts => ("hosts".into(), None, None),
             Self::Container { host, reference } => ("container".into(), Some(host.clone()), Some(reference.clone())),
@@ -363,7 +424,7 @@ impl Scope {
     /// Whether a page with this scope shows stats (of every host, or of one).
     pub fn stats_of(&self) -> Option<Option<&str>> {
         match self {
-            Self::Overview => Some(None),
+            Self::Overview(_) => Some(None),
             Self::Container { host, .. } => Some(Some(host)),
             Self::Network | Self::Hosts => None,
         }
@@ -384,7 +445,7 @@ impl Scope {
 
     fn keeps_change(&self, change: &Change) -> bool {
         match (self, change) {
-            (_, Change::Host { .. }) | (Self::Overview, _) => true,
+            (_, Change::Host { .. }) | (Self::Overview(_), _) => true,
             (Self::Network, Change::Upsert { .. } | Change::Remove { .. }) => true,
             (Self::Container { .. }, Change::Upsert { host, c }) => self.keeps_container(host, c),
             (Self::Container { .. }, Change::Remove { host, id } | Change::Stats { host, id, .. }) => {
@@ -404,7 +465,7 @@ impl Scope {
 }
 
 /// Percent-encodes all but unreserved characters (RFC 3986).
-fn url_encode(s: &str) -> String {
+pub(super) fn url_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
@@ -494,7 +555,10 @@ mod tests {
 
     #[test]
     fn scopes_are_parsed_strictly() {
-        assert_eq!(Scope::parse(None, None, None), Ok(Scope::Overview));
+        assert_eq!(Scope::parse(None, None, None), Ok(Scope::overview()));
+        assert!(Scope::parse_with(Some("network"), None, None, Some("app:x"), None).is_err());
+        let o = Scope::parse_with(None, None, None, Some("app:x"), Some("web")).unwrap();
+        assert_eq!(o.query(), "scope=overview&open=app%3Ax&filter=web");
         assert_eq!(Scope::parse(Some("network"), None, None), Ok(Scope::Network));
         assert_eq!(
             Scope::parse(Some("container"), Some("h1"), Some("web")),
@@ -538,7 +602,6 @@ mod tests {
                 Change::Host { host: "a".into(), status: HostStatus::Connected },
             ],
         );
-        assert_eq!(d.project(&Scope::Overview), Some(d.clone()));
         let only = d.project(&one).unwrap();
         assert_eq!(only.changes.len(), 2, "web's upsert and the host: {only:?}");
         let net = d.project(&Scope::Network).unwrap();

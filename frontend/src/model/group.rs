@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use shared::{ContainerState, ContainerSummary};
 
-use super::{container_badge, Badge, Fleet};
+use super::{container_badge, Badge, Fleet, Folded};
 
 /// One container of an app card, with the host it runs on (rows link to it
 /// and act on it there).
@@ -44,6 +44,9 @@ pub struct AppGroup {
     pub memory_limit_bytes: u64,
     /// The app's total CPU % over the last 15 minutes, oldest first.
     pub cpu_series: Vec<f64>,
+    /// Its containers the page does not hold, folded ([`super::Folded`]):
+    /// counted in its hosts, figures and badge, not in `containers`.
+    pub folded: usize,
 }
 
 impl AppGroup {
@@ -93,25 +96,29 @@ impl AppGroup {
 /// The overview's cards in its default order: worst first; within a badge,
 /// named projects before standalone cards, then by title and host.
 pub fn group_apps(fleet: &Fleet) -> Vec<AppGroup> {
-    // Members by card (a project, or a host's standalone containers), with
-    // their host's index in the fleet.
+    // Members and folded parts by card (a project, or a host's standalone
+    // containers), with their host's index in the fleet.
     type Card = (Option<String>, Option<usize>);
-    let mut cards: BTreeMap<Card, Vec<(usize, Member)>> = BTreeMap::new();
+    type Parts<'a> = (Vec<(usize, Member)>, Vec<(usize, &'a Folded)>);
+    let mut cards: BTreeMap<Card, Parts> = BTreeMap::new();
+    let card = |p: &Option<String>, hi: usize| match p {
+        Some(p) => (Some(p.clone()), None),
+        None => (None, Some(hi)),
+    };
     for (hi, host) in fleet.hosts.iter().enumerate() {
         for c in &host.containers {
             let db_size = c
                 .protected
                 .then(|| c.mounts.iter().filter_map(|m| host.volume_sizes.get(m.name.as_ref()?)).sum::<i64>());
             let member = Member { host: host.name.clone(), c: c.clone(), db_size: db_size.filter(|s| *s > 0) };
-            let card = match &c.compose_project {
-                Some(p) => (Some(p.clone()), None),
-                None => (None, Some(hi)),
-            };
-            cards.entry(card).or_default().push((hi, member));
+            cards.entry(card(&c.compose_project, hi)).or_default().0.push((hi, member));
+        }
+        for f in &host.folded {
+            cards.entry(card(&f.project, hi)).or_default().1.push((hi, f));
         }
     }
     let mut out: Vec<AppGroup> =
-        cards.into_iter().map(|((project, _), members)| group(fleet, project, members)).collect();
+        cards.into_iter().map(|((project, _), (members, folded))| group(fleet, project, members, &folded)).collect();
     let order = |g: &AppGroup| (std::cmp::Reverse(g.badge), g.project.is_none());
     out.sort_by(|a, b| {
         (order(a), a.title(), a.hosts.first().map(|h| &h.host)).cmp(&(
@@ -123,38 +130,62 @@ pub fn group_apps(fleet: &Fleet) -> Vec<AppGroup> {
     out
 }
 
-/// One card from its members (`(host index, member)`).
-fn group(fleet: &Fleet, project: Option<String>, mut members: Vec<(usize, Member)>) -> AppGroup {
+/// One card from its members (`(host index, member)`) and folded parts.
+fn group(
+    fleet: &Fleet,
+    project: Option<String>,
+    mut members: Vec<(usize, Member)>,
+    folded: &[(usize, &Folded)],
+) -> AppGroup {
     members.sort_by(|a, b| (&a.1.c.name, a.0).cmp(&(&b.1.c.name, b.0)));
     let badge_of = |m: &Member| container_badge(&m.c).0;
-    let badge = members.iter().map(|(_, m)| badge_of(m)).max().unwrap_or(Badge::Green);
+    let badge = members.iter().map(|(_, m)| badge_of(m)).chain(folded.iter().map(|(_, f)| f.badge())).max();
+    let badge = badge.unwrap_or(Badge::Green);
     // Folded from +0.0: a float `sum()` of nothing is -0.0 (shown as "-0.0%").
-    let cpu_percent = members.iter().filter_map(|(_, m)| m.c.stats.as_ref()?.cpu_percent).fold(0.0, |a, b| a + b);
-    let memory_bytes = members.iter().filter_map(|(_, m)| Some(m.c.stats.as_ref()?.memory_bytes)).sum();
+    let cpu_percent = members
+        .iter()
+        .filter_map(|(_, m)| m.c.stats.as_ref()?.cpu_percent)
+        .chain(folded.iter().map(|(_, f)| f.cpu))
+        .fold(0.0, |a, b| a + b);
+    let memory_bytes = members
+        .iter()
+        .filter_map(|(_, m)| Some(m.c.stats.as_ref()?.memory_bytes))
+        .chain(folded.iter().map(|(_, f)| f.mem))
+        .sum();
     // Per host: its share, and its largest memory limit.
     let mut per_host: BTreeMap<usize, (HostShare, u64)> = BTreeMap::new();
+    let new_share = |hi: usize| {
+        (HostShare { host: fleet.hosts[hi].name.clone(), containers: 0, running: 0, badge: Badge::Grey }, 0)
+    };
     for (hi, m) in &members {
-        let (share, limit) = per_host
-            .entry(*hi)
-            .or_insert_with(|| (HostShare { host: m.host.clone(), containers: 0, running: 0, badge: Badge::Grey }, 0));
+        let (share, limit) = per_host.entry(*hi).or_insert_with(|| new_share(*hi));
         share.containers += 1;
         share.running += usize::from(m.c.state == ContainerState::Running);
         share.badge = share.badge.max(badge_of(m));
         *limit = (*limit).max(m.c.stats.as_ref().map_or(0, |s| s.memory_limit_bytes));
+    }
+    for (hi, f) in folded {
+        let (share, limit) = per_host.entry(*hi).or_insert_with(|| new_share(*hi));
+        share.containers += f.n as usize;
+        share.running += f.running as usize;
+        share.badge = share.badge.max(f.badge());
+        *limit = (*limit).max(f.limit);
     }
     let memory_limit_bytes = per_host.values().map(|(_, l)| l).sum();
     let mut hosts: Vec<(usize, HostShare)> = per_host.into_iter().map(|(hi, (s, _))| (hi, s)).collect();
     hosts.sort_by_key(|(hi, s)| (std::cmp::Reverse(s.badge), *hi));
     // Sum the members' series, aligned on their newest point (every host's
     // newest point is the fleet's sparkline bucket).
-    let history = |hi: usize, m: &Member| fleet.hosts[hi].cpu_history.get(&m.c.id);
-    let len = members.iter().filter_map(|(hi, m)| history(*hi, m)).map(Vec::len).max().unwrap_or(0);
+    let lines: Vec<&Vec<f32>> = members
+        .iter()
+        .filter_map(|(hi, m)| fleet.hosts[*hi].cpu_history.get(&m.c.id))
+        .chain(folded.iter().map(|(_, f)| &f.spark))
+        .collect();
+    let len = lines.iter().map(|l| l.len()).max().unwrap_or(0);
     let mut cpu_series = vec![0.0f64; len];
-    for (hi, m) in &members {
-        if let Some(h) = history(*hi, m) {
-            for (i, v) in h.iter().enumerate() {
-                cpu_series[len - h.len() + i] += f64::from(*v);
-            }
+    for h in lines {
+        for (i, v) in h.iter().enumerate() {
+            cpu_series[len - h.len() + i] += f64::from(*v);
         }
     }
     AppGroup {
@@ -166,6 +197,7 @@ fn group(fleet: &Fleet, project: Option<String>, mut members: Vec<(usize, Member
         memory_bytes,
         memory_limit_bytes,
         cpu_series,
+        folded: folded.iter().map(|(_, f)| f.n as usize).sum(),
     }
 }
 
@@ -244,6 +276,7 @@ mod tests {
             containers: vec![],
             volume_sizes: Default::default(),
             cpu_history: Default::default(),
+            folded: Vec::new(),
         });
         assert_eq!(headline(&down).text, "1 host not reporting");
     }
@@ -279,6 +312,7 @@ mod tests {
             containers,
             volume_sizes: Default::default(),
             cpu_history: Default::default(),
+            folded: Vec::new(),
         }
     }
 

@@ -67,6 +67,10 @@ pub fn headline(fleet: &Fleet) -> Headline {
             Severity::Problem => problems += 1,
         }
     }
+    // Folded apps (all healthy or resting) count as their containers would.
+    for f in fleet.hosts.iter().flat_map(|h| &h.folded) {
+        (ok, resting) = (ok + (f.n - f.resting.min(f.n)) as usize, resting + f.resting as usize);
+    }
     // What the overview's first render left out still counts.
     if let Some(o) = &fleet.omitted {
         (ok, resting, warnings, problems) =

@@ -4,6 +4,7 @@
 
 mod audit;
 mod fleet;
+mod fold;
 mod format;
 mod group;
 mod health;
@@ -14,6 +15,9 @@ mod text;
 pub use audit::{audit_filter_from, audit_query, known_actors, utc_time, FilterSlot};
 pub use fleet::{
     spark_bucket, Change, Delta, Fleet, HostStatus, HostView, LiveStats, Scope, SPARK_BUCKET_MS, SPARK_POINTS,
+};
+pub use fold::{
+    app_key, crossed, diff_overview, follow_overview, overview, touched_apps, Folded, Opened, FILTER_MAX, OPEN_APPS_MAX,
 };
 pub use format::{clamp_percent, human_bytes, human_duration, human_percent, sparkline_points};
 pub use group::{group_apps, matches_filter, name_and_app, AppGroup, HostShare, Member};
@@ -72,6 +76,7 @@ pub(crate) mod fixtures {
                 containers,
                 volume_sizes: Default::default(),
                 cpu_history: Default::default(),
+                folded: vec![],
             }],
             at_ms: 0,
             spark_bucket: 0,
@@ -158,7 +163,14 @@ pub(crate) mod fixtures {
                 .iter()
                 .flat_map(|c| c.mounts.iter().filter_map(|m| Some((m.name.clone()?, 1i64 << 30))))
                 .collect();
-            HostView { name: format!("h{i}"), status: HostStatus::Connected, containers, volume_sizes, cpu_history }
+            HostView {
+                name: format!("h{i}"),
+                status: HostStatus::Connected,
+                containers,
+                volume_sizes,
+                cpu_history,
+                folded: vec![],
+            }
         };
         Fleet { hosts: (0..hosts).map(host).collect(), at_ms: 0, spark_bucket: 0, omitted: None }
     }

@@ -54,7 +54,8 @@ impl Omitted {
 
 /// How many containers the fleet has, counting those [`first_screen`] left out.
 pub fn container_count(fleet: &Fleet) -> usize {
-    fleet.hosts.iter().map(|h| h.containers.len()).sum::<usize>() + fleet.omitted.map_or(0, |o| o.containers)
+    let folded: usize = fleet.hosts.iter().flat_map(|h| &h.folded).map(|f| f.n as usize).sum();
+    fleet.hosts.iter().map(|h| h.containers.len()).sum::<usize>() + folded + fleet.omitted.map_or(0, |o| o.containers)
 }
 
 /// Whether healthy apps start collapsed, in a fleet of `containers`
@@ -87,16 +88,23 @@ pub fn first_screen(fleet: &Fleet, max_apps: usize) -> Fleet {
     let mut omitted = fleet.omitted.unwrap_or_default();
     let (mut apps, mut containers, mut full) = (0, 0, false);
     let mut keep: HashSet<(&str, &str)> = HashSet::new();
+    let mut keep_folded: HashSet<String> = HashSet::new();
     for g in &groups {
         full =
             full || apps >= max_apps || (containers > 0 && containers + g.containers.len() > FIRST_SCREEN_CONTAINERS);
         if full {
             omitted.apps += 1;
             g.containers.iter().for_each(|m| omitted.count(&m.c));
+            for f in folded_of(fleet, g) {
+                omitted.containers += f.n as usize;
+                omitted.resting += f.resting as usize;
+                omitted.ok += (f.n - f.resting.min(f.n)) as usize;
+            }
         } else {
             apps += 1;
             containers += g.containers.len();
             keep.extend(g.containers.iter().map(|m| (m.host.as_str(), m.c.id.as_str())));
+            keep_folded.insert(g.key());
         }
     }
     let hosts = fleet
@@ -111,6 +119,12 @@ pub fn first_screen(fleet: &Fleet, max_apps: usize) -> Fleet {
                 .collect();
             let cpu_history =
                 containers.iter().filter_map(|c| Some((c.id.clone(), h.cpu_history.get(&c.id)?.clone()))).collect();
+            let folded = h
+                .folded
+                .iter()
+                .filter(|f| keep_folded.contains(&super::app_key(&h.name, f.project.as_deref())))
+                .cloned()
+                .collect();
             let volumes: HashSet<&str> =
                 containers.iter().flat_map(|c| c.mounts.iter().filter_map(|m| m.name.as_deref())).collect();
             let volume_sizes: BTreeMap<String, i64> = h
@@ -119,7 +133,7 @@ pub fn first_screen(fleet: &Fleet, max_apps: usize) -> Fleet {
                 .filter(|(v, _)| volumes.contains(v.as_str()))
                 .map(|(v, s)| (v.clone(), *s))
                 .collect();
-            HostView { name: h.name.clone(), status: h.status.clone(), containers, volume_sizes, cpu_history }
+            HostView { name: h.name.clone(), status: h.status.clone(), containers, volume_sizes, cpu_history, folded }
         })
         .collect();
     Fleet {
@@ -128,6 +142,15 @@ pub fn first_screen(fleet: &Fleet, max_apps: usize) -> Fleet {
         spark_bucket: fleet.spark_bucket,
         omitted: (omitted != Omitted::default()).then_some(omitted),
     }
+}
+
+/// The folded parts of card `g` in `fleet`.
+fn folded_of<'a>(fleet: &'a Fleet, g: &'a super::AppGroup) -> impl Iterator<Item = &'a super::Folded> + 'a {
+    let key = g.key();
+    fleet.hosts.iter().flat_map(move |h| {
+        let key = key.clone();
+        h.folded.iter().filter(move |f| super::app_key(&h.name, f.project.as_deref()) == key)
+    })
 }
 
 /// A container with only what the overview shows of it.

@@ -13,6 +13,9 @@ use crate::types::{Role, SessionInfo};
 
 #[component]
 pub fn Overview(session: SessionInfo, fleet: RwSignal<Fleet>) -> impl IntoView {
+    // What this tab opened and filters; its live stream follows it (a page
+    // outside the app's frame, as in tests, keeps its own).
+    let opened = use_context::<crate::app::OverviewOpened>().map_or_else(|| RwSignal::new(Default::default()), |o| o.0);
     let filter = RwSignal::new(String::new());
     let sort = RwSignal::new("health".to_owned());
     let shown = RwSignal::new(model::CARDS_PER_PAGE);
@@ -23,7 +26,9 @@ pub fn Overview(session: SessionInfo, fleet: RwSignal<Fleet>) -> impl IntoView {
         for g in &mut gs {
             g.containers.retain(|m| model::matches_filter(&m.host, &m.c, &f));
         }
-        gs.retain(|g| !g.containers.is_empty());
+        // A folded app has no rows here, only its figures: kept unless filtered.
+        let unfiltered = f.trim().is_empty();
+        gs.retain(|g| !g.containers.is_empty() || (unfiltered && g.folded > 0));
         match sort.get().as_str() {
             "name" => gs.sort_by(|a, b| a.title().cmp(b.title())),
             "cpu" => gs.sort_by(|a, b| b.cpu_percent.total_cmp(&a.cpu_percent)),
@@ -64,7 +69,25 @@ pub fn Overview(session: SessionInfo, fleet: RwSignal<Fleet>) -> impl IntoView {
                 placeholder="Filter by name, image, state, host…"
                 aria-label="filter"
                 prop:value=move || filter.get()
-                on:input=move |ev| filter.set(event_target_value(&ev))
+                on:input=move |ev| {
+                    let typed = event_target_value(&ev);
+                    filter.set(typed.clone());
+                    // A large fleet's filter asks the server for its matches, once typing pauses.
+                    let large = fleet.with_untracked(model::container_count) > model::COLLAPSE_ABOVE;
+                    if large || opened.with_untracked(|o| !o.filter.is_empty()) {
+                        set_timeout(
+                            move || {
+                                if filter.get_untracked() == typed {
+                                    let f: String = typed.trim().chars().take(model::FILTER_MAX).collect();
+                                    if opened.with_untracked(|o| o.filter != f) {
+                                        opened.update(|o| o.filter = f);
+                                    }
+                                }
+                            },
+                            std::time::Duration::from_millis(300),
+                        );
+                    }
+                }
             />
             <label>
                 "Sort "
@@ -86,7 +109,7 @@ pub fn Overview(session: SessionInfo, fleet: RwSignal<Fleet>) -> impl IntoView {
             // Keyed by identity, not contents: cards and rows update in place
             // (an expanded row stays expanded while the numbers change).
             <For each=move || keys.get() key=|k| k.clone() let:k>
-                <AppCard key=k groups=groups session=s_cards.clone() collapse_healthy=collapse_healthy/>
+                <AppCard key=k groups=groups session=s_cards.clone() collapse_healthy=collapse_healthy opened=opened/>
             </For>
             <Show when=move || groups.with(|g| g.is_empty()) && omitted().is_none()>
                 <p class="empty">"No containers match."</p>
@@ -216,6 +239,7 @@ mod tests {
             containers,
             volume_sizes: Default::default(),
             cpu_history: Default::default(),
+            folded: Vec::new(),
         }
     }
 
@@ -327,6 +351,28 @@ mod tests {
         assert!(html.find(r#"data-app="batch""#) < html.find(r#"data-app="shop""#), "problems first");
     }
 
+    /// What a tab receives of a large fleet (healthy apps folded): the same
+    /// cards, counts and headline, the healthy app's button and no rows.
+    #[tokio::test]
+    async fn a_folded_app_shows_its_card_and_its_count() {
+        let mut cs: Vec<_> = (0..COLLAPSE_ABOVE)
+            .map(|i| container(&format!("web-{i}"), Some("shop"), ContainerState::Running, "Up"))
+            .collect();
+        let mut failed = container("job", Some("batch"), ContainerState::Exited, "Exited (1) 1 second ago");
+        failed.restart_policy = "always".into();
+        cs.push(failed);
+        let whole = overview(fleet(cs.clone()), Role::Viewer);
+        let folded = model::overview(&fleet(cs), &model::Opened::default());
+        assert!(folded.hosts[0].containers.len() == 1 && folded.hosts[0].folded.len() == 1, "{folded:?}");
+        let html = overview(folded, Role::Viewer);
+        let shop = card(&html, "shop", "h1");
+        assert!(shop.contains(&format!("Show {COLLAPSE_ABOVE} containers")), "{shop}");
+        assert_eq!(shop, card(&whole, "shop", "h1"), "folded or not, the same card");
+        assert!(card(&html, "batch", "h1").contains(r#"data-container="job""#));
+        let headline = |h: &str| h[h.find(r#"id="headline""#).unwrap()..][..200].to_owned();
+        assert_eq!(headline(&html), headline(&whole));
+    }
+
     /// The card itself: collapsed when told healthy cards are (a large fleet,
     /// no filter), open otherwise (a filter shows its matches).
     #[tokio::test]
@@ -336,7 +382,7 @@ mod tests {
             render(move || {
                 let fleet = RwSignal::new(f);
                 let groups = Memo::new(move |_| fleet.with(model::group_apps));
-                view! { <AppCard key="app:shop".into() groups=groups session=session(Role::Viewer) collapse_healthy=collapse/> }.into_any()
+                view! { <AppCard key="app:shop".into() groups=groups session=session(Role::Viewer) collapse_healthy=collapse opened=RwSignal::new(Default::default())/> }.into_any()
             })
         };
         let (collapsed, open) = (cards(true), cards(false));

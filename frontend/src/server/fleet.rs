@@ -15,11 +15,15 @@
 //! - every result is compared with the published fleet at display precision
 //!   and only the difference becomes a [`Delta`], applied to the published
 //!   fleet and sent to the live clients, each cut to its page's [`Scope`];
+//! - the overview's part is kept per distinct view (what its tabs opened,
+//!   their filter: [`Opened`]) as a copy moved with the same changes the
+//!   browsers get ([`crate::model::follow_overview`]): once the fleet is
+//!   large, healthy apps travel folded, so a tab's bytes follow what it shows;
 //! - a client that reconnects with `Last-Event-ID` gets the deltas it missed
 //!   from a bounded replay buffer, or a `resync` snapshot; a client too slow
 //!   for the broadcast ring is resynced, and dropped if it keeps falling behind.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -30,7 +34,7 @@ use shared::{Call, ContainerSummary, DiskReport, StatsSnapshot, Verb};
 use tokio::sync::{broadcast, Notify};
 
 use super::sidecar::Sidecar;
-use crate::model::{spark_bucket, Change, Delta, Fleet, HostStatus, HostView, LiveStats, Scope};
+use crate::model::{spark_bucket, Change, Delta, Fleet, HostStatus, HostView, LiveStats, Opened, Scope};
 
 /// Containers are listed at least this often, events or not.
 pub const RELIST_EVERY: Duration = Duration::from_secs(30);
@@ -43,6 +47,9 @@ const BROADCAST_FRAMES: usize = 256;
 /// Resyncs a client may need for falling behind before it is dropped (its
 /// browser reconnects, and says "reconnecting" meanwhile).
 const LAG_RESYNCS_MAX: u32 = 3;
+/// Distinct overview views (opened apps and filters) kept at once; a tab
+/// asking for another meanwhile gets a 503.
+pub const VIEWS_MAX: usize = 256;
 
 #[derive(Default)]
 struct HostState {
@@ -59,20 +66,34 @@ struct HostState {
 pub struct Frame {
     seq: u64,
     delta: Delta,
-    /// Overview, network, hosts.
-    encoded: [OnceLock<Option<Bytes>>; 3],
+    /// Network, hosts.
+    encoded: [OnceLock<Option<Bytes>>; 2],
+    /// Each overview view's part, encoded when published; a view missing
+    /// here did not exist then (its clients need a resync).
+    views: HashMap<Opened, Option<Bytes>>,
 }
 
 impl Frame {
-    fn bytes(&self, epoch: &str, scope: &Scope) -> Option<Bytes> {
-        let encode = || Some(delta_frame(epoch, self.seq, &self.delta.project(scope)?));
-        match scope {
-            Scope::Overview => self.encoded[0].get_or_init(encode).clone(),
-            Scope::Network => self.encoded[1].get_or_init(encode).clone(),
-            Scope::Hosts => self.encoded[2].get_or_init(encode).clone(),
+    /// The frame as a page with `scope` gets it: `Err` when that page's
+    /// view did not exist when it was published.
+    fn bytes(&self, epoch: &str, scope: &Scope) -> Result<Option<Bytes>, ()> {
+        let encode = || self.delta.project(scope).map(|d| delta_frame(epoch, self.seq, &d));
+        Ok(match scope {
+            Scope::Overview(o) => return self.views.get(o).cloned().ok_or(()),
+            Scope::Network => self.encoded[0].get_or_init(encode).clone(),
+            Scope::Hosts => self.encoded[1].get_or_init(encode).clone(),
             Scope::Container { .. } => encode(),
-        }
+        })
     }
+}
+
+/// An overview view: what its tabs hold, and how many follow it.
+struct View {
+    fleet: Fleet,
+    users: usize,
+    /// Its snapshot's JSON while it does not change, shared by the clients
+    /// that connect meanwhile.
+    snapshot: Option<Bytes>,
 }
 
 /// The published fleet, its version and the recent deltas.
@@ -81,8 +102,8 @@ struct Live {
     seq: u64,
     replay: VecDeque<Arc<Frame>>,
     replay_changes: usize,
-    /// The overview snapshot's JSON at `.0`, shared by the clients that connect meanwhile.
-    snapshot: Option<(u64, Bytes)>,
+    /// The overview as each distinct view holds it (the default always).
+    views: HashMap<Opened, View>,
 }
 
 pub struct FleetHub {
@@ -118,6 +139,7 @@ impl FleetHub {
                     containers: Vec::new(),
                     volume_sizes: BTreeMap::new(),
                     cpu_history: BTreeMap::new(),
+                    folded: Vec::new(),
                 })
                 .collect(),
             at_ms: now_ms(),
@@ -127,7 +149,16 @@ impl FleetHub {
         Self {
             hosts: hosts.into_iter().map(Arc::new).collect(),
             state: Mutex::new((0..n).map(|_| HostState::default()).collect()),
-            live: Mutex::new(Live { fleet, seq: 0, replay: VecDeque::new(), replay_changes: 0, snapshot: None }),
+            live: Mutex::new(Live {
+                views: HashMap::from([(
+                    Opened::default(),
+                    View { fleet: fleet.project(&Scope::overview()), users: 0, snapshot: None },
+                )]),
+                fleet,
+                seq: 0,
+                replay: VecDeque::new(),
+                replay_changes: 0,
+            }),
             wake: (0..n).map(|_| Notify::new()).collect(),
             events_up: (0..n).map(|_| AtomicBool::new(false)).collect(),
             stats_all: AtomicUsize::new(0),
@@ -169,7 +200,13 @@ impl FleetHub {
     pub fn view(&self, scope: &Scope) -> Fleet {
         let live = lock(&self.live);
         match scope {
-            Scope::Overview => crate::model::first_screen(&live.fleet, crate::model::FIRST_SCREEN_APPS),
+            Scope::Overview(o) => {
+                let first = |f: &Fleet| crate::model::first_screen(f, crate::model::FIRST_SCREEN_APPS);
+                match live.views.get(o) {
+                    Some(v) => first(&v.fleet),
+                    None => first(&live.fleet.project(scope)),
+                }
+            }
             _ => live.fleet.project(scope),
         }
     }
@@ -216,10 +253,26 @@ impl FleetHub {
             return;
         }
         let delta = Delta { at_ms: now, bucket, changes };
+        let touched = crate::model::touched_apps(&live.fleet, &delta);
+        let before = crate::model::container_count(&live.fleet);
         live.fleet.apply(&delta);
         live.seq += 1;
-        live.snapshot = None;
-        let frame = Arc::new(Frame { seq: live.seq, delta, encoded: Default::default() });
+        let crossed = crate::model::crossed(before, &live.fleet);
+        // Each overview view moves on as its tabs will.
+        let Live { fleet, views, seq, .. } = &mut *live;
+        let views = views
+            .iter_mut()
+            .map(|(opened, v)| {
+                let part = crate::model::follow_overview(fleet, &v.fleet, opened, &delta, &touched, crossed);
+                let bytes = part.map(|d| {
+                    v.fleet.apply(&d);
+                    v.snapshot = None;
+                    delta_frame(&self.epoch, *seq, &d)
+                });
+                (opened.clone(), bytes)
+            })
+            .collect();
+        let frame = Arc::new(Frame { seq: live.seq, delta, encoded: Default::default(), views });
         live.replay_changes += frame.delta.changes.len();
         live.replay.push_back(frame.clone());
         while live.replay.len() > REPLAY_FRAMES || (live.replay_changes > REPLAY_CHANGES && live.replay.len() > 1) {
@@ -421,24 +474,36 @@ impl FleetHub {
     /// a client reconnecting with `last_id`, what it missed; then the deltas
     /// its page shows. While it lives the client counts as a viewer of the
     /// stats its page shows.
-    pub fn live(self: &Arc<Self>, scope: Scope, last_id: Option<&str>) -> impl Stream<Item = Bytes> + Send + 'static {
-        let demand = Demand::new(self.clone(), &scope);
-        let (first, rx, seen) = {
+    pub fn live(
+        self: &Arc<Self>,
+        scope: Scope,
+        last_id: Option<&str>,
+    ) -> Result<impl Stream<Item = Bytes> + Send + 'static, TooManyViews> {
+        let (first, rx, seen, view) = {
             let mut live = lock(&self.live);
+            let view = match &scope {
+                Scope::Overview(o) => Some(self.join_view(&mut live, o)?),
+                _ => None,
+            };
             // Subscribed under the lock that publishing holds: no delta falls between.
             let rx = self.tx.subscribe();
             let last = last_id.and_then(|id| parse_event_id(id)).filter(|(epoch, _)| *epoch == self.epoch);
+            let missed = |seq: u64| -> Option<Vec<Bytes>> {
+                live.replay.front().filter(|f| f.seq <= seq + 1)?;
+                let frames = live.replay.iter().filter(|f| f.seq > seq);
+                let parts = frames.map(|f| f.bytes(&self.epoch, &scope)).collect::<Result<Vec<_>, ()>>().ok()?;
+                Some(parts.into_iter().flatten().collect())
+            };
             let first = match last {
                 Some((_, seq)) if seq == live.seq => Vec::new(),
-                Some((_, seq)) if seq < live.seq && live.replay.front().is_some_and(|f| f.seq <= seq + 1) => {
-                    live.replay.iter().filter(|f| f.seq > seq).filter_map(|f| f.bytes(&self.epoch, &scope)).collect()
-                }
+                Some((_, seq)) if seq < live.seq && missed(seq).is_some() => missed(seq).unwrap_or_default(),
                 Some(_) => self.snapshot_frame(&mut live, &scope, "resync"),
                 None if last_id.is_some() => self.snapshot_frame(&mut live, &scope, "resync"),
                 None => self.snapshot_frame(&mut live, &scope, "snapshot"),
             };
-            (first, rx, live.seq)
+            (first, rx, live.seq, view)
         };
+        let demand = Demand::new(self.clone(), &scope, view);
         let state = Follow { hub: self.clone(), scope, rx, seen, resyncs: 0, _demand: demand };
         let rest = futures_util::stream::unfold(state, |mut s| async move {
             loop {
@@ -446,8 +511,14 @@ impl FleetHub {
                     Ok(frame) if frame.seq <= s.seen => continue,
                     Ok(frame) => {
                         s.seen = frame.seq;
-                        if let Some(bytes) = frame.bytes(&s.hub.epoch, &s.scope) {
-                            return Some((futures_util::stream::iter(vec![bytes]), s));
+                        match frame.bytes(&s.hub.epoch, &s.scope) {
+                            Ok(Some(bytes)) => return Some((futures_util::stream::iter(vec![bytes]), s)),
+                            Ok(None) => {}
+                            // Its view is always there while it follows; never, then.
+                            Err(()) => {
+                                let pieces = s.hub.snapshot_frame(&mut lock(&s.hub.live), &s.scope, "resync");
+                                return Some((futures_util::stream::iter(pieces), s));
+                            }
                         }
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => {
@@ -468,27 +539,59 @@ impl FleetHub {
             }
         })
         .flatten();
-        futures_util::stream::iter(first).chain(rest).fuse()
+        Ok(futures_util::stream::iter(first).chain(rest).fuse())
+    }
+
+    /// Counts a client in overview view `opened`, made from the published
+    /// fleet if it is new (at most [`VIEWS_MAX`] at once).
+    fn join_view(&self, live: &mut Live, opened: &Opened) -> Result<Opened, TooManyViews> {
+        if !live.views.contains_key(opened) {
+            if live.views.len() >= VIEWS_MAX {
+                return Err(TooManyViews);
+            }
+            let fleet = live.fleet.project(&Scope::Overview(opened.clone()));
+            live.views.insert(opened.clone(), View { fleet, users: 0, snapshot: None });
+        }
+        if let Some(v) = live.views.get_mut(opened) {
+            v.users += 1;
+        }
+        Ok(opened.clone())
+    }
+
+    /// A client leaves overview view `opened`; the last one takes it along
+    /// (not the default view, which the first render uses).
+    fn leave_view(&self, opened: &Opened) {
+        let mut live = lock(&self.live);
+        let Some(v) = live.views.get_mut(opened) else { return };
+        v.users = v.users.saturating_sub(1);
+        if v.users == 0 && *opened != Opened::default() {
+            live.views.remove(opened);
+        }
     }
 
     /// A snapshot event (`snapshot` or `resync`) of the published fleet as
-    /// `scope` shows it, in pieces; the overview's JSON is made once per version.
+    /// `scope` shows it, in pieces; an overview view's JSON is made once per version.
     fn snapshot_frame(&self, live: &mut Live, scope: &Scope, event: &str) -> Vec<Bytes> {
-        let json = match (scope, &live.snapshot) {
-            (Scope::Overview, Some((seq, json))) if *seq == live.seq => json.clone(),
-            _ => {
-                let json = Bytes::from(serde_json::to_vec(&live.fleet.project(scope)).unwrap_or_default());
-                if *scope == Scope::Overview {
-                    live.snapshot = Some((live.seq, json.clone()));
-                }
-                json
-            }
+        let json = match scope {
+            Scope::Overview(o) => match live.views.get_mut(o) {
+                Some(v) => v
+                    .snapshot
+                    .get_or_insert_with(|| Bytes::from(serde_json::to_vec(&v.fleet).unwrap_or_default()))
+                    .clone(),
+                None => Bytes::from(serde_json::to_vec(&live.fleet.project(scope)).unwrap_or_default()),
+            },
+            _ => Bytes::from(serde_json::to_vec(&live.fleet.project(scope)).unwrap_or_default()),
         };
         let head = format!("event: {event}\nid: {}-{}\ndata: ", self.epoch, live.seq);
         // Compact JSON has no raw newline, so it fits one `data:` line.
         vec![Bytes::from(head), json, Bytes::from_static(b"\n\n")]
     }
 }
+
+/// More distinct overview views than [`VIEWS_MAX`] are open.
+#[derive(Debug, thiserror::Error)]
+#[error("too many distinct overview views are open ({VIEWS_MAX}); try again shortly")]
+pub struct TooManyViews;
 
 /// A live client's place in the stream.
 struct Follow {
@@ -504,10 +607,12 @@ struct Follow {
 struct Demand {
     hub: Arc<FleetHub>,
     host: Option<Option<usize>>,
+    /// The overview view it is counted in.
+    view: Option<Opened>,
 }
 
 impl Demand {
-    fn new(hub: Arc<FleetHub>, scope: &Scope) -> Self {
+    fn new(hub: Arc<FleetHub>, scope: &Scope, view: Option<Opened>) -> Self {
         let host = scope.stats_of().map(|h| h.and_then(|h| hub.index(h)));
         let first = match host {
             Some(None) => hub.stats_all.fetch_add(1, Ordering::Relaxed) == 0,
@@ -522,12 +627,15 @@ impl Demand {
                 }
             }
         }
-        Self { hub, host }
+        Self { hub, host, view }
     }
 }
 
 impl Drop for Demand {
     fn drop(&mut self) {
+        if let Some(opened) = self.view.take() {
+            self.hub.leave_view(&opened);
+        }
         match self.host {
             Some(None) => self.hub.stats_all.fetch_sub(1, Ordering::Relaxed),
             Some(Some(i)) => self.hub.stats_host[i].fetch_sub(1, Ordering::Relaxed),
@@ -803,7 +911,7 @@ mod tests {
     async fn a_client_gets_a_snapshot_then_only_changes_and_holds_what_the_server_holds() {
         let hub = hub(&["a", "b"]);
         list(&hub, 0, vec![running("web", 1.0)]);
-        let mut s = Box::pin(hub.live(Scope::Overview, None));
+        let mut s = Box::pin(hub.live(Scope::overview(), None).unwrap());
         let first = events(&ready(&mut s).await);
         assert_eq!(first.len(), 1);
         assert_eq!(first[0].0, "snapshot");
@@ -818,7 +926,7 @@ mod tests {
         assert_eq!(next.iter().map(|e| e.0.as_str()).collect::<Vec<_>>(), ["delta"]);
         assert!(next[0].2.len() < 2_000, "{}", next[0].2);
         follow(&mut copy, &next);
-        assert_eq!(copy, hub.view(&Scope::Overview));
+        assert_eq!(copy, hub.view(&Scope::overview()));
     }
 
     #[tokio::test]
@@ -826,7 +934,7 @@ mod tests {
         let hub = hub(&["a", "b"]);
         list(&hub, 0, vec![running("web", 1.0)]);
         list(&hub, 1, vec![running("api", 1.0)]);
-        let mut s = Box::pin(hub.live(Scope::Overview, None));
+        let mut s = Box::pin(hub.live(Scope::overview(), None).unwrap());
         let _ = ready(&mut s).await;
         for (i, id) in [(0, "web-id"), (1, "api-id")] {
             let mut sample = running("x", 5.0).stats.unwrap();
@@ -847,7 +955,7 @@ mod tests {
     async fn a_reconnecting_client_gets_exactly_what_it_missed_or_a_resync() {
         let hub = hub(&["a"]);
         list(&hub, 0, vec![running("web", 1.0)]);
-        let mut s = Box::pin(hub.live(Scope::Overview, None));
+        let mut s = Box::pin(hub.live(Scope::overview(), None).unwrap());
         let first = events(&ready(&mut s).await);
         let mut copy = Fleet::default();
         follow(&mut copy, &first);
@@ -856,28 +964,28 @@ mod tests {
         // Missed: two changes. Back with its last id: exactly those two deltas.
         list(&hub, 0, vec![running("web", 1.0), running("db", 2.0)]);
         list(&hub, 0, vec![running("web", 7.0), running("db", 2.0)]);
-        let mut s = Box::pin(hub.live(Scope::Overview, Some(&last)));
+        let mut s = Box::pin(hub.live(Scope::overview(), Some(&last)).unwrap());
         let missed = events(&ready(&mut s).await);
         assert_eq!(missed.iter().map(|e| e.0.as_str()).collect::<Vec<_>>(), ["delta", "delta"]);
         follow(&mut copy, &missed);
-        assert_eq!(copy, hub.view(&Scope::Overview), "no gap");
+        assert_eq!(copy, hub.view(&Scope::overview()), "no gap");
         // Up to date: nothing to send.
         let now = missed[1].1.clone();
-        assert!(ready(&mut Box::pin(hub.live(Scope::Overview, Some(&now)))).await.is_empty());
+        assert!(ready(&mut Box::pin(hub.live(Scope::overview(), Some(&now)).unwrap())).await.is_empty());
         // Another process's id, or one from the future: a resync.
         for stale in ["00000000-1".to_owned(), format!("{}-999999", hub.epoch)] {
-            let evs = events(&ready(&mut Box::pin(hub.live(Scope::Overview, Some(&stale)))).await);
+            let evs = events(&ready(&mut Box::pin(hub.live(Scope::overview(), Some(&stale)).unwrap())).await);
             assert_eq!(evs.iter().map(|e| e.0.as_str()).collect::<Vec<_>>(), ["resync"], "{stale}");
         }
         // Further behind than the replay buffer keeps: a resync, never a gap.
         for i in 0..REPLAY_FRAMES + 5 {
             list(&hub, 0, vec![running("web", i as f64)]);
         }
-        let evs = events(&ready(&mut Box::pin(hub.live(Scope::Overview, Some(&now)))).await);
+        let evs = events(&ready(&mut Box::pin(hub.live(Scope::overview(), Some(&now)).unwrap())).await);
         assert_eq!(evs.iter().map(|e| e.0.as_str()).collect::<Vec<_>>(), ["resync"]);
         let mut copy = Fleet::default();
         follow(&mut copy, &evs);
-        assert_eq!(copy, hub.view(&Scope::Overview));
+        assert_eq!(copy, hub.view(&Scope::overview()));
     }
 
     #[tokio::test]
@@ -885,7 +993,7 @@ mod tests {
         let hub = hub(&["a"]);
         list(&hub, 0, vec![running("web", 1.0), running("db", 2.0)]);
         let scope = Scope::Container { host: "a".into(), reference: "web".into() };
-        let mut s = Box::pin(hub.live(scope.clone(), None));
+        let mut s = Box::pin(hub.live(scope.clone(), None).unwrap());
         let first = events(&ready(&mut s).await);
         let mut copy = Fleet::default();
         follow(&mut copy, &first);
@@ -908,7 +1016,7 @@ mod tests {
     #[tokio::test]
     async fn a_client_that_falls_behind_is_resynced_then_dropped() {
         let hub = hub(&["a"]);
-        let mut s = Box::pin(hub.live(Scope::Overview, None));
+        let mut s = Box::pin(hub.live(Scope::overview(), None).unwrap());
         let mut copy = Fleet::default();
         follow(&mut copy, &events(&ready(&mut s).await));
         // The client reads nothing while more than the broadcast ring is published.
@@ -923,7 +1031,7 @@ mod tests {
         let evs = events(&ready(&mut s).await);
         assert_eq!(evs.first().map(|e| e.0.as_str()), Some("resync"), "{:?}", evs.len());
         follow(&mut copy, &evs);
-        assert_eq!(copy, hub.view(&Scope::Overview), "resynced to the present");
+        assert_eq!(copy, hub.view(&Scope::overview()), "resynced to the present");
         for _ in 1..LAG_RESYNCS_MAX {
             flood(&hub);
             let evs = events(&ready(&mut s).await);
@@ -931,5 +1039,64 @@ mod tests {
         }
         flood(&hub);
         assert_eq!(s.next().await, None, "dropped after falling behind too often");
+    }
+
+    /// A large fleet: the default overview gets the problem app whole and
+    /// the healthy ones folded; a tab that opens an app gets it whole, and
+    /// follows it exactly; the view goes with its last tab; views are bounded.
+    #[tokio::test]
+    async fn an_overview_tab_gets_what_it_opened_and_the_rest_folded() {
+        let hub = hub(&["a", "b"]);
+        let app = |p: &str, n: usize| -> Vec<ContainerSummary> {
+            (0..n)
+                .map(|j| {
+                    let mut c = running(&format!("{p}-{j}"), 1.0);
+                    c.id = format!("{p}-{j}-id");
+                    c.compose_project = Some(p.into());
+                    c
+                })
+                .collect()
+        };
+        let mut a = app("shop", 40);
+        a.extend(app("blog", 30));
+        list(&hub, 0, a.clone());
+        list(&hub, 1, app("shop", 5));
+        let mut def = Box::pin(hub.live(Scope::overview(), None).unwrap());
+        let mut copy = Fleet::default();
+        follow(&mut copy, &events(&ready(&mut def).await));
+        assert!(copy.hosts.iter().all(|h| h.containers.is_empty()), "all healthy: all folded");
+        assert_eq!(crate::model::container_count(&copy), 75);
+        let opened = Opened::parse(Some("app:blog"), None).unwrap();
+        let mut tab = Box::pin(hub.live(Scope::Overview(opened.clone()), None).unwrap());
+        let mut mine = Fleet::default();
+        follow(&mut mine, &events(&ready(&mut tab).await));
+        assert_eq!(mine.hosts[0].containers.len(), 30, "the blog, whole");
+        assert_eq!(lock(&hub.live).views.len(), 2);
+        // A shop container dies: both tabs get the shop whole; only the blog's tab gets blog stats.
+        a[3].state = ContainerState::Exited;
+        a[3].status = "Exited (1) 1 second ago".into();
+        a[3].exit_code = Some(1);
+        a[3].restart_policy = "always".into();
+        a[3].stats = None;
+        a[45].stats.as_mut().unwrap().cpu_percent = Some(50.0);
+        list(&hub, 0, a.clone());
+        let d = events(&ready(&mut def).await);
+        follow(&mut copy, &d);
+        assert_eq!(copy, hub.view(&Scope::overview()));
+        assert_eq!(copy.hosts[0].containers.len() + copy.hosts[1].containers.len(), 45, "the shop, on both hosts");
+        assert!(!d.iter().any(|e| e.2.contains("blog-15-id")), "a folded app's stats are its summary's");
+        follow(&mut mine, &events(&ready(&mut tab).await));
+        assert_eq!(mine, lock(&hub.live).views[&opened].fleet, "the tab holds what its view does");
+        assert_eq!(mine.hosts[0].containers.len(), 70);
+        drop(tab);
+        assert_eq!(lock(&hub.live).views.len(), 1, "the view went with its last tab");
+        let mut tabs = Vec::new();
+        for i in 0..VIEWS_MAX - 1 {
+            let o = Opened::parse(None, Some(&format!("f{i}"))).unwrap();
+            tabs.push(hub.live(Scope::Overview(o), None).unwrap());
+        }
+        let o = Opened::parse(None, Some("one too many")).unwrap();
+        assert!(hub.live(Scope::Overview(o), None).is_err());
+        assert!(hub.live(Scope::overview(), None).is_ok(), "the default view is always there");
     }
 }

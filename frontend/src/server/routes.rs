@@ -259,14 +259,17 @@ fn sidecar_err(e: super::sidecar::SidecarError) -> Response {
     (status, axum::Json(shared::ErrorBody::new(shared::ErrorCode::DockerError, e.to_string()))).into_response()
 }
 
-/// What `/api/live` takes: the page's scope (`overview` by default,
-/// `network`, `hosts`, or `container` with `host` and `id`).
+/// What `/api/live` takes: the page's scope (`overview` by default, with
+/// the apps it opened and its filter, `network`, `hosts`, or `container`
+/// with `host` and `id`).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LiveQuery {
     scope: Option<String>,
     host: Option<String>,
     id: Option<String>,
+    open: Option<String>,
+    filter: Option<String>,
 }
 
 /// GET /api/live: the fleet as Server-Sent Events, cut to what the page
@@ -280,8 +283,16 @@ async fn live(
     headers: HeaderMap,
     query: Result<Query<LiveQuery>, QueryRejection>,
 ) -> Response {
-    let Ok(Query(q)) = query else { return bad("the live stream takes scope, host and id, nothing else") };
-    let scope = match Scope::parse(q.scope.as_deref(), q.host.as_deref(), q.id.as_deref()) {
+    let Ok(Query(q)) = query else {
+        return bad("the live stream takes scope, host, id, open and filter, nothing else");
+    };
+    let scope = match Scope::parse_with(
+        q.scope.as_deref(),
+        q.host.as_deref(),
+        q.id.as_deref(),
+        q.open.as_deref(),
+        q.filter.as_deref(),
+    ) {
         Ok(s) => s,
         Err(e) => return bad(e),
     };
@@ -295,7 +306,13 @@ async fn live(
         Some(Ok(id)) if super::fleet::valid_event_id(id) => Some(id.to_owned()),
         Some(_) => return bad("Last-Event-ID is not an event id of this stream"),
     };
-    let updates = core.fleet.live(scope, seen.as_deref());
+    let updates = match core.fleet.live(scope, seen.as_deref()) {
+        Ok(u) => u,
+        Err(e) => {
+            let body = shared::ErrorBody::new(shared::ErrorCode::RateLimited, e.to_string());
+            return (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, "5")], axum::Json(body)).into_response();
+        }
+    };
     let keep_alive = futures_util::stream::unfold((), |()| async {
         tokio::time::sleep(Duration::from_secs(15)).await;
         Some((Bytes::from_static(b":\n\n"), ()))
