@@ -613,6 +613,73 @@ async fn a_browser_that_loses_its_connection_says_so_and_catches_up(env: Arc<Env
     logout(c).await;
 }
 
+/// Issue #13: a large fleet (eight hosts reading the same eight labelled
+/// containers: 64, past the 60 where healthy apps fold) shows its healthy
+/// app as one card with a count and no rows, and the stream carries none of
+/// them; opening the card brings its rows; a container that dies unfolds
+/// its app, red, on every host, without a reload; a filter brings its
+/// matches.
+async fn a_large_fleet_folds_healthy_apps_until_asked_or_broken(env: Arc<Env>) {
+    let c = &env.c;
+    let scope = unique("fold");
+    let l = format!("dockward.e2e={scope}");
+    let app = |name: &str, project: &str, extra: &[&str], script: &str| {
+        let mut flags = vec!["--label", &l, "--label"];
+        let project = format!("com.docker.compose.project={project}");
+        flags.push(&project);
+        flags.extend_from_slice(extra);
+        TestContainer::run(name, &flags, script)
+    };
+    let web: Vec<TestContainer> = (0..7).map(|i| app(&format!("fold-web{i}"), "fold", &[], "sleep 600")).collect();
+    let frail =
+        app("frail", "frail", &["--restart", "on-failure:1"], "while [ ! -e /tmp/die ]; do sleep 0.2; done; exit 3");
+    let sidecar = Sidecar::start(&[&format!("--scope-label={l}")]).await;
+    let names: Vec<String> = (0..8).map(|i| format!("h{i}")).collect();
+    let hosts: Vec<Host> = names.iter().map(|n| Host { name: n, url: &sidecar.base, secret: SECRET }).collect();
+    let console = Console::start(Path::new(env!("CARGO_BIN_EXE_dockward-web")), &hosts, Some(&site_root()));
+    login_afresh(c, &console.base, "viewer1", PASSWORD).await;
+    wait_text(c, "#headline", "All 64 containers healthy", 20).await;
+    let card = "article[data-app='fold']";
+    wait_text(c, &format!("{card} button.toggle-rows"), "Show 56 containers", 10).await;
+    assert!(c.find(Locator::Css(&format!("{card} li.row"))).await.is_err(), "a folded card has no rows");
+    // What the page holds: no container of the folded apps at all.
+    let held = "return JSON.stringify(document.documentElement.outerHTML).length";
+    let small = c.execute(held, vec![]).await.unwrap().as_u64().unwrap();
+    // Opening it asks the stream for its rows.
+    c.find(Locator::Css(&format!("{card} button.toggle-rows"))).await.unwrap().click().await.unwrap();
+    wait_text(c, &format!("{card} li[data-container='{}']", web[3].name), &web[3].name, 15).await;
+    let rows = c.find_all(Locator::Css(&format!("{card} li.row"))).await.unwrap().len();
+    assert_eq!(rows, 56, "seven containers on eight hosts");
+    let big = c.execute(held, vec![]).await.unwrap().as_u64().unwrap();
+    assert!(big > small, "{small} bytes of page folded, {big} open");
+    // The frail one dies on every host (one engine): its app, folded until
+    // now, turns red with its rows, without a reload.
+    c.execute("window.__kept = 1; return 1", vec![]).await.unwrap();
+    docker(&["exec", &frail.id, "touch", "/tmp/die"]);
+    wait_text(c, "#headline", "8 need attention", 20).await;
+    let frail_card = c.find(Locator::Css("article[data-app='frail']")).await.unwrap();
+    assert!(frail_card.attr("class").await.unwrap().unwrap().contains("badge-red"));
+    let frail_rows = c.find_all(Locator::Css("article[data-app='frail'] li.row")).await.unwrap().len();
+    assert_eq!(frail_rows, 8, "the broken app's rows, one per host");
+    let kept = c.execute("return window.__kept === 1", vec![]).await.unwrap();
+    assert_eq!(kept, serde_json::json!(true), "the page reloaded");
+    // Closed again, a filter brings just its matches.
+    c.find(Locator::Css(&format!("{card} button.toggle-rows"))).await.unwrap().click().await.unwrap();
+    for _ in 0..50 {
+        if c.find(Locator::Css(&format!("{card} li.row"))).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(c.find(Locator::Css(&format!("{card} li.row"))).await.is_err(), "closed: no rows");
+    c.find(Locator::Css("#filter")).await.unwrap().send_keys(&web[5].name).await.unwrap();
+    wait_text(c, card, &web[5].name, 15).await;
+    let matched = c.find_all(Locator::Css(&format!("{card} li.row"))).await.unwrap().len();
+    assert_eq!(matched, 8, "the match on every host");
+    logout(c).await;
+    drop((web, frail, console, sidecar));
+}
+
 /// Waits up to 15 s for the shop card to no longer mention `what`.
 async fn wait_gone(c: &Client, what: &str) -> bool {
     for _ in 0..75 {
@@ -655,6 +722,10 @@ fn main() -> ExitCode {
         scenario(
             "pages_in_the_back_forward_cache_hold_no_live_stream",
             pages_in_the_back_forward_cache_hold_no_live_stream,
+        ),
+        scenario(
+            "a_large_fleet_folds_healthy_apps_until_asked_or_broken",
+            a_large_fleet_folds_healthy_apps_until_asked_or_broken,
         ),
         scenario(
             "a_browser_that_loses_its_connection_says_so_and_catches_up",
