@@ -203,14 +203,8 @@ pub async fn fleet_scale(dir: &Path, site_root: &Path, plan: &Plan) -> Vec<Figur
         mirror.full_bytes / 1000
     );
     // A stand-in container for the one-container tab.
-    let one = (
-        standin::host_name("s", 0),
-        mirror.hosts.get(&standin::host_name("s", 0)).and_then(|h| {
-            let mut ids: Vec<&String> = h.containers.keys().collect();
-            ids.sort();
-            ids.first().map(|s| (*s).clone())
-        }),
-    );
+    let s0 = standin::host_name("s", 0);
+    let one = (s0.clone(), live::first_id(&http, &web.url(""), &cookie, &s0).await);
     let fifty = measure_size(&http, &web, &cookie, &stand, plan, total, &one, &mut out, true).await;
 
     // Clients, at 1 % churn (a fleet that moves, as production ones do).
@@ -225,7 +219,7 @@ pub async fn fleet_scale(dir: &Path, site_root: &Path, plan: &Plan) -> Vec<Figur
     let (e0, t0) = (engine_cpu(), Instant::now());
     let mut lags = Vec::new();
     for id in ids.iter().take(if plan.quick { 2 } else { 5 }) {
-        lags.push(kill_to_live(&http, &web, &cookie, id).await);
+        lags.push(kill_to_live(&http, &web, &cookie, "real01", id).await);
         testkit::docker(&["start", id]);
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
@@ -272,14 +266,8 @@ pub async fn fleet_scale(dir: &Path, site_root: &Path, plan: &Plan) -> Vec<Figur
             load.elapsed().as_secs_f64(),
             mirror.full_bytes / 1000
         );
-        let one = (
-            standin::host_name("s", 0),
-            mirror.hosts.get(&standin::host_name("s", 0)).and_then(|h| {
-                let mut ids: Vec<&String> = h.containers.keys().collect();
-                ids.sort();
-                ids.first().map(|s| (*s).clone())
-            }),
-        );
+        let s0 = standin::host_name("s", 0);
+        let one = (s0.clone(), live::first_id(&http, &web.url(""), &cookie, &s0).await);
         let big = measure_size(&http, &web, &cookie, &stand, plan, total, &one, &mut out, false).await;
         // Idle, then moving: a snapshot's JSON is shared by the clients of one version only.
         out.extend(clients_figures(&web, &cookie, 100, plan, total, "0 %").await);
@@ -690,9 +678,13 @@ impl EventScan {
     }
 }
 
-/// From `docker kill` of a real container to the first frame saying it is not running.
-pub async fn kill_to_live(http: &reqwest::Client, web: &Proc, cookie: &str, id: &str) -> Duration {
-    let mut s = Stream::open(http, &web.url(""), cookie, "scope=overview").await;
+/// From `docker kill` of a real container to the first frame saying it is
+/// not running, on an overview tab that opened the app it is in (the bench
+/// containers are standalone ones, `host`'s app; a tab that has not opened
+/// a healthy app gets only its summary, and SIGKILL, exit 137, reads as stopped).
+pub async fn kill_to_live(http: &reqwest::Client, web: &Proc, cookie: &str, host: &str, id: &str) -> Duration {
+    let query = format!("scope=overview&open=standalone%3A{host}");
+    let mut s = Stream::open(http, &web.url(""), cookie, &query).await;
     let mut mirror = Mirror::default();
     // The current state first, so only later frames count.
     loop {

@@ -187,14 +187,17 @@ pub struct Mirror {
 pub struct Host {
     pub status: String,
     pub containers: HashMap<String, String>,
+    /// Folded apps (the overview of a large fleet): project → containers.
+    pub folded: HashMap<String, u64>,
 }
 
 /// A container state change a frame carried: host, id, new state.
 pub type Seen = (String, String, String);
 
 impl Mirror {
+    /// Containers, those in folded apps included.
     pub fn containers(&self) -> usize {
-        self.hosts.values().map(|h| h.containers.len()).sum()
+        self.hosts.values().map(|h| h.containers.len() + h.folded.values().sum::<u64>() as usize).sum()
     }
 
     pub fn connected(&self) -> usize {
@@ -217,6 +220,10 @@ impl Mirror {
                     host.containers.insert(id.to_owned(), state.to_owned());
                     seen.push((name.clone(), id.to_owned(), state.to_owned()));
                 }
+                for f in h["folded"].as_array().into_iter().flatten() {
+                    host.folded
+                        .insert(f["project"].as_str().unwrap_or_default().to_owned(), f["n"].as_u64().unwrap_or(0));
+                }
                 self.hosts.insert(name, host);
             }
         } else if f.event == "delta" {
@@ -235,12 +242,35 @@ impl Mirror {
                         h.containers.remove(c["id"].as_str().unwrap_or_default());
                     }
                     Some("host") => h.status = c["status"]["state"].as_str().unwrap_or_default().to_owned(),
+                    Some("fold") => {
+                        let project = c["f"]["project"].as_str().unwrap_or_default().to_owned();
+                        h.folded.insert(project, c["f"]["n"].as_u64().unwrap_or(0));
+                    }
+                    Some("unfold") => {
+                        h.folded.remove(c["project"].as_str().unwrap_or_default());
+                    }
                     _ => {}
                 }
             }
         }
         seen
     }
+}
+
+/// The first (by id) container of `host`, from a `scope=network` snapshot
+/// (the overview's folds healthy apps: it may hold none).
+pub async fn first_id(http: &reqwest::Client, base: &str, cookie: &str, host: &str) -> Option<String> {
+    let mut s = Stream::open(http, base, cookie, "scope=network").await;
+    let mut m = Mirror::default();
+    while let Some(f) = s.next(Duration::from_secs(60)).await {
+        if f.is_full() {
+            m.apply(&f);
+            let mut ids: Vec<&String> = m.hosts.get(host)?.containers.keys().collect();
+            ids.sort();
+            return ids.first().map(|s| (*s).clone());
+        }
+    }
+    None
 }
 
 /// Waits until a fresh overview stream holds `hosts` connected hosts and

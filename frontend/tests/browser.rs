@@ -618,7 +618,7 @@ async fn a_browser_that_loses_its_connection_says_so_and_catches_up(env: Arc<Env
 /// app as one card with a count and no rows, and the stream carries none of
 /// them; opening the card brings its rows; a container that dies unfolds
 /// its app, red, on every host, without a reload; a filter brings its
-/// matches.
+/// matches; two minutes of churn leave the page's elements and heap as they were.
 async fn a_large_fleet_folds_healthy_apps_until_asked_or_broken(env: Arc<Env>) {
     let c = &env.c;
     let scope = unique("fold");
@@ -676,6 +676,35 @@ async fn a_large_fleet_folds_healthy_apps_until_asked_or_broken(env: Arc<Env>) {
     wait_text(c, card, &web[5].name, 15).await;
     let matched = c.find_all(Locator::Css(&format!("{card} li.row"))).await.unwrap().len();
     assert_eq!(matched, 8, "the match on every host");
+    // Minutes of churn with the app open (a container of it restarted every
+    // 2 s, 8 rows each time): the page's elements and script heap stay put.
+    c.find(Locator::Css("#filter")).await.unwrap().clear().await.unwrap();
+    c.find(Locator::Css(&format!("{card} button.toggle-rows"))).await.unwrap().click().await.unwrap();
+    wait_text(c, &format!("{card} li[data-container='{}']", web[1].name), &web[1].name, 15).await;
+    let heap = "return (performance.memory && performance.memory.usedJSHeapSize) || 0";
+    let sample = || async { (dom_nodes(c).await, c.execute(heap, vec![]).await.unwrap().as_u64().unwrap_or(0)) };
+    let churn = |secs: u64| {
+        let ids: Vec<String> = web.iter().map(|w| w.id.clone()).collect();
+        async move {
+            let until = Instant::now() + Duration::from_secs(secs);
+            let mut i = 0;
+            while Instant::now() < until {
+                docker(&["restart", "-t", "0", &ids[i % ids.len()]]);
+                i += 1;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            i
+        }
+    };
+    churn(20).await;
+    let (dom_warm, heap_warm) = sample().await;
+    let restarts = churn(120).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (dom_end, heap_end) = sample().await;
+    eprintln!("churn: {restarts} restarts; elements {dom_warm} → {dom_end}; heap {heap_warm} → {heap_end} bytes");
+    assert!(dom_end <= dom_warm + 10, "{dom_warm} elements after 20 s of churn, {dom_end} two minutes later");
+    assert!(heap_warm > 0, "Chromium reports no heap size");
+    assert!(heap_end <= heap_warm * 2 + (4 << 20), "heap {heap_warm} bytes after 20 s of churn, {heap_end} later");
     logout(c).await;
     drop((web, frail, console, sidecar));
 }
