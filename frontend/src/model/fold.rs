@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use shared::health::Severity;
 use shared::{ContainerState, ContainerSummary};
 
-use super::{container_badge, container_count, matches_filter, Badge, Change, Delta, Fleet, HostView, COLLAPSE_ABOVE};
+use super::{container_count, matches_filter, Badge, Change, Delta, Fleet, HostView, COLLAPSE_ABOVE};
 
 /// Apps a tab may hold open at once (it closes its oldest past this).
 pub const OPEN_APPS_MAX: usize = 32;
@@ -134,6 +134,44 @@ pub fn app_key(host: &str, project: Option<&str>) -> String {
     }
 }
 
+/// A set of apps (cards): projects by name, standalone cards by host. Asks
+/// about a container without making its key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Touched {
+    projects: HashSet<String>,
+    standalone: HashSet<String>,
+}
+
+impl Touched {
+    pub fn insert(&mut self, host: &str, project: Option<&str>) {
+        match project {
+            Some(p) => self.projects.insert(p.to_owned()),
+            None => self.standalone.insert(host.to_owned()),
+        };
+    }
+
+    pub fn contains(&self, host: &str, project: Option<&str>) -> bool {
+        match project {
+            Some(p) => self.projects.contains(p),
+            None => self.standalone.contains(host),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.projects.is_empty() && self.standalone.is_empty()
+    }
+
+    pub fn extend(&mut self, other: Touched) {
+        self.projects.extend(other.projects);
+        self.standalone.extend(other.standalone);
+    }
+}
+
+/// Whether a container asks for attention (amber or red).
+fn is_problem(c: &ContainerSummary) -> bool {
+    matches!(shared::health::condition(c).severity(), Severity::Warning | Severity::Problem)
+}
+
 /// Whether the fleet is large enough for healthy apps to fold.
 fn folding(fleet: &Fleet) -> bool {
     container_count(fleet) > COLLAPSE_ABOVE
@@ -145,17 +183,17 @@ pub fn overview(fleet: &Fleet, opened: &Opened) -> Fleet {
 }
 
 /// [`overview`], for the apps in `only` (all when `None`).
-fn overview_of(fleet: &Fleet, opened: &Opened, only: Option<&HashSet<String>>) -> Fleet {
+fn overview_of(fleet: &Fleet, opened: &Opened, only: Option<&Touched>) -> Fleet {
     let fold = folding(fleet);
-    let in_scope = |key: &str| only.is_none_or(|o| o.contains(key));
+    let in_scope =
+        |host: &str, c: &ContainerSummary| only.is_none_or(|o| o.contains(host, c.compose_project.as_deref()));
     // Apps with a problem on any host stay whole.
-    let mut problems: HashSet<String> = HashSet::new();
+    let mut problems = Touched::default();
     if fold {
         for h in &fleet.hosts {
             for c in &h.containers {
-                let key = app_key(&h.name, c.compose_project.as_deref());
-                if in_scope(&key) && container_badge(c).0.is_problem() {
-                    problems.insert(key);
+                if in_scope(&h.name, c) && is_problem(c) {
+                    problems.insert(&h.name, c.compose_project.as_deref());
                 }
             }
         }
@@ -167,13 +205,13 @@ fn overview_of(fleet: &Fleet, opened: &Opened, only: Option<&HashSet<String>>) -
             let mut containers = Vec::new();
             let mut rest: BTreeMap<Option<&str>, Vec<&ContainerSummary>> = BTreeMap::new();
             for c in &h.containers {
-                let key = app_key(&h.name, c.compose_project.as_deref());
-                if !in_scope(&key) {
+                if !in_scope(&h.name, c) {
                     continue;
                 }
+                let project = c.compose_project.as_deref();
                 let whole = !fold
-                    || problems.contains(&key)
-                    || opened.apps.contains(&key)
+                    || problems.contains(&h.name, project)
+                    || opened.apps.contains(&app_key(&h.name, project))
                     || (!opened.filter.is_empty() && matches_filter(&h.name, c, &opened.filter));
                 if whole {
                     containers.push(c.clone());
@@ -223,8 +261,8 @@ fn fold_of(h: &HostView, project: Option<&str>, cs: &[&ContainerSummary]) -> Fol
 
 /// The apps whose containers `d` touches in `fleet` (before it applies):
 /// what an overview copy must look at again.
-pub fn touched_apps(fleet: &Fleet, d: &Delta) -> HashSet<String> {
-    let mut out = HashSet::new();
+pub fn touched_apps(fleet: &Fleet, d: &Delta) -> Touched {
+    let mut out = Touched::default();
     let hosts: HashMap<&str, &HostView> = fleet.hosts.iter().map(|h| (h.name.as_str(), h)).collect();
     let project_of = |host: &str, id: &str| {
         let h = hosts.get(host)?;
@@ -233,14 +271,14 @@ pub fn touched_apps(fleet: &Fleet, d: &Delta) -> HashSet<String> {
     for change in &d.changes {
         match change {
             Change::Upsert { host, c, .. } => {
-                out.insert(app_key(host, c.compose_project.as_deref()));
+                out.insert(host, c.compose_project.as_deref());
                 if let Some(before) = project_of(host, &c.id) {
-                    out.insert(app_key(host, before.as_deref()));
+                    out.insert(host, before.as_deref());
                 }
             }
             Change::Remove { host, id } | Change::Stats { host, id, .. } => {
                 if let Some(p) = project_of(host, id) {
-                    out.insert(app_key(host, p.as_deref()));
+                    out.insert(host, p.as_deref());
                 }
             }
             Change::Host { .. }
@@ -263,7 +301,7 @@ pub fn follow_overview(
     held: &Fleet,
     opened: &Opened,
     d: &Delta,
-    touched: &HashSet<String>,
+    touched: &Touched,
     crossed: bool,
 ) -> Option<Delta> {
     let mut changes: Vec<Change> =
@@ -285,9 +323,9 @@ pub fn crossed(before: usize, fleet: &Fleet) -> bool {
 /// The changes that turn `held` into `should` for the apps in `only` (all
 /// when `None`): containers upserted, removed or with new stats; summaries
 /// folded or unfolded.
-pub fn diff_overview(held: &Fleet, should: &Fleet, only: Option<&HashSet<String>>) -> Vec<Change> {
+pub fn diff_overview(held: &Fleet, should: &Fleet, only: Option<&Touched>) -> Vec<Change> {
     let mut out = Vec::new();
-    let in_scope = |host: &str, project: Option<&str>| only.is_none_or(|o| o.contains(&app_key(host, project)));
+    let in_scope = |host: &str, project: Option<&str>| only.is_none_or(|o| o.contains(host, project));
     for new in &should.hosts {
         let Some(old) = held.hosts.iter().find(|h| h.name == new.name) else { continue };
         let host = &new.name;

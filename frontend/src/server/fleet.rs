@@ -47,6 +47,8 @@ const BROADCAST_FRAMES: usize = 256;
 /// Resyncs a client may need for falling behind before it is dropped (its
 /// browser reconnects, and says "reconnecting" meanwhile).
 const LAG_RESYNCS_MAX: u32 = 3;
+/// Changes gathered are published at most this often (one frame each).
+pub const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 /// Distinct overview views (opened apps and filters) kept at once; a tab
 /// asking for another meanwhile gets a 503.
 pub const VIEWS_MAX: usize = 256;
@@ -104,6 +106,20 @@ struct Live {
     replay_changes: usize,
     /// The overview as each distinct view holds it (the default always).
     views: HashMap<Opened, View>,
+    /// Changes applied to `fleet` and not yet published.
+    pending: Option<Pending>,
+}
+
+/// What [`FleetHub::update`] gathered for the next [`FleetHub::publish`].
+#[derive(Default)]
+struct Pending {
+    changes: Vec<Change>,
+    /// The apps the changes touched, found before each applied.
+    touched: crate::model::Touched,
+    /// The fleet's container count before the first of them.
+    before: usize,
+    at_ms: i64,
+    bucket: i64,
 }
 
 pub struct FleetHub {
@@ -158,6 +174,7 @@ impl FleetHub {
                 seq: 0,
                 replay: VecDeque::new(),
                 replay_changes: 0,
+                pending: None,
             }),
             wake: (0..n).map(|_| Notify::new()).collect(),
             events_up: (0..n).map(|_| AtomicBool::new(false)).collect(),
@@ -233,10 +250,12 @@ impl FleetHub {
         }
     }
 
-    /// Compares what `diff` finds against the published fleet and publishes
-    /// the difference (with host `i`'s status, when it changed, and the
-    /// sparklines' next bucket, when one began), all under one lock: a
-    /// client joining sees either the fleet before a delta or after it.
+    /// Compares what `diff` finds against the fleet and applies the
+    /// difference (with host `i`'s status, when it changed, and the
+    /// sparklines' next bucket, when one began) at once, under the lock;
+    /// [`Self::publish`] sends what gathered meanwhile as one delta. Idempotent
+    /// changes make this safe: a client that joins between the two gets a
+    /// snapshot that already holds what the next delta brings again.
     fn update(&self, i: Option<usize>, diff: impl FnOnce(&Fleet) -> Vec<Change>) {
         let status = i.map(|i| self.status(i));
         let now = now_ms();
@@ -256,14 +275,29 @@ impl FleetHub {
         let touched = crate::model::touched_apps(&live.fleet, &delta);
         let before = crate::model::container_count(&live.fleet);
         live.fleet.apply(&delta);
+        let p = live.pending.get_or_insert_with(|| Pending { before, ..Pending::default() });
+        p.touched.extend(touched);
+        p.at_ms = now;
+        p.bucket = p.bucket.max(bucket);
+        p.changes.extend(delta.changes);
+    }
+
+    /// Publishes what [`Self::update`] gathered since the last call as one
+    /// delta (at most one frame per [`PUBLISH_EVERY`], however busy the
+    /// fleet): each overview view's part made and applied to its copy, the
+    /// frame kept for replay and broadcast.
+    fn publish(&self) {
+        let mut live = lock(&self.live);
+        let Some(p) = live.pending.take() else { return };
         live.seq += 1;
-        let crossed = crate::model::crossed(before, &live.fleet);
+        let delta = Delta { at_ms: p.at_ms, bucket: p.bucket, changes: p.changes };
+        let crossed = crate::model::crossed(p.before, &live.fleet);
         // Each overview view moves on as its tabs will.
         let Live { fleet, views, seq, .. } = &mut *live;
         let views = views
             .iter_mut()
             .map(|(opened, v)| {
-                let part = crate::model::follow_overview(fleet, &v.fleet, opened, &delta, &touched, crossed);
+                let part = crate::model::follow_overview(fleet, &v.fleet, opened, &delta, &p.touched, crossed);
                 let bytes = part.map(|d| {
                     v.fleet.apply(&d);
                     v.snapshot = None;
@@ -294,6 +328,13 @@ impl FleetHub {
             let hub = self.clone();
             tokio::spawn(async move { hub.disk_loop(i).await });
         }
+        let hub = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(PUBLISH_EVERY).await;
+                hub.publish();
+            }
+        });
         let hub = self.clone();
         tokio::spawn(async move {
             loop {
@@ -644,7 +685,8 @@ impl Drop for Demand {
     }
 }
 
-/// What a new list of a host's containers changes, at display precision:
+/// What a new list of a host's containers changes, at display precision
+/// (labels dropped):
 /// added, removed, changed in anything a page shows (the engine's status text
 /// compared without its ticking times), and stats.
 fn list_changes(h: &HostView, containers: Vec<ContainerSummary>) -> Vec<Change> {
@@ -656,6 +698,9 @@ fn list_changes(h: &HostView, containers: Vec<ContainerSummary>) -> Vec<Change> 
         .map(|o| Change::Remove { host: h.name.clone(), id: o.id.clone() })
         .collect();
     for mut c in containers {
+        // No page reads a container's labels from the fleet (the detail page
+        // asks its sidecar): not kept, not sent.
+        c.labels = BTreeMap::new();
         let live = c.stats.as_ref().map(LiveStats::of);
         c.stats = live.map(|s| s.sample(&c.id));
         let old = h.containers.iter().find(|o| o.id == c.id);
@@ -781,6 +826,7 @@ mod tests {
     /// Publishes `containers` as host `i`'s list, as a poll would.
     fn list(hub: &FleetHub, i: usize, containers: Vec<ContainerSummary>) {
         hub.update(Some(i), |f| list_changes(&f.hosts[i], containers));
+        hub.publish();
     }
 
     /// The SSE events of `bytes`: (event, id, data).
@@ -944,11 +990,20 @@ mod tests {
         }
         assert!(ready(&mut s).await.is_empty(), "nothing until the flush");
         hub.flush_stats();
+        hub.publish();
         let evs = events(&ready(&mut s).await);
         assert_eq!(evs.len(), 1, "{evs:?}");
         assert!(evs[0].2.contains("web-id") && evs[0].2.contains("api-id"), "{}", evs[0].2);
         hub.flush_stats();
+        hub.publish();
         assert!(ready(&mut s).await.is_empty(), "a round is published once");
+        // Lists of two hosts within one publishing window: one frame.
+        hub.update(Some(0), |f| list_changes(&f.hosts[0], vec![running("web", 1.0), running("web2", 1.0)]));
+        hub.update(Some(1), |f| list_changes(&f.hosts[1], vec![]));
+        hub.publish();
+        let evs = events(&ready(&mut s).await);
+        assert_eq!(evs.len(), 1, "{evs:?}");
+        assert!(evs[0].2.contains("web2-id") && evs[0].2.contains(r#""k":"remove""#), "{}", evs[0].2);
     }
 
     #[tokio::test]
