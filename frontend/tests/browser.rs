@@ -678,8 +678,9 @@ async fn a_large_fleet_folds_healthy_apps_until_asked_or_broken(env: Arc<Env>) {
     assert_eq!(matched, 8, "the match on every host");
     // Minutes of churn with the app open (a container of it restarted every
     // 2 s, 8 rows each time): the page's elements and script heap stay put.
-    c.find(Locator::Css("#filter")).await.unwrap().clear().await.unwrap();
-    c.find(Locator::Css(&format!("{card} button.toggle-rows"))).await.unwrap().click().await.unwrap();
+    c.goto(&console.base).await.unwrap();
+    hydrated(c).await;
+    open_card(c, card, 15).await;
     wait_text(c, &format!("{card} li[data-container='{}']", web[1].name), &web[1].name, 15).await;
     let heap = "return (performance.memory && performance.memory.usedJSHeapSize) || 0";
     let sample = || async { (dom_nodes(c).await, c.execute(heap, vec![]).await.unwrap().as_u64().unwrap_or(0)) };
