@@ -110,7 +110,8 @@ fn signed_in(
     // What the overview opened and filters: its live stream follows them.
     let opened = RwSignal::new(Opened::default());
     provide_context(OverviewOpened(opened));
-    let live_scope = Signal::derive(move || match scope.get() {
+    // A memo: a change to `opened` that changes nothing does not restart the stream.
+    let live_scope = Memo::new(move |_| match scope.get() {
         Scope::Overview(_) => Scope::Overview(opened.get()),
         other => other,
     });
@@ -124,7 +125,7 @@ fn signed_in(
                         match (session.await, fleet.await) {
                             (Ok(s), Ok(f)) => {
                                 let live = RwSignal::new(f);
-                                browser::follow_fleet(live, live_scope, link);
+                                browser::follow_fleet(live, live_scope.into(), link);
                                 view! {
                                     <Header session=s.clone() fleet=live/>
                                     <main class="page">{body(s, live)}</main>

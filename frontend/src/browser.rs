@@ -92,16 +92,32 @@ mod imp {
                 link.set(true);
             });
             let es2 = es.clone();
+            let scope = scope.clone();
             listen(&es, "error", move |_| {
                 link.set(false);
+                if es2.ready_state() != web_sys::EventSource::CLOSED {
+                    return;
+                }
                 // Refused on a reconnect rather than cut (the session ended,
                 // say): the browser will not retry; a reload shows why (the
-                // login page). Never for a stream that was refused at once
+                // login page). A stream refused at once (too many views, a
+                // bad filter) is tried again in a while, never reloaded
                 // (that would only reload again).
-                if es2.ready_state() == web_sys::EventSource::CLOSED && opened.get() {
+                if opened.get() {
                     if let Some(w) = web_sys::window() {
                         let _ = w.location().reload();
                     }
+                } else {
+                    let (es3, scope) = (es2.clone(), scope.clone());
+                    leptos::prelude::set_timeout(
+                        move || {
+                            // Unless the page moved on to another stream meanwhile.
+                            if LIVE.with(|slot| slot.borrow().as_ref() == Some(&es3)) {
+                                follow_fleet(fleet, &scope, link);
+                            }
+                        },
+                        std::time::Duration::from_secs(5),
+                    );
                 }
             });
             *slot.borrow_mut() = Some(es);

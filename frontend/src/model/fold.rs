@@ -48,11 +48,11 @@ impl Opened {
         if apps.len() > OPEN_APPS_MAX {
             return Err(format!("open takes at most {OPEN_APPS_MAX} apps"));
         }
-        let filter = filter.unwrap_or("").trim();
-        if filter.chars().count() > FILTER_MAX || filter.chars().any(char::is_control) {
+        let filter = filter.unwrap_or("");
+        if filter.chars().count() > FILTER_MAX || filter.chars().any(|c| c.is_control() && !c.is_whitespace()) {
             return Err(format!("filter must be at most {FILTER_MAX} printable characters"));
         }
-        Ok(Self { apps, filter: filter.to_owned() })
+        Ok(Self { apps, filter: normal_filter(filter) })
     }
 
     /// The query parameters naming it, each with its leading `&` (none for the default).
@@ -86,6 +86,12 @@ impl Opened {
             };
         }
     }
+}
+
+/// A filter as [`matches_filter`] reads it (lower case, words separated by
+/// one space): filters that match alike are one view.
+pub fn normal_filter(filter: &str) -> String {
+    filter.to_lowercase().split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// A healthy app's containers on one host that a tab does not hold, summed.
@@ -532,9 +538,10 @@ mod tests {
 
     #[test]
     fn opened_is_parsed_strictly() {
-        let o = Opened::parse(Some("app:shop,standalone:h1"), Some("  web ")).unwrap();
+        let o = Opened::parse(Some("app:shop,standalone:h1"), Some("  Web ")).unwrap();
         assert_eq!(o.apps.len(), 2);
         assert_eq!(o.filter, "web");
+        assert_eq!(Opened::parse(None, Some("Shop\t  DB")).unwrap().filter, "shop db", "one view for filters alike");
         assert_eq!(o.query(), "&open=app%3Ashop%2Cstandalone%3Ah1&filter=web");
         assert_eq!(Opened::parse(None, None), Ok(Opened::default()));
         assert_eq!(Opened::default().query(), "");

@@ -17,8 +17,8 @@ pub use fleet::{
     spark_bucket, Change, Delta, Fleet, HostStatus, HostView, LiveStats, Scope, SPARK_BUCKET_MS, SPARK_POINTS,
 };
 pub use fold::{
-    app_key, crossed, diff_overview, follow_overview, overview, touched_apps, Folded, Opened, Touched, FILTER_MAX,
-    OPEN_APPS_MAX,
+    app_key, crossed, diff_overview, follow_overview, normal_filter, overview, touched_apps, Folded, Opened, Touched,
+    FILTER_MAX, OPEN_APPS_MAX,
 };
 pub use format::{clamp_percent, human_bytes, human_duration, human_percent, sparkline_points};
 pub use group::{group_apps, matches_filter, name_and_app, AppGroup, HostShare, Member};

@@ -72,21 +72,22 @@ pub fn Overview(session: SessionInfo, fleet: RwSignal<Fleet>) -> impl IntoView {
                 on:input=move |ev| {
                     let typed = event_target_value(&ev);
                     filter.set(typed.clone());
-                    // A large fleet's filter asks the server for its matches, once typing pauses.
-                    let large = fleet.with_untracked(model::container_count) > model::COLLAPSE_ABOVE;
-                    if large || opened.with_untracked(|o| !o.filter.is_empty()) {
-                        set_timeout(
-                            move || {
-                                if filter.get_untracked() == typed {
-                                    let f: String = typed.trim().chars().take(model::FILTER_MAX).collect();
-                                    if opened.with_untracked(|o| o.filter != f) {
-                                        opened.update(|o| o.filter = f);
-                                    }
-                                }
-                            },
-                            std::time::Duration::from_millis(300),
-                        );
-                    }
+                    // The filter asks the server for its matches (a large fleet's
+                    // healthy apps travel folded), once typing pauses. The page
+                    // may be gone by then: its signals are only tried.
+                    set_timeout(
+                        move || {
+                            if filter.try_get_untracked().as_ref() != Some(&typed) {
+                                return;
+                            }
+                            let f: String =
+                                model::normal_filter(&typed.replace(char::is_control, " ")).chars().take(model::FILTER_MAX).collect();
+                            if opened.try_with_untracked(|o| o.filter != f) == Some(true) {
+                                opened.try_update(|o| o.filter = f);
+                            }
+                        },
+                        std::time::Duration::from_millis(300),
+                    );
                 }
             />
             <label>

@@ -93,6 +93,10 @@ impl Frame {
 struct View {
     fleet: Fleet,
     users: usize,
+    /// The published version it was made at: a tab that last saw a version
+    /// no later than this followed another copy (one gone with its last
+    /// tab), so it gets a resync, never deltas made for this one.
+    born: u64,
     /// Its snapshot's JSON while it does not change, shared by the clients
     /// that connect meanwhile.
     snapshot: Option<Bytes>,
@@ -168,7 +172,7 @@ impl FleetHub {
             live: Mutex::new(Live {
                 views: HashMap::from([(
                     Opened::default(),
-                    View { fleet: fleet.project(&Scope::overview()), users: 0, snapshot: None },
+                    View { fleet: fleet.project(&Scope::overview()), users: 0, snapshot: None, born: 0 },
                 )]),
                 fleet,
                 seq: 0,
@@ -271,6 +275,11 @@ impl FleetHub {
         if changes.is_empty() && bucket <= live.fleet.spark_bucket {
             return;
         }
+        // A new sparkline bucket starts a new frame: a browser rolls its
+        // lines before it applies a delta's changes, as the fleet did.
+        if live.pending.as_ref().is_some_and(|p| p.bucket < bucket) {
+            self.publish_locked(&mut live);
+        }
         let delta = Delta { at_ms: now, bucket, changes };
         let touched = crate::model::touched_apps(&live.fleet, &delta);
         let before = crate::model::container_count(&live.fleet);
@@ -287,13 +296,17 @@ impl FleetHub {
     /// fleet): each overview view's part made and applied to its copy, the
     /// frame kept for replay and broadcast.
     fn publish(&self) {
-        let mut live = lock(&self.live);
+        self.publish_locked(&mut lock(&self.live));
+    }
+
+    /// [`Self::publish`], under the lock its caller holds.
+    fn publish_locked(&self, live: &mut Live) {
         let Some(p) = live.pending.take() else { return };
         live.seq += 1;
         let delta = Delta { at_ms: p.at_ms, bucket: p.bucket, changes: p.changes };
         let crossed = crate::model::crossed(p.before, &live.fleet);
         // Each overview view moves on as its tabs will.
-        let Live { fleet, views, seq, .. } = &mut *live;
+        let Live { fleet, views, seq, .. } = live;
         let views = views
             .iter_mut()
             .map(|(opened, v)| {
@@ -522,13 +535,16 @@ impl FleetHub {
     ) -> Result<impl Stream<Item = Bytes> + Send + 'static, TooManyViews> {
         let (first, rx, seen, view) = {
             let mut live = lock(&self.live);
-            let view = match &scope {
-                Scope::Overview(o) => Some(self.join_view(&mut live, o)?),
-                _ => None,
+            let (view, born) = match &scope {
+                Scope::Overview(o) => (Some(o.clone()), Some(self.join_view(&mut live, o)?)),
+                _ => (None, None),
             };
             // Subscribed under the lock that publishing holds: no delta falls between.
             let rx = self.tx.subscribe();
-            let last = last_id.and_then(|id| parse_event_id(id)).filter(|(epoch, _)| *epoch == self.epoch);
+            let last = last_id
+                .and_then(|id| parse_event_id(id))
+                .filter(|(epoch, _)| *epoch == self.epoch)
+                .filter(|(_, seq)| born.is_none_or(|born| *seq > born));
             let missed = |seq: u64| -> Option<Vec<Bytes>> {
                 live.replay.front().filter(|f| f.seq <= seq + 1)?;
                 let frames = live.replay.iter().filter(|f| f.seq > seq);
@@ -585,18 +601,19 @@ impl FleetHub {
 
     /// Counts a client in overview view `opened`, made from the published
     /// fleet if it is new (at most [`VIEWS_MAX`] at once).
-    fn join_view(&self, live: &mut Live, opened: &Opened) -> Result<Opened, TooManyViews> {
+    /// Returns the view's [`View::born`].
+    fn join_view(&self, live: &mut Live, opened: &Opened) -> Result<u64, TooManyViews> {
         if !live.views.contains_key(opened) {
             if live.views.len() >= VIEWS_MAX {
                 return Err(TooManyViews);
             }
             let fleet = live.fleet.project(&Scope::Overview(opened.clone()));
-            live.views.insert(opened.clone(), View { fleet, users: 0, snapshot: None });
+            let born = live.seq;
+            live.views.insert(opened.clone(), View { fleet, users: 0, snapshot: None, born });
         }
-        if let Some(v) = live.views.get_mut(opened) {
-            v.users += 1;
-        }
-        Ok(opened.clone())
+        let v = live.views.get_mut(opened).ok_or(TooManyViews)?;
+        v.users += 1;
+        Ok(v.born)
     }
 
     /// A client leaves overview view `opened`; the last one takes it along
@@ -1153,5 +1170,38 @@ mod tests {
         let o = Opened::parse(None, Some("one too many")).unwrap();
         assert!(hub.live(Scope::Overview(o), None).is_err());
         assert!(hub.live(Scope::overview(), None).is_ok(), "the default view is always there");
+    }
+
+    /// A tab reconnecting to a view that went with its last tab and was made
+    /// again (from a fleet with changes not yet published) gets a resync,
+    /// never deltas made for another copy.
+    #[tokio::test]
+    async fn a_tab_back_on_a_view_made_again_is_resynced() {
+        let hub = hub(&["a"]);
+        let many: Vec<ContainerSummary> = (0..70)
+            .map(|j| {
+                let mut c = running(&format!("blog-{j}"), 1.0);
+                c.compose_project = Some("blog".into());
+                c
+            })
+            .collect();
+        list(&hub, 0, many.clone());
+        let opened = Opened::parse(Some("app:blog"), None).unwrap();
+        let mut tab = Box::pin(hub.live(Scope::Overview(opened.clone()), None).unwrap());
+        let evs = events(&ready(&mut tab).await);
+        let last = evs.last().unwrap().1.clone();
+        drop(tab);
+        assert!(!lock(&hub.live).views.contains_key(&opened), "gone with its last tab");
+        // A removal applied, not yet published; the tab comes back.
+        hub.update(Some(0), |f| list_changes(&f.hosts[0], many[1..].to_vec()));
+        let mut back = Box::pin(hub.live(Scope::Overview(opened.clone()), Some(&last)).unwrap());
+        let evs = events(&ready(&mut back).await);
+        assert_eq!(evs.first().map(|e| e.0.as_str()), Some("resync"), "{evs:?}");
+        let mut copy = Fleet::default();
+        follow(&mut copy, &evs);
+        hub.publish();
+        follow(&mut copy, &events(&ready(&mut back).await));
+        assert_eq!(copy.hosts[0].containers.len(), 69, "the removal is in");
+        assert_eq!(copy, lock(&hub.live).views[&opened].fleet);
     }
 }
