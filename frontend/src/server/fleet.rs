@@ -49,6 +49,9 @@ const BROADCAST_FRAMES: usize = 256;
 const LAG_RESYNCS_MAX: u32 = 3;
 /// Changes gathered are published at most this often (one frame each).
 pub const PUBLISH_EVERY: Duration = Duration::from_millis(100);
+/// Live overview streams with a view of their own (apps opened, a filter)
+/// one user may hold at once; another is a 429 until one closes.
+pub const VIEWS_PER_USER: usize = 16;
 /// Distinct overview views (opened apps and filters) kept at once; a tab
 /// asking for another meanwhile gets a 503.
 pub const VIEWS_MAX: usize = 256;
@@ -136,6 +139,8 @@ pub struct FleetHub {
     /// Live pages showing every host's stats, and each host's alone.
     stats_all: AtomicUsize,
     stats_host: Vec<AtomicUsize>,
+    /// Per user, their live overview streams with a view other than the default.
+    own_views: Mutex<HashMap<String, usize>>,
     tx: broadcast::Sender<Arc<Frame>>,
     /// Random per process: an event id from before a restart never matches.
     epoch: String,
@@ -184,6 +189,7 @@ impl FleetHub {
             events_up: (0..n).map(|_| AtomicBool::new(false)).collect(),
             stats_all: AtomicUsize::new(0),
             stats_host: (0..n).map(|_| AtomicUsize::new(0)).collect(),
+            own_views: Mutex::new(HashMap::new()),
             tx: broadcast::channel(BROADCAST_FRAMES).0,
             epoch: {
                 let mut b = [0u8; 4];
@@ -530,9 +536,24 @@ impl FleetHub {
     /// stats its page shows.
     pub fn live(
         self: &Arc<Self>,
+        user: &str,
         scope: Scope,
         last_id: Option<&str>,
     ) -> Result<impl Stream<Item = Bytes> + Send + 'static, TooManyViews> {
+        // A view of its own counts against its user's share (the default is everyone's).
+        let owner = match &scope {
+            Scope::Overview(o) if *o != Opened::default() => {
+                let mut own = lock(&self.own_views);
+                let n = own.entry(user.to_owned()).or_default();
+                if *n >= VIEWS_PER_USER {
+                    return Err(TooManyViews);
+                }
+                *n += 1;
+                Some(user.to_owned())
+            }
+            _ => None,
+        };
+        let owned = Owned { hub: self.clone(), owner };
         let (first, rx, seen, view) = {
             let mut live = lock(&self.live);
             let (view, born) = match &scope {
@@ -561,7 +582,7 @@ impl FleetHub {
             (first, rx, live.seq, view)
         };
         let demand = Demand::new(self.clone(), &scope, view);
-        let state = Follow { hub: self.clone(), scope, rx, seen, resyncs: 0, _demand: demand };
+        let state = Follow { hub: self.clone(), scope, rx, seen, resyncs: 0, _demand: demand, _owned: owned };
         let rest = futures_util::stream::unfold(state, |mut s| async move {
             loop {
                 match s.rx.recv().await {
@@ -648,7 +669,7 @@ impl FleetHub {
 
 /// More distinct overview views than [`VIEWS_MAX`] are open.
 #[derive(Debug, thiserror::Error)]
-#[error("too many distinct overview views are open ({VIEWS_MAX}); try again shortly")]
+#[error("too many overview views are open (at most {VIEWS_PER_USER} per user, {VIEWS_MAX} in all); try again shortly")]
 pub struct TooManyViews;
 
 /// A live client's place in the stream.
@@ -659,6 +680,26 @@ struct Follow {
     seen: u64,
     resyncs: u32,
     _demand: Demand,
+    _owned: Owned,
+}
+
+/// A stream counted in its user's share of views, while it lives.
+struct Owned {
+    hub: Arc<FleetHub>,
+    owner: Option<String>,
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        let Some(user) = self.owner.take() else { return };
+        let mut own = lock(&self.hub.own_views);
+        if let Some(n) = own.get_mut(&user) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                own.remove(&user);
+            }
+        }
+    }
 }
 
 /// A live page counted as a viewer of the stats it shows, while it lives.
@@ -974,7 +1015,7 @@ mod tests {
     async fn a_client_gets_a_snapshot_then_only_changes_and_holds_what_the_server_holds() {
         let hub = hub(&["a", "b"]);
         list(&hub, 0, vec![running("web", 1.0)]);
-        let mut s = Box::pin(hub.live(Scope::overview(), None).unwrap());
+        let mut s = Box::pin(hub.live("t", Scope::overview(), None).unwrap());
         let first = events(&ready(&mut s).await);
         assert_eq!(first.len(), 1);
         assert_eq!(first[0].0, "snapshot");
@@ -997,7 +1038,7 @@ mod tests {
         let hub = hub(&["a", "b"]);
         list(&hub, 0, vec![running("web", 1.0)]);
         list(&hub, 1, vec![running("api", 1.0)]);
-        let mut s = Box::pin(hub.live(Scope::overview(), None).unwrap());
+        let mut s = Box::pin(hub.live("t", Scope::overview(), None).unwrap());
         let _ = ready(&mut s).await;
         for (i, id) in [(0, "web-id"), (1, "api-id")] {
             let mut sample = running("x", 5.0).stats.unwrap();
@@ -1027,7 +1068,7 @@ mod tests {
     async fn a_reconnecting_client_gets_exactly_what_it_missed_or_a_resync() {
         let hub = hub(&["a"]);
         list(&hub, 0, vec![running("web", 1.0)]);
-        let mut s = Box::pin(hub.live(Scope::overview(), None).unwrap());
+        let mut s = Box::pin(hub.live("t", Scope::overview(), None).unwrap());
         let first = events(&ready(&mut s).await);
         let mut copy = Fleet::default();
         follow(&mut copy, &first);
@@ -1036,24 +1077,24 @@ mod tests {
         // Missed: two changes. Back with its last id: exactly those two deltas.
         list(&hub, 0, vec![running("web", 1.0), running("db", 2.0)]);
         list(&hub, 0, vec![running("web", 7.0), running("db", 2.0)]);
-        let mut s = Box::pin(hub.live(Scope::overview(), Some(&last)).unwrap());
+        let mut s = Box::pin(hub.live("t", Scope::overview(), Some(&last)).unwrap());
         let missed = events(&ready(&mut s).await);
         assert_eq!(missed.iter().map(|e| e.0.as_str()).collect::<Vec<_>>(), ["delta", "delta"]);
         follow(&mut copy, &missed);
         assert_eq!(copy, hub.view(&Scope::overview()), "no gap");
         // Up to date: nothing to send.
         let now = missed[1].1.clone();
-        assert!(ready(&mut Box::pin(hub.live(Scope::overview(), Some(&now)).unwrap())).await.is_empty());
+        assert!(ready(&mut Box::pin(hub.live("t", Scope::overview(), Some(&now)).unwrap())).await.is_empty());
         // Another process's id, or one from the future: a resync.
         for stale in ["00000000-1".to_owned(), format!("{}-999999", hub.epoch)] {
-            let evs = events(&ready(&mut Box::pin(hub.live(Scope::overview(), Some(&stale)).unwrap())).await);
+            let evs = events(&ready(&mut Box::pin(hub.live("t", Scope::overview(), Some(&stale)).unwrap())).await);
             assert_eq!(evs.iter().map(|e| e.0.as_str()).collect::<Vec<_>>(), ["resync"], "{stale}");
         }
         // Further behind than the replay buffer keeps: a resync, never a gap.
         for i in 0..REPLAY_FRAMES + 5 {
             list(&hub, 0, vec![running("web", i as f64)]);
         }
-        let evs = events(&ready(&mut Box::pin(hub.live(Scope::overview(), Some(&now)).unwrap())).await);
+        let evs = events(&ready(&mut Box::pin(hub.live("t", Scope::overview(), Some(&now)).unwrap())).await);
         assert_eq!(evs.iter().map(|e| e.0.as_str()).collect::<Vec<_>>(), ["resync"]);
         let mut copy = Fleet::default();
         follow(&mut copy, &evs);
@@ -1065,7 +1106,7 @@ mod tests {
         let hub = hub(&["a"]);
         list(&hub, 0, vec![running("web", 1.0), running("db", 2.0)]);
         let scope = Scope::Container { host: "a".into(), reference: "web".into() };
-        let mut s = Box::pin(hub.live(scope.clone(), None).unwrap());
+        let mut s = Box::pin(hub.live("t", scope.clone(), None).unwrap());
         let first = events(&ready(&mut s).await);
         let mut copy = Fleet::default();
         follow(&mut copy, &first);
@@ -1088,7 +1129,7 @@ mod tests {
     #[tokio::test]
     async fn a_client_that_falls_behind_is_resynced_then_dropped() {
         let hub = hub(&["a"]);
-        let mut s = Box::pin(hub.live(Scope::overview(), None).unwrap());
+        let mut s = Box::pin(hub.live("t", Scope::overview(), None).unwrap());
         let mut copy = Fleet::default();
         follow(&mut copy, &events(&ready(&mut s).await));
         // The client reads nothing while more than the broadcast ring is published.
@@ -1133,13 +1174,13 @@ mod tests {
         a.extend(app("blog", 30));
         list(&hub, 0, a.clone());
         list(&hub, 1, app("shop", 5));
-        let mut def = Box::pin(hub.live(Scope::overview(), None).unwrap());
+        let mut def = Box::pin(hub.live("t", Scope::overview(), None).unwrap());
         let mut copy = Fleet::default();
         follow(&mut copy, &events(&ready(&mut def).await));
         assert!(copy.hosts.iter().all(|h| h.containers.is_empty()), "all healthy: all folded");
         assert_eq!(crate::model::container_count(&copy), 75);
         let opened = Opened::parse(Some("app:blog"), None).unwrap();
-        let mut tab = Box::pin(hub.live(Scope::Overview(opened.clone()), None).unwrap());
+        let mut tab = Box::pin(hub.live("t", Scope::Overview(opened.clone()), None).unwrap());
         let mut mine = Fleet::default();
         follow(&mut mine, &events(&ready(&mut tab).await));
         assert_eq!(mine.hosts[0].containers.len(), 30, "the blog, whole");
@@ -1162,14 +1203,30 @@ mod tests {
         assert_eq!(mine.hosts[0].containers.len(), 70);
         drop(tab);
         assert_eq!(lock(&hub.live).views.len(), 1, "the view went with its last tab");
+        // One user holds at most VIEWS_PER_USER views of their own; another user is not refused for it.
         let mut tabs = Vec::new();
+        for i in 0..VIEWS_PER_USER {
+            let o = Opened::parse(None, Some(&format!("mine{i}"))).unwrap();
+            tabs.push(hub.live("greedy", Scope::Overview(o), None).unwrap());
+        }
+        let o = Opened::parse(None, Some("mine again")).unwrap();
+        assert!(hub.live("greedy", Scope::Overview(o.clone()), None).is_err());
+        assert!(hub.live("greedy", Scope::overview(), None).is_ok(), "the default view is everyone's");
+        let other = hub.live("other", Scope::Overview(o.clone()), None).unwrap();
+        drop(other);
+        tabs.pop();
+        assert!(hub.live("greedy", Scope::Overview(o), None).is_ok(), "a closed tab frees its share");
+        tabs.clear();
+        assert!(lock(&hub.own_views).is_empty());
+        // And at most VIEWS_MAX views in all.
         for i in 0..VIEWS_MAX - 1 {
             let o = Opened::parse(None, Some(&format!("f{i}"))).unwrap();
-            tabs.push(hub.live(Scope::Overview(o), None).unwrap());
+            tabs.push(hub.live(&format!("u{i}"), Scope::Overview(o), None).unwrap());
         }
         let o = Opened::parse(None, Some("one too many")).unwrap();
-        assert!(hub.live(Scope::Overview(o), None).is_err());
-        assert!(hub.live(Scope::overview(), None).is_ok(), "the default view is always there");
+        assert!(hub.live("someone", Scope::Overview(o), None).is_err());
+        assert!(lock(&hub.own_views).get("someone").is_none(), "a refused stream takes no share");
+        assert!(hub.live("t", Scope::overview(), None).is_ok(), "the default view is always there");
     }
 
     /// A tab reconnecting to a view that went with its last tab and was made
@@ -1187,14 +1244,14 @@ mod tests {
             .collect();
         list(&hub, 0, many.clone());
         let opened = Opened::parse(Some("app:blog"), None).unwrap();
-        let mut tab = Box::pin(hub.live(Scope::Overview(opened.clone()), None).unwrap());
+        let mut tab = Box::pin(hub.live("t", Scope::Overview(opened.clone()), None).unwrap());
         let evs = events(&ready(&mut tab).await);
         let last = evs.last().unwrap().1.clone();
         drop(tab);
         assert!(!lock(&hub.live).views.contains_key(&opened), "gone with its last tab");
         // A removal applied, not yet published; the tab comes back.
         hub.update(Some(0), |f| list_changes(&f.hosts[0], many[1..].to_vec()));
-        let mut back = Box::pin(hub.live(Scope::Overview(opened.clone()), Some(&last)).unwrap());
+        let mut back = Box::pin(hub.live("t", Scope::Overview(opened.clone()), Some(&last)).unwrap());
         let evs = events(&ready(&mut back).await);
         assert_eq!(evs.first().map(|e| e.0.as_str()), Some("resync"), "{evs:?}");
         let mut copy = Fleet::default();

@@ -306,7 +306,7 @@ async fn live(
         Some(Ok(id)) if super::fleet::valid_event_id(id) => Some(id.to_owned()),
         Some(_) => return bad("Last-Event-ID is not an event id of this stream"),
     };
-    let updates = match core.fleet.live(scope, seen.as_deref()) {
+    let updates = match core.fleet.live(&u.name, scope, seen.as_deref()) {
         Ok(u) => u,
         Err(e) => {
             let body = shared::ErrorBody::new(shared::ErrorCode::RateLimited, e.to_string());
