@@ -35,10 +35,54 @@ pub enum Command {
     #[command(subcommand)]
     Secret(SecretCommand),
     /// Probe a running sidecar's /healthz; exit 0 when it answers ok. Needs no shell or curl.
+    /// Speaks TLS and pins the sidecar's own certificate, unless `--plain-http`.
     Healthcheck {
         /// The sidecar to probe.
         #[arg(long, env = "DOCKWARD_HEALTHCHECK_ADDR", default_value = "127.0.0.1:7700")]
         addr: SocketAddr,
+        #[command(flatten)]
+        tls: TlsArgs,
+    },
+    /// The sidecar's TLS identity: print its fingerprint, renew it.
+    #[command(subcommand)]
+    Tls(TlsCommand),
+}
+
+/// The sidecar's TLS identity files and the plain-HTTP escape hatch; the
+/// same flags for `serve`, `secret init`, `tls` and `healthcheck`.
+#[derive(Debug, Clone, Args)]
+pub struct TlsArgs {
+    /// The sidecar's TLS certificate (PEM, self-signed; made with the key when neither exists).
+    #[arg(long, env = "DOCKWARD_TLS_CERT_FILE", default_value = "/var/lib/dockward-key/tls.crt")]
+    pub tls_cert_file: PathBuf,
+    /// The sidecar's TLS private key (PEM, mode 0600). Keep it where only the sidecar reads it.
+    #[arg(long, env = "DOCKWARD_TLS_KEY_FILE", default_value = "/var/lib/dockward-key/tls.key")]
+    pub tls_key_file: PathBuf,
+    /// Serve plain HTTP instead of HTTPS: the secret crosses the network in clear. Only for a
+    /// link that is private by other means; logged as a warning, and the console shows the host
+    /// as "unencrypted".
+    #[arg(long, env = "DOCKWARD_PLAIN_HTTP", default_value_t = false)]
+    pub plain_http: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TlsCommand {
+    /// Print the fingerprint the console pins (`sha256:…`), making the identity if it is missing.
+    Fingerprint {
+        #[command(flatten)]
+        tls: TlsArgs,
+    },
+    /// Start a renewal: make the next identity beside the current one and print its fingerprint.
+    /// Add it to the console's pin file (both are accepted), then run `tls activate`.
+    Renew {
+        #[command(flatten)]
+        tls: TlsArgs,
+    },
+    /// End a renewal: serve the next identity (a running sidecar switches within seconds). Then
+    /// remove the old fingerprint from the console's pin file.
+    Activate {
+        #[command(flatten)]
+        tls: TlsArgs,
     },
 }
 
@@ -55,8 +99,13 @@ pub enum AuditCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum SecretCommand {
-    /// Create FILE with a new random secret unless it already holds one (idempotent).
-    Init { file: PathBuf },
+    /// Create FILE with a new random secret unless it already holds one (idempotent), and the
+    /// sidecar's TLS identity unless it exists; write its fingerprint to FILE.pin for the console.
+    Init {
+        file: PathBuf,
+        #[command(flatten)]
+        tls: TlsArgs,
+    },
     /// Replace FILE with the secret read from standard input (one line, at least 32 bytes).
     Set { file: PathBuf },
     /// Start a rotation: FILE's secret moves to FILE.previous (still accepted), FILE gets a new one.
@@ -76,6 +125,8 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "DOCKWARD_LISTEN", default_value = "0.0.0.0:7700")]
     pub listen: SocketAddr,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 
     /// Shared secret (at least 32 bytes), from the environment variable
     /// `DOCKWARD_SECRET` only: never a flag, since argv is readable by every

@@ -9,6 +9,7 @@ pub mod docker;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod https;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use sidecar::audit::chain;
-use sidecar::config::{AuditCommand, Cli, Command, LogFormat, SecretCommand, ServeArgs};
+use sidecar::config::{AuditCommand, Cli, Command, LogFormat, SecretCommand, ServeArgs, TlsArgs, TlsCommand};
 use sidecar::provision;
 use sidecar::server::Server;
 
@@ -23,7 +23,8 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Audit(AuditCommand::Verify { file, key_file })) => verify(&file, key_file.as_deref()),
         Some(Command::Secret(cmd)) => secret(cmd),
-        Some(Command::Healthcheck { addr }) => healthcheck(addr),
+        Some(Command::Healthcheck { addr, tls }) => healthcheck(addr, &tls),
+        Some(Command::Tls(cmd)) => tls_command(cmd),
         Some(Command::Serve(args)) => serve(*args),
         None => serve(cli.serve),
     }
@@ -194,10 +195,18 @@ fn verify(file: &Path, key_file: Option<&Path>) -> ExitCode {
 /// `secret init FILE` / `secret set FILE`: a clear message and exit 2 on error.
 fn secret(cmd: SecretCommand) -> ExitCode {
     let result = match &cmd {
-        SecretCommand::Init { file } => provision::init(file).map(|outcome| match outcome {
-            provision::Outcome::Created => format!("created a new secret in {}", file.display()),
-            provision::Outcome::Kept => format!("{} already holds a secret; kept it", file.display()),
-        }),
+        SecretCommand::Init { file, tls } => provision::init(file)
+            .map(|outcome| match outcome {
+                provision::Outcome::Created => format!("created a new secret in {}", file.display()),
+                provision::Outcome::Kept => format!("{} already holds a secret; kept it", file.display()),
+            })
+            .and_then(|said| {
+                if tls.plain_http {
+                    return Ok(format!("{said}; no TLS identity (--plain-http)"));
+                }
+                let identity = provision::init_identity(&tls.tls_cert_file, &tls.tls_key_file, file)?;
+                Ok(format!("{said}; {identity}"))
+            }),
         SecretCommand::Rotate { file } => provision::rotate(file).map(|()| {
             format!(
                 "new secret in {}; the old one stays accepted from {} until `secret retire`",
@@ -235,15 +244,76 @@ fn secret(cmd: SecretCommand) -> ExitCode {
     }
 }
 
-/// `healthcheck`: GET /healthz over plain TCP, for images with no shell or curl.
-fn healthcheck(addr: SocketAddr) -> ExitCode {
-    let probe = || -> std::io::Result<String> {
-        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-        s.set_read_timeout(Some(Duration::from_secs(3)))?;
-        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+/// `tls fingerprint|renew|activate`: prints what the console pins; exit 2 with a message on error.
+fn tls_command(cmd: TlsCommand) -> ExitCode {
+    let result = match &cmd {
+        TlsCommand::Fingerprint { tls } => {
+            tls::Identity::load_or_create(&tls.tls_cert_file, &tls.tls_key_file).map(|(id, _)| id.fingerprint.to_string())
+        }
+        TlsCommand::Renew { tls } => tls::identity::renew(&tls.tls_cert_file, &tls.tls_key_file).map(|(fp, made)| {
+            let how = if made { "made the next TLS identity" } else { "the next TLS identity is already waiting" };
+            eprintln!(
+                "dockward-sidecar: {how}. Add this fingerprint to the console's pin file for this host (keep the \
+                 old line), then run `dockward-sidecar tls activate`:"
+            );
+            fp.to_string()
+        }),
+        TlsCommand::Activate { tls } => tls::identity::activate(&tls.tls_cert_file, &tls.tls_key_file).map(|fp| match fp {
+            Some(fp) => {
+                eprintln!(
+                    "dockward-sidecar: serving the new identity within seconds; remove the old fingerprint from the \
+                     console's pin file once the host shows connected"
+                );
+                fp.to_string()
+            }
+            None => {
+                eprintln!("dockward-sidecar: no renewal waiting (run `tls renew` first); nothing changed");
+                String::new()
+            }
+        }),
+    };
+    match result {
+        Ok(out) if out.is_empty() => ExitCode::from(1),
+        Ok(out) => {
+            println!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("dockward-sidecar: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `healthcheck`: GET /healthz, for images with no shell or curl. Over TLS
+/// (pinning the sidecar's own certificate, read from its file) unless
+/// `--plain-http`.
+fn healthcheck(addr: SocketAddr, tls_args: &TlsArgs) -> ExitCode {
+    const REQUEST: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    fn exchange(mut s: impl Read + Write) -> std::io::Result<String> {
+        s.write_all(REQUEST)?;
         let mut buf = Vec::new();
-        s.take(4096).read_to_end(&mut buf)?;
+        // A TLS peer that closes without close_notify still gave us its answer.
+        match s.take(4096).read_to_end(&mut buf) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !buf.is_empty() => {}
+            Err(e) => return Err(e),
+        }
         Ok(String::from_utf8_lossy(&buf).into_owned())
+    }
+    let probe = || -> std::io::Result<String> {
+        let s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+        s.set_read_timeout(Some(Duration::from_secs(3)))?;
+        s.set_write_timeout(Some(Duration::from_secs(3)))?;
+        if tls_args.plain_http {
+            return exchange(s);
+        }
+        let own = tls::identity::cert_fingerprint(&tls_args.tls_cert_file).map_err(std::io::Error::other)?;
+        let verifier = std::sync::Arc::new(tls::PinVerifier::new(tls::Pins::fixed(vec![own])));
+        let config = std::sync::Arc::new(tls::client_config(verifier));
+        let name = rustls::pki_types::ServerName::from(addr.ip());
+        let conn = rustls::ClientConnection::new(config, name).map_err(std::io::Error::other)?;
+        exchange(rustls::StreamOwned::new(conn, s))
     };
     match probe() {
         Ok(resp) if resp.starts_with("HTTP/1.1 200") => ExitCode::SUCCESS,

@@ -22,6 +22,8 @@ pub enum ProvisionError {
     NotText,
     #[error("cannot get random bytes: {0}")]
     Random(String),
+    #[error(transparent)]
+    Tls(#[from] tls::IdentityError),
 }
 
 /// What `init` did.
@@ -50,6 +52,43 @@ pub fn init(path: &Path) -> Result<Outcome, ProvisionError> {
         }
         Err(source) => Err(ProvisionError::Io { path: path.to_owned(), source }),
     }
+}
+
+/// The file beside a host's secret that holds the fingerprints the console
+/// pins for it: `local` → `local.pin`.
+pub fn pin_file_of(secret: &Path) -> PathBuf {
+    let mut p = secret.as_os_str().to_owned();
+    p.push(".pin");
+    PathBuf::from(p)
+}
+
+/// The TLS half of `secret init`: makes the sidecar's identity unless it
+/// exists, and writes its fingerprint beside the secret (`FILE.pin`, public,
+/// for the console) unless a pin file is there already. Says what it did.
+pub fn init_identity(cert: &Path, key: &Path, secret: &Path) -> Result<String, ProvisionError> {
+    let (id, made) = tls::Identity::load_or_create(cert, key)?;
+    let pin = pin_file_of(secret);
+    let mut said = if made {
+        format!("made a TLS identity in {} ({})", cert.display(), id.fingerprint)
+    } else {
+        format!("kept the TLS identity in {} ({})", cert.display(), id.fingerprint)
+    };
+    match std::fs::read_to_string(&pin) {
+        Ok(text) => {
+            if !tls::pins::parse(&text, &pin).is_ok_and(|pins| pins.contains(&id.fingerprint)) {
+                said.push_str(&format!(
+                    "; WARNING: {} does not pin it: the console will refuse this sidecar until it does",
+                    pin.display()
+                ));
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            tls::identity::write_new(&pin, format!("{}\n", id.fingerprint).as_bytes(), 0o644)?;
+            said.push_str(&format!("; wrote its fingerprint to {}", pin.display()));
+        }
+        Err(source) => return Err(ProvisionError::Io { path: pin, source }),
+    }
+    Ok(said)
 }
 
 /// Starts a rotation: the secret in `path` moves to `<path>.previous` (which

@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
+use tls::server::ReloadingIdentity;
 use tokio::net::TcpListener;
 
 use crate::audit::chain::{AuditKey, ChainError};
@@ -20,6 +22,7 @@ use crate::ratelimit::RateLimits;
 use crate::router;
 use crate::state::{App, AppState, Permits, Settings};
 use crate::stats::StatsCache;
+use crate::https::TlsListener;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -31,6 +34,8 @@ pub enum StartError {
     Audit(#[from] ChainError),
     #[error(transparent)]
     Docker(#[from] ConnectError),
+    #[error(transparent)]
+    Tls(#[from] tls::IdentityError),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
 }
@@ -40,6 +45,8 @@ pub struct Server {
     pub addr: SocketAddr,
     pub state: App,
     listener: TcpListener,
+    /// `None` with `--plain-http`.
+    identity: Option<Arc<ReloadingIdentity>>,
 }
 
 const HEALTH_PROBE_EVERY: Duration = Duration::from_secs(1);
@@ -57,6 +64,20 @@ impl Server {
             args.secret_previous.clone(),
             args.secret_previous_file.clone(),
         )?;
+        let identity = if args.tls.plain_http {
+            tracing::warn!(
+                "serving plain HTTP (--plain-http): the shared secret and every answer cross the network in clear; \
+                 the console shows this host as unencrypted"
+            );
+            None
+        } else {
+            let (cert, key) = (&args.tls.tls_cert_file, &args.tls.tls_key_file);
+            let (id, made) = tls::Identity::load_or_create(cert, key)?;
+            if made {
+                tracing::info!(cert = %cert.display(), fingerprint = %id.fingerprint, "made a new TLS identity; pin this fingerprint on the console");
+            }
+            Some(Arc::new(ReloadingIdentity::new(id, cert.clone(), key.clone())))
+        };
         let policy = Arc::new(Policy::new(args.scope_label.as_deref(), &args.protect_images, &args.mask_env_pattern)?);
         let metrics = Arc::new(Metrics::default());
         let (key, key_created) = AuditKey::load_or_create(&args.audit_key_file).map_err(ChainError::from)?;
@@ -108,6 +129,7 @@ impl Server {
         tokio::spawn(stats.run());
         tokio::spawn(events.run(engine.clone()));
         let probe_state = state.clone();
+        let probe_identity = identity.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(HEALTH_PROBE_EVERY);
             let mut n: u64 = 0;
@@ -120,20 +142,39 @@ impl Server {
                 }
                 if n.is_multiple_of(SECRET_CHECK_EVERY_SECS) {
                     probe_state.secrets.refresh();
+                    match probe_identity.as_ref().map(|id| id.refresh()) {
+                        Some(Ok(Some(fp))) => tracing::info!(fingerprint = %fp, "serving a new TLS identity"),
+                        Some(Err(e)) => tracing::error!(error = %e, "keeping the current TLS identity"),
+                        _ => {}
+                    }
                 }
             }
         });
-        tracing::info!(%addr, keys = ?state.secrets.ids(), audit = %args.audit_log.display(), "dockward-sidecar listening");
-        Ok(Self { addr, state, listener })
+        let scheme = if identity.is_some() { "https" } else { "http" };
+        let fingerprint = identity.as_ref().map(|id| id.fingerprint().to_string());
+        tracing::info!(%addr, scheme, fingerprint, keys = ?state.secrets.ids(), audit = %args.audit_log.display(), "dockward-sidecar listening");
+        Ok(Self { addr, state, listener, identity })
     }
 
     /// Serves until `shutdown` resolves.
     pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let audit = self.state.audit.clone();
         let router = router::router(self.state);
-        let served = axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = match self.identity {
+            Some(identity) => {
+                let config = Arc::new(tls::server::server_config(identity));
+                // `tap_io` only so that axum hands the handlers the peer's address.
+                let listener = TlsListener::new(self.listener, config)?.tap_io(|_| {});
+                axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+            None => {
+                axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+        };
         // Refusals counted since the last summary are written before exiting.
         if let Err(e) = audit.flush_denials(true).await {
             tracing::error!(error = %e, "writing the last refusal summary failed");
