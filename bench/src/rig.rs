@@ -126,6 +126,7 @@ pub fn sidecar(dir: &Path, name: &str) -> Proc {
         .env("DOCKWARD_RATE_RESTART", "1000000/s")
         .env("DOCKWARD_RATE_RESTART_CLIENT", "1000000/s")
         .env("DOCKWARD_MAX_STREAMS", "4096")
+        .env("DOCKWARD_PLAIN_HTTP", "true")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log file"))
         .spawn()

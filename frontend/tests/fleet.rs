@@ -470,13 +470,15 @@ async fn the_healthcheck_subcommands_tell_live_from_dead(env: Arc<Env>) {
     let sidecar = sidecar_bin();
     let live_sidecar = env.live.base.trim_start_matches("http://");
     let nothing = format!("127.0.0.1:{}", free_port());
-    for (bin, live) in [(web, env.console.addr()), (sidecar.as_path(), live_sidecar)] {
+    for (bin, live, more) in
+        [(web, env.console.addr(), &[][..]), (sidecar.as_path(), live_sidecar, &["--plain-http"][..])]
+    {
         let what = bin.file_name().unwrap().to_string_lossy().into_owned();
-        let out = run(bin, &["healthcheck", "--addr", live]);
+        let out = run(bin, &[&["healthcheck", "--addr", live], more].concat());
         assert!(out.status.success(), "{what} against {live}: {}", String::from_utf8_lossy(&out.stderr));
-        let out = run(bin, &["healthcheck", "--addr", &nothing]);
+        let out = run(bin, &[&["healthcheck", "--addr", &nothing], more].concat());
         assert_unhealthy(&out, &nothing, &format!("{what} against nothing"));
-        let out = run(bin, &["healthcheck", "--addr", &env.stall.addr]);
+        let out = run(bin, &[&["healthcheck", "--addr", &env.stall.addr], more].concat());
         assert_unhealthy(&out, &env.stall.addr, &format!("{what} against a port that never answers"));
     }
     // The dead address the console was given, for good measure.

@@ -247,9 +247,8 @@ fn secret(cmd: SecretCommand) -> ExitCode {
 /// `tls fingerprint|renew|activate`: prints what the console pins; exit 2 with a message on error.
 fn tls_command(cmd: TlsCommand) -> ExitCode {
     let result = match &cmd {
-        TlsCommand::Fingerprint { tls } => {
-            tls::Identity::load_or_create(&tls.tls_cert_file, &tls.tls_key_file).map(|(id, _)| id.fingerprint.to_string())
-        }
+        TlsCommand::Fingerprint { tls } => tls::Identity::load_or_create(&tls.tls_cert_file, &tls.tls_key_file)
+            .map(|(id, _)| id.fingerprint.to_string()),
         TlsCommand::Renew { tls } => tls::identity::renew(&tls.tls_cert_file, &tls.tls_key_file).map(|(fp, made)| {
             let how = if made { "made the next TLS identity" } else { "the next TLS identity is already waiting" };
             eprintln!(
@@ -258,19 +257,21 @@ fn tls_command(cmd: TlsCommand) -> ExitCode {
             );
             fp.to_string()
         }),
-        TlsCommand::Activate { tls } => tls::identity::activate(&tls.tls_cert_file, &tls.tls_key_file).map(|fp| match fp {
-            Some(fp) => {
-                eprintln!(
+        TlsCommand::Activate { tls } => {
+            tls::identity::activate(&tls.tls_cert_file, &tls.tls_key_file).map(|fp| match fp {
+                Some(fp) => {
+                    eprintln!(
                     "dockward-sidecar: serving the new identity within seconds; remove the old fingerprint from the \
                      console's pin file once the host shows connected"
                 );
-                fp.to_string()
-            }
-            None => {
-                eprintln!("dockward-sidecar: no renewal waiting (run `tls renew` first); nothing changed");
-                String::new()
-            }
-        }),
+                    fp.to_string()
+                }
+                None => {
+                    eprintln!("dockward-sidecar: no renewal waiting (run `tls renew` first); nothing changed");
+                    String::new()
+                }
+            })
+        }
     };
     match result {
         Ok(out) if out.is_empty() => ExitCode::from(1),

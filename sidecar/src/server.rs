@@ -16,13 +16,13 @@ use crate::config::ServeArgs;
 use crate::disk::DiskCache;
 use crate::docker::{ConnectError, Engine};
 use crate::events::EventHub;
+use crate::https::TlsListener;
 use crate::metrics::Metrics;
 use crate::policy::{Policy, PolicyError};
 use crate::ratelimit::RateLimits;
 use crate::router;
 use crate::state::{App, AppState, Permits, Settings};
 use crate::stats::StatsCache;
-use crate::https::TlsListener;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {

@@ -177,6 +177,7 @@ async fn secret_files_rotate_without_a_restart() {
         .env("DOCKWARD_AUDIT_LOG", dir.path().join("audit.jsonl"))
         .env("DOCKWARD_SECRET_FILE", &file)
         .env("DOCKWARD_SECRET_PREVIOUS_FILE", dir.path().join("local.previous"))
+        .env("DOCKWARD_PLAIN_HTTP", "true")
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();

@@ -17,6 +17,7 @@ fn spawn_sidecar(audit: &std::path::Path, port: u16) -> Proc {
         .env("DOCKWARD_AUDIT_KEY_FILE", audit.with_extension("key"))
         .env("DOCKWARD_RATE_RESTART", "100000/s")
         .env("DOCKWARD_RATE_READ", "100000/s")
+        .env("DOCKWARD_PLAIN_HTTP", "true")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

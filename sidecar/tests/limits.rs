@@ -87,10 +87,12 @@ async fn build_cache_prune_answers_and_is_audited() {
 
 #[tokio::test]
 async fn healthcheck_passes_against_a_live_sidecar_and_fails_clearly_otherwise() {
-    let sc = Sidecar::start(&[]).await;
+    // Over HTTPS, pinning the sidecar's own certificate (the image's default).
+    let sc = Sidecar::start_https(&[]).await;
+    let tls = sc.transport_args();
     let run = |args: &[&str], env: Option<&str>| {
         let mut cmd = Command::new(sidecar_bin());
-        cmd.arg("healthcheck").args(args).env_remove("DOCKWARD_HEALTHCHECK_ADDR");
+        cmd.arg("healthcheck").args(&tls).args(args).env_remove("DOCKWARD_HEALTHCHECK_ADDR");
         if let Some(addr) = env {
             cmd.env("DOCKWARD_HEALTHCHECK_ADDR", addr);
         }
@@ -114,7 +116,11 @@ async fn healthcheck_passes_against_a_live_sidecar_and_fails_clearly_otherwise()
             let _ = s.write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
         }
     });
-    let (code, stderr) = run(&["--addr", &other], None);
+    let (code, stderr) = run(&["--addr", &other, "--plain-http"], None);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("unhealthy: HTTP/1.1 503"), "{stderr}");
+    // A plain sidecar probed over TLS is unhealthy: its port does not speak it.
+    let plain = Sidecar::start(&[]).await;
+    let (code, stderr) = run(&["--addr", plain.addr()], None);
+    assert_eq!(code, Some(1), "{stderr}");
 }

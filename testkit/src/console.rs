@@ -50,6 +50,8 @@ pub struct Options<'a> {
     /// Start without `admin1`, `operator1` and `viewer1` (nor `users`): a
     /// first run, where the console makes its own admin.
     pub first_run: bool,
+    /// Pin files, as (host name, text): what an `https://` host is trusted by.
+    pub pins: &'a [(&'a str, &'a str)],
 }
 
 impl Console {
@@ -68,6 +70,9 @@ impl Console {
         std::fs::create_dir_all(&secrets).expect("the secrets directory");
         for h in hosts {
             std::fs::write(secrets.join(h.name), format!("{}\n", h.secret)).expect("a host secret");
+        }
+        for (name, text) in options.pins {
+            std::fs::write(secrets.join(format!("{name}.pin")), text).expect("a pin file");
         }
         let users = dir.path().join("users.json");
         if !options.first_run {

@@ -21,6 +21,8 @@ pub mod browser;
 pub mod console;
 #[cfg(feature = "sidecar")]
 pub mod cut;
+#[cfg(feature = "sidecar")]
+pub mod impostor;
 #[cfg(feature = "scenarios")]
 pub mod scenarios;
 #[cfg(feature = "sidecar")]

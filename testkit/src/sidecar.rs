@@ -25,18 +25,57 @@ pub fn sidecar_bin() -> PathBuf {
 /// A sidecar on 127.0.0.1 with a temporary audit log, killed on drop. Its
 /// log (JSON) is kept in its directory and printed when a test panics.
 pub struct Sidecar {
+    /// `http://…` or, for [`Sidecar::start_https`], `https://…`.
     pub base: String,
     pub dir: tempfile::TempDir,
+    /// A client for it: over HTTPS, pinned to its certificate.
     pub http: reqwest::Client,
+    /// Its certificate's fingerprint (`sha256:…`), when it serves HTTPS.
+    pub fingerprint: Option<String>,
     child: Child,
+}
+
+/// The fingerprint (`sha256:…`) of the certificate in a PEM file.
+pub fn cert_fingerprint(cert: &std::path::Path) -> String {
+    tls::identity::cert_fingerprint(cert).expect("a certificate").to_string()
+}
+
+/// A reqwest client that trusts exactly the certificates pinned (any name).
+pub fn pinned_client(pins: &[&str]) -> reqwest::Client {
+    let pins = pins.iter().map(|p| p.parse().expect("a fingerprint")).collect();
+    let verifier = Arc::new(tls::PinVerifier::new(tls::Pins::fixed(pins)));
+    reqwest::Client::builder().use_preconfigured_tls(tls::client_config(verifier)).build().expect("a pinned client")
 }
 
 impl Sidecar {
     /// Starts `dockward-sidecar` with the test secret, an audit log in a
     /// temporary directory, `--stats-ttl=1s` unless `extra` sets it, and the
     /// `extra` flags; returns once it listens.
+    ///
+    /// It serves plain HTTP (`--plain-http`): the tests of every other concern
+    /// speak to it directly. HTTPS, the default of the binary, is
+    /// [`Sidecar::start_https`]'s, and the compose stack's.
     pub async fn start(extra: &[&str]) -> Self {
         Self::start_with(extra, |_, _| {}).await
+    }
+
+    /// [`Sidecar::start`] serving HTTPS with an identity made in its
+    /// directory (`tls.crt`, `tls.key`); [`Sidecar::http`] pins it.
+    pub async fn start_https(extra: &[&str]) -> Self {
+        Self::launch(extra, true, |_, _| {}).await
+    }
+
+    /// The flags that give a `dockward-sidecar` command (`healthcheck`,
+    /// `tls …`) this sidecar's transport: its TLS files, or `--plain-http`.
+    pub fn transport_args(&self) -> Vec<String> {
+        if self.fingerprint.is_some() {
+            vec![
+                format!("--tls-cert-file={}", self.dir.path().join("tls.crt").display()),
+                format!("--tls-key-file={}", self.dir.path().join("tls.key").display()),
+            ]
+        } else {
+            vec!["--plain-http".into()]
+        }
     }
 
     /// For [`Sidecar::start_with`]: the sidecar runs as uid and gid 65532 with
@@ -61,6 +100,10 @@ impl Sidecar {
     /// environment) and the sidecar's directory (to hand it to that user)
     /// before it is spawned.
     pub async fn start_with(extra: &[&str], setup: impl FnOnce(&mut Command, &std::path::Path)) -> Self {
+        Self::launch(extra, false, setup).await
+    }
+
+    async fn launch(extra: &[&str], https: bool, setup: impl FnOnce(&mut Command, &std::path::Path)) -> Self {
         require_docker();
         let dir = tempfile::tempdir().unwrap();
         let audit = dir.path().join("audit.jsonl");
@@ -74,6 +117,12 @@ impl Sidecar {
             format!("--audit-key-file={}", dir.path().join("audit.key").display()),
             "--log-format=json".into(),
         ];
+        if https {
+            args.push(format!("--tls-cert-file={}", dir.path().join("tls.crt").display()));
+            args.push(format!("--tls-key-file={}", dir.path().join("tls.key").display()));
+        } else {
+            args.push("--plain-http".into());
+        }
         if !extra.iter().any(|a| a.starts_with("--stats-ttl")) {
             args.push("--stats-ttl=1s".into());
         }
@@ -87,7 +136,7 @@ impl Sidecar {
             .stderr(std::fs::File::create(&log_path).unwrap());
         setup(&mut cmd, dir.path());
         let child = cmd.spawn().expect("start dockward-sidecar");
-        let mut sc = Self { base: String::new(), dir, http: reqwest::Client::new(), child };
+        let mut sc = Self { base: String::new(), dir, http: reqwest::Client::new(), fingerprint: None, child };
         // Listening on port 0 leaves no race for a free port: the sidecar logs
         // the address it bound. Nothing is requested, so no rate budget or
         // audit record is spent on start-up.
@@ -102,7 +151,14 @@ impl Sidecar {
             std::future::ready(found)
         })
         .await;
-        sc.base = format!("http://{addr}");
+        if https {
+            let fp = cert_fingerprint(&sc.dir.path().join("tls.crt"));
+            sc.http = pinned_client(&[&fp]);
+            sc.fingerprint = Some(fp);
+            sc.base = format!("https://{addr}");
+        } else {
+            sc.base = format!("http://{addr}");
+        }
         sc
     }
 
@@ -131,7 +187,7 @@ impl Sidecar {
 
     /// `host:port` it listens on.
     pub fn addr(&self) -> &str {
-        self.base.trim_start_matches("http://")
+        self.base.trim_start_matches("http://").trim_start_matches("https://")
     }
 
     pub fn url(&self, path: &str) -> String {

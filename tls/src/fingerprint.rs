@@ -8,7 +8,9 @@ pub struct Fingerprint([u8; 32]);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FingerprintError {
-    #[error("a fingerprint is `sha256:` and 64 hex digits (`dockward-sidecar tls fingerprint` prints it); got an empty one")]
+    #[error(
+        "a fingerprint is `sha256:` and 64 hex digits (`dockward-sidecar tls fingerprint` prints it); got an empty one"
+    )]
     Empty,
     #[error("a fingerprint is `sha256:` and 64 hex digits; {0:?} is not a SHA-256 fingerprint (other digests are not accepted)")]
     Algorithm(String),
@@ -90,7 +92,8 @@ mod tests {
         let text = fp.to_string();
         assert!(text.starts_with("sha256:") && text.len() == 7 + 64, "{text}");
         let bare = &text[7..];
-        let openssl: Vec<String> = bare.as_bytes().chunks(2).map(|c| String::from_utf8_lossy(c).to_uppercase()).collect();
+        let openssl: Vec<String> =
+            bare.as_bytes().chunks(2).map(|c| String::from_utf8_lossy(c).to_uppercase()).collect();
         for form in [text.clone(), bare.to_owned(), format!("SHA256:{}", bare.to_uppercase()), openssl.join(":")] {
             assert_eq!(form.parse::<Fingerprint>(), Ok(fp), "{form}");
         }

@@ -64,7 +64,10 @@ fn read_capped(path: &Path) -> Result<Option<Vec<u8>>, IdentityError> {
     let mut out = Vec::new();
     f.take(FILE_MAX + 1).read_to_end(&mut out).map_err(err)?;
     if out.len() as u64 > FILE_MAX {
-        return Err(IdentityError::BadCertificate { path: shown(path), reason: format!("larger than {FILE_MAX} bytes") });
+        return Err(IdentityError::BadCertificate {
+            path: shown(path),
+            reason: format!("larger than {FILE_MAX} bytes"),
+        });
     }
     Ok(Some(out))
 }
@@ -130,7 +133,10 @@ pub fn cert_fingerprint(cert: &Path) -> Result<Fingerprint, IdentityError> {
     let leaf = CertificateDer::pem_slice_iter(&pem)
         .next()
         .ok_or_else(|| IdentityError::BadCertificate { path: shown(cert), reason: "no PEM certificate in it".into() })?
-        .map_err(|e| IdentityError::BadCertificate { path: shown(cert), reason: format!("not a PEM certificate ({e:?})") })?;
+        .map_err(|e| IdentityError::BadCertificate {
+            path: shown(cert),
+            reason: format!("not a PEM certificate ({e:?})"),
+        })?;
     Ok(Fingerprint::of(&leaf))
 }
 
@@ -190,7 +196,8 @@ pub fn renew(cert: &Path, key: &Path) -> Result<(Fingerprint, bool), IdentityErr
 /// A running sidecar picks the change up within seconds.
 pub fn activate(cert: &Path, key: &Path) -> Result<Option<Fingerprint>, IdentityError> {
     let Some(next) = Identity::load(&next_of(cert), &next_of(key))? else { return Ok(None) };
-    let mv = |from: &Path, to: &Path| fs::rename(from, to).map_err(|source| IdentityError::Io { path: shown(from), source });
+    let mv =
+        |from: &Path, to: &Path| fs::rename(from, to).map_err(|source| IdentityError::Io { path: shown(from), source });
     if Identity::load(cert, key)?.is_some() {
         mv(cert, &previous_of(cert))?;
         mv(key, &previous_of(key))?;

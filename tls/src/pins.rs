@@ -143,9 +143,10 @@ impl PinVerifier {
         self.pins.get()
     }
 
-    /// The fingerprint of the last certificate refused, cleared by reading it.
-    pub fn take_refused(&self) -> Option<Fingerprint> {
-        self.refused.lock().unwrap_or_else(|e| e.into_inner()).take()
+    /// The fingerprint of the last certificate refused, until a pinned one
+    /// is presented again.
+    pub fn refused(&self) -> Option<Fingerprint> {
+        *self.refused.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -161,7 +162,8 @@ impl ServerCertVerifier for PinVerifier {
         let presented = Fingerprint::of(end_entity);
         // Compared in constant time per pin (a fingerprint is public, but the
         // habit costs nothing).
-        let pinned = self.pins.get().iter().fold(false, |hit, p| hit | bool::from(p.as_bytes().ct_eq(presented.as_bytes())));
+        let pinned =
+            self.pins.get().iter().fold(false, |hit, p| hit | bool::from(p.as_bytes().ct_eq(presented.as_bytes())));
         if pinned {
             *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = None;
             Ok(ServerCertVerified::assertion())
@@ -241,10 +243,13 @@ mod tests {
         let now = UnixTime::now();
         let v = PinVerifier::new(Pins::fixed(vec![fp(1), Fingerprint::of(&der)]));
         assert!(v.verify_server_cert(&der, &[], &name, &[], now).is_ok());
-        assert_eq!(v.take_refused(), None);
-        let v = PinVerifier::new(Pins::fixed(vec![fp(1)]));
-        assert!(v.verify_server_cert(&der, &[], &name, &[], now).is_err());
-        assert_eq!(v.take_refused(), Some(Fingerprint::of(&der)));
-        assert_eq!(v.take_refused(), None);
+        assert_eq!(v.refused(), None);
+        let (other_pem, _) = crate::identity::generate().unwrap();
+        let other = CertificateDer::from_pem_slice(other_pem.as_bytes()).unwrap();
+        assert!(v.verify_server_cert(&other, &[], &name, &[], now).is_err());
+        assert_eq!(v.refused(), Some(Fingerprint::of(&other)));
+        assert_eq!(v.refused(), Some(Fingerprint::of(&other)), "kept until a pinned certificate is seen");
+        assert!(v.verify_server_cert(&der, &[], &name, &[], now).is_ok());
+        assert_eq!(v.refused(), None);
     }
 }

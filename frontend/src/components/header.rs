@@ -35,6 +35,7 @@ pub fn Header(session: SessionInfo, fleet: RwSignal<Fleet>) -> impl IntoView {
                                     .map(|h| HostView {
                                         name: h.name.clone(),
                                         status: h.status.clone(),
+                                        unencrypted: h.unencrypted,
                                         containers: Vec::new(),
                                         volume_sizes: Default::default(),
                                         cpu_history: Default::default(),

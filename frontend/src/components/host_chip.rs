@@ -11,17 +11,24 @@ pub fn HostChip(host: HostView) -> impl IntoView {
         HostStatus::Stale { age_s } => ("chip chip-stale", format!("stale · {age_s}s old")),
         HostStatus::Down { engine: Some(p), .. } => ("chip chip-down", format!("down · {}", p.title())),
         HostStatus::Down { error, .. } => ("chip chip-down", format!("down · {error}")),
+        HostStatus::IdentityChanged { .. } => ("chip chip-down", "identity changed".to_owned()),
     };
     let title = match &host.status {
         HostStatus::Down { engine: Some(p), .. } => format!("{text}: {}", p.detail),
+        HostStatus::IdentityChanged { presented } => format!("{text}: it presented {presented}, which is not pinned"),
         _ => text.clone(),
     };
+    // Plain HTTP: the secret crosses the network in clear.
+    let unencrypted = host.unencrypted.then(|| {
+        view! { <span class="chip-warn" title="plain HTTP: this host's secret and data cross the network unencrypted">" · unencrypted"</span> }
+    });
     view! {
         <span class=class data-host=host.name.clone() title=title>
             <span class="dot" aria-hidden="true"></span>
             <strong>{host.name.clone()}</strong>
             " "
             <span class="chip-text">{text}</span>
+            {unencrypted}
         </span>
     }
 }
@@ -35,7 +42,12 @@ pub fn HostProblems(fleet: RwSignal<Fleet>) -> impl IntoView {
             f.hosts
                 .iter()
                 .filter_map(|h| match &h.status {
-                    HostStatus::Down { error, engine, .. } => Some((h.name.clone(), error.clone(), engine.clone())),
+                    HostStatus::Down { error, engine, .. } => {
+                        Some((h.name.clone(), error.clone(), engine.clone(), None))
+                    }
+                    HostStatus::IdentityChanged { presented } => {
+                        Some((h.name.clone(), String::new(), None, Some(presented.clone())))
+                    }
                     _ => None,
                 })
                 .collect::<Vec<_>>()
@@ -44,14 +56,26 @@ pub fn HostProblems(fleet: RwSignal<Fleet>) -> impl IntoView {
     view! {
         <For each=down key=|d| d.clone() let:d>
             {
-                let (name, error, engine) = d;
-                let (title, detail, fix) = match engine {
-                    Some(p) => (
+                let (name, error, engine, presented) = d;
+                let (title, detail, fix) = match (engine, presented) {
+                    (_, Some(presented)) => (
+                        format!("Host {name}: identity changed"),
+                        format!(
+                            "It presented the certificate {presented}, which is not the one pinned for it. \
+                             Nothing was sent to it, not even its secret."
+                        ),
+                        format!(
+                            "if you renewed its certificate, add this fingerprint to its pin file ({name}.pin beside \
+                             its secret); if not, something else answers at its address: find out what before \
+                             trusting it"
+                        ),
+                    ),
+                    (Some(p), _) => (
                         format!("Host {name}: {}", p.title()),
                         p.detail.clone(),
                         p.fix.clone(),
                     ),
-                    None => (
+                    (None, None) => (
                         format!("Host {name}: the sidecar does not answer"),
                         error,
                         "check that this host's sidecar runs (docker compose ps) and that the console can reach it \
@@ -80,8 +104,8 @@ mod tests {
     async fn host_chips_say_state_in_words() {
         let html = render(|| {
             view! {
-                <HostChip host=HostView { name: "b".into(), status: HostStatus::Down { error: "connection refused".into(), age_s: Some(30), engine: None }, containers: vec![], volume_sizes: Default::default(), cpu_history: Default::default(), folded: vec![] }/>
-                <HostChip host=HostView { name: "c".into(), status: HostStatus::Stale { age_s: 42 }, containers: vec![], volume_sizes: Default::default(), cpu_history: Default::default(), folded: vec![] }/>
+                <HostChip host=HostView { name: "b".into(), status: HostStatus::Down { error: "connection refused".into(), age_s: Some(30), engine: None }, unencrypted: false, containers: vec![], volume_sizes: Default::default(), cpu_history: Default::default(), folded: vec![] }/>
+                <HostChip host=HostView { name: "c".into(), status: HostStatus::Stale { age_s: 42 }, unencrypted: false, containers: vec![], volume_sizes: Default::default(), cpu_history: Default::default(), folded: vec![] }/>
             }
             .into_any()
         });

@@ -30,6 +30,9 @@ pub enum HostStatus {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         engine: Option<shared::EngineProblem>,
     },
+    /// It presented a certificate that is not pinned: nothing is sent to it
+    /// (not even its secret) until its pin file names that certificate.
+    IdentityChanged { presented: String },
 }
 
 impl HostStatus {
@@ -44,6 +47,7 @@ impl HostStatus {
             (Self::Connected, Self::Connected) => true,
             (Self::Stale { age_s: a }, Self::Stale { age_s: b }) => step(*a) == step(*b),
             (Self::Down { error: a, engine: ea, .. }, Self::Down { error: b, engine: eb, .. }) => a == b && ea == eb,
+            (Self::IdentityChanged { presented: a }, Self::IdentityChanged { presented: b }) => a == b,
             _ => false,
         }
     }
@@ -54,6 +58,9 @@ impl HostStatus {
 pub struct HostView {
     pub name: String,
     pub status: HostStatus,
+    /// Reached over plain HTTP: its secret and answers cross the network in clear.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unencrypted: bool,
     pub containers: Vec<ContainerSummary>,
     /// Volume sizes by name (from the sidecar's disk report).
     #[serde(default)]
@@ -298,6 +305,7 @@ impl Fleet {
                 HostView {
                     name: h.name.clone(),
                     status: h.status.clone(),
+                    unencrypted: h.unencrypted,
                     volume_sizes: BTreeMap::new(),
                     containers,
                     cpu_history,

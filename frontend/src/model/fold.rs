@@ -231,6 +231,7 @@ fn overview_of(fleet: &Fleet, opened: &Opened, only: Option<&Touched>) -> Fleet 
             HostView {
                 name: h.name.clone(),
                 status: h.status.clone(),
+                unencrypted: h.unencrypted,
                 containers,
                 volume_sizes: h.volume_sizes.clone(),
                 cpu_history,

@@ -273,6 +273,7 @@ mod tests {
         down.hosts.push(HostView {
             name: "b".into(),
             status: HostStatus::Down { error: "x".into(), age_s: None, engine: None },
+            unencrypted: false,
             containers: vec![],
             volume_sizes: Default::default(),
             cpu_history: Default::default(),
@@ -309,6 +310,7 @@ mod tests {
         HostView {
             name: name.into(),
             status: HostStatus::Connected,
+            unencrypted: false,
             containers,
             volume_sizes: Default::default(),
             cpu_history: Default::default(),

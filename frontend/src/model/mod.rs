@@ -74,6 +74,7 @@ pub(crate) mod fixtures {
             hosts: vec![HostView {
                 name: "a".into(),
                 status: HostStatus::Connected,
+                unencrypted: false,
                 containers,
                 volume_sizes: Default::default(),
                 cpu_history: Default::default(),
@@ -167,6 +168,7 @@ pub(crate) mod fixtures {
             HostView {
                 name: format!("h{i}"),
                 status: HostStatus::Connected,
+                unencrypted: false,
                 containers,
                 volume_sizes,
                 cpu_history,

@@ -133,7 +133,15 @@ pub fn first_screen(fleet: &Fleet, max_apps: usize) -> Fleet {
                 .filter(|(v, _)| volumes.contains(v.as_str()))
                 .map(|(v, s)| (v.clone(), *s))
                 .collect();
-            HostView { name: h.name.clone(), status: h.status.clone(), containers, volume_sizes, cpu_history, folded }
+            HostView {
+                name: h.name.clone(),
+                status: h.status.clone(),
+                unencrypted: h.unencrypted,
+                containers,
+                volume_sizes,
+                cpu_history,
+                folded,
+            }
         })
         .collect();
     Fleet {

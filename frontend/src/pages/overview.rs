@@ -237,6 +237,7 @@ mod tests {
         model::HostView {
             name: name.into(),
             status: model::HostStatus::Connected,
+            unencrypted: false,
             containers,
             volume_sizes: Default::default(),
             cpu_history: Default::default(),

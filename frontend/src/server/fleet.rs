@@ -56,10 +56,19 @@ pub const VIEWS_PER_USER: usize = 16;
 /// asking for another meanwhile gets a 503.
 pub const VIEWS_MAX: usize = 256;
 
+/// A host's last failed call.
+struct Failure {
+    at: Instant,
+    error: String,
+    engine: Option<shared::EngineProblem>,
+    /// The certificate it presented instead of a pinned one.
+    identity: Option<String>,
+}
+
 #[derive(Default)]
 struct HostState {
     last_ok: Option<Instant>,
-    last_error: Option<(Instant, String, Option<shared::EngineProblem>)>,
+    last_error: Option<Failure>,
     last_list: Option<Instant>,
     /// The sidecar's `ETag` of the last stats round read.
     stats_etag: Option<String>,
@@ -161,6 +170,7 @@ impl FleetHub {
                 .map(|h| HostView {
                     name: h.name.clone(),
                     status: HostStatus::Stale { age_s: 0 },
+                    unencrypted: h.unencrypted(),
                     containers: Vec::new(),
                     volume_sizes: BTreeMap::new(),
                     cpu_history: BTreeMap::new(),
@@ -249,9 +259,14 @@ impl FleetHub {
         let s = &state[i];
         let age = s.last_ok.map(|t| t.elapsed());
         match (&s.last_error, s.last_ok) {
-            (Some((at, err, engine)), ok) if ok.is_none_or(|ok| *at > ok) => {
-                HostStatus::Down { error: err.clone(), age_s: age.map(|a| a.as_secs()), engine: engine.clone() }
-            }
+            (Some(f), ok) if ok.is_none_or(|ok| f.at > ok) => match &f.identity {
+                Some(presented) => HostStatus::IdentityChanged { presented: presented.clone() },
+                None => HostStatus::Down {
+                    error: f.error.clone(),
+                    age_s: age.map(|a| a.as_secs()),
+                    engine: f.engine.clone(),
+                },
+            },
             (_, Some(_)) if age.is_some_and(|a| a > self.stale_after) => {
                 HostStatus::Stale { age_s: age.map(|a| a.as_secs()).unwrap_or(0) }
             }
@@ -394,7 +409,12 @@ impl FleetHub {
 
     fn failed(&self, i: usize, e: &super::sidecar::SidecarError) {
         tracing::debug!(host = %self.hosts[i].name, error = %e, "poll failed");
-        lock(&self.state)[i].last_error = Some((Instant::now(), e.to_string(), e.engine_problem().cloned()));
+        lock(&self.state)[i].last_error = Some(Failure {
+            at: Instant::now(),
+            error: e.to_string(),
+            engine: e.engine_problem().cloned(),
+            identity: e.identity_changed().map(str::to_owned),
+        });
     }
 
     async fn poll_loop(&self, i: usize) {

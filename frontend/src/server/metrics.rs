@@ -63,10 +63,11 @@ pub fn status_label(s: &HostStatus) -> &'static str {
         HostStatus::Connected => "up",
         HostStatus::Stale { .. } => "stale",
         HostStatus::Down { .. } => "down",
+        HostStatus::IdentityChanged { .. } => "identity_changed",
     }
 }
 
-const STATUSES: [&str; 3] = ["up", "stale", "down"];
+const STATUSES: [&str; 4] = ["up", "stale", "down", "identity_changed"];
 
 /// An error's kind: its tag on the wire (`{"error": "<kind>", …}`).
 pub fn error_kind(e: &ConsoleError) -> &'static str {
@@ -227,7 +228,7 @@ impl Metrics {
     /// The exposition, with the hosts' gauges set from `hosts` (name and
     /// status of every configured host, as the fleet sees them now).
     pub fn render<'a>(&self, hosts: impl IntoIterator<Item = (&'a str, &'static str)>) -> String {
-        let mut counts = [0i64; 3];
+        let mut counts = [0i64; STATUSES.len()];
         for (host, status) in hosts {
             for (i, s) in STATUSES.iter().enumerate() {
                 let on = *s == status;

@@ -1,4 +1,8 @@
-//! A client for one sidecar: its name, URL and secret. Requests are
+//! A client for one sidecar: its name, URL, secret and pins. Over `https://`
+//! the connection trusts exactly the certificates pinned for the host
+//! (`<secrets dir>/<name>.pin`); any other fails the handshake, before a
+//! request or the secret is sent, and the host shows "identity changed".
+//! `http://` hosts are shown "unencrypted". Requests are
 //! `shared::Call`s, built from the verb table; every call carries the secret
 //! and, when made for a user (reads too, mutations always), the acting
 //! user's name; only the fleet hub's background polls carry none.
@@ -41,6 +45,11 @@ const ERROR_MAX_BYTES: usize = 64 << 10;
 pub enum SidecarError {
     #[error("{1}: unreachable ({0})")]
     Unreachable(String, String),
+    #[error(
+        "{host}: identity changed: it presented the certificate {presented}, which is not pinned; nothing was sent to it \
+         (if its certificate was renewed, add the new fingerprint to its pin file)"
+    )]
+    IdentityChanged { host: String, presented: String },
     #[error("{host}: {message}")]
     Refused { message: String, status: u16, host: String, code: String, engine: Option<Box<shared::EngineProblem>> },
 }
@@ -50,7 +59,15 @@ impl SidecarError {
     pub fn engine_problem(&self) -> Option<&shared::EngineProblem> {
         match self {
             Self::Refused { engine, .. } => engine.as_deref(),
-            Self::Unreachable(..) => None,
+            Self::Unreachable(..) | Self::IdentityChanged { .. } => None,
+        }
+    }
+
+    /// The fingerprint a host presented instead of a pinned one.
+    pub fn identity_changed(&self) -> Option<&str> {
+        match self {
+            Self::IdentityChanged { presented, .. } => Some(presented),
+            _ => None,
         }
     }
 }
@@ -59,6 +76,12 @@ impl From<SidecarError> for ConsoleError {
     fn from(e: SidecarError) -> Self {
         match e {
             SidecarError::Unreachable(reason, host) => ConsoleError::HostUnreachable { host, reason },
+            SidecarError::IdentityChanged { host, presented } => ConsoleError::HostUnreachable {
+                host,
+                reason: format!(
+                    "identity changed: it presented {presented}, which is not pinned; nothing was sent to it"
+                ),
+            },
             SidecarError::Refused { message, status, host, code, .. } => {
                 ConsoleError::SidecarRefused { host, status, code, message }
             }
@@ -152,6 +175,8 @@ pub struct Sidecar {
     pub name: String,
     pub base: String,
     secret: HostSecret,
+    /// What an `https://` host is trusted by; `None` for `http://`.
+    pins: Option<Arc<tls::PinVerifier>>,
     http: reqwest::Client,
     /// For long-lived streams (events, log follow): no overall timeout.
     stream_http: reqwest::Client,
@@ -166,15 +191,46 @@ impl std::fmt::Debug for Sidecar {
 }
 
 impl Sidecar {
-    fn new(name: &str, base: &str, secret: HostSecret, metrics: Arc<Metrics>) -> Self {
+    fn new(
+        name: &str,
+        base: &str,
+        secret: HostSecret,
+        pins: Option<tls::Pins>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, String> {
+        let pins = pins.map(|p| Arc::new(tls::PinVerifier::new(p)));
         // A sidecar never redirects: a 3xx is an answer (refused), never followed.
-        let builder = || reqwest::Client::builder().connect_timeout(Duration::from_secs(3)).redirect(Policy::none());
-        let http = builder().timeout(Duration::from_secs(30)).build().unwrap_or_default();
-        let stream_http = builder().build().unwrap_or_default();
-        Self { name: name.to_owned(), base: base.trim_end_matches('/').to_owned(), secret, http, stream_http, metrics }
+        let builder = || {
+            let b = reqwest::Client::builder().connect_timeout(Duration::from_secs(3)).redirect(Policy::none());
+            match &pins {
+                Some(v) => b.use_preconfigured_tls(tls::client_config(v.clone())).https_only(true),
+                None => b,
+            }
+        };
+        let built = |b: reqwest::ClientBuilder| b.build().map_err(|e| format!("host {name}: {e}"));
+        let http = built(builder().timeout(Duration::from_secs(30)))?;
+        let stream_http = built(builder())?;
+        Ok(Self {
+            name: name.to_owned(),
+            base: base.trim_end_matches('/').to_owned(),
+            secret,
+            pins,
+            http,
+            stream_http,
+            metrics,
+        })
+    }
+
+    /// Whether the host is reached over plain HTTP (its secret in clear).
+    pub fn unencrypted(&self) -> bool {
+        self.pins.is_none()
     }
 
     fn unreachable(&self, e: reqwest::Error) -> SidecarError {
+        // A certificate that is not pinned fails the handshake: say so, not "unreachable".
+        if let Some(presented) = self.pins.as_ref().and_then(|v| v.refused()) {
+            return SidecarError::IdentityChanged { host: self.name.clone(), presented: presented.to_string() };
+        }
         SidecarError::Unreachable(e.without_url().to_string(), self.name.clone())
     }
 
@@ -300,7 +356,9 @@ impl Sidecar {
 }
 
 /// Parses `DOCKWARD_HOSTS` (`name=url,…`) and reads each host's secret from
-/// `<secrets_dir>/<name>`; the calls to each are timed into `metrics`.
+/// `<secrets_dir>/<name>` and, for an `https://` host, the fingerprints it
+/// is pinned by from `<secrets_dir>/<name>.pin`; the calls to each are timed
+/// into `metrics`.
 pub fn parse_hosts(spec: &str, secrets_dir: &std::path::Path, metrics: &Arc<Metrics>) -> Result<Vec<Sidecar>, String> {
     let mut out: Vec<Sidecar> = Vec::new();
     for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -317,7 +375,19 @@ pub fn parse_hosts(spec: &str, secrets_dir: &std::path::Path, metrics: &Arc<Metr
             return Err(format!("host {name} is listed twice"));
         }
         let secret = HostSecret::load(name, secrets_dir.join(name))?;
-        out.push(Sidecar::new(name, url, secret, metrics.clone()));
+        let pins = if url.starts_with("https://") {
+            let file = secrets_dir.join(format!("{name}.pin"));
+            Some(tls::Pins::from_file(file).map_err(|e| {
+                format!(
+                    "host {name}: {e}. An https:// host is trusted by the fingerprint of its certificate: \
+                     `dockward-sidecar tls fingerprint` on that host prints it"
+                )
+            })?)
+        } else {
+            tracing::warn!(host = name, %url, "plain HTTP: this host's secret and answers cross the network in clear");
+            None
+        };
+        out.push(Sidecar::new(name, url, secret, pins, metrics.clone())?);
     }
     if out.is_empty() {
         return Err("DOCKWARD_HOSTS names no host".into());
