@@ -6,8 +6,10 @@
 //! secret files, `DOCKWARD_SIDECAR_BIND=127.0.0.1` and a free port.
 //!
 //! The compose health check (the binary's `healthcheck` subcommand, the image
-//! has no shell) reads healthy; the published port answers `/healthz` to
-//! anyone and the verbs only with the secret. Its own project name and a
+//! has no shell) reads healthy; the published port speaks HTTPS only, with
+//! the identity the sidecar made on first start (what `tls fingerprint`
+//! prints is what it serves), and answers `/healthz` to anyone and the verbs
+//! only with the secret. Its own project name and a
 //! temporary project directory (for `./secrets/`), removed at the end.
 
 use std::path::Path;
@@ -26,6 +28,10 @@ struct Env {
     port: u16,
     secret: String,
     container: String,
+    /// What `tls fingerprint` printed in the container.
+    fingerprint: String,
+    /// A client pinning it.
+    http: reqwest::Client,
 }
 
 impl Env {
@@ -34,7 +40,7 @@ impl Env {
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        format!("https://127.0.0.1:{}{path}", self.port)
     }
 }
 
@@ -97,10 +103,17 @@ async fn start() -> Env {
     let port = free_port();
     let _ = compose_in(dir.path(), port, &["down", "-v", "--remove-orphans"]);
     let out = compose_in(dir.path(), port, &["up", "-d", "--no-build"]);
-    let mut env = Env { dir, port, secret, container: String::new() };
+    let mut env =
+        Env { dir, port, secret, container: String::new(), fingerprint: String::new(), http: reqwest::Client::new() };
     check(out, "up -d");
     env.container = check(env.compose_output(&["ps", "-q", "sidecar"]), "ps").trim().to_owned();
     assert!(!env.container.is_empty(), "no sidecar container");
+    // The recipe's step: the fingerprint the console will pin, printed in the container.
+    let printed =
+        check(env.compose_output(&["exec", "-T", "sidecar", "/dockward-sidecar", "tls", "fingerprint"]), "exec");
+    env.fingerprint = printed.trim().to_owned();
+    assert!(env.fingerprint.starts_with("sha256:"), "{printed}");
+    env.http = testkit::sidecar::pinned_client(&[&env.fingerprint]);
     env
 }
 
@@ -149,9 +162,14 @@ async fn it_is_published_on_the_bind_address_only(env: Arc<Env>) {
     assert_eq!(docker(&["inspect", "-f", r#"{{index .Config.Labels "dockward.protect"}}"#, &env.container]), "true");
 }
 
-/// `/healthz` answers anyone; a verb answers only with the secret from the file.
+/// `/healthz` answers anyone; a verb answers only with the secret from the
+/// file; all of it over HTTPS with the identity printed, and plain HTTP is refused.
 async fn healthz_answers_anyone_and_verbs_need_the_secret(env: Arc<Env>) {
-    let http = reqwest::Client::new();
+    let plain = reqwest::Client::new().get(format!("http://127.0.0.1:{}/healthz", env.port)).send().await.unwrap();
+    assert_eq!(plain.status(), 400, "plain HTTP on the published port");
+    let other = testkit::sidecar::pinned_client(&[&format!("sha256:{}", "00".repeat(32))]);
+    assert!(other.get(env.url("/healthz")).send().await.is_err(), "a client pinning another certificate");
+    let http = env.http.clone();
     let r = http.get(env.url("/healthz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), r#"{"status":"ok"}"#);

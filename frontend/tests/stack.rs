@@ -201,7 +201,7 @@ fn sockets_in(root: &Path) -> Vec<PathBuf> {
     found
 }
 
-/// True when `GET /healthz` to `ip:7700` gets the sidecar's own answer within
+/// True when a plain `GET /healthz` to `ip:7700` gets any answer of the sidecar's within
 /// 3 s. (Only its answer counts: some networks answer any address themselves.)
 fn sidecar_answers(ip: IpAddr) -> bool {
     use std::io::{Read, Write};
@@ -215,7 +215,8 @@ fn sidecar_answers(ip: IpAddr) -> bool {
     let mut buf = Vec::new();
     let _ = s.take(4096).read_to_end(&mut buf);
     let answer = String::from_utf8_lossy(&buf);
-    answer.starts_with("HTTP/1.1 200") && answer.contains(SIDECAR_HEALTH)
+    // Its health answer, or its refusal of plain HTTP on the HTTPS port.
+    answer.starts_with("HTTP/1.1") && (answer.contains(SIDECAR_HEALTH) || answer.contains("HTTPS only"))
 }
 
 fn in_subnet(ip: Ipv4Addr, subnet: &str) -> bool {
@@ -386,6 +387,8 @@ async fn only_the_sidecar_has_the_socket(env: Arc<Env>) {
     assert!(inspect(sidecar, "{{range .Mounts}}{{.Destination}} {{end}}").contains("/var/run/docker.sock"));
     let web_mounts = inspect(web, "{{range .Mounts}}{{.Source}} {{.Destination}} {{end}}");
     assert!(!web_mounts.contains("docker.sock"), "the web has the socket: {web_mounts}");
+    // Nor the sidecar's keys (audit and TLS): it reads the TLS fingerprint, never the key.
+    assert!(!web_mounts.contains("audit-key"), "the web can read the sidecar's keys: {web_mounts}");
     let web_pid = inspect(web, "{{.State.Pid}}");
     let web_root = PathBuf::from(format!("/proc/{web_pid}/root"));
     assert!(web_root.join("dockward-web").exists(), "the web's root filesystem is readable from here");
@@ -418,10 +421,11 @@ async fn the_sidecar_is_reachable_from_the_backplane_only(env: Arc<Env>) {
     let probe = format!(
         "(printf 'GET /healthz HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n'; sleep 2) | busybox nc -w 3 {sidecar_ip} 7700"
     );
+    // Its port speaks HTTPS only, the backplane included: plain HTTP gets the refusal that says so.
     let from_backplane = docker(&["run", "--rm", "--network", &backplane, IMAGE, "sh", "-c", &probe]);
     assert!(
-        from_backplane.starts_with("HTTP/1.1 200") && from_backplane.ends_with(SIDECAR_HEALTH),
-        "the sidecar is not reachable on the backplane: {from_backplane}"
+        from_backplane.starts_with("HTTP/1.1 400") && from_backplane.contains("HTTPS only"),
+        "the sidecar is not reachable on the backplane, or answers plain HTTP: {from_backplane}"
     );
 }
 

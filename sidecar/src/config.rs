@@ -78,6 +78,9 @@ pub enum TlsCommand {
         #[command(flatten)]
         tls: TlsArgs,
     },
+    /// Write FILE, a console's pin file for a host, from the fingerprints on standard input
+    /// (one per line, as `tls fingerprint` prints them); each is checked first.
+    Pin { file: PathBuf },
     /// End a renewal: serve the next identity (a running sidecar switches within seconds). Then
     /// remove the old fingerprint from the console's pin file.
     Activate {

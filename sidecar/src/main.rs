@@ -244,46 +244,64 @@ fn secret(cmd: SecretCommand) -> ExitCode {
     }
 }
 
-/// `tls fingerprint|renew|activate`: prints what the console pins; exit 2 with a message on error.
+/// `tls fingerprint|renew|pin|activate`: what the console pins on standard
+/// output, what to do next on standard error; exit 2 with a message on error.
 fn tls_command(cmd: TlsCommand) -> ExitCode {
-    let result = match &cmd {
+    let said = |msg: &str| eprintln!("dockward-sidecar: {msg}");
+    let result: Result<ExitCode, String> = match cmd {
         TlsCommand::Fingerprint { tls } => tls::Identity::load_or_create(&tls.tls_cert_file, &tls.tls_key_file)
-            .map(|(id, _)| id.fingerprint.to_string()),
-        TlsCommand::Renew { tls } => tls::identity::renew(&tls.tls_cert_file, &tls.tls_key_file).map(|(fp, made)| {
-            let how = if made { "made the next TLS identity" } else { "the next TLS identity is already waiting" };
-            eprintln!(
-                "dockward-sidecar: {how}. Add this fingerprint to the console's pin file for this host (keep the \
-                 old line), then run `dockward-sidecar tls activate`:"
-            );
-            fp.to_string()
-        }),
-        TlsCommand::Activate { tls } => {
-            tls::identity::activate(&tls.tls_cert_file, &tls.tls_key_file).map(|fp| match fp {
+            .map(|(id, _)| {
+                println!("{}", id.fingerprint);
+                ExitCode::SUCCESS
+            })
+            .map_err(|e| e.to_string()),
+        TlsCommand::Renew { tls } => tls::identity::renew(&tls.tls_cert_file, &tls.tls_key_file)
+            .map(|(fp, made)| {
+                said(&format!(
+                    "{}. Add this fingerprint to the console's pin file for this host (keep the old line), then run \
+                     `dockward-sidecar tls activate`:",
+                    if made { "made the next TLS identity" } else { "the next TLS identity is already waiting" }
+                ));
+                println!("{fp}");
+                ExitCode::SUCCESS
+            })
+            .map_err(|e| e.to_string()),
+        TlsCommand::Activate { tls } => tls::identity::activate(&tls.tls_cert_file, &tls.tls_key_file)
+            .map(|fp| match fp {
                 Some(fp) => {
-                    eprintln!(
-                    "dockward-sidecar: serving the new identity within seconds; remove the old fingerprint from the \
-                     console's pin file once the host shows connected"
-                );
-                    fp.to_string()
+                    said(
+                        "serving the new identity within seconds; remove the old fingerprint from the console's pin \
+                         file once the host shows connected",
+                    );
+                    println!("{fp}");
+                    ExitCode::SUCCESS
                 }
                 None => {
-                    eprintln!("dockward-sidecar: no renewal waiting (run `tls renew` first); nothing changed");
-                    String::new()
+                    said("no renewal waiting (run `tls renew` first); nothing changed");
+                    ExitCode::FAILURE
                 }
             })
+            .map_err(|e| e.to_string()),
+        TlsCommand::Pin { file } => {
+            let mut input = String::new();
+            std::io::stdin()
+                .lock()
+                .take(4096)
+                .read_to_string(&mut input)
+                .map_err(|e| format!("cannot read the fingerprints from standard input: {e}"))
+                .and_then(|_| tls::pins::parse(&input, Path::new("<standard input>")).map_err(|e| e.to_string()))
+                .and_then(|pins| {
+                    let text: String = pins.iter().map(|p| format!("{p}\n")).collect();
+                    tls::identity::write_new(&file, text.as_bytes(), 0o644).map_err(|e| e.to_string())?;
+                    said(&format!("{} pins {} certificate(s)", file.display(), pins.len()));
+                    Ok(ExitCode::SUCCESS)
+                })
         }
     };
-    match result {
-        Ok(out) if out.is_empty() => ExitCode::from(1),
-        Ok(out) => {
-            println!("{out}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("dockward-sidecar: {e}");
-            ExitCode::from(2)
-        }
-    }
+    result.unwrap_or_else(|e| {
+        said(&e);
+        ExitCode::from(2)
+    })
 }
 
 /// `healthcheck`: GET /healthz, for images with no shell or curl. Over TLS

@@ -165,3 +165,33 @@ fn broken_identity_files_stop_the_sidecar_with_a_message() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("exists but"));
 }
+
+#[test]
+fn tls_pin_writes_checked_fingerprints_and_refuses_bad_ones() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("db1.pin");
+    let pin = |input: &str| {
+        let mut child = Command::new(sidecar_bin())
+            .args(["tls", "pin"])
+            .arg(&file)
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let a = format!("sha256:{}", "ab".repeat(32));
+    let openssl = vec!["CD"; 32].join(":");
+    assert_eq!(pin(&format!("{a}\n{openssl}\n")).0, Some(0));
+    let written = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(written, format!("{a}\nsha256:{}\n", "cd".repeat(32)), "normalised");
+    for (bad, says) in [("sha256:12\n", "line 1"), (&*format!("{a}\nmd5:00\n"), "line 2"), ("\n", "no fingerprint")] {
+        let (code, err) = pin(bad);
+        assert_eq!(code, Some(2), "{bad:?}: {err}");
+        assert!(err.contains(says), "{bad:?}: {err}");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), written, "a refused input changes nothing");
+    }
+}

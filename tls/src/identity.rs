@@ -117,8 +117,21 @@ impl Identity {
         let (cert_pem, key_pem) = generate()?;
         // The key first: a crash between the two leaves a key without a
         // certificate, which `load` reports rather than silently replaces.
-        write_new(key, key_pem.as_bytes(), 0o600)?;
-        write_new(cert, cert_pem.as_bytes(), 0o644)?;
+        // Linked into place, never renamed over: of two racing makers (a
+        // sidecar starting while `tls fingerprint` runs) one identity wins
+        // and the other reads it.
+        if !link_new(key, key_pem.as_bytes(), 0o600)? {
+            for _ in 0..50 {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                if let Ok(Some(id)) = Self::load(cert, key) {
+                    return Ok((id, false));
+                }
+            }
+            return Self::load(cert, key)?
+                .map(|id| (id, false))
+                .ok_or_else(|| IdentityError::HalfPresent { present: shown(key), missing: shown(cert) });
+        }
+        link_new(cert, cert_pem.as_bytes(), 0o644)?;
         let id = Self::from_pem(cert_pem.as_bytes(), cert, key_pem.as_bytes(), key)?;
         Ok((id, true))
     }
@@ -166,6 +179,30 @@ pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), IdentityErr
         let _ = fs::remove_file(&tmp);
     }
     written.map_err(err)
+}
+
+/// Writes `bytes` to `path` only if nothing is there (a temporary file,
+/// fsync'd, hard-linked into place); `false` when `path` already existed.
+fn link_new(path: &Path, bytes: &[u8], mode: u32) -> Result<bool, IdentityError> {
+    let err = |source| IdentityError::Io { path: shown(path), source };
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".new.{}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(err)?;
+    }
+    let written = (|| {
+        let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::hard_link(&tmp, path)
+    })();
+    let _ = fs::remove_file(&tmp);
+    match written {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(err(e)),
+    }
 }
 
 /// The files of the identity that follows the current one during a renewal:
