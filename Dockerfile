@@ -14,7 +14,8 @@
 # on a machine that reaches Docker Hub, then change both here. The test script
 # refuses a FROM line without a digest.
 FROM rust:1.95.0-bookworm@sha256:6258907abe69656e41cd992e0b705cdcfabcbbe3db374f92ed2d47121282d4a1 AS build
-RUN apt-get update && apt-get install -y --no-install-recommends brotli && rm -rf /var/lib/apt/lists/*
+# musl-tools: the C compiler for ring (rustls' crypto) in the musl sidecar.
+RUN apt-get update && apt-get install -y --no-install-recommends brotli musl-tools && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 ENV CARGO_TARGET_DIR=/src/target

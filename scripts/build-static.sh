@@ -13,6 +13,9 @@ arch="$(uname -m)"
 for t in "$arch-unknown-linux-musl" "$arch-unknown-linux-gnu"; do
   rustup target list --installed 2>/dev/null | grep -qx "$t" || rustup target add "$t"
 done
-cargo build -q --release --locked --target "$arch-unknown-linux-musl" -p dockward-sidecar --bin dockward-sidecar
+# ring (rustls' crypto) compiles C for the musl target with musl's gcc wrapper (Debian's musl-tools).
+command -v musl-gcc >/dev/null || { echo "build-static: musl-gcc is missing (apt-get install musl-tools)" >&2; exit 1; }
+env "CC_${arch}_unknown_linux_musl=musl-gcc" \
+  cargo build -q --release --locked --target "$arch-unknown-linux-musl" -p dockward-sidecar --bin dockward-sidecar
 RUSTFLAGS="-C target-feature=+crt-static" \
   cargo build -q --release --locked --target "$arch-unknown-linux-gnu" -p dockward-frontend --bin dockward-web
