@@ -29,7 +29,7 @@ cargo build -q --release -p dockward-bench
 # Measure what ships: the static binaries inside the images.
 bins="$target/bench-bin"
 mkdir -p "$bins"
-ln -sf "$target/$(uname -m)-unknown-linux-musl/release/dockward-sidecar" "$bins/dockward-sidecar"
+ln -sf "$target/$(uname -m)-unknown-linux-musl/sidecar/dockward-sidecar" "$bins/dockward-sidecar"
 ln -sf "$target/$(uname -m)-unknown-linux-gnu/release/dockward-web" "$bins/dockward-web"
 export DOCKWARD_BENCH_BIN_DIR="$bins"
 figures=$(mktemp)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The two static binaries the images ship, into the cargo target directory:
-#   dockward-sidecar  musl      <target>/<arch>-unknown-linux-musl/release/
+#   dockward-sidecar  musl      <target>/<arch>-unknown-linux-musl/sidecar/ (profile `sidecar`: for size)
 #   dockward-web      glibc, statically linked (crt-static)
 #                               <target>/<arch>-unknown-linux-gnu/release/
 # The console renders pages and pushes JSON to many clients: glibc's allocator
@@ -16,6 +16,6 @@ done
 # ring (rustls' crypto) compiles C for the musl target with musl's gcc wrapper (Debian's musl-tools).
 command -v musl-gcc >/dev/null || { echo "build-static: musl-gcc is missing (apt-get install musl-tools)" >&2; exit 1; }
 env "CC_${arch}_unknown_linux_musl=musl-gcc" \
-  cargo build -q --release --locked --target "$arch-unknown-linux-musl" -p dockward-sidecar --bin dockward-sidecar
+  cargo build -q --profile sidecar --locked --target "$arch-unknown-linux-musl" -p dockward-sidecar --bin dockward-sidecar
 RUSTFLAGS="-C target-feature=+crt-static" \
   cargo build -q --release --locked --target "$arch-unknown-linux-gnu" -p dockward-frontend --bin dockward-web

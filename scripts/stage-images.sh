@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:?usage: stage-images.sh OUT}"
 target="${CARGO_TARGET_DIR:-$PWD/target}"
-sidecar_bin="$target/$(uname -m)-unknown-linux-musl/release/dockward-sidecar"
+sidecar_bin="$target/$(uname -m)-unknown-linux-musl/sidecar/dockward-sidecar"
 web_bin="$target/$(uname -m)-unknown-linux-gnu/release/dockward-web"
 site="${SITE:-$target/site}"
 
