@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use dockward_frontend::server::config::{Cli, Command, LogFormat, ServeArgs, UserCommand};
+use dockward_frontend::server::config::{Cli, Command, HostCommand, LogFormat, ServeArgs, UserCommand};
 use dockward_frontend::server::routes::Server;
 use dockward_frontend::server::users::UserStore;
 
@@ -12,6 +12,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::User(cmd)) => user(cmd),
+        Some(Command::Host(cmd)) => host(cmd),
         Some(Command::Healthcheck { addr }) => healthcheck(addr),
         Some(Command::Serve(args)) => serve(*args),
         None => serve(cli.serve),
@@ -97,6 +98,80 @@ fn user(cmd: UserCommand) -> ExitCode {
             UserCommand::List { users_file } => {
                 let store = UserStore::load(&users_file).map_err(|e| e.to_string())?;
                 Ok(store.list().into_iter().map(|(n, r)| format!("{n}\t{}", r.as_str())).collect::<Vec<_>>().join("\n"))
+            }
+        }
+    };
+    match run() {
+        Ok(msg) => {
+            println!("{msg}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("dockward-web: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `host add|list|revoke`: clear messages and a non-zero exit on error. A
+/// running console picks the change up within seconds.
+fn host(cmd: HostCommand) -> ExitCode {
+    use dockward_frontend::server::enrol::{self, Enrolment};
+    let by = std::env::var("USER").map(|u| format!("cli:{u}")).unwrap_or_else(|_| "cli".into());
+    let open = |dir: &std::path::Path| Enrolment::open(dir).map_err(|e| e.to_string());
+    let run = || -> Result<String, String> {
+        match cmd {
+            HostCommand::Add { name, url, minutes, agent_url, enrol } => {
+                let e = open(&enrol.enrol_dir)?;
+                let (identity, _) =
+                    tls::Identity::load_or_create(&enrol.agent_tls_cert_file, &enrol.agent_tls_key_file)
+                        .map_err(|e| e.to_string())?;
+                let issued =
+                    e.issue(&name, &url, minutes.saturating_mul(60), &by, |_| false).map_err(|e| e.to_string())?;
+                let pin = identity.fingerprint.to_string();
+                Ok(format!(
+                    "join token for {name} (single use, valid {minutes} min):\n  {}\n\nOn the new host, run:\n\n{}\n\n\
+                     (or, with the binary: DOCKWARD_SECRET_FILE=… dockward-sidecar join --console {agent_url} \
+                     --console-pin {pin} --token {})",
+                    issued.token.as_str(),
+                    enrol::join_command(&url, &agent_url, &pin, issued.token.as_str()),
+                    issued.token.as_str(),
+                ))
+            }
+            HostCommand::List { enrol } => {
+                let e = open(&enrol.enrol_dir)?;
+                let mut lines: Vec<String> = e
+                    .hosts()
+                    .map_err(|e| e.to_string())?
+                    .into_iter()
+                    .map(|h| format!("{}\t{}\t{}\tenrolled by {}", h.name, h.url, h.fingerprint, h.by))
+                    .collect();
+                let now = enrol::now_s();
+                lines.extend(e.pending().map_err(|e| e.to_string())?.into_iter().map(|p| {
+                    format!("{}\t{}\t(token waiting, {} s left)", p.host, p.url, p.expires_at.saturating_sub(now))
+                }));
+                Ok(lines.join("\n"))
+            }
+            HostCommand::Revoke { name, enrol } => {
+                let e = open(&enrol.enrol_dir)?;
+                let host = e
+                    .hosts()
+                    .map_err(|e| e.to_string())?
+                    .into_iter()
+                    .find(|h| h.name == name)
+                    .ok_or_else(|| format!("{name} is not a host enrolled through the console"))?;
+                let metrics = std::sync::Arc::default();
+                let sidecar =
+                    dockward_frontend::server::sidecar::enrolled_host(&host.name, &host.url, e.dir(), &metrics)?;
+                let rt =
+                    tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+                let call = shared::Call::new(shared::Verb::Revoke, &[]);
+                let told = match rt.block_on(sidecar.call::<shared::RevokeReport>(&call, Some(&by), None)) {
+                    Ok(r) => format!("its sidecar forgot {} secret(s)", r.keys_forgotten),
+                    Err(err) => format!("its sidecar could not be told ({err}); its secret is deleted here"),
+                };
+                e.remove(&name, &by, &told).map_err(|e| e.to_string())?;
+                Ok(format!("{name} revoked: {told}"))
             }
         }
     };

@@ -9,7 +9,9 @@ use shared::{LogsPage, PruneKind, PruneReport, RestartReport};
 
 use crate::error::ConsoleError;
 use crate::model::Fleet;
-use crate::types::{AuditFilter, AuditView, ContainerPage, MergedLine, PullProgress, SessionInfo};
+use crate::types::{
+    AuditFilter, AuditView, ContainerPage, HostsView, JoinCommand, MergedLine, PullProgress, SessionInfo,
+};
 #[cfg(feature = "ssr")]
 use shared::Verb;
 
@@ -26,7 +28,7 @@ pub async fn get_fleet(scope: Option<String>, host: Option<String>, id: Option<S
     crate::server::auth::require(Verb::ListContainers.role())?;
     let scope = crate::model::Scope::parse(scope.as_deref(), host.as_deref(), id.as_deref())
         .map_err(|e| ConsoleError::bad_input("scope", e))?;
-    Ok(crate::server::core()?.fleet.view(&scope))
+    Ok(crate::server::core()?.fleet.get().view(&scope))
 }
 
 #[server(prefix = "/api/fn", endpoint = "container")]
@@ -81,4 +83,25 @@ pub async fn pull_status(job: String) -> Result<PullProgress, ConsoleError> {
 pub async fn prune(host: String, kind: PruneKind, all: bool, csrf: String) -> Result<PruneReport, ConsoleError> {
     let user = crate::server::auth::require_mutation(Verb::Prune.role(), &csrf)?;
     crate::server::core()?.prune(&user, &host, kind, all).await
+}
+
+/// Every host, and the join tokens waiting (admins: the role of revoking).
+#[server(prefix = "/api/fn", endpoint = "hosts")]
+pub async fn hosts() -> Result<HostsView, ConsoleError> {
+    crate::server::auth::require(Verb::Revoke.role())?;
+    crate::server::core()?.hosts_view()
+}
+
+/// A one-time join token for a new host, and the one command to run there.
+#[server(prefix = "/api/fn", endpoint = "add_host")]
+pub async fn add_host(name: String, url: String, csrf: String) -> Result<JoinCommand, ConsoleError> {
+    let user = crate::server::auth::require_mutation(Verb::Revoke.role(), &csrf)?;
+    crate::server::core()?.add_host(&user, &name, &url)
+}
+
+/// Revokes an enrolled host: its sidecar forgets its secret, the console the host.
+#[server(prefix = "/api/fn", endpoint = "revoke_host")]
+pub async fn revoke_host(name: String, csrf: String) -> Result<String, ConsoleError> {
+    let user = crate::server::auth::require_mutation(Verb::Revoke.role(), &csrf)?;
+    crate::server::core()?.revoke_host(&user, &name).await
 }

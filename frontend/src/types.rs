@@ -69,3 +69,32 @@ pub struct PullProgress {
     /// `Ok(digest)` or `Err(message)` once finished.
     pub done: Option<Result<String, String>>,
 }
+
+/// The hosts panel (admins): every host and where it comes from, and the
+/// join tokens still waiting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct HostsView {
+    pub hosts: Vec<HostEntry>,
+    /// Hosts with a join token waiting, and when it expires (Unix seconds).
+    pub pending: Vec<(String, u64)>,
+    /// Whether the agent port is on (enrolment possible).
+    pub agent: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostEntry {
+    pub name: String,
+    pub url: String,
+    /// Enrolled through the console (and so revocable here), or configured.
+    pub enrolled: bool,
+    /// The fingerprints it is pinned by (empty for `http://`).
+    pub pins: Vec<String>,
+}
+
+/// A join token as shown once: the command to run on the new host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinCommand {
+    pub host: String,
+    pub expires_at: u64,
+    pub command: String,
+}

@@ -30,6 +30,8 @@ pub enum Verb {
     Pull,
     /// The API itself, as an OpenAPI document.
     OpenApi,
+    /// The console revokes this host: every secret it accepts is forgotten.
+    Revoke,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -163,6 +165,7 @@ pub const VERBS: &[VerbSpec] = &[
     mutation(Verb::Prune, "prune", "/v1/prune/{kind}", RateClass::Prune, Role::Admin),
     mutation(Verb::Pull, "pull", "/v1/images/pull", RateClass::Pull, Role::Operator),
     read(Verb::OpenApi, "openapi", "/v1/openapi.json", Role::Viewer),
+    VerbSpec { audit: "host.revoke", ..mutation(Verb::Revoke, "revoke", "/v1/revoke", RateClass::Prune, Role::Admin) },
 ];
 
 impl Verb {
@@ -186,6 +189,7 @@ impl Verb {
             Self::Prune => 12,
             Self::Pull => 13,
             Self::OpenApi => 14,
+            Self::Revoke => 15,
         };
         &VERBS[row]
     }
@@ -288,7 +292,7 @@ impl Call {
 mod tests {
     use super::*;
 
-    const ALL: [Verb; 15] = [
+    const ALL: [Verb; 16] = [
         Verb::Healthz,
         Verb::Metrics,
         Verb::ListContainers,
@@ -304,6 +308,7 @@ mod tests {
         Verb::Prune,
         Verb::Pull,
         Verb::OpenApi,
+        Verb::Revoke,
     ];
 
     #[test]

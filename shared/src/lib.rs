@@ -8,6 +8,7 @@ pub mod api;
 pub mod audit;
 pub mod container;
 pub mod engine;
+pub mod enrol;
 pub mod error;
 pub mod health;
 pub mod stats;
@@ -22,6 +23,7 @@ pub use container::{
     LogStream, LogsPage, Mount, NetworkAttachment, PortMapping, VolumeUsage,
 };
 pub use engine::{EngineProblem, EngineProblemKind};
+pub use enrol::{EnrolAnswer, EnrolRequest, JoinToken, RevokeReport};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use stats::{HistoryPoint, StatsHistory, StatsSample, StatsSnapshot};
 pub use validate::{bounded, limits, ContainerRef, ImageRef, ValidationError};

@@ -1,6 +1,11 @@
 //! Shared-secret authentication: up to two secrets (current and previous, for
 //! rotation), compared in constant time. Secrets given as files are re-read
 //! when the files change, so a rotation needs no restart.
+//!
+//! A console can revoke the host (`POST /v1/revoke`): the digests of every
+//! accepted secret go into a revocation list beside the audit log (fsync'd)
+//! and are refused from then on, restarts included, until the host is
+//! enrolled again with a new secret.
 
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
@@ -23,6 +28,8 @@ pub enum SecretError {
     TooShort { name: &'static str, len: usize },
     #[error("cannot read {name} from {path}: {source}")]
     Read { name: &'static str, path: String, source: std::io::Error },
+    #[error("revocation list {path}: {source}")]
+    Revoked { path: String, source: std::io::Error },
 }
 
 /// A configured secret, kept only as its SHA-256 so that comparisons are
@@ -63,6 +70,12 @@ impl Secrets {
         Ok(Self { keys })
     }
 
+    /// Drops the keys whose digests are revoked.
+    fn without(mut self, revoked: &[[u8; 32]]) -> Self {
+        self.keys.retain(|k| !revoked.iter().any(|r| bool::from(r.ct_eq(&k.digest))));
+        self
+    }
+
     /// Returns the id of the key the bearer token matches. Every configured
     /// key is compared, whatever matches first, so timing says nothing.
     pub fn check(&self, token: &[u8]) -> Option<&str> {
@@ -82,6 +95,22 @@ impl Secrets {
     }
 }
 
+/// The revocation list: hex SHA-256 digests, one a line; none when the file does not exist.
+fn read_revoked(path: &Path) -> Result<Vec<[u8; 32]>, SecretError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(SecretError::Revoked { path: path.display().to_string(), source }),
+    };
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            let mut d = [0u8; 32];
+            hex::decode_to_slice(l.trim(), &mut d).ok().map(|()| d)
+        })
+        .collect())
+}
+
 /// Which version of a secret file was read: changes on any rewrite or rename.
 type Stamp = Option<(SystemTime, u64, u64)>;
 
@@ -98,6 +127,9 @@ pub struct SecretStore {
     current: (Option<String>, Option<PathBuf>),
     previous: (Option<String>, Option<PathBuf>),
     loaded: RwLock<(Secrets, Vec<Stamp>)>,
+    /// The revocation list (hex SHA-256 digests, one a line) and what it holds.
+    revoked_file: Option<PathBuf>,
+    revoked: RwLock<Vec<[u8; 32]>>,
 }
 
 impl std::fmt::Debug for SecretStore {
@@ -113,24 +145,64 @@ impl SecretStore {
         previous: Option<String>,
         previous_file: Option<PathBuf>,
     ) -> Result<Self, SecretError> {
+        Self::load_revocable(current, current_file, previous, previous_file, None)
+    }
+
+    /// [`SecretStore::load`], refusing the secrets listed in `revoked_file`
+    /// (which [`SecretStore::revoke_all`] appends to).
+    pub fn load_revocable(
+        current: Option<String>,
+        current_file: Option<PathBuf>,
+        previous: Option<String>,
+        previous_file: Option<PathBuf>,
+        revoked_file: Option<PathBuf>,
+    ) -> Result<Self, SecretError> {
+        let revoked = match &revoked_file {
+            Some(path) => read_revoked(path)?,
+            None => Vec::new(),
+        };
         let store = Self {
             current: (current, current_file),
             previous: (previous, previous_file),
             loaded: RwLock::new((Secrets { keys: Vec::new() }, Vec::new())),
+            revoked_file,
+            revoked: RwLock::new(revoked),
         };
         let stamps = store.stamps();
         let secrets = store.read()?;
+        if secrets.keys.is_empty() {
+            tracing::warn!("every configured secret was revoked by the console: every call is refused until this host is enrolled again");
+        }
         *store.loaded.write().unwrap_or_else(|e| e.into_inner()) = (secrets, stamps);
         Ok(store)
     }
 
     fn read(&self) -> Result<Secrets, SecretError> {
-        Secrets::load(
+        let secrets = Secrets::load(
             self.current.0.as_deref(),
             self.current.1.as_deref(),
             self.previous.0.as_deref(),
             self.previous.1.as_deref(),
-        )
+        )?;
+        Ok(secrets.without(&self.revoked.read().unwrap_or_else(|e| e.into_inner())))
+    }
+
+    /// Revokes every accepted secret: their digests are appended to the
+    /// revocation list (fsync'd) before they are forgotten, so nothing brings
+    /// them back. Returns how many were forgotten.
+    pub fn revoke_all(&self) -> Result<usize, SecretError> {
+        use std::io::Write;
+        let mut loaded = self.loaded.write().unwrap_or_else(|e| e.into_inner());
+        let digests: Vec<[u8; 32]> = loaded.0.keys.iter().map(|k| k.digest).collect();
+        if let Some(path) = &self.revoked_file {
+            let err = |source| SecretError::Revoked { path: path.display().to_string(), source };
+            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(err)?;
+            let lines: String = digests.iter().map(|d| format!("{}\n", hex::encode(d))).collect();
+            f.write_all(lines.as_bytes()).and_then(|()| f.sync_all()).map_err(err)?;
+        }
+        self.revoked.write().unwrap_or_else(|e| e.into_inner()).extend(digests.iter().copied());
+        loaded.0.keys.clear();
+        Ok(digests.len())
     }
 
     fn stamps(&self) -> Vec<Stamp> {

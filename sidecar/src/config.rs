@@ -28,6 +28,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the sidecar (the default when no subcommand is given).
     Serve(Box<ServeArgs>),
+    /// Enrol this host with a console in one step (the command the console's "Add a host" shows),
+    /// then serve. Once enrolled (the secret file holds a secret), it only serves.
+    Join(Box<JoinArgs>),
     /// Work with the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -46,6 +49,28 @@ pub enum Command {
     /// The sidecar's TLS identity: print its fingerprint, renew it.
     #[command(subcommand)]
     Tls(TlsCommand),
+}
+
+/// `join`: where the console is, how to recognise it, and the one-time token.
+#[derive(Debug, Clone, Args)]
+pub struct JoinArgs {
+    /// The console's agent address, `https://host:port` (its port 7443 by default).
+    #[arg(long, env = "DOCKWARD_CONSOLE")]
+    pub console: String,
+    /// The fingerprint of the console's agent certificate (`sha256:…`): the token is sent to
+    /// nothing else.
+    #[arg(long, env = "DOCKWARD_CONSOLE_PIN", value_parser = parse_fingerprint)]
+    pub console_pin: tls::Fingerprint,
+    /// The one-time join token (`dwj_…`; single use, valid 15 minutes at most). Ignored once this
+    /// host is enrolled.
+    #[arg(long, env = "DOCKWARD_JOIN_TOKEN")]
+    pub token: String,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+pub fn parse_fingerprint(s: &str) -> Result<tls::Fingerprint, String> {
+    s.parse().map_err(|e: tls::FingerprintError| e.to_string())
 }
 
 /// The sidecar's TLS identity files and the plain-HTTP escape hatch; the

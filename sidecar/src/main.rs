@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use sidecar::audit::chain;
-use sidecar::config::{AuditCommand, Cli, Command, LogFormat, SecretCommand, ServeArgs, TlsArgs, TlsCommand};
+use sidecar::config::{AuditCommand, Cli, Command, JoinArgs, LogFormat, SecretCommand, ServeArgs, TlsArgs, TlsCommand};
 use sidecar::provision;
 use sidecar::server::Server;
 
@@ -15,7 +15,7 @@ fn main() -> ExitCode {
     // `docker compose exec sidecar /dockward-sidecar audit verify …` runs as the
     // container's user, root in compose.yaml: subcommands leave root first too
     // (no socket group: they do not use the engine). `serve` drops in `serve`.
-    if !matches!(cli.command, None | Some(Command::Serve(_))) {
+    if !matches!(cli.command, None | Some(Command::Serve(_)) | Some(Command::Join(_))) {
         if let Err(code) = leave_root_for_a_subcommand() {
             return code;
         }
@@ -25,8 +25,12 @@ fn main() -> ExitCode {
         Some(Command::Secret(cmd)) => secret(cmd),
         Some(Command::Healthcheck { addr, tls }) => healthcheck(addr, &tls),
         Some(Command::Tls(cmd)) => tls_command(cmd),
-        Some(Command::Serve(args)) => serve(*args),
-        None => serve(cli.serve),
+        Some(Command::Serve(args)) => serve(*args, None),
+        Some(Command::Join(join)) => {
+            let JoinArgs { console, console_pin, token, serve: args } = *join;
+            serve(args, Some((console, console_pin, token)))
+        }
+        None => serve(cli.serve, None),
     }
 }
 
@@ -43,7 +47,9 @@ fn leave_root_for_a_subcommand() -> Result<(), ExitCode> {
     })
 }
 
-fn serve(mut args: ServeArgs) -> ExitCode {
+/// Serves; with `join` (console, its pin, the token), enrols first unless
+/// this host already holds a secret.
+fn serve(mut args: ServeArgs, join: Option<(String, tls::Fingerprint, String)>) -> ExitCode {
     init_tracing(args.log_format);
     // Secrets given as values come from the environment only (no flag: argv is
     // world-readable). They are read once into digests, then removed from the
@@ -81,6 +87,21 @@ fn serve(mut args: ServeArgs) -> ExitCode {
         }
     };
     rt.block_on(async {
+        if let Some((console, pin, token)) = join {
+            match args.secret_file.as_deref() {
+                Some(file) if sidecar::enrol::already_enrolled(file) => {
+                    tracing::info!(secret = %file.display(), "already enrolled; the join token is not used again")
+                }
+                file => {
+                    let (cert, key) = (&args.tls.tls_cert_file, &args.tls.tls_key_file);
+                    if let Err(e) = sidecar::enrol::join(&console, pin, &token, cert, key, file).await {
+                        tracing::error!(error = %e, "cannot join the console");
+                        eprintln!("dockward-sidecar: {e}");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+        }
         let server = match Server::start(&args).await {
             Ok(s) => s,
             Err(e) => {

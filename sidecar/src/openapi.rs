@@ -21,7 +21,7 @@ use shared::api::{Method, RateClass, Verb, VerbSpec, VERBS};
 use shared::{
     limits, AuditPage, AuditVerification, ContainerDetail, ContainerEvent, ContainerRef, ContainerSummary, DiskReport,
     ErrorBody, ErrorCode, LogLine, LogsPage, Outcome, PruneKind, PruneReport, PullEvent, PullRequest, RestartReport,
-    StatsHistory, StatsSnapshot, ACTOR_HEADER, REQUEST_ID_HEADER,
+    RevokeReport, StatsHistory, StatsSnapshot, ACTOR_HEADER, REQUEST_ID_HEADER,
 };
 use utoipa::openapi::path::{HttpMethod, Operation, OperationBuilder, Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::{RequestBody, RequestBodyBuilder};
@@ -337,6 +337,12 @@ fn verb_doc(verb: Verb, s: &mut Schemas) -> VerbDoc {
         Verb::OpenApi => doc(
             "This document: the sidecar's API as OpenAPI 3.1, built from the verb table.",
             json_answer("The OpenAPI document.", ObjectBuilder::new().schema_type(Type::Object).into()),
+            &[],
+        ),
+        Verb::Revoke => doc(
+            "The console revokes this host: every secret it accepts is forgotten for good (restarts included) \
+             until the host is enrolled again. Audited before and after.",
+            json_answer("How many secrets were forgotten.", s.of::<RevokeReport>()),
             &[],
         ),
     }

@@ -16,7 +16,6 @@ use crate::config::ServeArgs;
 use crate::disk::DiskCache;
 use crate::docker::{ConnectError, Engine};
 use crate::events::EventHub;
-use crate::https::TlsListener;
 use crate::metrics::Metrics;
 use crate::policy::{Policy, PolicyError};
 use crate::ratelimit::RateLimits;
@@ -40,6 +39,12 @@ pub enum StartError {
     Listen { addr: SocketAddr, source: std::io::Error },
 }
 
+/// The revocation list (`POST /v1/revoke`): beside the audit log, on its
+/// read-write volume.
+pub fn revoked_file(audit_log: &std::path::Path) -> std::path::PathBuf {
+    audit_log.with_file_name("revoked-keys")
+}
+
 /// A started sidecar.
 pub struct Server {
     pub addr: SocketAddr,
@@ -58,11 +63,12 @@ impl Server {
     /// Checks the configuration, opens the audit log and binds; starts the
     /// engine probe, stats refresher and event subscription.
     pub async fn start(args: &ServeArgs) -> Result<Self, StartError> {
-        let secrets = SecretStore::load(
+        let secrets = SecretStore::load_revocable(
             args.secret.clone(),
             args.secret_file.clone(),
             args.secret_previous.clone(),
             args.secret_previous_file.clone(),
+            Some(revoked_file(&args.audit_log)),
         )?;
         let identity = if args.tls.plain_http {
             tracing::warn!(
@@ -89,6 +95,7 @@ impl Server {
             denial_window: args.audit_denial_window,
         };
         let audit = AuditLog::open(&args.audit_log, audit_opts, metrics.clone())?;
+        crate::enrol::audit_enrolment(&audit, args.secret_file.as_deref()).await;
         let engine = Arc::new(Engine::new(&args.docker_host, policy, metrics.clone())?);
         if !engine.probe().await {
             tracing::warn!(host = %args.docker_host, "the Docker engine is not reachable yet; starting degraded and retrying");
@@ -164,7 +171,7 @@ impl Server {
             Some(identity) => {
                 let config = Arc::new(tls::server::server_config(identity));
                 // `tap_io` only so that axum hands the handlers the peer's address.
-                let listener = TlsListener::new(self.listener, config)?.tap_io(|_| {});
+                let listener = tls::listener::TlsListener::new(self.listener, config)?.tap_io(|_| {});
                 axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
                     .with_graceful_shutdown(shutdown)
                     .await

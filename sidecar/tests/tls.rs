@@ -195,3 +195,39 @@ fn tls_pin_writes_checked_fingerprints_and_refuses_bad_ones() {
         assert_eq!(std::fs::read_to_string(&file).unwrap(), written, "a refused input changes nothing");
     }
 }
+
+#[tokio::test]
+async fn revocation_takes_effect_on_the_next_request() {
+    let sc = Sidecar::start_https(&[]).await;
+    assert_eq!(sc.get("/v1/containers").send().await.unwrap().status(), 200);
+    let r = sc.post("/v1/revoke").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let report: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(report["keys_forgotten"], 1, "{report}");
+    // The very next request with the same secret: refused.
+    let r = sc.get("/v1/containers").send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    // Audited before and after, naming who revoked it.
+    let verbs: Vec<String> = sc.audit_records().iter().map(|r| r["verb"].as_str().unwrap_or("").to_owned()).collect();
+    let (start, done) =
+        (verbs.iter().position(|v| v == "host.revoke.start"), verbs.iter().position(|v| v == "host.revoke"));
+    assert!(start.is_some() && done.is_some() && done < start, "newest first: {verbs:?}");
+    let rec = &sc.audit_records()[done.unwrap()];
+    assert_eq!(rec["actor"], "tester", "{rec}");
+    // Kept for good: the digest is on disk beside the audit log, not the secret.
+    let revoked = std::fs::read_to_string(sc.dir.path().join("revoked-keys")).unwrap();
+    assert_eq!(revoked.lines().count(), 1);
+    assert!(!revoked.contains(testkit::sidecar::SECRET));
+    // A secret file rewritten with the same secret does not bring it back…
+    std::fs::write(sc.dir.path().join("secret"), format!("{SECRET}\n\n")).unwrap();
+    tokio::time::sleep(Duration::from_millis(5500)).await;
+    assert_eq!(sc.get("/v1/containers").send().await.unwrap().status(), 401);
+    // …a new one (a new enrolment) does.
+    let fresh = "a-fresh-secret-0123456789abcdef0123456789abcdef";
+    std::fs::write(sc.dir.path().join("secret"), format!("{fresh}\n")).unwrap();
+    eventually(Duration::from_secs(15), "the new secret to be accepted", || async {
+        let r = sc.http.get(sc.url("/v1/containers")).bearer_auth(fresh).send().await.unwrap();
+        (r.status() == 200).then_some(())
+    })
+    .await;
+}

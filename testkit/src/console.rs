@@ -93,6 +93,11 @@ impl Console {
             .env("DOCKWARD_USERS_FILE", &users)
             .env("DOCKWARD_SITE_ROOT", site)
             .env("DOCKWARD_POLL_INTERVAL", "1")
+            // Enrolment: its own directory and agent identity, the agent port on a free port.
+            .env("DOCKWARD_ENROL_DIR", dir.path().join("hosts"))
+            .env("DOCKWARD_AGENT_TLS_CERT_FILE", dir.path().join("agent-tls.crt"))
+            .env("DOCKWARD_AGENT_TLS_KEY_FILE", dir.path().join("agent-tls.key"))
+            .env("DOCKWARD_AGENT_LISTEN", "127.0.0.1:0")
             .envs(options.env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.path().join("web.log")).expect("the web log"))
@@ -106,6 +111,30 @@ impl Console {
     /// `127.0.0.1:<port>`, the address it listens on.
     pub fn addr(&self) -> &str {
         self.base.trim_start_matches("http://")
+    }
+
+    /// The agent port's `host:port`, from the console's log.
+    pub fn agent_addr(&self) -> String {
+        crate::wait_for(std::time::Duration::from_secs(10), "the agent port's log line", || {
+            self.log().lines().filter(|l| l.contains("agent port listening")).find_map(|l| {
+                let rest = &l[l.find("addr=")? + 5..];
+                Some(rest.split_whitespace().next()?.to_owned())
+            })
+        })
+    }
+
+    /// The agent port's certificate fingerprint (`sha256:…`).
+    pub fn agent_fingerprint(&self) -> String {
+        let _ = self.agent_addr();
+        let log = self.log();
+        let line = log.lines().find(|l| l.contains("agent port listening")).expect("the agent line");
+        let rest = &line[line.find("fingerprint=").expect("a fingerprint") + 12..];
+        rest.split_whitespace().next().expect("a fingerprint").to_owned()
+    }
+
+    /// The enrolment directory (enrolled hosts' secrets and pins, the enrolment audit log).
+    pub fn enrol_dir(&self) -> PathBuf {
+        self.dir.path().join("hosts")
     }
 
     /// What the console logged so far.

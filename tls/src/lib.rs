@@ -10,6 +10,8 @@
 
 pub mod fingerprint;
 pub mod identity;
+#[cfg(feature = "listener")]
+pub mod listener;
 pub mod pins;
 pub mod server;
 

@@ -28,6 +28,9 @@ pub enum Command {
     /// Manage local users (argon2id hashes in the users file).
     #[command(subcommand)]
     User(UserCommand),
+    /// Add hosts with one-time join tokens, list them, revoke them.
+    #[command(subcommand)]
+    Host(HostCommand),
     /// Probe a running console's /healthz; exit 0 when it answers. Needs no shell or curl.
     Healthcheck {
         #[arg(long, env = "DOCKWARD_WEB_HEALTHCHECK_ADDR", default_value = "127.0.0.1:8080")]
@@ -38,6 +41,38 @@ pub enum Command {
 /// `viewer`, `operator` or `admin`.
 fn role_arg(s: &str) -> Result<Role, String> {
     Role::parse(s).ok_or_else(|| format!("{s:?} is not a role: use viewer, operator or admin"))
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HostCommand {
+    /// Make a one-time join token for a new host and print the command to run on it.
+    Add {
+        /// The host's name in the console.
+        name: String,
+        /// Where the console will reach its sidecar: `https://address:port`.
+        #[arg(long)]
+        url: String,
+        /// Minutes the token stays valid (1–15).
+        #[arg(long, default_value_t = 15)]
+        minutes: u64,
+        /// The agent port's address as the new host reaches it.
+        #[arg(long, env = "DOCKWARD_AGENT_URL", default_value = "https://localhost:7443")]
+        agent_url: String,
+        #[command(flatten)]
+        enrol: EnrolArgs,
+    },
+    /// List enrolled hosts and waiting tokens.
+    List {
+        #[command(flatten)]
+        enrol: EnrolArgs,
+    },
+    /// Revoke an enrolled host: its sidecar is told to forget its secret, and the console forgets
+    /// the host (a running console drops it within seconds).
+    Revoke {
+        name: String,
+        #[command(flatten)]
+        enrol: EnrolArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,6 +106,28 @@ pub enum UserCommand {
     },
 }
 
+/// Where hosts enrolled through the console are kept, and the agent port's
+/// identity (the same flags for `serve` and `host …`).
+#[derive(Debug, Clone, Args)]
+pub struct EnrolArgs {
+    /// Enrolled hosts (their secrets and pins), waiting join tokens, and the enrolment audit log.
+    #[arg(long, env = "DOCKWARD_ENROL_DIR", default_value = "/var/lib/dockward-web/hosts")]
+    pub enrol_dir: PathBuf,
+    /// The agent port's certificate (PEM, self-signed; made with the key when neither exists).
+    #[arg(long, env = "DOCKWARD_AGENT_TLS_CERT_FILE", default_value = "/var/lib/dockward-web/agent-tls.crt")]
+    pub agent_tls_cert_file: PathBuf,
+    /// The agent port's private key (PEM, 0600).
+    #[arg(long, env = "DOCKWARD_AGENT_TLS_KEY_FILE", default_value = "/var/lib/dockward-web/agent-tls.key")]
+    pub agent_tls_key_file: PathBuf,
+}
+
+fn listen_or_off(s: &str) -> Result<Option<SocketAddr>, String> {
+    if s.trim().eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    s.trim().parse().map(Some).map_err(|_| format!("{s:?} is not an address:port (or `off`)"))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Human,
@@ -91,6 +148,14 @@ pub struct ServeArgs {
     /// Users file (argon2id hashes).
     #[arg(long, env = "DOCKWARD_USERS_FILE", default_value = "/var/lib/dockward-web/users.json")]
     pub users_file: PathBuf,
+    #[command(flatten)]
+    pub enrol: EnrolArgs,
+    /// The agent port, where new hosts enrol (HTTPS with the console's own identity), or `off`.
+    #[arg(long, env = "DOCKWARD_AGENT_LISTEN", default_value = "0.0.0.0:7443", value_parser = listen_or_off)]
+    pub agent_listen: Option<SocketAddr>,
+    /// The agent port's address as new hosts reach it: the join command the console shows uses it.
+    #[arg(long, env = "DOCKWARD_AGENT_URL", default_value = "https://localhost:7443")]
+    pub agent_url: String,
     /// Where the wasm, JS and CSS assets are (contains `pkg/`).
     #[arg(long, env = "DOCKWARD_SITE_ROOT", default_value = "target/site")]
     pub site_root: PathBuf,

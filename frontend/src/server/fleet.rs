@@ -155,6 +155,34 @@ pub struct FleetHub {
     epoch: String,
     stale_after: Duration,
     poll_every: Duration,
+    /// Its tasks, stopped when the host set changes and a new hub takes over.
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+    /// True once stopped: its live streams end, and their clients reconnect to the new hub.
+    stopped: tokio::sync::watch::Sender<bool>,
+}
+
+/// The hub of the current host set. Enrolling or revoking a host builds a
+/// new hub for the new set and stops the old one, whose live clients
+/// reconnect (their event ids name the old hub's epoch: they get a snapshot).
+pub struct FleetSlot {
+    current: std::sync::RwLock<Arc<FleetHub>>,
+}
+
+impl FleetSlot {
+    pub fn new(hub: Arc<FleetHub>) -> Self {
+        Self { current: std::sync::RwLock::new(hub) }
+    }
+
+    pub fn get(&self) -> Arc<FleetHub> {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Starts `hub` and puts it in place of the current one, which stops.
+    pub fn replace(&self, hub: Arc<FleetHub>) {
+        hub.start();
+        let old = std::mem::replace(&mut *self.current.write().unwrap_or_else(|e| e.into_inner()), hub);
+        old.stop();
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -208,11 +236,30 @@ impl FleetHub {
             },
             stale_after,
             poll_every,
+            tasks: Mutex::new(Vec::new()),
+            stopped: tokio::sync::watch::channel(false).0,
         }
     }
 
-    pub fn host(&self, name: &str) -> Option<&Arc<Sidecar>> {
-        self.hosts.iter().find(|h| h.name == name)
+    pub fn host(&self, name: &str) -> Option<Arc<Sidecar>> {
+        self.hosts.iter().find(|h| h.name == name).cloned()
+    }
+
+    /// The hosts' names, in order.
+    pub fn names(&self) -> Vec<String> {
+        self.hosts.iter().map(|h| h.name.clone()).collect()
+    }
+
+    /// Stops its tasks and ends its live streams.
+    pub fn stop(&self) {
+        for t in lock(&self.tasks).drain(..) {
+            t.abort();
+        }
+        self.stopped.send_replace(true);
+    }
+
+    fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        lock(&self.tasks).push(tokio::spawn(task).abort_handle());
     }
 
     fn index(&self, name: &str) -> Option<usize> {
@@ -356,28 +403,28 @@ impl FleetHub {
     pub fn start(self: &Arc<Self>) {
         for i in 0..self.hosts.len() {
             let hub = self.clone();
-            tokio::spawn(async move { hub.poll_loop(i).await });
+            self.spawn(async move { hub.poll_loop(i).await });
             let hub = self.clone();
-            tokio::spawn(async move { hub.events_loop(i).await });
+            self.spawn(async move { hub.events_loop(i).await });
             let hub = self.clone();
-            tokio::spawn(async move { hub.disk_loop(i).await });
+            self.spawn(async move { hub.disk_loop(i).await });
         }
         let hub = self.clone();
-        tokio::spawn(async move {
+        self.spawn(async move {
             loop {
                 tokio::time::sleep(PUBLISH_EVERY).await;
                 hub.publish();
             }
         });
         let hub = self.clone();
-        tokio::spawn(async move {
+        self.spawn(async move {
             loop {
                 tokio::time::sleep(hub.poll_every).await;
                 hub.flush_stats();
             }
         });
         let hub = self.clone();
-        tokio::spawn(async move {
+        self.spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 for i in 0..hub.hosts.len() {
@@ -637,7 +684,11 @@ impl FleetHub {
             }
         })
         .flatten();
-        Ok(futures_util::stream::iter(first).chain(rest).fuse())
+        let mut stopped = self.stopped.subscribe();
+        let stop = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        Ok(futures_util::stream::iter(first).chain(rest).take_until(stop).fuse())
     }
 
     /// Counts a client in overview view `opened`, made from the published

@@ -1,8 +1,10 @@
 //! The web server (`ssr` only): state, the calls to sidecars on behalf of a
 //! signed-in user, the axum routes beside the Leptos pages, and start-up.
 
+pub mod agent;
 pub mod auth;
 pub mod config;
+pub mod enrol;
 pub mod fleet;
 pub mod forward;
 pub mod limits;
@@ -36,7 +38,8 @@ const APP_LOG_FAN_OUT: usize = 4;
 
 /// Everything the handlers share.
 pub struct Core {
-    pub fleet: Arc<FleetHub>,
+    /// The fleet of the current host set (rebuilt when hosts are enrolled or revoked).
+    pub fleet: fleet::FleetSlot,
     pub users: Arc<UserStore>,
     pub sessions: Sessions,
     pub forward_auth: ForwardAuth,
@@ -52,6 +55,18 @@ pub struct Core {
     pub metrics: Arc<metrics::Metrics>,
     /// Lets a scraper read `/metrics` without a session.
     pub metrics_token: Option<metrics::MetricsToken>,
+    /// Hosts added and revoked through the console.
+    pub enrolling: Enrolling,
+}
+
+/// What adding and revoking hosts needs.
+pub struct Enrolling {
+    pub enrolment: enrol::Enrolment,
+    /// Woken when the enrolled hosts change: the fleet is rebuilt.
+    pub changed: Arc<tokio::sync::Notify>,
+    /// The agent port as new hosts reach it, and its certificate's
+    /// fingerprint; `None` when the agent port is off.
+    pub agent: Option<(String, String)>,
 }
 
 /// The settings [`Core`] is built from.
@@ -67,6 +82,15 @@ pub struct Options {
     /// The same metrics the hosts' sidecar clients time their calls into.
     pub metrics: Arc<metrics::Metrics>,
     pub metrics_token: Option<metrics::MetricsToken>,
+    pub enrolling: Enrolling,
+}
+
+fn enrol_error(e: enrol::EnrolError) -> ConsoleError {
+    match e.status() {
+        400 => ConsoleError::bad_input("host", e.to_string()),
+        409 => ConsoleError::bad_input("host", e.to_string()),
+        _ => ConsoleError::internal(e.to_string()),
+    }
 }
 
 /// The shared state, inside a server function.
@@ -77,7 +101,7 @@ pub fn core() -> Result<Arc<Core>, ConsoleError> {
 impl Core {
     pub fn new(fleet: Arc<FleetHub>, users: Arc<UserStore>, o: Options) -> Self {
         Self {
-            fleet,
+            fleet: fleet::FleetSlot::new(fleet),
             users,
             sessions: Sessions::new(o.session_ttl, o.session_idle),
             forward_auth: o.forward_auth,
@@ -91,11 +115,84 @@ impl Core {
             pulls: Arc::default(),
             metrics: o.metrics,
             metrics_token: o.metrics_token,
+            enrolling: o.enrolling,
         }
     }
 
-    fn host(&self, name: &str) -> Result<&Arc<sidecar::Sidecar>, ConsoleError> {
-        self.fleet.host(name).ok_or_else(|| ConsoleError::NotFound {
+    /// Every host (configured and enrolled) and the tokens waiting.
+    pub fn hosts_view(&self) -> Result<crate::types::HostsView, ConsoleError> {
+        let e = &self.enrolling.enrolment;
+        let enrolled: Vec<String> = e.hosts().map_err(enrol_error)?.into_iter().map(|h| h.name).collect();
+        let hosts = self
+            .fleet
+            .get()
+            .hosts
+            .iter()
+            .map(|h| crate::types::HostEntry {
+                name: h.name.clone(),
+                url: h.base.clone(),
+                enrolled: enrolled.contains(&h.name),
+                pins: h.pins().iter().map(ToString::to_string).collect(),
+            })
+            .collect();
+        let pending = e.pending().map_err(enrol_error)?.into_iter().map(|p| (p.host, p.expires_at)).collect();
+        Ok(crate::types::HostsView { hosts, pending, agent: self.enrolling.agent.is_some() })
+    }
+
+    /// A one-time join token for a new host, and the command to run there.
+    pub fn add_host(
+        &self,
+        user: &CurrentUser,
+        name: &str,
+        url: &str,
+    ) -> Result<crate::types::JoinCommand, ConsoleError> {
+        let Some((agent_url, pin)) = &self.enrolling.agent else {
+            return Err(ConsoleError::bad_input(
+                "host",
+                "the agent port is off (DOCKWARD_AGENT_LISTEN): hosts cannot enrol",
+            ));
+        };
+        let fleet = self.fleet.get();
+        let issued = self
+            .enrolling
+            .enrolment
+            .issue(name.trim(), url.trim(), shared::enrol::JOIN_TOKEN_TTL_MAX_S, &user.name, |n| {
+                fleet.host(n).is_some()
+            })
+            .map_err(enrol_error)?;
+        Ok(crate::types::JoinCommand {
+            host: name.trim().to_owned(),
+            expires_at: issued.expires_at,
+            command: enrol::join_command(url.trim(), agent_url, pin, issued.token.as_str()),
+        })
+    }
+
+    /// Revokes an enrolled host: its sidecar is told to forget its secret
+    /// (audited there), then the console forgets the host (audited here) and
+    /// drops it from the fleet.
+    pub async fn revoke_host(&self, user: &CurrentUser, name: &str) -> Result<String, ConsoleError> {
+        let e = &self.enrolling.enrolment;
+        if !e.hosts().map_err(enrol_error)?.iter().any(|h| h.name == name) {
+            return Err(ConsoleError::NotFound {
+                what: format!("enrolled host {:?}", name.chars().take(64).collect::<String>()),
+            });
+        }
+        let told = match self.fleet.get().host(name) {
+            Some(h) => {
+                match h.call::<shared::RevokeReport>(&Call::new(Verb::Revoke, &[]), Some(&user.name), None).await {
+                    Ok(r) => format!("its sidecar forgot {} secret(s)", r.keys_forgotten),
+                    Err(err) => format!("its sidecar could not be told ({err}); its secret is deleted here"),
+                }
+            }
+            None => "its sidecar was not in the fleet; its secret is deleted here".to_owned(),
+        };
+        e.remove(name, &user.name, &told).map_err(enrol_error)?;
+        self.enrolling.changed.notify_one();
+        Ok(format!("{name} revoked: {told}"))
+    }
+
+    fn host(&self, name: &str) -> Result<Arc<sidecar::Sidecar>, ConsoleError> {
+        self.fleet.get().host(name).ok_or_else(|| ConsoleError::NotFound {
             what: format!("host {:?}", name.chars().take(64).collect::<String>()),
         })
     }
@@ -145,7 +242,7 @@ impl Core {
         use futures_util::StreamExt;
         let tail = tail.clamp(1, 1000);
         let h = self.host(host)?;
-        let fleet = self.fleet.snapshot();
+        let fleet = self.fleet.get().snapshot();
         let members: Vec<(String, String)> = fleet
             .hosts
             .iter()
@@ -216,7 +313,7 @@ impl Core {
         tracing::info!(user = %user.name, host, container = %r, "restart");
         let call = Call::new(Verb::Restart, &[r.as_str()]).query("timeout", 10);
         let out = h.call(&call, Some(&user.name), None).await;
-        self.fleet.poke(host);
+        self.fleet.get().poke(host);
         Ok(out?)
     }
 
@@ -232,7 +329,7 @@ impl Core {
             .query_opt("all", (all && kind != PruneKind::Containers).then_some(true));
         tracing::info!(user = %user.name, host, kind = kind.as_str(), all, "prune");
         let out = h.call(&call, Some(&user.name), None).await;
-        self.fleet.poke(host);
+        self.fleet.get().poke(host);
         Ok(out?)
     }
 
@@ -243,7 +340,7 @@ impl Core {
         let job = self.pulls.create(&image.to_string())?;
         tracing::info!(user = %user.name, host, image = %image, job, "pull");
         let (pulls, actor, job2, fleet, host2) =
-            (self.pulls.clone(), user.name.clone(), job.clone(), self.fleet.clone(), host.to_owned());
+            (self.pulls.clone(), user.name.clone(), job.clone(), self.fleet.get(), host.to_owned());
         tokio::spawn(async move {
             let result = run_pull(&h, &actor, &image, &pulls, &job2).await;
             pulls.finish(&job2, result.map_err(|e| e.to_string()));

@@ -82,6 +82,63 @@ fn metrics_token(args: &ServeArgs) -> Result<Option<MetricsToken>, StartError> {
     }
 }
 
+/// The hosts of `DOCKWARD_HOSTS` and those enrolled through the console.
+fn all_hosts(
+    args: &ServeArgs,
+    enrolment: &super::enrol::Enrolment,
+    metrics: &Arc<Metrics>,
+) -> Result<Vec<sidecar::Sidecar>, String> {
+    let mut hosts = sidecar::parse_hosts(&args.hosts, &args.host_secrets_dir, metrics)?;
+    for h in enrolment.hosts().map_err(|e| e.to_string())? {
+        if hosts.iter().any(|s| s.name == h.name) {
+            return Err(format!("host {} is both in DOCKWARD_HOSTS and enrolled: remove one", h.name));
+        }
+        hosts.push(sidecar::enrolled_host(&h.name, &h.url, enrolment.dir(), metrics)?);
+    }
+    Ok(hosts)
+}
+
+/// Rebuilds the fleet when the enrolled hosts change: at once after an
+/// enrolment or revocation here, within two seconds of one by the
+/// `dockward-web host` commands.
+async fn follow_registry(
+    core: Arc<Core>,
+    args: ServeArgs,
+    enrolment: super::enrol::Enrolment,
+    metrics: Arc<Metrics>,
+    changed: Arc<tokio::sync::Notify>,
+) {
+    let stamp = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let mut seen = stamp(&enrolment.registry_path());
+    loop {
+        tokio::select! {
+            _ = changed.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+        let now = stamp(&enrolment.registry_path());
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        match all_hosts(&args, &enrolment, &metrics) {
+            Ok(hosts) => {
+                let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
+                if names == core.fleet.get().names() {
+                    continue;
+                }
+                tracing::info!(hosts = ?names, "the host set changed; rebuilding the fleet");
+                let hub = Arc::new(FleetHub::new(
+                    hosts,
+                    Duration::from_secs(args.stale_after),
+                    Duration::from_secs(args.poll_interval.max(1)),
+                ));
+                core.fleet.replace(hub);
+            }
+            Err(e) => tracing::error!(error = %e, "the enrolled hosts cannot be loaded; keeping the current fleet"),
+        }
+    }
+}
+
 pub struct Server {
     pub addr: SocketAddr,
     listener: tokio::net::TcpListener,
@@ -91,8 +148,14 @@ pub struct Server {
 impl Server {
     pub async fn start(args: &ServeArgs) -> Result<Self, StartError> {
         let metrics = Arc::new(Metrics::default());
+        let metrics_for_hosts = metrics.clone();
         let metrics_token = metrics_token(args)?;
-        let hosts = sidecar::parse_hosts(&args.hosts, &args.host_secrets_dir, &metrics).map_err(StartError::Config)?;
+        let enrolment =
+            super::enrol::Enrolment::open(&args.enrol.enrol_dir).map_err(|e| StartError::Config(e.to_string()))?;
+        let hosts = all_hosts(args, &enrolment, &metrics).map_err(StartError::Config)?;
+        if hosts.is_empty() {
+            tracing::warn!("no hosts yet: list some in DOCKWARD_HOSTS, or add one (`dockward-web host add`)");
+        }
         let forward_auth = ForwardAuth::parse(
             &args.trusted_proxies,
             &args.auth_user_header,
@@ -122,6 +185,26 @@ impl Server {
         if !args.site_root.join("pkg").join("dockward.js").exists() {
             tracing::warn!(site_root = %args.site_root.display(), "no browser assets (pkg/dockward.js); run scripts/build-web.sh — pages render but will not hydrate");
         }
+        // The agent port, bound before anything is served: a port in use stops the start.
+        let changed = Arc::new(tokio::sync::Notify::new());
+        let agent_port = match args.agent_listen {
+            Some(addr) => {
+                let (cert, key) = (&args.enrol.agent_tls_cert_file, &args.enrol.agent_tls_key_file);
+                let (identity, _) =
+                    tls::Identity::load_or_create(cert, key).map_err(|e| StartError::Config(e.to_string()))?;
+                let listener =
+                    tokio::net::TcpListener::bind(addr).await.map_err(|source| StartError::Listen { addr, source })?;
+                let bound = listener.local_addr().map_err(|source| StartError::Listen { addr, source })?;
+                tracing::info!(addr = %bound, fingerprint = %identity.fingerprint, url = %args.agent_url, "agent port listening");
+                Some((listener, identity))
+            }
+            None => None,
+        };
+        let enrolling = super::Enrolling {
+            enrolment: enrolment.clone(),
+            changed: changed.clone(),
+            agent: agent_port.as_ref().map(|(_, id)| (args.agent_url.clone(), id.fingerprint.to_string())),
+        };
         let fleet = Arc::new(FleetHub::new(
             hosts,
             Duration::from_secs(args.stale_after),
@@ -142,8 +225,15 @@ impl Server {
                 first_password_file,
                 metrics,
                 metrics_token,
+                enrolling,
             },
         ));
+        if let Some((listener, identity)) = agent_port {
+            let (cert, key) = (&args.enrol.agent_tls_cert_file, &args.enrol.agent_tls_key_file);
+            let agent = Arc::new(super::agent::Agent::new(enrolment.clone(), changed.clone()));
+            tokio::spawn(super::agent::serve(listener, identity, cert.clone(), key.clone(), agent));
+        }
+        tokio::spawn(follow_registry(core.clone(), args.clone(), enrolment, metrics_for_hosts, changed));
         let router = router(core, &args.site_root);
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
@@ -297,7 +387,7 @@ async fn live(
         Err(e) => return bad(e),
     };
     if let Scope::Container { host, .. } = &scope {
-        if core.fleet.host(host).is_none() {
+        if core.fleet.get().host(host).is_none() {
             return bad("no such host");
         }
     }
@@ -306,7 +396,7 @@ async fn live(
         Some(Ok(id)) if super::fleet::valid_event_id(id) => Some(id.to_owned()),
         Some(_) => return bad("Last-Event-ID is not an event id of this stream"),
     };
-    let updates = match core.fleet.live(&u.name, scope, seen.as_deref()) {
+    let updates = match core.fleet.get().live(&u.name, scope, seen.as_deref()) {
         Ok(u) => u,
         Err(e) => {
             let body = shared::ErrorBody::new(shared::ErrorCode::RateLimited, e.to_string());
@@ -355,7 +445,7 @@ async fn follow(
     Query(q): Query<LogQuery>,
 ) -> Response {
     let Ok(r) = ContainerRef::parse(&q.id) else { return bad("invalid container reference") };
-    let Some(h) = core.fleet.host(&q.host) else { return bad("no such host") };
+    let Some(h) = core.fleet.get().host(&q.host) else { return bad("no such host") };
     let tail = q.tail.unwrap_or(0).min(shared::limits::LOG_TAIL_MAX as u32);
     let slot = match core.limits.follow(&u.name) {
         Ok(s) => s,
@@ -395,7 +485,7 @@ async fn download(
     Query(q): Query<LogQuery>,
 ) -> Response {
     let Ok(r) = ContainerRef::parse(&q.id) else { return bad("invalid container reference") };
-    let Some(h) = core.fleet.host(&q.host) else { return bad("no such host") };
+    let Some(h) = core.fleet.get().host(&q.host) else { return bad("no such host") };
     let tail = q.tail.unwrap_or(1000).min(shared::limits::LOG_TAIL_MAX as u32);
     match h
         .call::<LogsPage>(
@@ -464,7 +554,7 @@ async fn metrics(State(core): State<Arc<Core>>, user: Option<Extension<CurrentUs
         }
         (Some(_), Some(_)) => return unauthorized(),
     }
-    let statuses = core.fleet.statuses();
+    let statuses = core.fleet.get().statuses();
     let text = core.metrics.render(statuses.iter().map(|(h, s)| (h.as_str(), super::metrics::status_label(s))));
     ([(header::CONTENT_TYPE, super::metrics::CONTENT_TYPE), (header::CACHE_CONTROL, "no-store")], text).into_response()
 }
@@ -484,7 +574,7 @@ async fn export(
     if u.role < Verb::Audit.role() {
         return (StatusCode::FORBIDDEN, "the audit log needs the admin role").into_response();
     }
-    let Some(h) = core.fleet.host(&q.host) else { return bad("no such host") };
+    let Some(h) = core.fleet.get().host(&q.host) else { return bad("no such host") };
     let call = Call::new(Verb::Audit, &[]).query("limit", 1000);
     let page: AuditPage = match h.call(&call, Some(&u.name), None).await {
         Ok(p) => p,

@@ -35,7 +35,7 @@ fn answer_max(verb: shared::Verb) -> usize {
         InspectContainer | Stats | StatsHistory | AuditVerify | Prune => 8 << 20,
         // Small reports (the API's own description too), or streams that are
         // not read through `call`.
-        Healthz | Metrics | Restart | Events | Pull | OpenApi => 1 << 20,
+        Healthz | Metrics | Restart | Events | Pull | OpenApi | Revoke => 1 << 20,
     }
 }
 /// Largest error body read from a sidecar.
@@ -221,6 +221,11 @@ impl Sidecar {
         })
     }
 
+    /// The fingerprints it is pinned by (none for `http://`).
+    pub fn pins(&self) -> Vec<tls::Fingerprint> {
+        self.pins.as_ref().map(|v| v.pins()).unwrap_or_default()
+    }
+
     /// Whether the host is reached over plain HTTP (its secret in clear).
     pub fn unencrypted(&self) -> bool {
         self.pins.is_none()
@@ -389,10 +394,15 @@ pub fn parse_hosts(spec: &str, secrets_dir: &std::path::Path, metrics: &Arc<Metr
         };
         out.push(Sidecar::new(name, url, secret, pins, metrics.clone())?);
     }
-    if out.is_empty() {
-        return Err("DOCKWARD_HOSTS names no host".into());
-    }
     Ok(out)
+}
+
+/// A host enrolled through the console: its secret and pin are in the
+/// enrolment directory, named after it.
+pub fn enrolled_host(name: &str, url: &str, dir: &std::path::Path, metrics: &Arc<Metrics>) -> Result<Sidecar, String> {
+    let secret = HostSecret::load(name, dir.join(name))?;
+    let pins = tls::Pins::from_file(dir.join(format!("{name}.pin"))).map_err(|e| format!("host {name}: {e}"))?;
+    Sidecar::new(name, url, secret, Some(pins), metrics.clone())
 }
 
 #[cfg(test)]

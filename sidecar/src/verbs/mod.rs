@@ -12,6 +12,7 @@ pub mod openapi;
 pub mod prune;
 pub mod pull;
 pub mod restart;
+pub mod revoke;
 pub mod stats;
 
 use axum::response::{IntoResponse, Response};
@@ -50,6 +51,7 @@ pub fn handler(spec: &VerbSpec) -> MethodRouter<App> {
         Verb::Prune => on(m, prune::prune),
         Verb::Pull => on(m, pull::pull),
         Verb::OpenApi => on(m, openapi::openapi),
+        Verb::Revoke => on(m, revoke::revoke),
     }
 }
 
