@@ -178,6 +178,9 @@ fn server_fns() -> Vec<(&'static str, Role, bool)> {
         ("restart", Verb::Restart.role(), true),
         ("pull", Verb::Pull.role(), true),
         ("prune", Verb::Prune.role(), true),
+        ("hosts", Verb::Revoke.role(), false),
+        ("add_host", Verb::Revoke.role(), true),
+        ("revoke_host", Verb::Revoke.role(), true),
     ]
 }
 
@@ -359,6 +362,32 @@ async fn server_fn_cell(
                 env.refused_pulls.lock().unwrap().push(image);
             }
         }
+        "add_host" => {
+            let name = unique("authz-host").to_lowercase();
+            let args = form(&[("name", name.clone()), ("url", "https://127.0.0.1:9".into()), ("csrf", csrf)]);
+            let (status, body) = post(&env, who, "/api/fn/add_host", &args, token).await;
+            let body: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{cell}: not JSON: {body}"));
+            assert_refusal(v, status, &body, &cell);
+            let tokens = std::fs::read_to_string(env.console.enrol_dir().join("tokens.json")).unwrap_or_default();
+            if v == Verdict::Allowed {
+                assert!(body["command"].as_str().is_some_and(|c| c.contains("--token dwj_")), "{cell}: {body}");
+                assert!(tokens.contains(&name), "{cell}: no token waiting for {name}");
+            } else {
+                assert!(!tokens.contains(&name), "{cell}: a refused request made a token");
+            }
+        }
+        "revoke_host" => {
+            // Nothing is enrolled: allowed, it is a 404 that names the host.
+            let args = form(&[("name", "never-enrolled".into()), ("csrf", csrf)]);
+            let (status, body) = post(&env, who, "/api/fn/revoke_host", &args, token).await;
+            let body: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{cell}: not JSON: {body}"));
+            if v == Verdict::Allowed {
+                assert_eq!(status, 404, "{cell}: {body}");
+                assert!(body.to_string().contains("never-enrolled"), "{cell}: {body}");
+            } else {
+                assert_refusal(v, status, &body, &cell);
+            }
+        }
         _ => {
             let args: Vec<(String, String)> = match endpoint {
                 "whoami" | "fleet" => vec![],
@@ -373,6 +402,7 @@ async fn server_fn_cell(
                     a
                 }
                 "pull_status" => form(&[("job", env.job.clone())]),
+                "hosts" => vec![],
                 other => panic!("no arguments for the server function {other}: add them to the matrix"),
             };
             let (status, body) = post(&env, who, &format!("/api/fn/{endpoint}"), &args, token).await;
@@ -386,6 +416,7 @@ async fn server_fn_cell(
                     "logs" => "tick".into(),
                     "audit" => "\"verify\"".into(),
                     "pull_status" => "authz-status".into(),
+                    "hosts" => "\"local\"".into(),
                     _ => unreachable!(),
                 };
                 assert!(text.contains(&proof), "{cell}: the answer lacks {proof:?}: {text}");
@@ -623,6 +654,58 @@ async fn favicons_answer_everyone(env: Arc<Env>) {
 
 /// The matrix covers every server function, route and page the console has:
 /// read from its sources, so a new one fails here until it is added.
+/// `/hosts` (plain forms): anonymous users are sent to log in; viewers and
+/// operators get a 403 with no host in it; admins the hosts and the add
+/// form. Adding needs the session's CSRF token and the admin role; a
+/// refused add makes no token.
+async fn the_hosts_page_is_for_admins_and_checks_csrf(env: Arc<Env>) {
+    let base = &env.console.base;
+    let get = |who: Option<Role>| {
+        let mut req = http().get(format!("{base}/hosts"));
+        if let Some(u) = env.user(who) {
+            req = req.header("cookie", format!("dockward_session={}", u.cookie));
+        }
+        req.send()
+    };
+    let r = get(None).await.unwrap();
+    assert_eq!(
+        (r.status().as_u16(), r.headers().get("location").map(|l| l.to_str().unwrap().to_owned())),
+        (303, Some("/login".into()))
+    );
+    for who in [Role::Viewer, Role::Operator] {
+        let r = get(Some(who)).await.unwrap();
+        assert_eq!(r.status(), 403, "{who:?}");
+        let body = r.text().await.unwrap();
+        assert!(!body.contains("data-host"), "{who:?}: {body}");
+    }
+    let r = get(Some(Role::Admin)).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    assert!(body.contains(r#"data-host="local""#) && body.contains("/hosts/add"), "{body}");
+    let tokens = || std::fs::read_to_string(env.console.enrol_dir().join("tokens.json")).unwrap_or_default();
+    for (who, token, want) in [
+        (Some(Role::Admin), Token::OtherSession, 403),
+        (Some(Role::Admin), Token::CrossSite, 403),
+        (Some(Role::Operator), Token::Valid, 403),
+        (Some(Role::Admin), Token::Valid, 200),
+    ] {
+        let name = unique("page-host").to_lowercase();
+        let args = form(&[
+            ("csrf", token_for(&env, who, token)),
+            ("name", name.clone()),
+            ("url", "https://127.0.0.1:9".into()),
+        ]);
+        let (status, body) = post(&env, who, "/hosts/add", &args, token).await;
+        assert_eq!(status, want, "{who:?} {}: {body}", token.label());
+        if want == 200 {
+            assert!(body.contains("--token dwj_") && body.contains("Run this on"), "{body}");
+            assert!(tokens().contains(&name));
+        } else {
+            assert!(!tokens().contains(&name), "{who:?} {}: a refused add made a token", token.label());
+        }
+    }
+}
+
 async fn every_server_function_route_and_page_is_in_the_matrix(_env: Arc<Env>) {
     let src = |p: &str| std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(p)).unwrap();
     let quoted_after = |text: &str, marker: &str| -> Vec<String> {
@@ -646,6 +729,10 @@ async fn every_server_function_route_and_page_is_in_the_matrix(_env: Arc<Env>) {
             "/auth/logout",
             "/password",
             "/auth/password",
+            // The hosts page: its own scenario (the_hosts_page_is_for_admins_and_checks_csrf).
+            "/hosts",
+            "/hosts/add",
+            "/hosts/revoke",
         ])
         .collect();
     for r in &routes {
@@ -677,6 +764,8 @@ fn main() -> ExitCode {
         "every_server_function_route_and_page_is_in_the_matrix",
         every_server_function_route_and_page_is_in_the_matrix,
     )];
+    scenarios
+        .push(scenario("the_hosts_page_is_for_admins_and_checks_csrf", the_hosts_page_is_for_admins_and_checks_csrf));
     for (endpoint, needed, mutation) in server_fns() {
         let tokens: &[Token] = if mutation { &MUTATION_TOKENS } else { &READ_TOKENS };
         for who in WHO {

@@ -656,7 +656,7 @@ async fn a_large_fleet_folds_healthy_apps_until_asked_or_broken(env: Arc<Env>) {
     // now, turns red with its rows, without a reload.
     c.execute("window.__kept = 1; return 1", vec![]).await.unwrap();
     docker(&["exec", &frail.id, "touch", "/tmp/die"]);
-    wait_text(c, "#headline", "8 need attention", 20).await;
+    wait_text(c, "#headline", "8 need attention", 40).await;
     let frail_card = c.find(Locator::Css("article[data-app='frail']")).await.unwrap();
     assert!(frail_card.attr("class").await.unwrap().unwrap().contains("badge-red"));
     let frail_rows = c.find_all(Locator::Css("article[data-app='frail'] li.row")).await.unwrap().len();

@@ -7,7 +7,7 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::components::{badge_icon, AppCard, HostProblems, HostsPanel, PrunePanel, PullPanel};
+use crate::components::{badge_icon, AppCard, HostProblems, PrunePanel, PullPanel};
 use crate::model::{self, Fleet};
 use crate::types::{Role, SessionInfo};
 
@@ -51,7 +51,7 @@ pub fn Overview(session: SessionInfo, fleet: RwSignal<Fleet>) -> impl IntoView {
     let omitted = move || fleet.with(|f| f.omitted);
     let is_admin = session.role >= Role::Admin;
     let is_operator = session.role >= Role::Operator;
-    let (s_prune, s_hosts, s_pull, s_cards) = (session.clone(), session.clone(), session.clone(), session);
+    let (s_prune, s_pull, s_cards) = (session.clone(), session.clone(), session);
     view! {
         <Title text="Overview · dockward"/>
         <section id="headline" class=move || format!("headline {}", headline.get().badge.class()) role="status">
@@ -101,7 +101,7 @@ pub fn Overview(session: SessionInfo, fleet: RwSignal<Fleet>) -> impl IntoView {
             </label>
             <Show when=move || is_admin>
                 <PrunePanel session=s_prune.clone() fleet=fleet/>
-                <HostsPanel session=s_hosts.clone()/>
+                <a class="btn" href="/hosts" rel="external">"Hosts…"</a>
             </Show>
             <Show when=move || is_operator>
                 <PullPanel session=s_pull.clone() fleet=fleet/>

@@ -121,11 +121,32 @@ pub struct EnrolArgs {
     pub agent_tls_key_file: PathBuf,
 }
 
-fn listen_or_off(s: &str) -> Result<Option<SocketAddr>, String> {
+/// An address to listen on, or none (`off`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AgentListen(pub Option<SocketAddr>);
+
+fn listen_or_off(s: &str) -> Result<AgentListen, String> {
     if s.trim().eq_ignore_ascii_case("off") {
-        return Ok(None);
+        return Ok(AgentListen(None));
     }
-    s.trim().parse().map(Some).map_err(|_| format!("{s:?} is not an address:port (or `off`)"))
+    s.trim().parse().map(|a| AgentListen(Some(a))).map_err(|_| format!("{s:?} is not an address:port (or `off`)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_the_agent_port_parse() {
+        let cli = Cli::try_parse_from(["dockward-web"]).unwrap();
+        assert_eq!(cli.serve.agent_listen, AgentListen(Some("0.0.0.0:7443".parse().unwrap())));
+        let cli = Cli::try_parse_from(["dockward-web", "--agent-listen", "off"]).unwrap();
+        assert_eq!(cli.serve.agent_listen, AgentListen(None));
+        assert!(Cli::try_parse_from(["dockward-web", "--agent-listen", "nowhere"]).is_err());
+        let cli =
+            Cli::try_parse_from(["dockward-web", "host", "add", "db1", "--url", "https://10.0.0.1:7700"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Host(HostCommand::Add { .. }))));
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -152,7 +173,7 @@ pub struct ServeArgs {
     pub enrol: EnrolArgs,
     /// The agent port, where new hosts enrol (HTTPS with the console's own identity), or `off`.
     #[arg(long, env = "DOCKWARD_AGENT_LISTEN", default_value = "0.0.0.0:7443", value_parser = listen_or_off)]
-    pub agent_listen: Option<SocketAddr>,
+    pub agent_listen: AgentListen,
     /// The agent port's address as new hosts reach it: the join command the console shows uses it.
     #[arg(long, env = "DOCKWARD_AGENT_URL", default_value = "https://localhost:7443")]
     pub agent_url: String,

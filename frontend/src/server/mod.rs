@@ -7,6 +7,7 @@ pub mod config;
 pub mod enrol;
 pub mod fleet;
 pub mod forward;
+pub mod hosts_page;
 pub mod limits;
 pub mod metrics;
 pub mod password;

@@ -187,7 +187,7 @@ impl Server {
         }
         // The agent port, bound before anything is served: a port in use stops the start.
         let changed = Arc::new(tokio::sync::Notify::new());
-        let agent_port = match args.agent_listen {
+        let agent_port = match args.agent_listen.0 {
             Some(addr) => {
                 let (cert, key) = (&args.enrol.agent_tls_cert_file, &args.enrol.agent_tls_key_file);
                 let (identity, _) =
@@ -266,6 +266,9 @@ pub fn router(core: Arc<Core>, site_root: &std::path::Path) -> Router {
         .route("/auth/logout", post(auth::logout).with_state(core.clone()))
         .route("/password", get(password::page))
         .route("/auth/password", post(password::change).with_state(core.clone()))
+        .route("/hosts", get(super::hosts_page::page).with_state(core.clone()))
+        .route("/hosts/add", post(super::hosts_page::add).with_state(core.clone()))
+        .route("/hosts/revoke", post(super::hosts_page::revoke).with_state(core.clone()))
         .route("/api/live", get(live).with_state(core.clone()))
         .route("/api/logs/follow", get(follow).with_state(core.clone()))
         .route("/api/logs/download", get(download).with_state(core.clone()))
