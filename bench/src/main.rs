@@ -26,6 +26,8 @@ enum Scenario {
     Console,
     /// Issue 13: 50 hosts × 100 containers (real sidecars and stand-ins), then 500 stand-in hosts.
     Fleet,
+    /// Issue 14: what HTTPS with a pinned certificate adds to a cached stats request.
+    Tls,
 }
 
 #[derive(Debug, Parser)]
@@ -124,6 +126,10 @@ async fn main() -> ExitCode {
     if run(Scenario::Console) {
         eprintln!("== console (3 hosts × 100 containers)");
         figures.extend(scenarios::console(dir.path(), &cli.site_root, cli.quick).await);
+    }
+    if run(Scenario::Tls) {
+        eprintln!("== TLS: a cached stats request, plain and pinned HTTPS (50 containers)");
+        figures.extend(scenarios::tls_overhead(dir.path(), cli.quick).await);
     }
     if run(Scenario::Fleet) {
         let plan = fleet::Plan { real: cli.fleet_real, hosts: cli.fleet_hosts, big: cli.fleet_big, quick: cli.quick };

@@ -112,6 +112,22 @@ fn wait_http(url: &str) {
 /// A release sidecar that sees only the bench containers, with rate limits
 /// high enough not to shape the load (they still run on every request).
 pub fn sidecar(dir: &Path, name: &str) -> Proc {
+    sidecar_with(dir, name, &[("DOCKWARD_PLAIN_HTTP", "true".into())])
+}
+
+/// [`sidecar`] over HTTPS (its identity made in `dir`); its certificate's fingerprint.
+pub fn sidecar_https(dir: &Path, name: &str) -> (Proc, String) {
+    let (cert, key) = (dir.join(format!("{name}-tls.crt")), dir.join(format!("{name}-tls.key")));
+    let p = sidecar_with(
+        dir,
+        name,
+        &[("DOCKWARD_TLS_CERT_FILE", cert.display().to_string()), ("DOCKWARD_TLS_KEY_FILE", key.display().to_string())],
+    );
+    let fp = tls::identity::cert_fingerprint(&cert).expect("the sidecar's certificate").to_string();
+    (p, fp)
+}
+
+fn sidecar_with(dir: &Path, name: &str, env: &[(&str, String)]) -> Proc {
     let port = free_port();
     let log = dir.join(format!("{name}.log"));
     let secret = dir.join(format!("{name}.secret"));
@@ -126,7 +142,7 @@ pub fn sidecar(dir: &Path, name: &str) -> Proc {
         .env("DOCKWARD_RATE_RESTART", "1000000/s")
         .env("DOCKWARD_RATE_RESTART_CLIENT", "1000000/s")
         .env("DOCKWARD_MAX_STREAMS", "4096")
-        .env("DOCKWARD_PLAIN_HTTP", "true")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log file"))
         .spawn()
@@ -175,6 +191,9 @@ pub fn web_urls(dir: &Path, name: &str, hosts: &[(String, String)], site_root: &
         .env("DOCKWARD_HOST_SECRETS_DIR", &secrets)
         .env("DOCKWARD_USERS_FILE", &users)
         .env("DOCKWARD_SITE_ROOT", site_root)
+        // No enrolment in the bench: no agent port, nothing written outside its directory.
+        .env("DOCKWARD_AGENT_LISTEN", "off")
+        .env("DOCKWARD_ENROL_DIR", dir.join(format!("{name}-hosts")))
         // One bench user makes every request: no per-user rate limit.
         .env("DOCKWARD_USER_REQUESTS_PER_SECOND", "1000000")
         .stdout(Stdio::null())

@@ -580,3 +580,61 @@ async fn live_clients(web: &Proc, cookie: &str, clients: usize, hold: Duration) 
     }
     (peak, n)
 }
+
+/// Issue 14: what HTTPS with the certificate pinned adds to a cached stats
+/// request on loopback (target ≤ 1 ms at p50), over kept-alive connections
+/// as the console holds them; and a new connection's handshake, for scale.
+pub async fn tls_overhead(dir: &Path, quick: bool) -> Vec<Figure> {
+    rig::ensure_fleet(50);
+    let plain = rig::sidecar(dir, "tls-plain");
+    let (secure, fp) = rig::sidecar_https(dir, "tls-pinned");
+    let pinned = |pool: bool| {
+        let verifier = std::sync::Arc::new(tls::PinVerifier::new(tls::Pins::fixed(vec![fp.parse().expect("a pin")])));
+        let mut b = reqwest::Client::builder().use_preconfigured_tls(tls::client_config(verifier));
+        if !pool {
+            b = b.pool_max_idle_per_host(0);
+        }
+        b.build().expect("a pinned client")
+    };
+    let (http, https, fresh) = (reqwest::Client::new(), pinned(true), pinned(false));
+    let https_url = format!("https://127.0.0.1:{}/v1/stats", secure.port);
+    wait_for_stats(&http, &plain, 50).await;
+    let get = |client: &reqwest::Client, url: String| {
+        let client = client.clone();
+        async move {
+            let t = Instant::now();
+            let r = client.get(url).bearer_auth(SECRET).send().await.expect("a stats answer");
+            assert!(r.status().is_success());
+            let _ = r.bytes().await;
+            t.elapsed()
+        }
+    };
+    // Warm both (the TLS sidecar's stats round too).
+    for _ in 0..50 {
+        get(&http, plain.url("/v1/stats")).await;
+        get(&https, https_url.clone()).await;
+    }
+    let n = if quick { 300 } else { 3000 };
+    let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..n {
+        a.push(get(&http, plain.url("/v1/stats")).await);
+        b.push(get(&https, https_url.clone()).await);
+        if i % 10 == 0 {
+            c.push(get(&fresh, https_url.clone()).await);
+        }
+    }
+    a.sort();
+    b.sort();
+    c.sort();
+    let (pa, pb, pc) = (rig::pct_ms(&a, 50.0), rig::pct_ms(&b, 50.0), rig::pct_ms(&c, 50.0));
+    eprintln!("  stats p50: plain {pa:.3} ms, pinned HTTPS {pb:.3} ms; new TLS connection each time {pc:.3} ms");
+    vec![
+        Figure::new("9. TLS", "cached stats p50, plain HTTP", Some(50), round3(pa), "ms"),
+        Figure::new("9. TLS", "cached stats p50, HTTPS pinned (kept-alive)", Some(50), round3(pb), "ms"),
+        Figure::new("9. TLS", "HTTPS adds at p50", Some(50), round3(pb - pa), "ms")
+            .at_most(1.0)
+            .note(format!("{n} of each, alternated, on loopback; the console keeps its connections")),
+        Figure::new("9. TLS", "cached stats p50, a new TLS connection each time", Some(50), round3(pc), "ms")
+            .note(format!("{} requests: handshake (ECDSA P-256, TLS 1.3) included", c.len())),
+    ]
+}
