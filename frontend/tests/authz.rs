@@ -704,6 +704,28 @@ async fn the_hosts_page_is_for_admins_and_checks_csrf(env: Arc<Env>) {
             assert!(!tokens().contains(&name), "{who:?} {}: a refused add made a token", token.label());
         }
     }
+    // Revoking: admins only, with the token; a host never enrolled is a 404 naming it.
+    for (who, token, want) in [
+        (Some(Role::Operator), Token::Valid, 403),
+        (Some(Role::Admin), Token::Empty, 403),
+        (Some(Role::Admin), Token::Valid, 404),
+    ] {
+        let args = form(&[("csrf", token_for(&env, who, token)), ("name", "never-enrolled".into())]);
+        let (status, body) = post(&env, who, "/hosts/revoke", &args, token).await;
+        assert_eq!(status, want, "{who:?} {}: {body}", token.label());
+        if want == 404 {
+            assert!(body.contains("never-enrolled") && body.contains(r#"data-host="local""#), "{body}");
+        }
+    }
+    // A link cannot make the page say anything: only a host of the console is asked about.
+    let r = http()
+        .get(format!("{base}/hosts?revoke=%3Cb%3Eall%3C/b%3E"))
+        .header("cookie", format!("dockward_session={}", env.user(Some(Role::Admin)).unwrap().cookie))
+        .send()
+        .await
+        .unwrap();
+    let body = r.text().await.unwrap();
+    assert!(!body.contains("Revoke <b>") && !body.contains("&lt;b&gt;all"), "{body}");
 }
 
 async fn every_server_function_route_and_page_is_in_the_matrix(_env: Arc<Env>) {

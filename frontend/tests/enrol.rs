@@ -178,6 +178,11 @@ async fn a_host_joins_in_one_step_works_and_is_revoked() {
     assert_eq!(status, 400, "{body}");
     let refused = audit_verbs(&console_audit, "action").iter().filter(|a| *a == "host.enrol.refused").count();
     assert_eq!(refused, 3);
+    // The agent port serves nothing else.
+    let r = agent_http.get(format!("{agent}/v1/containers")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found", "{body}");
 
     // Revoked: the old secret stops working on the next request.
     let secret = std::fs::read_to_string(console.enrol_dir().join("db1")).unwrap().trim().to_owned();

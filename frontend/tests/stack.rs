@@ -429,6 +429,34 @@ async fn the_sidecar_is_reachable_from_the_backplane_only(env: Arc<Env>) {
     );
 }
 
+/// The web's agent port (enrolment), published on 127.0.0.1:7443: HTTPS
+/// only, with the identity the console logs at start; a client pinning
+/// another certificate gets nowhere; a malformed enrolment gets a JSON 400.
+async fn the_agent_port_speaks_https_with_the_consoles_identity(_env: Arc<Env>) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect("127.0.0.1:7443").expect("the agent port is published");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut buf = Vec::new();
+    let _ = s.take(4096).read_to_end(&mut buf);
+    let answer = String::from_utf8_lossy(&buf);
+    assert!(answer.starts_with("HTTP/1.1 400") && answer.contains("HTTPS only"), "{answer}");
+    let logs = compose(&["logs", "--no-color", "web"]);
+    let fp = logs
+        .lines()
+        .filter(|l| l.contains("agent port listening"))
+        .find_map(|l| Some(l[l.find("fingerprint=")? + 12..].split_whitespace().next()?.to_owned()))
+        .unwrap_or_else(|| panic!("no agent port line in the web's log: {logs}"));
+    let bad = serde_json::json!({ "token": "dwj_nope", "fingerprint": "sha256:00" });
+    let r =
+        testkit::sidecar::pinned_client(&[&fp]).post("https://127.0.0.1:7443/enrol").json(&bad).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap_or("").contains("64 hex digits"), "{body}");
+    let other = testkit::sidecar::pinned_client(&[&format!("sha256:{}", "00".repeat(32))]);
+    assert!(other.post("https://127.0.0.1:7443/enrol").json(&bad).send().await.is_err(), "another pin got through");
+}
+
 /// The browser: log in with the first admin's password; the stack's own two
 /// containers are on the overview.
 async fn the_first_admin_logs_in_and_sees_the_stack(env: Arc<Env>) {
@@ -553,6 +581,10 @@ fn main() -> ExitCode {
         scenario("both_services_run_hardened", both_services_run_hardened),
         scenario("only_the_sidecar_has_the_socket", only_the_sidecar_has_the_socket),
         scenario("the_sidecar_is_reachable_from_the_backplane_only", the_sidecar_is_reachable_from_the_backplane_only),
+        scenario(
+            "the_agent_port_speaks_https_with_the_consoles_identity",
+            the_agent_port_speaks_https_with_the_consoles_identity,
+        ),
         scenario("the_first_admin_logs_in_and_sees_the_stack", the_first_admin_logs_in_and_sees_the_stack),
         scenario(
             "a_fresh_install_is_green_and_its_audit_chain_intact",

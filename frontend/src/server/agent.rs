@@ -4,7 +4,7 @@
 //! serves `POST /enrol` only: a token and a fingerprint in, the host's
 //! secret out, once. Unauthenticated by nature (the token is the
 //! credential), so it is small: a 4 KiB body, JSON in and out, ten tries a
-//! minute per address, every refusal audited by the enrolment store.
+//! minute per address and 120 in all, every refusal audited by the enrolment store.
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
@@ -29,12 +29,15 @@ pub struct Agent {
     /// Woken when a host is enrolled: the fleet is rebuilt with it.
     pub changed: Arc<tokio::sync::Notify>,
     limiter: DefaultKeyedRateLimiter<IpAddr>,
+    /// All addresses together: many addresses cannot flood the audit log either.
+    all: governor::DefaultDirectRateLimiter,
 }
 
 impl Agent {
     pub fn new(enrolment: Enrolment, changed: Arc<tokio::sync::Notify>) -> Self {
         let quota = Quota::per_minute(NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN));
-        Self { enrolment, changed, limiter: RateLimiter::keyed(quota) }
+        let all = Quota::per_minute(NonZeroU32::new(120).unwrap_or(NonZeroU32::MIN));
+        Self { enrolment, changed, limiter: RateLimiter::keyed(quota), all: RateLimiter::direct(all) }
     }
 }
 
@@ -64,8 +67,11 @@ async fn enrol(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     body: axum::body::Bytes,
 ) -> Response {
-    if agent.limiter.check_key(&peer.ip()).is_err() {
-        return error(429, "rate_limited", "too many enrolment attempts from this address; wait a minute".into());
+    if agent.limiter.len() > 10_000 {
+        agent.limiter.retain_recent();
+    }
+    if agent.limiter.check_key(&peer.ip()).is_err() || agent.all.check().is_err() {
+        return error(429, "rate_limited", "too many enrolment attempts; wait a minute".into());
     }
     let req: EnrolRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,

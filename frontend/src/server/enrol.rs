@@ -324,9 +324,8 @@ impl Enrolment {
     /// before by SHA-256, and fsyncs it.
     pub fn audit(&self, action: &str, host: &str, actor: &str, detail: &str) -> Result<(), EnrolError> {
         let path = self.audit_path();
-        let prev = fs::read_to_string(&path)
-            .ok()
-            .and_then(|t| t.lines().last().and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok()))
+        let prev = last_line(&path)
+            .and_then(|l| serde_json::from_str::<serde_json::Value>(&l).ok())
             .and_then(|v| v["hash"].as_str().map(str::to_owned))
             .unwrap_or_else(|| "0".repeat(64));
         let body = serde_json::json!({
@@ -356,6 +355,17 @@ pub fn join_command(url: &str, agent_url: &str, agent_pin: &str, token: &str) ->
          -p {publish}:7700 --label dockward.protect=true \\\n  \
          dockward-sidecar:local join --console {agent_url} --console-pin {agent_pin} --token {token}"
     )
+}
+
+/// The file's last line, read from its last 8 KiB (a record is far smaller).
+fn last_line(path: &Path) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(8192))).ok()?;
+    let mut tail = String::new();
+    f.read_to_string(&mut tail).ok()?;
+    tail.lines().rfind(|l| !l.trim().is_empty()).map(str::to_owned)
 }
 
 fn store(path: &Path, e: impl std::fmt::Display) -> EnrolError {

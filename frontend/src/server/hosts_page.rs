@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::extract::{Form, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use serde::Deserialize;
 
@@ -24,8 +24,6 @@ fn escape(s: &str) -> String {
 pub struct PageQuery {
     /// Asks to confirm revoking this host.
     revoke: Option<String>,
-    /// What the last action said.
-    said: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -123,8 +121,9 @@ pub async fn page(
     Extension(u): Extension<CurrentUser>,
     Query(q): Query<PageQuery>,
 ) -> Response {
-    let note = q.said.as_deref().map(|s| format!(r#"<p class="ok outcome">{}</p>"#, escape(s))).unwrap_or_default();
-    match admin(&u).and_then(|()| render(&core, &u, &note, q.revoke.as_deref())) {
+    // Only a host of the console is asked about (nothing of the query is echoed otherwise).
+    let confirm = q.revoke.as_deref().filter(|n| core.fleet.get().host(n).is_some());
+    match admin(&u).and_then(|()| render(&core, &u, "", confirm)) {
         Ok(body) => html(StatusCode::OK, body),
         Err(e) => refused(&e),
     }
@@ -170,12 +169,16 @@ pub async fn revoke(
     if let Err(e) = admin(&u) {
         return refused(&e);
     }
-    match core.revoke_host(&u, &f.name).await {
-        Ok(said) => {
-            let mut q = String::new();
-            shared::api::encode_component(&said, &mut q);
-            Redirect::to(&format!("/hosts?said={q}")).into_response()
-        }
+    // Answered with the page itself: nothing the user did not do is ever shown from a link.
+    let (status, note) = match core.revoke_host(&u, &f.name).await {
+        Ok(said) => (StatusCode::OK, format!(r#"<p class="ok outcome">{}</p>"#, escape(&said))),
+        Err(e) => (
+            StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
+            format!(r#"<p class="error" role="alert">{}</p>"#, escape(&e.to_string())),
+        ),
+    };
+    match render(&core, &u, &note, None) {
+        Ok(body) => html(status, body),
         Err(e) => refused(&e),
     }
 }
