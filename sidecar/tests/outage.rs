@@ -101,7 +101,11 @@ async fn the_engine_going_away_and_coming_back() {
     };
     assert_eq!(health(&sc).await, (200, "ok".into()));
     let healthcheck = |sc: &Sidecar| {
-        let out = Command::new(sidecar_bin()).args(["healthcheck", "--addr", sc.addr()]).output().unwrap();
+        let out = Command::new(sidecar_bin())
+            .args(["healthcheck", "--addr", sc.addr()])
+            .args(sc.transport_args())
+            .output()
+            .unwrap();
         (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
     };
     assert_eq!(healthcheck(&sc).0, Some(0));
