@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 
-use crate::live::{self, Mirror, Stream, Tally};
+use crate::live::{self, Stream, Tally};
 use crate::rig::{self, Proc, SECRET};
 use crate::scenarios::{round3, Figure};
 use crate::standin::{self, Recorded};
@@ -219,7 +219,7 @@ pub async fn fleet_scale(dir: &Path, site_root: &Path, plan: &Plan) -> Vec<Figur
     let (e0, t0) = (engine_cpu(), Instant::now());
     let mut lags = Vec::new();
     for id in ids.iter().take(if plan.quick { 2 } else { 5 }) {
-        lags.push(kill_to_live(&http, &web, &cookie, "real01", id).await);
+        lags.push(live::kill_to_live(&http, &web, &cookie, "real01", id).await);
         testkit::docker(&["start", id]);
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
@@ -675,34 +675,6 @@ impl EventScan {
             }
         }
         (frames, resyncs)
-    }
-}
-
-/// From `docker kill` of a real container to the first frame saying it is
-/// not running, on an overview tab that opened the app it is in (the bench
-/// containers are standalone ones, `host`'s app; a tab that has not opened
-/// a healthy app gets only its summary, and SIGKILL, exit 137, reads as stopped).
-pub async fn kill_to_live(http: &reqwest::Client, web: &Proc, cookie: &str, host: &str, id: &str) -> Duration {
-    let query = format!("scope=overview&open=standalone%3A{host}");
-    let mut s = Stream::open(http, &web.url(""), cookie, &query).await;
-    let mut mirror = Mirror::default();
-    // The current state first, so only later frames count.
-    loop {
-        let f = s.next(Duration::from_secs(120)).await.expect("a first frame");
-        mirror.apply(&f);
-        if f.is_full() {
-            break;
-        }
-    }
-    let t = Instant::now();
-    testkit::docker(&["kill", id]);
-    loop {
-        let f = s.next(Duration::from_secs(30)).await.expect("the live stream ended before the kill showed");
-        let hit = mirror.apply(&f).into_iter().any(|(_, cid, state)| cid == id && state != "running");
-        if hit {
-            return t.elapsed();
-        }
-        assert!(t.elapsed() < Duration::from_secs(30), "the kill never showed on the live stream");
     }
 }
 

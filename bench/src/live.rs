@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 
+use crate::rig::Proc;
+
 /// One Server-Sent Event.
 #[derive(Debug, Clone, Default)]
 pub struct Frame {
@@ -301,6 +303,34 @@ pub async fn wait_for_fleet(
         }
     }
     panic!("the console never showed {hosts} connected hosts and {containers} containers (last: {last:?})");
+}
+
+/// From `docker kill` of a real container to the first frame saying it is
+/// not running, on an overview tab that opened the app it is in (the bench
+/// containers are standalone ones, `host`'s app; a tab that has not opened
+/// a healthy app gets only its summary, and SIGKILL, exit 137, reads as stopped).
+pub async fn kill_to_live(http: &reqwest::Client, web: &Proc, cookie: &str, host: &str, id: &str) -> Duration {
+    let query = format!("scope=overview&open=standalone%3A{host}");
+    let mut s = Stream::open(http, &web.url(""), cookie, &query).await;
+    let mut mirror = Mirror::default();
+    // The current state first, so only later frames count.
+    loop {
+        let f = s.next(Duration::from_secs(120)).await.expect("a first frame");
+        mirror.apply(&f);
+        if f.is_full() {
+            break;
+        }
+    }
+    let t = Instant::now();
+    testkit::docker(&["kill", id]);
+    loop {
+        let f = s.next(Duration::from_secs(30)).await.expect("the live stream ended before the kill showed");
+        let hit = mirror.apply(&f).into_iter().any(|(_, cid, state)| cid == id && state != "running");
+        if hit {
+            return t.elapsed();
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "the kill never showed on the live stream");
+    }
 }
 
 #[cfg(test)]

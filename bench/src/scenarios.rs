@@ -478,7 +478,7 @@ pub async fn console(dir: &Path, site_root: &Path, quick: bool) -> Vec<Figure> {
     // Scenario 7 first (one quiet client), then the 1 000-client load.
     let mut lags = Vec::new();
     for id in ids.iter().take(if quick { 2 } else { 5 }) {
-        lags.push(crate::fleet::kill_to_live(&http, &web, &cookie, "host1", id).await);
+        lags.push(crate::live::kill_to_live(&http, &web, &cookie, "host1", id).await);
         testkit::docker(&["start", id]);
     }
     let mut lag_ms: Vec<f64> = lags.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
