@@ -101,16 +101,7 @@ fn user(cmd: UserCommand) -> ExitCode {
             }
         }
     };
-    match run() {
-        Ok(msg) => {
-            println!("{msg}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("dockward-web: {e}");
-            ExitCode::from(2)
-        }
-    }
+    report(run())
 }
 
 /// `host add|list|revoke`: clear messages and a non-zero exit on error. A
@@ -165,17 +156,17 @@ fn host(cmd: HostCommand) -> ExitCode {
                     dockward_frontend::server::sidecar::enrolled_host(&host.name, &host.url, e.dir(), &metrics)?;
                 let rt =
                     tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-                let call = shared::Call::new(shared::Verb::Revoke, &[]);
-                let told = match rt.block_on(sidecar.call::<shared::RevokeReport>(&call, Some(&by), None)) {
-                    Ok(r) => format!("its sidecar forgot {} secret(s)", r.keys_forgotten),
-                    Err(err) => format!("its sidecar could not be told ({err}); its secret is deleted here"),
-                };
-                e.remove(&name, &by, &told).map_err(|e| e.to_string())?;
-                Ok(format!("{name} revoked: {told}"))
+                rt.block_on(enrol::revoke(&e, Some(&sidecar), &name, &by)).map_err(|e| e.to_string())
             }
         }
     };
-    match run() {
+    report(run())
+}
+
+/// A CLI command's outcome: its message on stdout and exit 0, or the error
+/// on stderr and exit 2.
+fn report(result: Result<String, String>) -> ExitCode {
+    match result {
         Ok(msg) => {
             println!("{msg}");
             ExitCode::SUCCESS

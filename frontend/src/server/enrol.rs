@@ -341,6 +341,28 @@ impl Enrolment {
     }
 }
 
+/// Revokes enrolled host `name`: asks its sidecar (when there is one to
+/// ask) to forget its secrets, audited there under `by`, then forgets the
+/// host here. What happened, in words. The console's `/hosts` page, its
+/// server function and `dockward-web host revoke` all come here.
+pub async fn revoke(
+    e: &Enrolment,
+    sidecar: Option<&super::sidecar::Sidecar>,
+    name: &str,
+    by: &str,
+) -> Result<String, EnrolError> {
+    let call = shared::Call::new(shared::Verb::Revoke, &[]);
+    let told = match sidecar {
+        Some(h) => match h.call::<shared::RevokeReport>(&call, Some(by), None).await {
+            Ok(r) => format!("its sidecar forgot {} secret(s)", r.keys_forgotten),
+            Err(err) => format!("its sidecar could not be told ({err}); its secret is deleted here"),
+        },
+        None => "its sidecar was not in the fleet; its secret is deleted here".to_owned(),
+    };
+    e.remove(name, by, &told)?;
+    Ok(format!("{name} revoked: {told}"))
+}
+
 /// The one command to run on a new host: its sidecar, hardened as in
 /// compose, joining the console at `agent_url` (pinned) with `token`, its
 /// port published on the address of `url`.

@@ -12,13 +12,10 @@ use axum::Extension;
 use serde::Deserialize;
 
 use super::auth::{csrf_ok, CurrentUser};
+use super::password::escape;
 use super::Core;
 use crate::error::ConsoleError;
 use crate::types::{JoinCommand, Role};
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
-}
 
 #[derive(Deserialize)]
 pub struct PageQuery {

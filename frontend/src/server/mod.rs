@@ -178,18 +178,10 @@ impl Core {
                 what: format!("enrolled host {:?}", name.chars().take(64).collect::<String>()),
             });
         }
-        let told = match self.fleet.get().host(name) {
-            Some(h) => {
-                match h.call::<shared::RevokeReport>(&Call::new(Verb::Revoke, &[]), Some(&user.name), None).await {
-                    Ok(r) => format!("its sidecar forgot {} secret(s)", r.keys_forgotten),
-                    Err(err) => format!("its sidecar could not be told ({err}); its secret is deleted here"),
-                }
-            }
-            None => "its sidecar was not in the fleet; its secret is deleted here".to_owned(),
-        };
-        e.remove(name, &user.name, &told).map_err(enrol_error)?;
+        let said =
+            enrol::revoke(e, self.fleet.get().host(name).as_deref(), name, &user.name).await.map_err(enrol_error)?;
         self.enrolling.changed.notify_one();
-        Ok(format!("{name} revoked: {told}"))
+        Ok(said)
     }
 
     fn host(&self, name: &str) -> Result<Arc<sidecar::Sidecar>, ConsoleError> {

@@ -37,8 +37,9 @@ pub struct PageQuery {
     error: Option<String>,
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+/// Text for the server-rendered forms (this page, `/hosts`): HTML-escaped, quotes too.
+pub(super) fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }
 
 /// GET /password: the form.

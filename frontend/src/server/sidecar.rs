@@ -370,7 +370,7 @@ pub fn parse_hosts(spec: &str, secrets_dir: &std::path::Path, metrics: &Arc<Metr
         let (name, url) =
             item.split_once('=').ok_or_else(|| format!("DOCKWARD_HOSTS entry {item:?} is not name=url"))?;
         let (name, url) = (name.trim(), url.trim());
-        if !(1..=64).contains(&name.len()) || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+        if !super::enrol::valid_name(name) {
             return Err(format!("host name {name:?}: use 1–64 letters, digits, '-', '_' or '.'"));
         }
         if !(url.starts_with("http://") || url.starts_with("https://")) {
