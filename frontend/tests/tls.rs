@@ -83,7 +83,12 @@ async fn pinned_hosts_are_trusted_and_an_impostor_gets_nothing() {
     assert!(relay.attempts() > 0, "the console did try the impostor");
     let captured = relay.captured();
     assert!(captured.is_empty(), "the impostor received: {}", String::from_utf8_lossy(&captured));
-    let html = page(&console.base, "/", &admin.cookie).await;
+    // The page shows the published fleet (a frame at most 100 ms behind the metrics): wait for it.
+    let html = eventually(Duration::from_secs(10), "the page to say identity changed", || async {
+        let html = page(&console.base, "/", &admin.cookie).await;
+        chip(&html, "relayed").contains("identity changed").then_some(html)
+    })
+    .await;
     let shown = chip(&html, "relayed");
     assert!(shown.contains("identity changed") && shown.contains(&relay.fingerprint), "{shown}");
     assert!(html.contains("Host relayed: identity changed"), "the problem panel explains it");
