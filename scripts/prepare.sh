@@ -14,6 +14,8 @@ command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 command -v brotli >/dev/null 2>&1 || need+=(brotli)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
+# The outbound-agent test isolates a sidecar in a network namespace behind a firewall.
+command -v iptables >/dev/null 2>&1 || need+=(iptables)
 # ring (rustls' crypto) has C and assembly: the musl sidecar needs musl's gcc wrapper.
 command -v musl-gcc >/dev/null 2>&1 || need+=(musl-tools)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)

@@ -32,6 +32,9 @@ pub struct Plan {
     /// Stand-in hosts at the second size (0: skip it).
     pub big: usize,
     pub quick: bool,
+    /// Every host an outbound agent: the real sidecars and the stand-ins dial
+    /// the console's agent port and answer over their tunnels.
+    pub tunnel: bool,
 }
 
 impl Plan {
@@ -57,11 +60,17 @@ struct Standin {
 }
 
 impl Standin {
-    fn start(dir: &Path, recorded: &Path, hosts: usize) -> Standin {
+    /// Serves `hosts` stand-ins; with `agent` (its URL and pin), each dials
+    /// the console there as an outbound agent.
+    fn start(dir: &Path, recorded: &Path, hosts: usize, agent: Option<(&str, &str)>) -> Standin {
         let port = testkit::free_port();
         let log = dir.join(format!("standin-{hosts}.log"));
-        let child = Command::new(std::env::current_exe().expect("current exe"))
-            .arg("standin")
+        let mut cmd = Command::new(std::env::current_exe().expect("current exe"));
+        cmd.arg("standin");
+        if let Some((url, pin)) = agent {
+            cmd.args(["--connect", url, "--connect-pin", pin]);
+        }
+        let child = cmd
             .arg("--recorded")
             .arg(recorded)
             .args(["--hosts", &hosts.to_string(), "--listen", &format!("127.0.0.1:{port}"), "--secret", SECRET])
@@ -174,8 +183,21 @@ pub async fn fleet_scale(dir: &Path, site_root: &Path, plan: &Plan) -> Vec<Figur
     let http = reqwest::Client::builder().timeout(Duration::from_secs(300)).build().expect("client");
     let mut out = Vec::new();
     let ids = rig::ensure_fleet(PER_HOST);
-    eprintln!("  starting {} real sidecars", plan.real);
-    let real: Vec<Proc> = (0..plan.real).map(|i| rig::sidecar(dir, &format!("real{:02}", i + 1))).collect();
+    let real_name = |i: usize| format!("real{:02}", i + 1);
+    let stand_count = plan.hosts.saturating_sub(plan.real);
+    // Over tunnels, the console comes first: the hosts dial it.
+    let agent = plan.tunnel.then(|| {
+        let mut hosts: Vec<(String, String)> = (0..plan.real).map(|i| (real_name(i), "outbound".into())).collect();
+        hosts.extend((0..stand_count).map(|i| (standin::host_name("s", i), "outbound".into())));
+        rig::web_with_agent(dir, "web-50", &hosts, site_root, &[])
+    });
+    eprintln!("  starting {} real sidecars{}", plan.real, if plan.tunnel { ", outbound" } else { "" });
+    let real: Vec<Proc> = (0..plan.real)
+        .map(|i| match &agent {
+            Some((_, url, pin)) => rig::sidecar_outbound(dir, &real_name(i), url, pin, &real_name(i)),
+            None => rig::sidecar(dir, &real_name(i)),
+        })
+        .collect();
     let recorded = dir.join("recorded.json");
     let first = real.first().expect("at least one real sidecar");
     crate::scenarios::wait_for_stats(&http, first, PER_HOST).await;
@@ -183,12 +205,14 @@ pub async fn fleet_scale(dir: &Path, site_root: &Path, plan: &Plan) -> Vec<Figur
     eprintln!("  recorded {n} containers from real01");
 
     // 50 × 100: the real sidecars and the stand-ins.
-    let stand = Standin::start(dir, &recorded, plan.hosts.saturating_sub(plan.real));
-    let mut hosts: Vec<(String, String)> =
-        real.iter().enumerate().map(|(i, p)| (format!("real{:02}", i + 1), p.url(""))).collect();
+    let stand = Standin::start(dir, &recorded, stand_count, agent.as_ref().map(|(_, u, p)| (u.as_str(), p.as_str())));
+    let mut hosts: Vec<(String, String)> = real.iter().enumerate().map(|(i, p)| (real_name(i), p.url(""))).collect();
     hosts.extend(stand.hosts());
     let total = hosts.len() * PER_HOST;
-    let web = rig::web_urls(dir, "web-50", &hosts, site_root);
+    let web = match agent {
+        Some((web, _, _)) => web,
+        None => rig::web_urls(dir, "web-50", &hosts, site_root),
+    };
     let cookie = rig::login(&web).await;
     // An operator's tab open throughout: the console follows stats while a
     // page shows them, so the measured tabs join a console in its steady state.
@@ -250,7 +274,7 @@ pub async fn fleet_scale(dir: &Path, site_root: &Path, plan: &Plan) -> Vec<Figur
     rig::remove_all();
 
     if plan.big > 0 {
-        let stand = Standin::start(dir, &recorded, plan.big);
+        let stand = Standin::start(dir, &recorded, plan.big, None);
         let hosts = stand.hosts();
         let total = hosts.len() * PER_HOST;
         let web = rig::web_urls(dir, "web-big", &hosts, site_root);

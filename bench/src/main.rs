@@ -28,6 +28,9 @@ enum Scenario {
     Fleet,
     /// Issue 14: what HTTPS with a pinned certificate adds to a cached stats request.
     Tls,
+    /// Issue 14: what an outbound agent's tunnel adds to a call through the console, and the
+    /// fleet scenario's 50 hosts all dialling in.
+    Tunnel,
 }
 
 #[derive(Debug, Parser)]
@@ -131,8 +134,25 @@ async fn main() -> ExitCode {
         eprintln!("== TLS: a cached stats request, plain and pinned HTTPS (50 containers)");
         figures.extend(scenarios::tls_overhead(dir.path(), cli.quick).await);
     }
+    if run(Scenario::Tunnel) {
+        eprintln!("== tunnel: a call through the console to a direct host and to an outbound agent (50 containers)");
+        figures.extend(scenarios::tunnel_overhead(dir.path(), &cli.site_root, cli.quick).await);
+        let plan = fleet::Plan { real: cli.fleet_real, hosts: cli.fleet_hosts, big: 0, quick: cli.quick, tunnel: true };
+        eprintln!("== fleet over tunnels ({} hosts, {} real, all outbound) × 100 containers", plan.hosts, plan.real);
+        let mut over = fleet::fleet_scale(dir.path(), &cli.site_root, &plan).await;
+        for f in &mut over {
+            f.scenario = "10. fleet over tunnels".into();
+        }
+        figures.extend(over);
+    }
     if run(Scenario::Fleet) {
-        let plan = fleet::Plan { real: cli.fleet_real, hosts: cli.fleet_hosts, big: cli.fleet_big, quick: cli.quick };
+        let plan = fleet::Plan {
+            real: cli.fleet_real,
+            hosts: cli.fleet_hosts,
+            big: cli.fleet_big,
+            quick: cli.quick,
+            tunnel: false,
+        };
         eprintln!(
             "== fleet scale ({} hosts, {} real; then {} stand-ins) × 100 containers",
             plan.hosts, plan.real, plan.big

@@ -127,7 +127,23 @@ pub fn sidecar_https(dir: &Path, name: &str) -> (Proc, String) {
     (p, fp)
 }
 
-fn sidecar_with(dir: &Path, name: &str, env: &[(&str, String)]) -> Proc {
+/// A release sidecar that dials the console's agent port at `agent`
+/// (pinned to `agent_pin`) as outbound host `host`; it also listens (plain,
+/// on loopback) for its own readiness check.
+pub fn sidecar_outbound(dir: &Path, name: &str, agent: &str, agent_pin: &str, host: &str) -> Proc {
+    sidecar_with(
+        dir,
+        name,
+        &[
+            ("DOCKWARD_PLAIN_HTTP", "true".into()),
+            ("DOCKWARD_CONNECT", agent.to_owned()),
+            ("DOCKWARD_CONNECT_PIN", agent_pin.to_owned()),
+            ("DOCKWARD_CONNECT_AS", host.to_owned()),
+        ],
+    )
+}
+
+pub fn sidecar_with(dir: &Path, name: &str, env: &[(&str, String)]) -> Proc {
     let port = free_port();
     let log = dir.join(format!("{name}.log"));
     let secret = dir.join(format!("{name}.secret"));
@@ -162,10 +178,48 @@ pub fn web(dir: &Path, hosts: &[(&str, u16)], site_root: &Path) -> Proc {
 /// A release console reading `hosts` (name → sidecar base URL), with one
 /// admin; `name` names its log file.
 pub fn web_urls(dir: &Path, name: &str, hosts: &[(String, String)], site_root: &Path) -> Proc {
+    // No enrolment in the bench: no agent port, nothing written outside its directory.
+    web_with(dir, name, hosts, site_root, &[], &[("DOCKWARD_AGENT_LISTEN", "off".into())])
+}
+
+/// A release console as [`web_urls`] with its agent port on loopback (for
+/// outbound hosts, `name=outbound` in `hosts`; `pins` are the pin files of
+/// `https://` hosts, as (host, fingerprint)); its agent URL and fingerprint.
+pub fn web_with_agent(
+    dir: &Path,
+    name: &str,
+    hosts: &[(String, String)],
+    site_root: &Path,
+    pins: &[(&str, &str)],
+) -> (Proc, String, String) {
+    let agent = format!("127.0.0.1:{}", free_port());
+    let cert = dir.join(format!("{name}-agent.crt"));
+    let env = [
+        ("DOCKWARD_AGENT_LISTEN", agent.clone()),
+        ("DOCKWARD_AGENT_TLS_CERT_FILE", cert.display().to_string()),
+        ("DOCKWARD_AGENT_TLS_KEY_FILE", dir.join(format!("{name}-agent.key")).display().to_string()),
+    ];
+    let web = web_with(dir, name, hosts, site_root, pins, &env);
+    // The identity is made before the console serves.
+    let fp = tls::identity::cert_fingerprint(&cert).expect("the agent certificate").to_string();
+    (web, format!("https://{agent}"), fp)
+}
+
+fn web_with(
+    dir: &Path,
+    name: &str,
+    hosts: &[(String, String)],
+    site_root: &Path,
+    pins: &[(&str, &str)],
+    env: &[(&str, String)],
+) -> Proc {
     let secrets = dir.join("web-secrets");
     std::fs::create_dir_all(&secrets).expect("secrets dir");
     for (name, _) in hosts {
         std::fs::write(secrets.join(name), SECRET).expect("secret file");
+    }
+    for (host, fp) in pins {
+        std::fs::write(secrets.join(format!("{host}.pin")), format!("{fp}\n")).expect("pin file");
     }
     let users = dir.join("users.json");
     if !users.exists() {
@@ -191,11 +245,10 @@ pub fn web_urls(dir: &Path, name: &str, hosts: &[(String, String)], site_root: &
         .env("DOCKWARD_HOST_SECRETS_DIR", &secrets)
         .env("DOCKWARD_USERS_FILE", &users)
         .env("DOCKWARD_SITE_ROOT", site_root)
-        // No enrolment in the bench: no agent port, nothing written outside its directory.
-        .env("DOCKWARD_AGENT_LISTEN", "off")
         .env("DOCKWARD_ENROL_DIR", dir.join(format!("{name}-hosts")))
         // One bench user makes every request: no per-user rate limit.
         .env("DOCKWARD_USER_REQUESTS_PER_SECOND", "1000000")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log file"))
         .spawn()

@@ -638,3 +638,62 @@ pub async fn tls_overhead(dir: &Path, quick: bool) -> Vec<Figure> {
             .note(format!("{} requests: handshake (ECDSA P-256, TLS 1.3) included", c.len())),
     ]
 }
+
+/// Issue 14: what an outbound agent's tunnel adds to a call made through the
+/// console (target ≤ 2 ms at p50): the same container's page (the sidecar's
+/// inspect and stats history) asked of a host the console reaches over
+/// pinned HTTPS and of one whose sidecar dialled in, alternated.
+pub async fn tunnel_overhead(dir: &Path, site_root: &Path, quick: bool) -> Vec<Figure> {
+    const S: &str = "10. tunnel";
+    let ids = rig::ensure_fleet(50);
+    let (direct, fp) = rig::sidecar_https(dir, "tun-direct");
+    let hosts = vec![
+        ("direct".to_owned(), format!("https://127.0.0.1:{}", direct.port)),
+        ("edge".to_owned(), "outbound".to_owned()),
+    ];
+    let (web, agent, pin) = rig::web_with_agent(dir, "web-tunnel", &hosts, site_root, &[("direct", &fp)]);
+    let edge = rig::sidecar_outbound(dir, "tun-edge", &agent, &pin, "edge");
+    let cookie = rig::login(&web).await;
+    let http = reqwest::Client::new();
+    let id = ids.first().expect("a bench container").clone();
+    let page = |host: &'static str| {
+        let (http, url, cookie, id) = (http.clone(), web.url("/api/fn/container"), cookie.clone(), id.clone());
+        async move {
+            let t = Instant::now();
+            let r = http.post(url).header("cookie", cookie).form(&[("host", host), ("id", &id)]).send().await;
+            let ok = match r {
+                Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
+                _ => false,
+            };
+            ok.then(|| t.elapsed())
+        }
+    };
+    // Until both answer (the agent dials in within a second or two).
+    let start = Instant::now();
+    while page("direct").await.is_none() || page("edge").await.is_none() {
+        assert!(start.elapsed() < Duration::from_secs(60), "the hosts did not answer through the console");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for _ in 0..50 {
+        page("direct").await;
+        page("edge").await;
+    }
+    let n = if quick { 300 } else { 3000 };
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        a.push(page("direct").await.expect("the direct host's page"));
+        b.push(page("edge").await.expect("the outbound host's page"));
+    }
+    a.sort();
+    b.sort();
+    let (pa, pb) = (rig::pct_ms(&a, 50.0), rig::pct_ms(&b, 50.0));
+    eprintln!("  container page p50: direct HTTPS {pa:.3} ms, tunnelled {pb:.3} ms");
+    drop((edge, direct, web));
+    vec![
+        Figure::new(S, "container page through the console p50, direct (pinned HTTPS)", Some(50), round3(pa), "ms"),
+        Figure::new(S, "container page through the console p50, outbound agent (tunnel)", Some(50), round3(pb), "ms"),
+        Figure::new(S, "the tunnel adds at p50", Some(50), round3(pb - pa), "ms").at_most(2.0).note(format!(
+            "{n} of each, alternated, on loopback; each page is two sidecar calls (inspect, stats history)"
+        )),
+    ]
+}

@@ -47,6 +47,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use shared::{ContainerEvent, ContainerState, ContainerSummary, DiskReport, StatsSample, StatsSnapshot};
 use tokio::sync::broadcast;
+use tower::ServiceExt;
 
 /// One real sidecar's answers, replayed by every stand-in host.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -78,6 +79,14 @@ pub struct Args {
     /// The bearer secret every call must carry.
     #[arg(long)]
     pub secret: String,
+    /// Outbound agents: every host dials the console's agent port here
+    /// (`https://host:port`) and answers over its tunnel, as a sidecar with
+    /// `--connect` does (the sidecar's own tunnel code).
+    #[arg(long, requires = "connect_pin")]
+    pub connect: Option<String>,
+    /// The console's agent certificate fingerprint, for --connect.
+    #[arg(long)]
+    pub connect_pin: Option<String>,
 }
 
 pub fn host_name(prefix: &str, i: usize) -> String {
@@ -397,6 +406,25 @@ pub async fn serve(args: Args) -> std::io::Result<()> {
         .route("/_bench/counts", get(counts))
         .fallback(|| async { error(StatusCode::NOT_FOUND, shared::ErrorCode::NotFound, "no such route") })
         .with_state(sim);
+    if let (Some(url), Some(pin)) = (&args.connect, &args.connect_pin) {
+        let pin: tls::Fingerprint = pin.parse().map_err(std::io::Error::other)?;
+        for i in 0..args.hosts {
+            let name = host_name(&args.prefix, i);
+            let out =
+                sidecar::tunnel::Outbound::new(url, pin, &name, args.secret.clone()).map_err(std::io::Error::other)?;
+            // The console asks for `/v1/…`; this host answers at `/h/<name>/v1/…`.
+            let prefix = format!("/h/{name}");
+            let one =
+                Router::new().fallback_service(app.clone().map_request(move |mut req: axum::extract::Request| {
+                    let path = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+                    if let Ok(uri) = format!("{prefix}{path}").parse() {
+                        *req.uri_mut() = uri;
+                    }
+                    req
+                }));
+            tokio::spawn(sidecar::tunnel::run(out, one));
+        }
+    }
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     axum::serve(listener, app).await
 }

@@ -120,10 +120,11 @@ fn host(cmd: HostCommand) -> ExitCode {
                 let issued =
                     e.issue(&name, &url, minutes.saturating_mul(60), &by, |_| false).map_err(|e| e.to_string())?;
                 let pin = identity.fingerprint.to_string();
+                let outbound = if url == shared::OUTBOUND { " --outbound" } else { "" };
                 Ok(format!(
                     "join token for {name} (single use, valid {minutes} min):\n  {}\n\nOn the new host, run:\n\n{}\n\n\
                      (or, with the binary: DOCKWARD_SECRET_FILE=… dockward-sidecar join --console {agent_url} \
-                     --console-pin {pin} --token {})",
+                     --console-pin {pin} --token {}{outbound})",
                     issued.token.as_str(),
                     enrol::join_command(&url, &agent_url, &pin, issued.token.as_str()),
                     issued.token.as_str(),
@@ -151,9 +152,10 @@ fn host(cmd: HostCommand) -> ExitCode {
                     .into_iter()
                     .find(|h| h.name == name)
                     .ok_or_else(|| format!("{name} is not a host enrolled through the console"))?;
-                let metrics = std::sync::Arc::default();
-                let sidecar =
-                    dockward_frontend::server::sidecar::enrolled_host(&host.name, &host.url, e.dir(), &metrics)?;
+                // An outbound host's tunnel lives in the console's process: from here it is not
+                // connected, and its secret is deleted here only (the console then closes its tunnel).
+                let links = Default::default();
+                let sidecar = dockward_frontend::server::sidecar::host(&host.name, &host.url, e.dir(), &links)?;
                 let rt =
                     tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
                 rt.block_on(enrol::revoke(&e, Some(&sidecar), &name, &by)).map_err(|e| e.to_string())

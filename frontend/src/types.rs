@@ -87,8 +87,11 @@ pub struct HostEntry {
     pub url: String,
     /// Enrolled through the console (and so revocable here), or configured.
     pub enrolled: bool,
-    /// The fingerprints it is pinned by (empty for `http://`).
+    /// The fingerprints it is pinned by (empty for `http://` and outbound hosts).
     pub pins: Vec<String>,
+    /// For an outbound host (its sidecar dials the console): where its
+    /// tunnel comes from, `None` while it is not connected.
+    pub outbound: Option<Option<String>>,
 }
 
 /// A join token as shown once: the command to run on the new host.

@@ -83,6 +83,20 @@ impl std::fmt::Debug for EnrolAnswer {
     }
 }
 
+/// An outbound agent's tunnel: the sidecar dials the console's agent port,
+/// asks `GET` [`TUNNEL_PATH`] to be upgraded to [`TUNNEL_PROTOCOL`] with its
+/// host name in [`TUNNEL_HOST_HEADER`] and its secret as a bearer token; on
+/// `101 Switching Protocols` the roles turn: the console speaks HTTP/2 to the
+/// sidecar's own router over that connection.
+pub const TUNNEL_PATH: &str = "/tunnel";
+/// The `Upgrade` protocol of the tunnel.
+pub const TUNNEL_PROTOCOL: &str = "dockward-tunnel/1";
+/// The header naming the host that dials.
+pub const TUNNEL_HOST_HEADER: &str = "x-dockward-host";
+/// What stands for a host's address when its sidecar dials the console
+/// (`DOCKWARD_HOSTS=edge1=outbound`, "Add a host" with the address `outbound`).
+pub const OUTBOUND: &str = "outbound";
+
 /// `POST /v1/revoke`: what the sidecar forgot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -23,7 +23,9 @@ pub use container::{
     LogStream, LogsPage, Mount, NetworkAttachment, PortMapping, VolumeUsage,
 };
 pub use engine::{EngineProblem, EngineProblemKind};
-pub use enrol::{EnrolAnswer, EnrolRequest, JoinToken, RevokeReport};
+pub use enrol::{
+    EnrolAnswer, EnrolRequest, JoinToken, RevokeReport, OUTBOUND, TUNNEL_HOST_HEADER, TUNNEL_PATH, TUNNEL_PROTOCOL,
+};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use stats::{HistoryPoint, StatsHistory, StatsSample, StatsSnapshot};
 pub use validate::{bounded, limits, ContainerRef, ImageRef, ValidationError};

@@ -65,6 +65,10 @@ pub struct JoinArgs {
     /// host is enrolled.
     #[arg(long, env = "DOCKWARD_JOIN_TOKEN")]
     pub token: String,
+    /// An outbound agent: once enrolled, dial the console (the --console address) instead of
+    /// waiting for it to connect; the host needs no inbound port.
+    #[arg(long, env = "DOCKWARD_OUTBOUND", default_value_t = false)]
+    pub outbound: bool,
     #[command(flatten)]
     pub serve: ServeArgs,
 }
@@ -88,6 +92,24 @@ pub struct TlsArgs {
     /// as "unencrypted".
     #[arg(long, env = "DOCKWARD_PLAIN_HTTP", default_value_t = false)]
     pub plain_http: bool,
+}
+
+/// An outbound agent: the sidecar dials its console and serves the verbs
+/// over that connection, so its host needs no inbound port.
+#[derive(Debug, Clone, Args)]
+pub struct OutboundArgs {
+    /// Dial the console's agent port at this address (`https://host:port`) and serve the verbs over
+    /// that connection: same router, allow-list, audit and rate limits as the listener, and the host
+    /// needs no inbound port. The console's pin and this host's name come from the enrolment
+    /// (`join --outbound`) unless given below. Reconnects with backoff and jitter.
+    #[arg(long, env = "DOCKWARD_CONNECT")]
+    pub connect: Option<String>,
+    /// The console's agent certificate fingerprint (`sha256:…`) for --connect; the enrolment's when unset.
+    #[arg(long, env = "DOCKWARD_CONNECT_PIN", value_parser = parse_fingerprint)]
+    pub connect_pin: Option<tls::Fingerprint>,
+    /// This host's name in the console for --connect; the enrolment's when unset.
+    #[arg(long, env = "DOCKWARD_CONNECT_AS")]
+    pub connect_as: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -155,6 +177,8 @@ pub struct ServeArgs {
     pub listen: SocketAddr,
     #[command(flatten)]
     pub tls: TlsArgs,
+    #[command(flatten)]
+    pub outbound: OutboundArgs,
 
     /// Shared secret (at least 32 bytes), from the environment variable
     /// `DOCKWARD_SECRET` only: never a flag, since argv is readable by every

@@ -39,7 +39,7 @@ pub enum JoinError {
     #[error("cannot reach the console at {url}: {reason}")]
     Unreachable { url: String, reason: String },
     #[error(
-        "the console at {url} presented the certificate {presented}, not the one pinned ({pinned}): the token was not sent"
+        "the console at {url} presented the certificate {presented}, not the one pinned ({pinned}): nothing was sent to it"
     )]
     WrongConsole { url: String, presented: String, pinned: String },
     #[error("the console refused the enrolment (HTTP {status}): {message}")]
@@ -74,7 +74,7 @@ pub fn already_enrolled(secret: &Path) -> bool {
 }
 
 /// The console's agent URL: `https://host[:port]`, nothing else.
-fn parse_console(url: &str) -> Result<(String, u16), JoinError> {
+pub(crate) fn parse_console(url: &str) -> Result<(String, u16), JoinError> {
     let bad = |why: &str| JoinError::BadUrl(url.to_owned(), why.to_owned());
     let uri: Uri = url.parse().map_err(|_| bad("not a URL (https://host:port)"))?;
     if uri.scheme_str() != Some("https") {
@@ -121,9 +121,45 @@ pub async fn join(
     Ok(enrolment)
 }
 
+/// The enrolment kept beside `secret_file`, if this host joined a console.
+pub fn read_enrolment(secret_file: &Path) -> Option<Enrolment> {
+    let text = std::fs::read(enrolment_file(secret_file)).ok()?;
+    serde_json::from_slice(&text).ok()
+}
+
 fn write_enrolment(secret_file: &Path, e: &Enrolment) -> Result<(), JoinError> {
     let json = serde_json::to_vec_pretty(e).map_err(|e| JoinError::Store(e.to_string()))?;
     tls::identity::write_new(&enrolment_file(secret_file), &json, 0o600).map_err(|e| JoinError::Store(e.to_string()))
+}
+
+/// A TLS connection to the console's agent port, its certificate pinned:
+/// another certificate ends the handshake before a byte is sent.
+pub(crate) async fn connect_console(
+    url: &str,
+    host: &str,
+    port: u16,
+    pin: Fingerprint,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, JoinError> {
+    let unreachable = |reason: String| JoinError::Unreachable { url: url.to_owned(), reason };
+    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect((host, port)))
+        .await
+        .map_err(|_| unreachable("timed out connecting".into()))?
+        .map_err(|e| unreachable(e.to_string()))?;
+    let _ = tcp.set_nodelay(true);
+    let verifier = Arc::new(tls::PinVerifier::new(tls::Pins::fixed(vec![pin])));
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls::client_config(verifier.clone())));
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned()).map_err(|e| unreachable(e.to_string()))?;
+    tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, tcp))
+        .await
+        .map_err(|_| unreachable("timed out in the TLS handshake".into()))?
+        .map_err(|e| match verifier.refused() {
+            Some(presented) => JoinError::WrongConsole {
+                url: url.to_owned(),
+                presented: presented.to_string(),
+                pinned: pin.to_string(),
+            },
+            None => unreachable(e.to_string()),
+        })
 }
 
 /// `POST /enrol` over TLS to the console, its certificate pinned.
@@ -135,24 +171,7 @@ async fn post_enrol(
     body: Vec<u8>,
 ) -> Result<EnrolAnswer, JoinError> {
     let unreachable = |reason: String| JoinError::Unreachable { url: url.to_owned(), reason };
-    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect((host, port)))
-        .await
-        .map_err(|_| unreachable("timed out connecting".into()))?
-        .map_err(|e| unreachable(e.to_string()))?;
-    let verifier = Arc::new(tls::PinVerifier::new(tls::Pins::fixed(vec![pin])));
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls::client_config(verifier.clone())));
-    let name = rustls::pki_types::ServerName::try_from(host.to_owned()).map_err(|e| unreachable(e.to_string()))?;
-    let stream = tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, tcp))
-        .await
-        .map_err(|_| unreachable("timed out in the TLS handshake".into()))?
-        .map_err(|e| match verifier.refused() {
-            Some(presented) => JoinError::WrongConsole {
-                url: url.to_owned(),
-                presented: presented.to_string(),
-                pinned: pin.to_string(),
-            },
-            None => unreachable(e.to_string()),
-        })?;
+    let stream = connect_console(url, host, port, pin).await?;
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| unreachable(e.to_string()))?;
     tokio::spawn(conn);

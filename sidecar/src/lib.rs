@@ -22,4 +22,5 @@ pub mod router;
 pub mod server;
 pub mod state;
 pub mod stats;
+pub mod tunnel;
 pub mod verbs;

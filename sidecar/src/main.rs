@@ -27,7 +27,10 @@ fn main() -> ExitCode {
         Some(Command::Tls(cmd)) => tls_command(cmd),
         Some(Command::Serve(args)) => serve(*args, None),
         Some(Command::Join(join)) => {
-            let JoinArgs { console, console_pin, token, serve: args } = *join;
+            let JoinArgs { console, console_pin, token, outbound, serve: mut args } = *join;
+            if outbound && args.outbound.connect.is_none() {
+                args.outbound.connect = Some(console.clone());
+            }
             serve(args, Some((console, console_pin, token)))
         }
         None => serve(cli.serve, None),

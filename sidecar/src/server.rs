@@ -35,6 +35,8 @@ pub enum StartError {
     Docker(#[from] ConnectError),
     #[error(transparent)]
     Tls(#[from] tls::IdentityError),
+    #[error(transparent)]
+    Outbound(#[from] crate::tunnel::OutboundError),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
 }
@@ -52,6 +54,8 @@ pub struct Server {
     listener: TcpListener,
     /// `None` with `--plain-http`.
     identity: Option<Arc<ReloadingIdentity>>,
+    /// `--connect`: the console this sidecar dials.
+    outbound: Option<crate::tunnel::Outbound>,
 }
 
 const HEALTH_PROBE_EVERY: Duration = Duration::from_secs(1);
@@ -84,6 +88,7 @@ impl Server {
             }
             Some(Arc::new(ReloadingIdentity::new(id, cert.clone(), key.clone())))
         };
+        let outbound = crate::tunnel::Outbound::from_args(args)?;
         let policy = Arc::new(Policy::new(args.scope_label.as_deref(), &args.protect_images, &args.mask_env_pattern)?);
         let metrics = Arc::new(Metrics::default());
         let (key, key_created) = AuditKey::load_or_create(&args.audit_key_file).map_err(ChainError::from)?;
@@ -160,13 +165,18 @@ impl Server {
         let scheme = if identity.is_some() { "https" } else { "http" };
         let fingerprint = identity.as_ref().map(|id| id.fingerprint().to_string());
         tracing::info!(%addr, scheme, fingerprint, keys = ?state.secrets.ids(), audit = %args.audit_log.display(), "dockward-sidecar listening");
-        Ok(Self { addr, state, listener, identity })
+        if let Some(out) = &outbound {
+            tracing::info!(console = %out.url, pin = %out.pin, host = %out.name, "outbound agent: dialling the console");
+        }
+        Ok(Self { addr, state, listener, identity, outbound })
     }
 
     /// Serves until `shutdown` resolves.
     pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let audit = self.state.audit.clone();
         let router = router::router(self.state);
+        // The same router over the tunnel, for as long as the listener serves.
+        let tunnel = self.outbound.map(|out| tokio::spawn(crate::tunnel::run(out, router.clone())));
         let served = match self.identity {
             Some(identity) => {
                 let config = Arc::new(tls::server::server_config(identity));
@@ -182,6 +192,9 @@ impl Server {
                     .await
             }
         };
+        if let Some(t) = tunnel {
+            t.abort();
+        }
         // Refusals counted since the last summary are written before exiting.
         if let Err(e) = audit.flush_denials(true).await {
             tracing::error!(error = %e, "writing the last refusal summary failed");

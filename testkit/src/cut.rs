@@ -8,7 +8,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 pub struct CutProxy {
-    /// `http://127.0.0.1:<port>`: where to connect instead of the target.
+    /// `http://<ip>:<port>`: where to connect instead of the target.
     pub base: String,
     up: Arc<AtomicBool>,
     cuts: watch::Sender<u64>,
@@ -17,7 +17,12 @@ pub struct CutProxy {
 impl CutProxy {
     /// Forwards every connection to `target` (`host:port`).
     pub async fn start(target: &str) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
+        Self::start_on("127.0.0.1", target).await
+    }
+
+    /// [`CutProxy::start`], listening on address `ip`.
+    pub async fn start_on(ip: &str, target: &str) -> Self {
+        let listener = TcpListener::bind((ip, 0)).await.expect("bind the proxy");
         let base = format!("http://{}", listener.local_addr().expect("its address"));
         let up = Arc::new(AtomicBool::new(true));
         let (cuts, _) = watch::channel(0u64);

@@ -23,6 +23,7 @@ pub mod console;
 pub mod cut;
 #[cfg(feature = "sidecar")]
 pub mod impostor;
+pub mod netns;
 #[cfg(feature = "scenarios")]
 pub mod scenarios;
 #[cfg(feature = "sidecar")]

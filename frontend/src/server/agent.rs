@@ -2,7 +2,8 @@
 //! console's own identity, whose fingerprint the join command carries, so a
 //! joining sidecar sends its token to this console and nothing else. It
 //! serves `POST /enrol` only: a token and a fingerprint in, the host's
-//! secret out, once. Unauthenticated by nature (the token is the
+//! secret out, once; and `GET /tunnel`, where outbound agents dial in
+//! (`tunnel`). Enrolment is unauthenticated by nature (the token is the
 //! credential), so it is small: a 4 KiB body, JSON in and out, ten tries a
 //! minute per address and 120 in all, every refusal audited by the enrolment store.
 
@@ -13,12 +14,13 @@ use std::sync::Arc;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use shared::EnrolRequest;
 
 use super::enrol::{EnrolError, Enrolment};
+use super::tunnel::Tunnels;
 
 /// Largest enrolment request.
 const BODY_MAX: usize = 4096;
@@ -31,13 +33,27 @@ pub struct Agent {
     limiter: DefaultKeyedRateLimiter<IpAddr>,
     /// All addresses together: many addresses cannot flood the audit log either.
     all: governor::DefaultDirectRateLimiter,
+    /// Where outbound agents' tunnels are kept.
+    tunnels: Arc<Tunnels>,
+    /// Refused tunnels, per address; past ten a minute the address is
+    /// refused unread for a minute (`blocked`).
+    tunnel_refusals: DefaultKeyedRateLimiter<IpAddr>,
+    blocked: std::sync::Mutex<std::collections::HashMap<IpAddr, std::time::Instant>>,
 }
 
 impl Agent {
-    pub fn new(enrolment: Enrolment, changed: Arc<tokio::sync::Notify>) -> Self {
+    pub fn new(enrolment: Enrolment, changed: Arc<tokio::sync::Notify>, tunnels: Arc<Tunnels>) -> Self {
         let quota = Quota::per_minute(NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN));
         let all = Quota::per_minute(NonZeroU32::new(120).unwrap_or(NonZeroU32::MIN));
-        Self { enrolment, changed, limiter: RateLimiter::keyed(quota), all: RateLimiter::direct(all) }
+        Self {
+            enrolment,
+            changed,
+            limiter: RateLimiter::keyed(quota),
+            all: RateLimiter::direct(all),
+            tunnels,
+            tunnel_refusals: RateLimiter::keyed(quota),
+            blocked: Default::default(),
+        }
     }
 }
 
@@ -92,11 +108,46 @@ async fn enrol(
     }
 }
 
+/// `GET /tunnel`: an outbound agent dials in (see `tunnel`). After ten
+/// refusals in a minute an address is refused unread for a minute.
+async fn tunnel(
+    State(agent): State<Arc<Agent>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: axum::extract::Request,
+) -> Response {
+    let now = std::time::Instant::now();
+    {
+        let mut blocked = agent.blocked.lock().unwrap_or_else(|e| e.into_inner());
+        if blocked.len() > 10_000 {
+            blocked.retain(|_, until| *until > now);
+        }
+        if blocked.get(&peer.ip()).is_some_and(|until| *until > now) {
+            return error(429, "rate_limited", "too many refused tunnels from this address; wait a minute".into());
+        }
+    }
+    match super::tunnel::accept(&agent.tunnels, req, peer) {
+        Ok(upgraded) => upgraded,
+        Err(e) => {
+            if agent.tunnel_refusals.len() > 10_000 {
+                agent.tunnel_refusals.retain_recent();
+            }
+            if agent.tunnel_refusals.check_key(&peer.ip()).is_err() {
+                let until = now + std::time::Duration::from_secs(60);
+                agent.blocked.lock().unwrap_or_else(|e| e.into_inner()).insert(peer.ip(), until);
+            }
+            tracing::warn!(%peer, error = %e, "refused a tunnel");
+            let code = if e.status() == 401 { "unauthorized" } else { "bad_request" };
+            error(e.status(), code, e.to_string())
+        }
+    }
+}
+
 pub fn router(agent: Arc<Agent>) -> Router {
     Router::new()
         .route("/enrol", post(enrol))
+        .route(shared::TUNNEL_PATH, get(tunnel))
         .layer(DefaultBodyLimit::max(BODY_MAX))
-        .fallback(|| async { error(404, "not_found", "the agent port serves POST /enrol only".into()) })
+        .fallback(|| async { error(404, "not_found", "the agent port serves POST /enrol and GET /tunnel only".into()) })
         .with_state(agent)
 }
 

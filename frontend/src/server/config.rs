@@ -49,7 +49,8 @@ pub enum HostCommand {
     Add {
         /// The host's name in the console.
         name: String,
-        /// Where the console will reach its sidecar: `https://address:port`.
+        /// Where the console will reach its sidecar: `https://address:port`, or `outbound` for a
+        /// sidecar that dials the console (its host needs no inbound port).
         #[arg(long)]
         url: String,
         /// Minutes the token stays valid (1–15).

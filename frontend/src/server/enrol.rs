@@ -107,8 +107,13 @@ pub fn valid_name(name: &str) -> bool {
 }
 
 fn valid_url(url: &str) -> Result<(), EnrolError> {
+    if url == shared::OUTBOUND {
+        return Ok(());
+    }
     let rest = url.strip_prefix("https://").ok_or_else(|| {
-        EnrolError::Invalid(format!("{url:?}: a host's URL is https://address:port (its sidecar serves TLS)"))
+        EnrolError::Invalid(format!(
+            "{url:?}: a host's URL is https://address:port (its sidecar serves TLS), or `outbound` (its sidecar dials the console)"
+        ))
     })?;
     let ok = !rest.is_empty()
         && rest.len() <= 253
@@ -364,18 +369,25 @@ pub async fn revoke(
 }
 
 /// The one command to run on a new host: its sidecar, hardened as in
-/// compose, joining the console at `agent_url` (pinned) with `token`, its
-/// port published on the address of `url`.
+/// compose, joining the console at `agent_url` (pinned) with `token`; its
+/// port published on the address of `url`, or, for an `outbound` host, no
+/// port at all: it dials the console.
 pub fn join_command(url: &str, agent_url: &str, agent_pin: &str, token: &str) -> String {
-    let publish = url.trim_start_matches("https://");
-    let publish = if publish.contains(':') { publish.to_owned() } else { format!("{publish}:7700") };
+    let (publish, outbound) = if url == shared::OUTBOUND {
+        // Its listener stays on the container's loopback, for its own healthcheck.
+        ("-e DOCKWARD_LISTEN=127.0.0.1:7700".to_owned(), " --outbound")
+    } else {
+        let publish = url.trim_start_matches("https://");
+        let publish = if publish.contains(':') { publish.to_owned() } else { format!("{publish}:7700") };
+        (format!("-p {publish}:7700"), "")
+    };
     format!(
         "docker run -d --name dockward-sidecar --restart unless-stopped \\\n  \
          -u 0:0 --cap-drop ALL --cap-add SETUID --cap-add SETGID --security-opt no-new-privileges:true --read-only \\\n  \
          -e DOCKWARD_RUN_AS=65532:65532 -e DOCKWARD_SECRET_FILE=/var/lib/dockward-key/secret \\\n  \
          -v /var/run/docker.sock:/var/run/docker.sock -v dockward-audit:/var/lib/dockward -v dockward-key:/var/lib/dockward-key \\\n  \
-         -p {publish}:7700 --label dockward.protect=true \\\n  \
-         dockward-sidecar:local join --console {agent_url} --console-pin {agent_pin} --token {token}"
+         {publish} --label dockward.protect=true \\\n  \
+         dockward-sidecar:local join --console {agent_url} --console-pin {agent_pin} --token {token}{outbound}"
     )
 }
 

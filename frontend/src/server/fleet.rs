@@ -931,7 +931,7 @@ mod tests {
                 format!("{n}=http://127.0.0.1:9")
             })
             .collect();
-        let hosts = super::super::sidecar::parse_hosts(&spec.join(","), dir.path(), &Arc::default()).unwrap();
+        let hosts = super::super::sidecar::parse_hosts(&spec.join(","), dir.path(), &Default::default()).unwrap();
         Arc::new(FleetHub::new(hosts, Duration::from_secs(10), Duration::from_secs(2)))
     }
 

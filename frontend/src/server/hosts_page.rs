@@ -72,7 +72,14 @@ fn render(core: &Core, u: &CurrentUser, note: &str, confirm: Option<&str>) -> Re
     }
     out.push_str("<table class=\"hosts\"><thead><tr><th>Host</th><th>Address</th><th>Trusted by</th><th></th></tr></thead><tbody>");
     for h in &view.hosts {
-        let trust = if h.pins.is_empty() {
+        let trust = if let Some(from) = &h.outbound {
+            match from {
+                Some(peer) => {
+                    format!(r#"<span class="chip-ok">outbound agent, connected from {}</span>"#, escape(peer))
+                }
+                None => r#"<span class="chip-warn">outbound agent, not connected</span>"#.to_owned(),
+            }
+        } else if h.pins.is_empty() {
             r#"<span class="chip-warn">unencrypted (plain HTTP)</span>"#.to_owned()
         } else {
             h.pins.iter().map(|p| format!("<code>{}</code>", escape(p))).collect::<Vec<_>>().join(" or ")
@@ -97,6 +104,7 @@ fn render(core: &Core, u: &CurrentUser, note: &str, confirm: Option<&str>) -> Re
             r#"<h2>Add a host</h2><form method="post" action="/hosts/add" class="add-host"><input type="hidden" name="csrf" value="{csrf}">
 <label>Name <input name="name" required maxlength="64" pattern="[A-Za-z0-9._-]+" placeholder="db1"></label>
 <label>Its sidecar's address <input name="url" required maxlength="300" placeholder="https://10.0.0.12:7700"></label>
+<p class="muted">Or <code>outbound</code>: its sidecar dials this console and its host needs no inbound port.</p>
 <button class="btn" type="submit">Make a join token</button></form>"#
         ));
     } else {

@@ -14,6 +14,7 @@ pub mod password;
 pub mod routes;
 pub mod sidecar;
 pub mod throttle;
+pub mod tunnel;
 pub mod users;
 
 use std::net::IpAddr;
@@ -134,6 +135,7 @@ impl Core {
                 url: h.base.clone(),
                 enrolled: enrolled.contains(&h.name),
                 pins: h.pins().iter().map(ToString::to_string).collect(),
+                outbound: h.is_outbound().then(|| h.tunnel_peer().map(|p| p.to_string())),
             })
             .collect();
         let pending = e.pending().map_err(enrol_error)?.into_iter().map(|p| (p.host, p.expires_at)).collect();
@@ -359,7 +361,7 @@ async fn run_pull(
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| ConsoleError::HostUnreachable {
             host: h.name.clone(),
-            reason: format!("the pull stream broke: {}", e.without_url()),
+            reason: format!("the pull stream broke: {e}"),
         })?;
         buf.extend_from_slice(&chunk);
         while let Some(pos) = buf.iter().position(|&b| b == b'\n') {

@@ -24,7 +24,7 @@ use super::auth::{self, CurrentUser};
 use super::config::ServeArgs;
 use super::fleet::FleetHub;
 use super::forward::{self, ForwardAuth};
-use super::metrics::{Metrics, MetricsToken, Stream};
+use super::metrics::{MetricsToken, Stream};
 use super::users::{self, UserStore};
 use super::{password, sidecar, Core, Options};
 use crate::app::{shell, App};
@@ -86,14 +86,14 @@ fn metrics_token(args: &ServeArgs) -> Result<Option<MetricsToken>, StartError> {
 fn all_hosts(
     args: &ServeArgs,
     enrolment: &super::enrol::Enrolment,
-    metrics: &Arc<Metrics>,
+    links: &sidecar::Links,
 ) -> Result<Vec<sidecar::Sidecar>, String> {
-    let mut hosts = sidecar::parse_hosts(&args.hosts, &args.host_secrets_dir, metrics)?;
+    let mut hosts = sidecar::parse_hosts(&args.hosts, &args.host_secrets_dir, links)?;
     for h in enrolment.hosts().map_err(|e| e.to_string())? {
         if hosts.iter().any(|s| s.name == h.name) {
             return Err(format!("host {} is both in DOCKWARD_HOSTS and enrolled: remove one", h.name));
         }
-        hosts.push(sidecar::enrolled_host(&h.name, &h.url, enrolment.dir(), metrics)?);
+        hosts.push(sidecar::host(&h.name, &h.url, enrolment.dir(), links)?);
     }
     Ok(hosts)
 }
@@ -105,7 +105,7 @@ async fn follow_registry(
     core: Arc<Core>,
     args: ServeArgs,
     enrolment: super::enrol::Enrolment,
-    metrics: Arc<Metrics>,
+    links: sidecar::Links,
     changed: Arc<tokio::sync::Notify>,
 ) {
     let stamp = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
@@ -120,13 +120,15 @@ async fn follow_registry(
             continue;
         }
         seen = now;
-        match all_hosts(&args, &enrolment, &metrics) {
+        match all_hosts(&args, &enrolment, &links) {
             Ok(hosts) => {
                 let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
                 if names == core.fleet.get().names() {
                     continue;
                 }
                 tracing::info!(hosts = ?names, "the host set changed; rebuilding the fleet");
+                // The tunnels of hosts no longer in the fleet (revoked) close.
+                links.tunnels.retain(&names);
                 let hub = Arc::new(FleetHub::new(
                     hosts,
                     Duration::from_secs(args.stale_after),
@@ -147,12 +149,12 @@ pub struct Server {
 
 impl Server {
     pub async fn start(args: &ServeArgs) -> Result<Self, StartError> {
-        let metrics = Arc::new(Metrics::default());
-        let metrics_for_hosts = metrics.clone();
+        let links = sidecar::Links::default();
+        let metrics = links.metrics.clone();
         let metrics_token = metrics_token(args)?;
         let enrolment =
             super::enrol::Enrolment::open(&args.enrol.enrol_dir).map_err(|e| StartError::Config(e.to_string()))?;
-        let hosts = all_hosts(args, &enrolment, &metrics).map_err(StartError::Config)?;
+        let hosts = all_hosts(args, &enrolment, &links).map_err(StartError::Config)?;
         if hosts.is_empty() {
             tracing::warn!("no hosts yet: list some in DOCKWARD_HOSTS, or add one (`dockward-web host add`)");
         }
@@ -230,10 +232,10 @@ impl Server {
         ));
         if let Some((listener, identity)) = agent_port {
             let (cert, key) = (&args.enrol.agent_tls_cert_file, &args.enrol.agent_tls_key_file);
-            let agent = Arc::new(super::agent::Agent::new(enrolment.clone(), changed.clone()));
+            let agent = Arc::new(super::agent::Agent::new(enrolment.clone(), changed.clone(), links.tunnels.clone()));
             tokio::spawn(super::agent::serve(listener, identity, cert.clone(), key.clone(), agent));
         }
-        tokio::spawn(follow_registry(core.clone(), args.clone(), enrolment, metrics_for_hosts, changed));
+        tokio::spawn(follow_registry(core.clone(), args.clone(), enrolment, links, changed));
         let router = router(core, &args.site_root);
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await

@@ -10,11 +10,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::body::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
 use reqwest::redirect::Policy;
 use serde::de::DeserializeOwned;
 use shared::{Call, ErrorBody, Method};
 
 use super::metrics::Metrics;
+use super::tunnel::{Tunnel, Tunnels};
 use crate::error::ConsoleError;
 
 /// Largest JSON answer read from a sidecar for a verb: anything longer is
@@ -115,7 +119,7 @@ impl SidecarError {
 
 /// A host's secret, read from its file and re-read when the file changes
 /// (looked at no more than once a second), so a rotation needs no restart.
-struct HostSecret {
+pub struct HostSecret {
     host: String,
     path: std::path::PathBuf,
     cached: std::sync::Mutex<(String, FileStamp, std::time::Instant)>,
@@ -150,7 +154,7 @@ impl HostSecret {
         })
     }
 
-    fn get(&self) -> String {
+    pub fn get(&self) -> String {
         let mut c = self.cached.lock().unwrap_or_else(|e| e.into_inner());
         if c.2.elapsed() >= Duration::from_secs(1) {
             c.2 = std::time::Instant::now();
@@ -171,15 +175,51 @@ impl HostSecret {
     }
 }
 
+/// How a host is reached.
+enum Link {
+    /// The console connects to the sidecar's URL.
+    Direct {
+        /// What an `https://` host is trusted by; `None` for `http://`.
+        pins: Option<Arc<tls::PinVerifier>>,
+        http: reqwest::Client,
+    },
+    /// The sidecar dials the console (an outbound agent).
+    Tunnel(Arc<Tunnel>),
+}
+
+/// An answer's body, from either link.
+type AnswerBody = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+/// A sidecar's answer, whichever way it came.
+pub struct Answer(axum::http::Response<AnswerBody>);
+
+impl Answer {
+    pub fn status(&self) -> u16 {
+        self.0.status().as_u16()
+    }
+
+    fn header(&self, name: axum::http::HeaderName) -> Option<&str> {
+        self.0.headers().get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The body as it arrives.
+    pub fn bytes_stream(self) -> impl futures_util::Stream<Item = Result<Bytes, String>> + Send {
+        use futures_util::StreamExt;
+        http_body_util::BodyDataStream::new(self.0.into_body()).map(|r| r.map_err(|e| e.to_string()))
+    }
+}
+
+/// How long a verb's answer may take, all of it read; streams have no limit.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long connecting to a host may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
 pub struct Sidecar {
     pub name: String,
+    /// Its URL, or `outbound`.
     pub base: String,
-    secret: HostSecret,
-    /// What an `https://` host is trusted by; `None` for `http://`.
-    pins: Option<Arc<tls::PinVerifier>>,
-    http: reqwest::Client,
-    /// For long-lived streams (events, log follow): no overall timeout.
-    stream_http: reqwest::Client,
+    secret: Arc<HostSecret>,
+    link: Link,
     /// Each call's latency, by this host and the verb.
     metrics: Arc<Metrics>,
 }
@@ -200,67 +240,121 @@ impl Sidecar {
     ) -> Result<Self, String> {
         let pins = pins.map(|p| Arc::new(tls::PinVerifier::new(p)));
         // A sidecar never redirects: a 3xx is an answer (refused), never followed.
-        let builder = || {
-            let b = reqwest::Client::builder().connect_timeout(Duration::from_secs(3)).redirect(Policy::none());
-            match &pins {
-                Some(v) => b.use_preconfigured_tls(tls::client_config(v.clone())).https_only(true),
-                None => b,
-            }
+        let b = reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT).redirect(Policy::none());
+        let b = match &pins {
+            Some(v) => b.use_preconfigured_tls(tls::client_config(v.clone())).https_only(true),
+            None => b,
         };
-        let built = |b: reqwest::ClientBuilder| b.build().map_err(|e| format!("host {name}: {e}"));
-        let http = built(builder().timeout(Duration::from_secs(30)))?;
-        let stream_http = built(builder())?;
+        let http = b.build().map_err(|e| format!("host {name}: {e}"))?;
         Ok(Self {
             name: name.to_owned(),
             base: base.trim_end_matches('/').to_owned(),
-            secret,
-            pins,
-            http,
-            stream_http,
+            secret: Arc::new(secret),
+            link: Link::Direct { pins, http },
             metrics,
         })
     }
 
-    /// The fingerprints it is pinned by (none for `http://`).
+    fn outbound(name: &str, secret: HostSecret, tunnels: &Tunnels, metrics: Arc<Metrics>) -> Self {
+        let secret = Arc::new(secret);
+        Self {
+            name: name.to_owned(),
+            base: shared::OUTBOUND.to_owned(),
+            link: Link::Tunnel(tunnels.slot(name, secret.clone())),
+            secret,
+            metrics,
+        }
+    }
+
+    /// The fingerprints it is pinned by (none for `http://` and outbound hosts).
     pub fn pins(&self) -> Vec<tls::Fingerprint> {
-        self.pins.as_ref().map(|v| v.pins()).unwrap_or_default()
+        match &self.link {
+            Link::Direct { pins: Some(v), .. } => v.pins(),
+            _ => Vec::new(),
+        }
     }
 
     /// Whether the host is reached over plain HTTP (its secret in clear).
     pub fn unencrypted(&self) -> bool {
-        self.pins.is_none()
+        matches!(self.link, Link::Direct { pins: None, .. })
     }
 
-    fn unreachable(&self, e: reqwest::Error) -> SidecarError {
-        // A certificate that is not pinned fails the handshake: say so, not "unreachable".
-        if let Some(presented) = self.pins.as_ref().and_then(|v| v.refused()) {
-            return SidecarError::IdentityChanged { host: self.name.clone(), presented: presented.to_string() };
+    /// Whether its sidecar dials the console.
+    pub fn is_outbound(&self) -> bool {
+        matches!(self.link, Link::Tunnel(_))
+    }
+
+    /// Where an outbound host's tunnel comes from, while it is connected.
+    pub fn tunnel_peer(&self) -> Option<std::net::SocketAddr> {
+        match &self.link {
+            Link::Tunnel(t) => t.peer(),
+            Link::Direct { .. } => None,
         }
-        SidecarError::Unreachable(e.without_url().to_string(), self.name.clone())
     }
 
-    fn request(
+    fn unreachable(&self, reason: String) -> SidecarError {
+        // A certificate that is not pinned fails the handshake: say so, not "unreachable".
+        if let Link::Direct { pins: Some(v), .. } = &self.link {
+            if let Some(presented) = v.refused() {
+                return SidecarError::IdentityChanged { host: self.name.clone(), presented: presented.to_string() };
+            }
+        }
+        SidecarError::Unreachable(reason, self.name.clone())
+    }
+
+    /// Sends `call`, with the secret and, when made for a user, the actor.
+    async fn send(
         &self,
-        client: &reqwest::Client,
         call: &Call,
         actor: Option<&str>,
         body: Option<&serde_json::Value>,
-    ) -> reqwest::RequestBuilder {
+        etag: Option<&str>,
+    ) -> Result<Answer, SidecarError> {
+        use axum::http::header;
         debug_assert!(actor.is_some() || !call.verb.is_mutation(), "{:?} without an actor", call.verb);
         debug_assert_eq!(body.is_some(), call.verb.spec().body, "{:?}: body mismatch", call.verb);
-        let url = format!("{}{}", self.base, call.path());
-        let mut req = match call.method() {
-            Method::Get => client.get(url),
-            Method::Post => client.post(url),
-        }
-        .bearer_auth(self.secret.get());
+        let method = match call.method() {
+            Method::Get => axum::http::Method::GET,
+            Method::Post => axum::http::Method::POST,
+        };
+        let body = match body {
+            Some(b) => Some(serde_json::to_vec(b).map_err(|e| self.unreachable(e.to_string()))?),
+            None => None,
+        };
+        let mut headers = axum::http::HeaderMap::new();
+        let bearer = format!("Bearer {}", self.secret.get());
+        let value = |v: &str| axum::http::HeaderValue::from_str(v).map_err(|e| self.unreachable(e.to_string()));
+        headers.insert(header::AUTHORIZATION, value(&bearer)?);
         if let Some(a) = actor {
-            req = req.header(shared::ACTOR_HEADER, a);
+            headers.insert(shared::ACTOR_HEADER, value(a)?);
         }
-        if let Some(b) = body {
-            req = req.json(b);
+        if let Some(tag) = etag {
+            headers.insert(header::IF_NONE_MATCH, value(tag)?);
         }
-        req
+        if body.is_some() {
+            headers.insert(header::CONTENT_TYPE, axum::http::HeaderValue::from_static("application/json"));
+        }
+        match &self.link {
+            Link::Direct { http, .. } => {
+                let mut req = http.request(method, format!("{}{}", self.base, call.path())).headers(headers);
+                if let Some(b) = body {
+                    req = req.body(b);
+                }
+                let r = req.send().await.map_err(|e| self.unreachable(e.without_url().to_string()))?;
+                let r = axum::http::Response::from(r);
+                Ok(Answer(r.map(|b| b.map_err(|e| e.without_url().into()).boxed())))
+            }
+            Link::Tunnel(t) => {
+                let mut req = axum::http::Request::builder()
+                    .method(method)
+                    .uri(format!("https://{}{}", self.name, call.path()))
+                    .body(Full::new(Bytes::from(body.unwrap_or_default())))
+                    .map_err(|e| self.unreachable(e.to_string()))?;
+                *req.headers_mut() = headers;
+                let r = t.send(req).await.map_err(|e| self.unreachable(e))?;
+                Ok(Answer(r.map(|b| b.map_err(Into::into).boxed())))
+            }
+        }
     }
 
     /// A verb's JSON answer. `actor` names the acting user (mutations need
@@ -273,12 +367,21 @@ impl Sidecar {
     ) -> Result<T, SidecarError> {
         let started = Instant::now();
         let answer = async {
-            let r = self.request(&self.http, call, actor, body).send().await.map_err(|e| self.unreachable(e))?;
+            let r = self.send(call, actor, body, None).await?;
             self.decode(r, answer_max(call.verb)).await
-        }
-        .await;
+        };
+        let answer = self.in_time(answer).await;
         self.metrics.sidecar_call(&self.name, call.verb, started.elapsed().as_secs_f64());
         answer
+    }
+
+    async fn in_time<T>(
+        &self,
+        f: impl std::future::Future<Output = Result<T, SidecarError>>,
+    ) -> Result<T, SidecarError> {
+        tokio::time::timeout(CALL_TIMEOUT, f)
+            .await
+            .unwrap_or_else(|_| Err(self.unreachable(format!("no whole answer within {} s", CALL_TIMEOUT.as_secs()))))
     }
 
     /// A read verb's JSON answer and its `ETag`, or `None` when the sidecar
@@ -290,24 +393,15 @@ impl Sidecar {
     ) -> Result<Option<(T, Option<String>)>, SidecarError> {
         let started = Instant::now();
         let answer = async {
-            let mut req = self.request(&self.http, call, None, None);
-            if let Some(tag) = etag {
-                req = req.header(reqwest::header::IF_NONE_MATCH, tag);
-            }
-            let r = req.send().await.map_err(|e| self.unreachable(e))?;
-            if r.status() == reqwest::StatusCode::NOT_MODIFIED {
+            let r = self.send(call, None, None, etag).await?;
+            if r.status() == 304 {
                 return Ok(None);
             }
             // An ETag is quoted visible ASCII; anything else is not kept.
-            let tag = r
-                .headers()
-                .get(reqwest::header::ETAG)
-                .and_then(|v| v.to_str().ok())
-                .filter(|t| t.len() <= 64)
-                .map(str::to_owned);
+            let tag = r.header(axum::http::header::ETAG).filter(|t| t.len() <= 64).map(str::to_owned);
             Ok(Some((self.decode(r, answer_max(call.verb)).await?, tag)))
-        }
-        .await;
+        };
+        let answer = self.in_time(answer).await;
         self.metrics.sidecar_call(&self.name, call.verb, started.elapsed().as_secs_f64());
         answer
     }
@@ -319,10 +413,10 @@ impl Sidecar {
         call: &Call,
         actor: Option<&str>,
         body: Option<&serde_json::Value>,
-    ) -> Result<reqwest::Response, SidecarError> {
+    ) -> Result<Answer, SidecarError> {
         let started = Instant::now();
         let answer = async {
-            let r = self.request(&self.stream_http, call, actor, body).send().await.map_err(|e| self.unreachable(e))?;
+            let r = self.send(call, actor, body, None).await?;
             self.ok(r).await
         }
         .await;
@@ -331,9 +425,12 @@ impl Sidecar {
     }
 
     /// The body, or an error once it passes `max` bytes (read no further).
-    async fn read_capped(&self, mut r: reqwest::Response, max: usize) -> Result<Vec<u8>, SidecarError> {
+    async fn read_capped(&self, r: Answer, max: usize) -> Result<Vec<u8>, SidecarError> {
+        let mut body = r.0.into_body();
         let mut out = Vec::new();
-        while let Some(chunk) = r.chunk().await.map_err(|e| self.unreachable(e))? {
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| self.unreachable(e.to_string()))?;
+            let Ok(chunk) = frame.into_data() else { continue };
             if out.len() + chunk.len() > max {
                 return Err(SidecarError::Unreachable(format!("an answer larger than {max} bytes"), self.name.clone()));
             }
@@ -342,17 +439,17 @@ impl Sidecar {
         Ok(out)
     }
 
-    async fn ok(&self, r: reqwest::Response) -> Result<reqwest::Response, SidecarError> {
-        if r.status().is_success() {
+    async fn ok(&self, r: Answer) -> Result<Answer, SidecarError> {
+        if (200..300).contains(&r.status()) {
             Ok(r)
         } else {
-            let status = r.status().as_u16();
+            let status = r.status();
             let body = self.read_capped(r, ERROR_MAX_BYTES).await.unwrap_or_default();
             Err(SidecarError::refused(&self.name, status, &String::from_utf8_lossy(&body)))
         }
     }
 
-    async fn decode<T: DeserializeOwned>(&self, r: reqwest::Response, max: usize) -> Result<T, SidecarError> {
+    async fn decode<T: DeserializeOwned>(&self, r: Answer, max: usize) -> Result<T, SidecarError> {
         let r = self.ok(r).await?;
         let bytes = self.read_capped(r, max).await?;
         serde_json::from_slice(&bytes)
@@ -360,11 +457,19 @@ impl Sidecar {
     }
 }
 
-/// Parses `DOCKWARD_HOSTS` (`name=url,…`) and reads each host's secret from
+/// What every host's client shares: the metrics its calls are timed into,
+/// and the tunnels outbound hosts dial in on.
+#[derive(Clone, Default)]
+pub struct Links {
+    pub metrics: Arc<Metrics>,
+    pub tunnels: Arc<Tunnels>,
+}
+
+/// Parses `DOCKWARD_HOSTS` (`name=url,…`, or `name=outbound` for a host
+/// whose sidecar dials the console) and reads each host's secret from
 /// `<secrets_dir>/<name>` and, for an `https://` host, the fingerprints it
-/// is pinned by from `<secrets_dir>/<name>.pin`; the calls to each are timed
-/// into `metrics`.
-pub fn parse_hosts(spec: &str, secrets_dir: &std::path::Path, metrics: &Arc<Metrics>) -> Result<Vec<Sidecar>, String> {
+/// is pinned by from `<secrets_dir>/<name>.pin`.
+pub fn parse_hosts(spec: &str, secrets_dir: &std::path::Path, links: &Links) -> Result<Vec<Sidecar>, String> {
     let mut out: Vec<Sidecar> = Vec::new();
     for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let (name, url) =
@@ -373,36 +478,40 @@ pub fn parse_hosts(spec: &str, secrets_dir: &std::path::Path, metrics: &Arc<Metr
         if !super::enrol::valid_name(name) {
             return Err(format!("host name {name:?}: use 1–64 letters, digits, '-', '_' or '.'"));
         }
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(format!("host {name}: URL {url:?} must start with http:// or https://"));
+        if !(url.starts_with("http://") || url.starts_with("https://") || url == shared::OUTBOUND) {
+            return Err(format!(
+                "host {name}: URL {url:?} must start with http:// or https://, or be `{}` (its sidecar dials the console)",
+                shared::OUTBOUND
+            ));
         }
         if out.iter().any(|s| s.name == name) {
             return Err(format!("host {name} is listed twice"));
         }
-        let secret = HostSecret::load(name, secrets_dir.join(name))?;
-        let pins = if url.starts_with("https://") {
-            let file = secrets_dir.join(format!("{name}.pin"));
-            Some(tls::Pins::from_file(file).map_err(|e| {
-                format!(
-                    "host {name}: {e}. An https:// host is trusted by the fingerprint of its certificate: \
-                     `dockward-sidecar tls fingerprint` on that host prints it"
-                )
-            })?)
-        } else {
-            tracing::warn!(host = name, %url, "plain HTTP: this host's secret and answers cross the network in clear");
-            None
-        };
-        out.push(Sidecar::new(name, url, secret, pins, metrics.clone())?);
+        out.push(host(name, url, secrets_dir, links)?);
     }
     Ok(out)
 }
 
-/// A host enrolled through the console: its secret and pin are in the
-/// enrolment directory, named after it.
-pub fn enrolled_host(name: &str, url: &str, dir: &std::path::Path, metrics: &Arc<Metrics>) -> Result<Sidecar, String> {
+/// Host `name` at `url`, its secret in `<dir>/<name>` and, for `https://`,
+/// its pins in `<dir>/<name>.pin`. DOCKWARD_HOSTS names its directory; an
+/// enrolled host's is the enrolment directory.
+pub fn host(name: &str, url: &str, dir: &std::path::Path, links: &Links) -> Result<Sidecar, String> {
     let secret = HostSecret::load(name, dir.join(name))?;
-    let pins = tls::Pins::from_file(dir.join(format!("{name}.pin"))).map_err(|e| format!("host {name}: {e}"))?;
-    Sidecar::new(name, url, secret, Some(pins), metrics.clone())
+    if url == shared::OUTBOUND {
+        return Ok(Sidecar::outbound(name, secret, &links.tunnels, links.metrics.clone()));
+    }
+    let pins = if url.starts_with("https://") {
+        Some(tls::Pins::from_file(dir.join(format!("{name}.pin"))).map_err(|e| {
+            format!(
+                "host {name}: {e}. An https:// host is trusted by the fingerprint of its certificate: \
+                 `dockward-sidecar tls fingerprint` on that host prints it"
+            )
+        })?)
+    } else {
+        tracing::warn!(host = name, %url, "plain HTTP: this host's secret and answers cross the network in clear");
+        None
+    };
+    Sidecar::new(name, url, secret, pins, links.metrics.clone())
 }
 
 #[cfg(test)]
@@ -446,9 +555,9 @@ mod tests {
         (format!("http://{addr}"), hits)
     }
 
-    fn host(url: &str, dir: &std::path::Path) -> Sidecar {
+    fn a_host(url: &str, dir: &std::path::Path) -> Sidecar {
         std::fs::write(dir.join("h"), "a-secret-0123456789abcdef0123456789abcdef").unwrap();
-        parse_hosts(&format!("h={url}"), dir, &Arc::default()).unwrap().remove(0)
+        parse_hosts(&format!("h={url}"), dir, &Links::default()).unwrap().remove(0)
     }
 
     #[tokio::test]
@@ -457,7 +566,7 @@ mod tests {
         let (elsewhere, hits) = serve_once(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}".to_vec()).await;
         let redirect = format!("HTTP/1.1 302 Found\r\nlocation: {elsewhere}/v1/stats\r\ncontent-length: 0\r\n\r\n");
         let (url, _) = serve_once(redirect.into_bytes()).await;
-        let err = host(&url, dir.path())
+        let err = a_host(&url, dir.path())
             .call::<serde_json::Value>(&Call::new(shared::Verb::Stats, &[]), None, None)
             .await
             .unwrap_err();
@@ -472,11 +581,12 @@ mod tests {
         let body = format!("[{}0]", "0,".repeat(5000));
         let resp = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}", body.len());
         let (url, _) = serve_once(resp.into_bytes()).await;
-        let h = host(&url, dir.path());
-        let r = h.http.get(format!("{url}/v1/stats")).send().await.unwrap();
+        let h = a_host(&url, dir.path());
+        let stats = Call::new(shared::Verb::Stats, &[]);
+        let r = h.send(&stats, None, None, None).await.unwrap();
         let err = h.read_capped(r, 1024).await.unwrap_err();
         assert!(err.to_string().contains("larger than 1024 bytes"), "{err}");
-        let r = h.http.get(format!("{url}/v1/stats")).send().await.unwrap();
+        let r = h.send(&stats, None, None, None).await.unwrap();
         assert_eq!(h.read_capped(r, 1 << 20).await.unwrap().len(), body.len());
     }
 
@@ -487,7 +597,7 @@ mod tests {
         let body = format!("\"{}\"", "x".repeat(2 << 20));
         let resp = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}", body.len());
         let (url, _) = serve_once(resp.into_bytes()).await;
-        let h = host(&url, dir.path());
+        let h = a_host(&url, dir.path());
         let restart = Call::new(shared::Verb::Restart, &["web"]);
         let err = h.call::<serde_json::Value>(&restart, Some("alice"), None).await.unwrap_err();
         assert!(err.to_string().contains("larger than 1048576 bytes"), "{err}");
@@ -507,8 +617,9 @@ mod tests {
         let (url, _) = serve_once(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n[]".to_vec()).await;
         // Nothing listens there: the call fails to connect.
         let gone = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-        let metrics = Arc::new(Metrics::default());
-        let hosts = parse_hosts(&format!("db1={url},gone=http://{gone}"), dir.path(), &metrics).unwrap();
+        let links = Links::default();
+        let metrics = links.metrics.clone();
+        let hosts = parse_hosts(&format!("db1={url},gone=http://{gone}"), dir.path(), &links).unwrap();
         let list = Call::new(shared::Verb::ListContainers, &[]);
         let answer: Vec<serde_json::Value> = hosts[0].call(&list, None, None).await.unwrap();
         assert!(answer.is_empty());
@@ -526,10 +637,10 @@ mod tests {
     #[test]
     fn hosts_need_a_readable_long_secret() {
         let dir = tempfile::tempdir().unwrap();
-        let e = parse_hosts("local=http://sidecar:7700", dir.path(), &Arc::default()).unwrap_err();
+        let e = parse_hosts("local=http://sidecar:7700", dir.path(), &Links::default()).unwrap_err();
         assert!(e.contains("cannot read its secret"), "{e}");
         std::fs::write(dir.path().join("local"), "short").unwrap();
-        let e = parse_hosts("local=http://sidecar:7700", dir.path(), &Arc::default()).unwrap_err();
+        let e = parse_hosts("local=http://sidecar:7700", dir.path(), &Links::default()).unwrap_err();
         assert!(e.contains("shorter than 32 bytes"), "{e}");
     }
 }
