@@ -15,8 +15,8 @@ use std::time::Duration;
 use serde_json::Value;
 use testkit::console::client::http;
 use testkit::console::{add_user, Console, Host, Options, PASSWORD};
-use testkit::free_port;
 use testkit::scenarios::{scenario, Scenario};
+use testkit::{eventually, free_port};
 
 const PROXY_SECRET: &str = "the-proxy-secret-0123456789abcdef0123456789";
 const HOST_SECRET: &str = "a-host-secret-0123456789abcdef0123456789abcd";
@@ -220,16 +220,62 @@ async fn an_open_live_stream_ends_when_its_user_is_removed(env: Arc<Env>) {
     assert!(ended.is_ok(), "the live stream outlived its user by 30 s");
 }
 
-async fn sessions_per_user_are_capped(env: Arc<Env>) {
+/// Another console (a replica, or this one restarted) sharing the users
+/// file, the session key and the revocations file accepts the session with
+/// the same CSRF token; a logout on one holds on the other within a second
+/// or two.
+async fn a_session_is_valid_on_another_replica_and_after_a_restart(env: Arc<Env>) {
     let base = &env.main.base;
-    add_user(web_bin(), &users_file(&env.main), "many1", "viewer");
-    let first = login(base, "198.51.100.3", "many1").await;
-    let mut last = String::new();
-    for _ in 0..10 {
-        last = login(base, "198.51.100.3", "many1").await;
-    }
-    assert_eq!(whoami(base, &first).await.0, 401, "the eleventh session did not end the first");
-    assert_eq!(whoami(base, &last).await.0, 200);
+    add_user(web_bin(), &users_file(&env.main), "replicated1", "operator");
+    let cookie = login(base, "198.51.100.3", "replicated1").await;
+    let (status, who) = whoami(base, &cookie).await;
+    assert_eq!(status, 200, "{who}");
+    let shared = env.main.dir.path();
+    let files = [
+        ("DOCKWARD_USERS_FILE", shared.join("users.json")),
+        ("DOCKWARD_SESSION_KEY_FILE", shared.join("session.key")),
+        ("DOCKWARD_SESSION_REVOCATIONS_FILE", shared.join("sessions-revoked")),
+    ];
+    let env_vars: Vec<(&str, &str)> = files.iter().map(|(k, v)| (*k, v.to_str().unwrap())).collect();
+    let replica = || {
+        let gone = format!("http://127.0.0.1:{}", free_port());
+        Console::start_with(
+            web_bin(),
+            &[Host { name: "local", url: &gone, secret: HOST_SECRET }],
+            Options { env: &env_vars, ..Options::default() },
+        )
+    };
+    let other = replica();
+    let (status, there) = whoami(&other.base, &cookie).await;
+    assert_eq!((status, &there["name"]), (200, &who["name"]), "{there}");
+    assert_eq!(there["csrf"], who["csrf"], "one CSRF token on every replica");
+    // The CSRF token made on one is accepted by the other's mutations (a bad one is not).
+    let csrf = who["csrf"].as_str().unwrap();
+    let restart = |token| [("host", "local"), ("id", "web"), ("csrf", token)];
+    let (status, body) = call_with(&other.base, Some(&cookie), "restart", &restart(csrf), &[]).await;
+    assert_ne!(body["error"].as_str(), Some("csrf"), "{status} {body}");
+    assert_ne!(status, 401, "{body}");
+    let (status, body) = call_with(&other.base, Some(&cookie), "restart", &restart("not-the-token"), &[]).await;
+    assert_eq!((status, body["error"].as_str()), (403, Some("csrf")), "{body}");
+    let r = http()
+        .post(format!("{}/auth/logout", other.base))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    assert_eq!(whoami(&other.base, &cookie).await.0, 401, "logged out where it was asked");
+    eventually(Duration::from_secs(5), "the logout to hold on the first console", || async {
+        (whoami(base, &cookie).await.0 == 401).then_some(())
+    })
+    .await;
+    // A console started afresh on the same files: a live session carries on, a logged-out one does not.
+    let live = login(base, "198.51.100.3", "replicated1").await;
+    drop(other);
+    let restarted = replica();
+    assert_eq!(whoami(&restarted.base, &live).await.0, 200, "the session did not survive the restart");
+    assert_eq!(whoami(&restarted.base, &cookie).await.0, 401, "a logout did not survive the restart");
 }
 
 async fn login_backs_off_per_name_and_a_correct_password_after_the_wait_works(env: Arc<Env>) {
@@ -372,7 +418,10 @@ fn main() -> ExitCode {
             "an_open_live_stream_ends_when_its_user_is_removed",
             an_open_live_stream_ends_when_its_user_is_removed,
         ),
-        scenario("sessions_per_user_are_capped", sessions_per_user_are_capped),
+        scenario(
+            "a_session_is_valid_on_another_replica_and_after_a_restart",
+            a_session_is_valid_on_another_replica_and_after_a_restart,
+        ),
         scenario(
             "login_backs_off_per_name_and_a_correct_password_after_the_wait_works",
             login_backs_off_per_name_and_a_correct_password_after_the_wait_works,

@@ -73,6 +73,11 @@ pub struct JoinArgs {
     pub serve: ServeArgs,
 }
 
+pub fn parse_node_name(s: &str) -> Result<String, String> {
+    let ok = (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    ok.then(|| s.to_owned()).ok_or_else(|| format!("{s:?}: use 1–64 letters, digits, '-', '_' or '.'"))
+}
+
 pub fn parse_fingerprint(s: &str) -> Result<tls::Fingerprint, String> {
     s.parse().map_err(|e: tls::FingerprintError| e.to_string())
 }
@@ -197,6 +202,12 @@ pub struct ServeArgs {
     /// are re-read when they change (rotation without a restart).
     #[arg(long, env = "DOCKWARD_SECRET_PREVIOUS_FILE")]
     pub secret_previous_file: Option<PathBuf>,
+
+    /// This host's name as `/healthz` reports it (1–64 letters, digits, '-', '_' or '.'): a console
+    /// that discovers its sidecars by DNS (Docker Swarm's `tasks.<service>`) shows the host so.
+    /// stack.yaml sets the Swarm node's hostname. Unset, `/healthz` names nothing.
+    #[arg(long, env = "DOCKWARD_NODE_NAME", value_parser = parse_node_name)]
+    pub node_name: Option<String>,
 
     /// Docker endpoint (unix:// or tcp://).
     #[arg(long, env = "DOCKER_HOST", default_value = "unix:///var/run/docker.sock")]

@@ -131,6 +131,7 @@ impl Server {
                     .map(|s| s.trim().to_owned())
                     .filter(|s| !s.is_empty())
                     .collect(),
+                node_name: args.node_name.clone(),
             },
         });
         let listener =

@@ -19,6 +19,9 @@ use crate::stats::StatsCache;
 pub struct Settings {
     pub log_follow_max: Duration,
     pub pull_registries: Vec<String>,
+    /// `--node-name`: what `/healthz` calls this host (a console that
+    /// discovers sidecars by DNS names them so).
+    pub node_name: Option<String>,
 }
 
 pub struct AppState {

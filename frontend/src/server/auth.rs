@@ -1,11 +1,11 @@
-//! People: sessions (random ids, HttpOnly, SameSite=Strict cookies, an
-//! absolute lifetime and an idle timeout, ended by a password change or the
-//! user's removal), login with back-off, logout, CSRF, forward auth from
+//! People: sessions (sealed tokens any replica reads, `session.rs`;
+//! HttpOnly, SameSite=Strict cookies, an absolute lifetime and an idle
+//! timeout, ended by logout, a password change or the user's removal),
+//! login with back-off, logout, CSRF, forward auth from
 //! trusted proxies (`forward.rs`), and the role checks every server function makes.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Form, Request, State};
@@ -17,6 +17,8 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use super::metrics::LoginFailure;
+use super::session::stamp_tag;
+pub use super::session::Sessions;
 use super::users::UserView;
 use super::Core;
 use crate::error::ConsoleError;
@@ -28,9 +30,6 @@ pub const COOKIE: &str = "dockward_session";
 /// makes browsers accept it only with `Secure`, `Path=/` and no `Domain`, so
 /// neither a sibling subdomain nor plain HTTP can set or shadow it.
 pub const SECURE_COOKIE: &str = "__Host-dockward_session";
-const MAX_SESSIONS: usize = 10_000;
-/// Sessions per user; a new login beyond it ends that user's oldest session.
-pub const MAX_SESSIONS_PER_USER: usize = 10;
 
 /// The session cookie's name.
 pub fn cookie_name(secure: bool) -> &'static str {
@@ -50,21 +49,6 @@ pub struct CurrentUser {
     pub session: Option<String>,
 }
 
-struct Session {
-    name: String,
-    csrf: String,
-    /// The user's password stamp when the session began.
-    stamp: String,
-    created: Instant,
-    last_seen: Instant,
-}
-
-pub struct Sessions {
-    map: RwLock<HashMap<String, Session>>,
-    ttl: Duration,
-    idle: Duration,
-}
-
 pub(crate) fn random_token() -> String {
     let mut b = [0u8; 32];
     // The OS random source; if it fails we refuse rather than issue a weak id.
@@ -72,101 +56,13 @@ pub(crate) fn random_token() -> String {
     hex::encode(b)
 }
 
-/// Whether a session is still alive: within its lifetime and not idle too long.
-pub fn alive(created: Instant, last_seen: Instant, now: Instant, ttl: Duration, idle: Duration) -> bool {
-    now.saturating_duration_since(created) < ttl && now.saturating_duration_since(last_seen) < idle
-}
-
 /// The role a session carries now, from the user as the users file says
 /// they are: none when the user is gone or their password changed since
-/// the session began (the stamp differs); the role and must-change state
-/// are always the current ones.
-pub fn session_role(stamp: &str, user: Option<&UserView>) -> Option<(Role, bool)> {
+/// the session began (the stamp's tag differs); the role and must-change
+/// state are always the current ones.
+pub fn session_role(tag: &str, user: Option<&UserView>) -> Option<(Role, bool)> {
     let u = user?;
-    (bool::from(u.stamp.as_bytes().ct_eq(stamp.as_bytes()))).then_some((u.role, u.must_change))
-}
-
-/// A live session: its user, CSRF token and password stamp.
-struct Live {
-    name: String,
-    csrf: String,
-    stamp: String,
-}
-
-impl Sessions {
-    pub fn new(ttl: Duration, idle: Duration) -> Self {
-        Self { map: RwLock::default(), ttl, idle }
-    }
-
-    pub fn ttl(&self) -> Duration {
-        self.ttl
-    }
-
-    pub fn create(&self, name: &str, stamp: &str) -> String {
-        let id = random_token();
-        let now = Instant::now();
-        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
-        let (ttl, idle) = (self.ttl, self.idle);
-        map.retain(|_, s| alive(s.created, s.last_seen, now, ttl, idle));
-        let mut mine: Vec<(Instant, String)> =
-            map.iter().filter(|(_, s)| s.name == name).map(|(k, s)| (s.created, k.clone())).collect();
-        if mine.len() >= MAX_SESSIONS_PER_USER {
-            mine.sort();
-            for (_, k) in mine.iter().take(mine.len() + 1 - MAX_SESSIONS_PER_USER) {
-                map.remove(k);
-            }
-        }
-        if map.len() >= MAX_SESSIONS {
-            if let Some(oldest) = map.iter().min_by_key(|(_, s)| s.last_seen).map(|(k, _)| k.clone()) {
-                map.remove(&oldest);
-            }
-        }
-        map.insert(
-            id.clone(),
-            Session {
-                name: name.to_owned(),
-                csrf: random_token(),
-                stamp: stamp.to_owned(),
-                created: now,
-                last_seen: now,
-            },
-        );
-        id
-    }
-
-    /// The session, if alive; marks it used.
-    fn touch(&self, id: &str, now: Instant) -> Option<Live> {
-        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
-        let s = map.get_mut(id)?;
-        if !alive(s.created, s.last_seen, now, self.ttl, self.idle) {
-            map.remove(id);
-            return None;
-        }
-        s.last_seen = now;
-        Some(Live { name: s.name.clone(), csrf: s.csrf.clone(), stamp: s.stamp.clone() })
-    }
-
-    /// The session's user and password stamp while within its lifetime
-    /// (without marking it used: a long-lived stream is not activity).
-    fn peek(&self, id: &str, now: Instant) -> Option<(String, String)> {
-        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
-        let s = map.get(id)?;
-        (now.saturating_duration_since(s.created) < self.ttl).then(|| (s.name.clone(), s.stamp.clone()))
-    }
-
-    pub fn remove(&self, id: &str) {
-        self.map.write().unwrap_or_else(|e| e.into_inner()).remove(id);
-    }
-
-    /// Ends every session of `name`.
-    pub fn remove_user(&self, name: &str) {
-        self.map.write().unwrap_or_else(|e| e.into_inner()).retain(|_, s| s.name != name);
-    }
-
-    #[cfg(test)]
-    fn count(&self, name: &str) -> usize {
-        self.map.read().unwrap_or_else(|e| e.into_inner()).values().filter(|s| s.name == name).count()
-    }
+    (bool::from(stamp_tag(&u.stamp).as_bytes().ct_eq(tag.as_bytes()))).then_some((u.role, u.must_change))
 }
 
 pub(crate) fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -194,27 +90,28 @@ fn open_before_password_change(path: &str) -> bool {
     public(path) || path == "/password" || path == "/auth/password" || path == "/auth/logout"
 }
 
-/// The user behind a session cookie, as they are now; a session whose user
+/// The user behind a session cookie, as they are now, and the session's
+/// renewed token when its last use was recorded anew; a session whose user
 /// is gone or whose password changed is ended here.
-fn session_user(core: &Core, headers: &HeaderMap) -> Option<(CurrentUser, bool)> {
-    let id = cookie_value(headers, cookie_name(core.secure_cookies))?;
-    let live = core.sessions.touch(&id, Instant::now())?;
-    let Some((role, must_change)) = session_role(&live.stamp, core.users.lookup(&live.name).as_ref()) else {
+fn session_user(core: &Core, headers: &HeaderMap) -> Option<(CurrentUser, bool, Option<String>)> {
+    let token = cookie_value(headers, cookie_name(core.secure_cookies))?;
+    let live = core.sessions.touch(&token)?;
+    let Some((role, must_change)) = session_role(&live.tag, core.users.lookup(&live.name).as_ref()) else {
         tracing::info!(user = %live.name, "session ended: the user was removed or their password changed");
-        core.sessions.remove(&id);
         return None;
     };
-    Some((CurrentUser { name: live.name, role, csrf: live.csrf, session: Some(id) }, must_change))
+    let session = Some(live.renewed.clone().unwrap_or(token));
+    Some((CurrentUser { name: live.name, role, csrf: live.csrf, session }, must_change, live.renewed))
 }
 
 /// For long-lived streams (the live fleet, a log follow), checked at each
-/// frame: the session still exists (not logged out, not past its lifetime)
-/// and its user still has the password it began with. Forward-auth users
-/// were checked by the proxy when the stream began.
+/// frame: the session is not logged out nor past its lifetime, and its user
+/// still has the password it began with. Forward-auth users were checked by
+/// the proxy when the stream began.
 pub fn still_signed_in(core: &Core, u: &CurrentUser) -> bool {
-    let Some(id) = &u.session else { return true };
-    let Some((name, stamp)) = core.sessions.peek(id, Instant::now()) else { return false };
-    session_role(&stamp, core.users.lookup(&name).as_ref()).is_some()
+    let Some(token) = &u.session else { return true };
+    let Some((name, tag)) = core.sessions.peek(token) else { return false };
+    session_role(&tag, core.users.lookup(&name).as_ref()).is_some()
 }
 
 /// Establishes the user for every request: forward-auth from a trusted
@@ -233,6 +130,7 @@ pub async fn require_user(State(core): State<Arc<Core>>, mut req: Request, next:
     let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let mut user = None;
     let mut must_change = false;
+    let mut renewed = None;
     if let (Some(peer), true) = (peer, core.forward_auth.enabled()) {
         match core.forward_auth.user(peer, req.headers()) {
             Some(Ok(u)) => user = Some(u),
@@ -241,9 +139,10 @@ pub async fn require_user(State(core): State<Arc<Core>>, mut req: Request, next:
         }
     }
     if user.is_none() {
-        if let Some((u, m)) = session_user(&core, req.headers()) {
+        if let Some((u, m, r)) = session_user(&core, req.headers()) {
             user = Some(u);
             must_change = m;
+            renewed = r;
         }
     }
     match user {
@@ -268,7 +167,11 @@ pub async fn require_user(State(core): State<Arc<Core>>, mut req: Request, next:
                 return ConsoleError::Busy { what: "requests from you; slow down".into() }.into_response();
             }
             req.extensions_mut().insert(u);
-            next.run(req).await
+            let mut resp = next.run(req).await;
+            if let Some(token) = renewed {
+                set_cookie(&mut resp, &session_cookie(core.secure_cookies, &token, core.sessions.ttl()));
+            }
+            resp
         }
         None if public(&path) => next.run(req).await,
         // A scraper's bearer token, checked by the handler (`routes::metrics`).
@@ -342,8 +245,8 @@ pub async fn login(
 
 /// A new session for `name`, and its cookie on `resp`.
 pub(crate) fn start_session(core: &Core, resp: &mut Response, name: &str, stamp: &str) {
-    let id = core.sessions.create(name, stamp);
-    set_cookie(resp, &session_cookie(core.secure_cookies, &id, core.sessions.ttl()));
+    let token = core.sessions.create(name, stamp);
+    set_cookie(resp, &session_cookie(core.secure_cookies, &token, core.sessions.ttl()));
 }
 
 /// The session cookie: `__Host-` prefixed and `Secure` when served over
@@ -426,63 +329,14 @@ mod tests {
     }
 
     #[test]
-    fn sessions_expire_and_are_random() {
-        let s = Sessions::new(Duration::from_millis(50), Duration::from_secs(60));
-        let a = s.create("alice", "st");
-        let b = s.create("alice", "st");
-        assert_ne!(a, b);
-        assert_eq!(a.len(), 64);
-        let now = Instant::now();
-        assert_eq!(s.touch(&a, now).unwrap().name, "alice");
-        assert_ne!(s.touch(&a, now).unwrap().csrf, s.touch(&b, now).unwrap().csrf);
-        std::thread::sleep(Duration::from_millis(60));
-        assert!(s.touch(&a, Instant::now()).is_none());
-    }
-
-    #[test]
-    fn a_session_dies_idle_or_old_and_use_keeps_it_alive() {
-        let t0 = Instant::now();
-        let (ttl, idle) = (Duration::from_secs(100), Duration::from_secs(10));
-        assert!(alive(t0, t0, t0 + Duration::from_secs(9), ttl, idle));
-        assert!(!alive(t0, t0, t0 + Duration::from_secs(10), ttl, idle), "idle timeout");
-        assert!(alive(t0, t0 + Duration::from_secs(95), t0 + Duration::from_secs(99), ttl, idle), "kept alive by use");
-        assert!(
-            !alive(t0, t0 + Duration::from_secs(99), t0 + Duration::from_secs(100), ttl, idle),
-            "absolute lifetime"
-        );
-        let s = Sessions::new(ttl, Duration::from_millis(40));
-        let a = s.create("alice", "st");
-        for _ in 0..3 {
-            std::thread::sleep(Duration::from_millis(20));
-            assert!(s.touch(&a, Instant::now()).is_some(), "used within the idle timeout");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-        assert!(s.touch(&a, Instant::now()).is_none(), "idle too long");
-    }
-
-    #[test]
     fn a_session_follows_its_user() {
-        assert_eq!(session_role("s1", Some(&view(Role::Admin, "s1"))), Some((Role::Admin, false)));
-        assert_eq!(session_role("s1", Some(&view(Role::Viewer, "s1"))), Some((Role::Viewer, false)), "demoted");
-        assert_eq!(session_role("s1", Some(&view(Role::Admin, "s2"))), None, "password changed");
-        assert_eq!(session_role("s1", None), None, "user removed");
+        let t = stamp_tag("s1");
+        assert_eq!(session_role(&t, Some(&view(Role::Admin, "s1"))), Some((Role::Admin, false)));
+        assert_eq!(session_role(&t, Some(&view(Role::Viewer, "s1"))), Some((Role::Viewer, false)), "demoted");
+        assert_eq!(session_role(&t, Some(&view(Role::Admin, "s2"))), None, "password changed");
+        assert_eq!(session_role(&t, None), None, "user removed");
         let must = UserView { role: Role::Admin, stamp: "s1".into(), must_change: true };
-        assert_eq!(session_role("s1", Some(&must)), Some((Role::Admin, true)));
-    }
-
-    #[test]
-    fn sessions_per_user_are_capped_oldest_first() {
-        let s = Sessions::new(Duration::from_secs(60), Duration::from_secs(60));
-        let first = s.create("alice", "st");
-        let other = s.create("bob", "st");
-        for _ in 0..MAX_SESSIONS_PER_USER {
-            s.create("alice", "st");
-        }
-        assert_eq!(s.count("alice"), MAX_SESSIONS_PER_USER);
-        assert!(s.touch(&first, Instant::now()).is_none(), "the oldest went");
-        assert!(s.touch(&other, Instant::now()).is_some(), "other users keep theirs");
-        s.remove_user("alice");
-        assert_eq!(s.count("alice"), 0);
+        assert_eq!(session_role(&t, Some(&must)), Some((Role::Admin, true)));
     }
 
     #[test]

@@ -164,6 +164,11 @@ pub struct ServeArgs {
     /// Sidecars: `name=url` pairs, comma-separated.
     #[arg(long, env = "DOCKWARD_HOSTS", default_value = "local=http://sidecar:7700")]
     pub hosts: String,
+    /// Hosts found by DNS, `group=name:port`: every address `name` resolves to is a sidecar
+    /// (Docker Swarm's `tasks.<service>`), looked up every 10 s; they share the secret
+    /// `<secrets dir>/<group>` and the pins `<group>.pin`. Empty: none.
+    #[arg(long, env = "DOCKWARD_DISCOVER", default_value = "")]
+    pub discover: String,
     /// Directory holding one secret file per host, named after the host.
     #[arg(long, env = "DOCKWARD_HOST_SECRETS_DIR", default_value = "/run/secrets")]
     pub host_secrets_dir: PathBuf,
@@ -195,6 +200,15 @@ pub struct ServeArgs {
     /// Minutes a session may sit unused before it ends (besides its lifetime).
     #[arg(long, env = "DOCKWARD_SESSION_IDLE_MINUTES", default_value_t = 30)]
     pub session_idle_minutes: u64,
+    /// The key sessions are sealed with (≥ 32 bytes; made, mode 0600, when missing). Replicas of
+    /// the console that share it accept each other's sessions; it lets sessions outlive a restart.
+    /// Default: `session.key` beside the users file.
+    #[arg(long, env = "DOCKWARD_SESSION_KEY_FILE")]
+    pub session_key_file: Option<PathBuf>,
+    /// Where logouts are recorded, re-read within a second by every console using the same file.
+    /// Default: `sessions-revoked` beside the users file.
+    #[arg(long, env = "DOCKWARD_SESSION_REVOCATIONS_FILE")]
+    pub session_revocations_file: Option<PathBuf>,
     /// Served over HTTPS (directly or behind a proxy): cookies are `Secure` and
     /// the session cookie is named `__Host-dockward_session`.
     #[arg(long, env = "DOCKWARD_SECURE_COOKIES", default_value_t = false)]

@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod auth;
 pub mod config;
+pub mod discover;
 pub mod enrol;
 pub mod fleet;
 pub mod forward;
@@ -12,6 +13,7 @@ pub mod limits;
 pub mod metrics;
 pub mod password;
 pub mod routes;
+pub mod session;
 pub mod sidecar;
 pub mod throttle;
 pub mod tunnel;
@@ -73,8 +75,7 @@ pub struct Enrolling {
 
 /// The settings [`Core`] is built from.
 pub struct Options {
-    pub session_ttl: Duration,
-    pub session_idle: Duration,
+    pub sessions: Sessions,
     pub forward_auth: ForwardAuth,
     pub secure_cookies: bool,
     pub forwarded_for: Vec<ipnet::IpNet>,
@@ -105,7 +106,7 @@ impl Core {
         Self {
             fleet: fleet::FleetSlot::new(fleet),
             users,
-            sessions: Sessions::new(o.session_ttl, o.session_idle),
+            sessions: o.sessions,
             forward_auth: o.forward_auth,
             secure_cookies: o.secure_cookies,
             forwarded_for: o.forwarded_for,

@@ -136,7 +136,6 @@ pub async fn change(
             return Redirect::to("/password?error=failed").into_response();
         }
     };
-    core.sessions.remove_user(&u.name);
     if was_first {
         // The generated password is no longer valid: do not leave it lying about.
         let _ = std::fs::remove_file(&core.first_password_file);

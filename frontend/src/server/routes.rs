@@ -82,61 +82,114 @@ fn metrics_token(args: &ServeArgs) -> Result<Option<MetricsToken>, StartError> {
     }
 }
 
-/// The hosts of `DOCKWARD_HOSTS` and those enrolled through the console.
-fn all_hosts(
-    args: &ServeArgs,
-    enrolment: &super::enrol::Enrolment,
-    links: &sidecar::Links,
-) -> Result<Vec<sidecar::Sidecar>, String> {
-    let mut hosts = sidecar::parse_hosts(&args.hosts, &args.host_secrets_dir, links)?;
-    for h in enrolment.hosts().map_err(|e| e.to_string())? {
-        if hosts.iter().any(|s| s.name == h.name) {
-            return Err(format!("host {} is both in DOCKWARD_HOSTS and enrolled: remove one", h.name));
-        }
-        hosts.push(sidecar::host(&h.name, &h.url, enrolment.dir(), links)?);
-    }
-    Ok(hosts)
+/// Sessions sealed with the session key (from its file, made when missing),
+/// logouts recorded in the revocations file; both beside the users file
+/// unless named.
+fn sessions(args: &ServeArgs) -> Result<super::session::Sessions, StartError> {
+    let beside = |name: &str| args.users_file.parent().unwrap_or(std::path::Path::new(".")).join(name);
+    let key_file = args.session_key_file.clone().unwrap_or_else(|| beside("session.key"));
+    let key = super::session::Sessions::load_or_create_key(&key_file).map_err(|e| StartError::Config(e.to_string()))?;
+    let revoked = args.session_revocations_file.clone().unwrap_or_else(|| beside("sessions-revoked"));
+    Ok(super::session::Sessions::new(
+        key,
+        Duration::from_secs(args.session_hours.clamp(1, 24 * 30) * 3600),
+        Duration::from_secs(args.session_idle_minutes.clamp(1, 24 * 60) * 60),
+        Some(revoked),
+    ))
 }
 
-/// Rebuilds the fleet when the enrolled hosts change: at once after an
-/// enrolment or revocation here, within two seconds of one by the
-/// `dockward-web host` commands.
-async fn follow_registry(
-    core: Arc<Core>,
+/// Where hosts come from: `DOCKWARD_HOSTS`, the enrolment registry, and
+/// DNS discovery (`DOCKWARD_DISCOVER`).
+struct HostSources {
     args: ServeArgs,
     enrolment: super::enrol::Enrolment,
+    discover: Option<super::discover::Discover>,
     links: sidecar::Links,
+}
+
+impl HostSources {
+    /// Every host: configured, enrolled, then `discovered` (`(name, url)`;
+    /// one whose name is taken already is left out).
+    fn hosts(&self, discovered: &[(String, String)]) -> Result<Vec<sidecar::Sidecar>, String> {
+        let (args, links) = (&self.args, &self.links);
+        let mut hosts = sidecar::parse_hosts(&args.hosts, &args.host_secrets_dir, links)?;
+        for h in self.enrolment.hosts().map_err(|e| e.to_string())? {
+            if hosts.iter().any(|s| s.name == h.name) {
+                return Err(format!("host {} is both in DOCKWARD_HOSTS and enrolled: remove one", h.name));
+            }
+            hosts.push(sidecar::host(&h.name, &h.url, self.enrolment.dir(), links)?);
+        }
+        if let Some(d) = &self.discover {
+            for (name, url) in discovered {
+                if hosts.iter().any(|s| s.name == *name) {
+                    tracing::warn!(host = %name, %url, "discovered a host whose name is taken; left out");
+                    continue;
+                }
+                hosts.push(d.sidecar(name, url, &args.host_secrets_dir, links)?);
+            }
+        }
+        Ok(hosts)
+    }
+
+    /// The discovered hosts now (none without `DOCKWARD_DISCOVER`).
+    async fn discovered(&self, known: &[(String, String)]) -> Vec<(String, String)> {
+        match &self.discover {
+            Some(d) => d.hosts(&self.args.host_secrets_dir, &self.links, known).await,
+            None => Vec::new(),
+        }
+    }
+}
+
+/// How often DNS discovery looks again.
+const DISCOVER_EVERY: Duration = Duration::from_secs(10);
+
+/// Rebuilds the fleet when the host set changes: at once after an
+/// enrolment or revocation here, within two seconds of one by the
+/// `dockward-web host` commands, within ten of a discovered host coming or going.
+async fn follow_hosts(
+    core: Arc<Core>,
+    sources: HostSources,
+    mut discovered: Vec<(String, String)>,
     changed: Arc<tokio::sync::Notify>,
 ) {
     let stamp = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    let mut seen = stamp(&enrolment.registry_path());
+    let mut seen = stamp(&sources.enrolment.registry_path());
+    let mut looked = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = changed.notified() => {}
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}
         }
-        let now = stamp(&enrolment.registry_path());
-        if now == seen {
+        let now = stamp(&sources.enrolment.registry_path());
+        let mut moved = now != seen;
+        seen = now;
+        if sources.discover.is_some() && looked.elapsed() >= DISCOVER_EVERY {
+            looked = tokio::time::Instant::now();
+            let found = sources.discovered(&discovered).await;
+            moved |= found != discovered;
+            discovered = found;
+        }
+        if !moved {
             continue;
         }
-        seen = now;
-        match all_hosts(&args, &enrolment, &links) {
+        match sources.hosts(&discovered) {
             Ok(hosts) => {
-                let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
-                if names == core.fleet.get().names() {
+                let set: Vec<(String, String)> = hosts.iter().map(|h| (h.name.clone(), h.base.clone())).collect();
+                if set == core.fleet.get().hosts.iter().map(|h| (h.name.clone(), h.base.clone())).collect::<Vec<_>>() {
                     continue;
                 }
+                let names: Vec<String> = set.iter().map(|(n, _)| n.clone()).collect();
                 tracing::info!(hosts = ?names, "the host set changed; rebuilding the fleet");
                 // The tunnels of hosts no longer in the fleet (revoked) close.
-                links.tunnels.retain(&names);
+                sources.links.tunnels.retain(&names);
                 let hub = Arc::new(FleetHub::new(
                     hosts,
-                    Duration::from_secs(args.stale_after),
-                    Duration::from_secs(args.poll_interval.max(1)),
+                    Duration::from_secs(sources.args.stale_after),
+                    Duration::from_secs(sources.args.poll_interval.max(1)),
                 ));
                 core.fleet.replace(hub);
             }
-            Err(e) => tracing::error!(error = %e, "the enrolled hosts cannot be loaded; keeping the current fleet"),
+            Err(e) => tracing::error!(error = %e, "the hosts cannot be loaded; keeping the current fleet"),
         }
     }
 }
@@ -154,7 +207,13 @@ impl Server {
         let metrics_token = metrics_token(args)?;
         let enrolment =
             super::enrol::Enrolment::open(&args.enrol.enrol_dir).map_err(|e| StartError::Config(e.to_string()))?;
-        let hosts = all_hosts(args, &enrolment, &links).map_err(StartError::Config)?;
+        let discover = super::discover::Discover::parse(&args.discover).map_err(StartError::Config)?;
+        let sources = HostSources { args: args.clone(), enrolment: enrolment.clone(), discover, links: links.clone() };
+        let discovered = sources.discovered(&[]).await;
+        if let Some(d) = &sources.discover {
+            tracing::info!(name = %d.name, found = discovered.len(), "discovering hosts by DNS");
+        }
+        let hosts = sources.hosts(&discovered).map_err(StartError::Config)?;
         if hosts.is_empty() {
             tracing::warn!("no hosts yet: list some in DOCKWARD_HOSTS, or add one (`dockward-web host add`)");
         }
@@ -217,8 +276,7 @@ impl Server {
             fleet,
             users,
             Options {
-                session_ttl: Duration::from_secs(args.session_hours.clamp(1, 24 * 30) * 3600),
-                session_idle: Duration::from_secs(args.session_idle_minutes.clamp(1, 24 * 60) * 60),
+                sessions: sessions(args)?,
                 forward_auth,
                 secure_cookies: args.secure_cookies,
                 forwarded_for,
@@ -235,7 +293,7 @@ impl Server {
             let agent = Arc::new(super::agent::Agent::new(enrolment.clone(), changed.clone(), links.tunnels.clone()));
             tokio::spawn(super::agent::serve(listener, identity, cert.clone(), key.clone(), agent));
         }
-        tokio::spawn(follow_registry(core.clone(), args.clone(), enrolment, links, changed));
+        tokio::spawn(follow_hosts(core.clone(), sources, discovered, changed));
         let router = router(core, &args.site_root);
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await

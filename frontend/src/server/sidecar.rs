@@ -496,12 +496,24 @@ pub fn parse_hosts(spec: &str, secrets_dir: &std::path::Path, links: &Links) -> 
 /// its pins in `<dir>/<name>.pin`. DOCKWARD_HOSTS names its directory; an
 /// enrolled host's is the enrolment directory.
 pub fn host(name: &str, url: &str, dir: &std::path::Path, links: &Links) -> Result<Sidecar, String> {
-    let secret = HostSecret::load(name, dir.join(name))?;
+    host_files(name, url, &dir.join(name), &dir.join(format!("{name}.pin")), links)
+}
+
+/// Host `name` at `url` (or `outbound`), its secret in `secret_file` and,
+/// for `https://`, its pins in `pin_file` (discovered hosts share theirs).
+pub fn host_files(
+    name: &str,
+    url: &str,
+    secret_file: &std::path::Path,
+    pin_file: &std::path::Path,
+    links: &Links,
+) -> Result<Sidecar, String> {
+    let secret = HostSecret::load(name, secret_file.to_path_buf())?;
     if url == shared::OUTBOUND {
         return Ok(Sidecar::outbound(name, secret, &links.tunnels, links.metrics.clone()));
     }
     let pins = if url.starts_with("https://") {
-        Some(tls::Pins::from_file(dir.join(format!("{name}.pin"))).map_err(|e| {
+        Some(tls::Pins::from_file(pin_file.to_path_buf()).map_err(|e| {
             format!(
                 "host {name}: {e}. An https:// host is trusted by the fingerprint of its certificate: \
                  `dockward-sidecar tls fingerprint` on that host prints it"

@@ -13,12 +13,15 @@ use crate::state::App;
 
 /// `GET /healthz`: 200 with `ok` while the engine answers its probe, 503
 /// with `degraded` while it does not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct HealthReport {
     pub status: HealthStatus,
     /// While degraded: the kind of engine trouble (never its detail: this route is open).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub engine: Option<shared::EngineProblemKind>,
+    /// This host's name, when the sidecar was given one (`DOCKWARD_NODE_NAME`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -29,12 +32,14 @@ pub enum HealthStatus {
 }
 
 pub async fn healthz(State(app): State<App>) -> Response {
+    let node = app.settings.node_name.clone();
     if app.engine.is_up() {
-        Json(HealthReport { status: HealthStatus::Ok, engine: None }).into_response()
+        Json(HealthReport { status: HealthStatus::Ok, engine: None, node }).into_response()
     } else {
         // The kind of trouble only: the words and the fix go to authenticated callers (every 503).
         let engine = app.engine.problem().map(|p| p.kind);
-        (StatusCode::SERVICE_UNAVAILABLE, Json(HealthReport { status: HealthStatus::Degraded, engine })).into_response()
+        (StatusCode::SERVICE_UNAVAILABLE, Json(HealthReport { status: HealthStatus::Degraded, engine, node }))
+            .into_response()
     }
 }
 
