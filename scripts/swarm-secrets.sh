@@ -12,7 +12,9 @@ dir="${1:-swarm}"
 mkdir -p "$dir"
 chmod 700 "$dir"
 abs="$(cd "$dir" && pwd)"
-docker run --rm -u 0:0 --network none -v "$abs:/out" dockward-sidecar:local \
+# As the invoking user: the files stay theirs (mode 0600), for `docker stack deploy` to read.
+me="$(id -u):$(id -g)"
+docker run --rm -u "$me" --network none -v "$abs:/out" dockward-sidecar:local \
   secret init /out/sidecar --tls-cert-file /out/tls.crt --tls-key-file /out/tls.key
 if [ ! -s "$dir/session.key" ]; then
   (umask 077 && head -c 48 /dev/urandom | base64 -w0 > "$dir/session.key")
@@ -20,7 +22,7 @@ fi
 if [ ! -s "$dir/users.json" ]; then
   user="${DOCKWARD_ADMIN:-admin}"
   echo "a password for $user (12 characters or more), then Enter:" >&2
-  docker run --rm -i -u 0:0 --network none -v "$abs:/out" dockward-web:local \
+  docker run --rm -i -u "$me" --network none -v "$abs:/out" dockward-web:local \
     user add "$user" --role admin --users-file /out/users.json
 fi
 echo "secrets ready in $dir: docker stack deploy -c stack.yaml dockward" >&2

@@ -166,10 +166,11 @@ async fn serve_once(out: &Outbound, router: Router) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
         let status = resp.status();
-        let body = http_body_util::BodyExt::collect(http_body_util::Limited::new(resp.into_body(), 64 << 10))
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
+        let body = http_body_util::BodyExt::collect(http_body_util::Limited::new(resp.into_body(), 64 << 10));
+        let body = match tokio::time::timeout(UPGRADE_TIMEOUT, body).await {
+            Ok(Ok(b)) => b.to_bytes(),
+            _ => Bytes::new(),
+        };
         let message = serde_json::from_slice::<shared::ErrorBody>(&body)
             .map(|b| b.error.message)
             .unwrap_or_else(|_| String::from_utf8_lossy(&body).chars().take(300).collect());

@@ -135,7 +135,12 @@ async fn tunnel(
                 let until = now + std::time::Duration::from_secs(60);
                 agent.blocked.lock().unwrap_or_else(|e| e.into_inner()).insert(peer.ip(), until);
             }
-            tracing::warn!(%peer, error = %e, "refused a tunnel");
+            match &e {
+                super::tunnel::TunnelError::Refused { host, known } => {
+                    tracing::warn!(%peer, host = %host, known_host = known, "refused a tunnel: wrong host name or secret")
+                }
+                other => tracing::warn!(%peer, error = %other, "refused a tunnel"),
+            }
             let code = if e.status() == 401 { "unauthorized" } else { "bad_request" };
             error(e.status(), code, e.to_string())
         }

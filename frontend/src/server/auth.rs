@@ -168,7 +168,15 @@ pub async fn require_user(State(core): State<Arc<Core>>, mut req: Request, next:
             }
             req.extensions_mut().insert(u);
             let mut resp = next.run(req).await;
-            if let Some(token) = renewed {
+            // Renewed unless the handler set the cookie itself (a logout's
+            // empty one, a new session's): that one must be the last word.
+            let name = format!("{}=", cookie_name(core.secure_cookies));
+            let set_here = resp
+                .headers()
+                .get_all(header::SET_COOKIE)
+                .iter()
+                .any(|v| v.to_str().is_ok_and(|v| v.starts_with(&name)));
+            if let (Some(token), false) = (renewed, set_here) {
                 set_cookie(&mut resp, &session_cookie(core.secure_cookies, &token, core.sessions.ttl()));
             }
             resp

@@ -67,33 +67,49 @@ impl Discover {
     }
 
     /// The hosts at the name's addresses, as `(name, url)`, each named by its
-    /// `/healthz` (over TLS with the group's pins) or by its address; an
-    /// address among `known` keeps its name without being asked again.
+    /// `/healthz` (over TLS with the group's pins; all asked at once, 5 s at
+    /// most) or, failing that, by its address. An address among `known`
+    /// under a name of its own keeps it without being asked again; one named
+    /// by its address is asked again. A name claimed twice goes to the host
+    /// that had it.
     pub async fn hosts(&self, secrets_dir: &Path, links: &Links, known: &[(String, String)]) -> Vec<(String, String)> {
-        let mut out: Vec<(String, String)> = Vec::new();
+        let fallback = |addr: &SocketAddr| format!("{}-{}", self.group, addr.ip().to_string().replace([':', '.'], "-"));
+        let mut probes = Vec::new();
         for addr in self.addresses().await {
             let url = match addr {
                 SocketAddr::V4(a) => format!("https://{a}"),
                 SocketAddr::V6(a) => format!("https://[{}]:{}", a.ip(), a.port()),
             };
-            if let Some((name, _)) = known.iter().find(|(_, u)| *u == url) {
-                out.push((name.clone(), url));
-                continue;
-            }
-            let fallback = format!("{}-{}", self.group, addr.ip().to_string().replace([':', '.'], "-"));
-            let named = match self.sidecar(&fallback, &url, secrets_dir, links) {
-                Ok(probe) => node_name(&probe).await,
-                Err(e) => {
+            let fallback = fallback(&addr);
+            let kept = known.iter().find(|(n, u)| *u == url && *n != fallback).map(|(n, _)| n.clone());
+            let probe = match (&kept, self.sidecar(&fallback, &url, secrets_dir, links)) {
+                (Some(_), _) => None,
+                (None, Ok(p)) => Some(p),
+                (None, Err(e)) => {
                     tracing::error!(error = %e, "discovery: the group's secret or pins cannot be read");
                     return Vec::new();
                 }
             };
-            let mut name = named.unwrap_or(fallback.clone());
-            if out.iter().any(|(n, _)| *n == name) {
-                name = fallback;
+            probes.push(async move {
+                let named = match probe {
+                    Some(p) => node_name(&p).await,
+                    None => None,
+                };
+                (kept, named, fallback, url)
+            });
+        }
+        let found = futures_util::future::join_all(probes).await;
+        // Names kept from before first, so a newcomer cannot take one.
+        let mut out: Vec<(String, String)> =
+            found.iter().filter_map(|(kept, _, _, url)| Some((kept.clone()?, url.clone()))).collect();
+        for (kept, named, fallback, url) in found {
+            if kept.is_some() {
+                continue;
             }
+            let name = named.filter(|n| !out.iter().any(|(o, _)| o == n)).unwrap_or(fallback);
             out.push((name, url));
         }
+        out.sort_by(|a, b| a.1.cmp(&b.1));
         out
     }
 

@@ -12,7 +12,7 @@
 //! A logout revokes the id: it is appended to the revocations file, which
 //! every process using that file re-reads within a second of a change
 //! (replicas on one node share it through their volume; a restart reads it
-//! back). Entries are dropped once the session would have expired anyway.
+//! back). An entry is kept for the longest lifetime a session may have.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -26,10 +26,19 @@ use subtle::ConstantTimeEq;
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// How often `seen` is renewed: at most once a minute, so most requests set no cookie.
+/// How often `seen` is renewed: at most once a minute (or half the idle
+/// timeout, if shorter), so most requests set no cookie.
 const REFRESH_AFTER_S: u64 = 60;
-/// Most revoked ids kept (older entries than the lifetime are dropped first).
-const REVOKED_MAX: usize = 100_000;
+/// A revoked id is kept this long: the longest lifetime a session may be
+/// given (`DOCKWARD_SESSION_HOURS` ≤ 30 days), so raising the lifetime
+/// later brings no revoked session back.
+const REVOKED_FOR_S: u64 = 30 * 24 * 3600;
+/// Most revoked ids kept; past it the soonest to expire go first (and the
+/// log says so). 1 000 000 ids are about 60 MB.
+const REVOKED_MAX: usize = 1_000_000;
+/// The revocations file is rewritten with only live entries at start when
+/// it holds more than this many lines and most are dead.
+const COMPACT_AFTER_LINES: usize = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionKeyError {
@@ -190,8 +199,9 @@ impl Sessions {
         if !alive(p.created, p.seen, now, self.ttl, self.idle) || self.is_revoked(p.id) {
             return None;
         }
+        let refresh_after = REFRESH_AFTER_S.min(self.idle.as_secs() / 2);
         let renewed =
-            (now.saturating_sub(p.seen) >= REFRESH_AFTER_S).then(|| self.seal(p.id, p.created, now, p.tag, p.name));
+            (now.saturating_sub(p.seen) >= refresh_after).then(|| self.seal(p.id, p.created, now, p.tag, p.name));
         Some(Live { name: p.name.to_owned(), csrf: self.csrf(p.id), tag: p.tag.to_owned(), renewed })
     }
 
@@ -208,20 +218,19 @@ impl Sessions {
     /// wherever that file is read.
     pub fn remove(&self, token: &str) {
         let Some(p) = self.open(token) else { return };
-        let expires = p.created + self.ttl.as_secs();
+        let expires = p.created + REVOKED_FOR_S;
         let mut r = self.lock();
         self.reload(&mut r, true);
         r.ids.insert(p.id.to_owned(), expires);
-        if r.ids.len() > REVOKED_MAX {
-            let now = now_s();
-            r.ids.retain(|_, e| *e > now);
-        }
+        bound(&mut r.ids);
         if let Some(file) = r.file.clone() {
+            // One write of one whole line: appends of several processes do not interleave.
+            let line = format!("{} {expires}\n", p.id);
             let appended = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(&file)
-                .and_then(|mut f| writeln!(f, "{} {expires}", p.id));
+                .and_then(|mut f| f.write_all(line.as_bytes()));
             match appended {
                 Ok(()) => r.stamp = file_stamp(&file),
                 Err(e) => {
@@ -238,7 +247,9 @@ impl Sessions {
     }
 
     /// Re-reads the revocations file when it changed (looked at no more than
-    /// once a second unless `now`), dropping entries past their expiry.
+    /// once a second unless `now`), dropping entries past their expiry. At
+    /// start (`now`, nothing read yet) a file mostly of dead entries is
+    /// rewritten with the live ones.
     fn reload(&self, r: &mut Revoked, now: bool) {
         let Some(file) = r.file.clone() else { return };
         if !now && r.checked.elapsed() < Duration::from_secs(1) {
@@ -249,20 +260,43 @@ impl Sessions {
         if stamp == r.stamp {
             return;
         }
+        let first = r.stamp.is_none();
         r.stamp = stamp;
         let Ok(text) = std::fs::read_to_string(&file) else { return };
         let t = now_s();
-        for line in text.lines().rev().take(REVOKED_MAX) {
-            if let Some((id, exp)) = line.split_once(' ') {
-                if let Ok(exp) = exp.trim().parse::<u64>() {
-                    if exp > t && id.len() == 32 {
-                        r.ids.insert(id.to_owned(), exp);
-                    }
-                }
+        let mut lines = 0;
+        for line in text.lines() {
+            lines += 1;
+            let Some((id, exp)) = line.split_once(' ') else { continue };
+            let Ok(exp) = exp.trim().parse::<u64>() else { continue };
+            if exp > t && id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                r.ids.insert(id.to_owned(), exp);
             }
         }
         r.ids.retain(|_, e| *e > t);
+        bound(&mut r.ids);
+        if first && lines > COMPACT_AFTER_LINES && r.ids.len() * 2 < lines {
+            let live: String = r.ids.iter().map(|(id, e)| format!("{id} {e}\n")).collect();
+            let tmp = file.with_extension("compact");
+            let done = std::fs::write(&tmp, live).and_then(|()| std::fs::rename(&tmp, &file));
+            match done {
+                Ok(()) => r.stamp = file_stamp(&file),
+                Err(e) => tracing::warn!(path = %file.display(), error = %e, "cannot compact the revocations file"),
+            }
+        }
     }
+}
+
+/// Keeps at most [`REVOKED_MAX`] ids, dropping those that expire soonest.
+fn bound(ids: &mut HashMap<String, u64>) {
+    if ids.len() <= REVOKED_MAX {
+        return;
+    }
+    let mut by_expiry: Vec<u64> = ids.values().copied().collect();
+    by_expiry.sort_unstable();
+    let cut = by_expiry[ids.len() - REVOKED_MAX];
+    tracing::warn!(kept = REVOKED_MAX, "too many revoked sessions; forgetting those that expire soonest");
+    ids.retain(|_, e| *e > cut);
 }
 
 fn file_stamp(path: &Path) -> Option<(SystemTime, u64)> {
@@ -332,6 +366,10 @@ mod tests {
         let again = s.touch(&renewed).unwrap();
         assert!(again.renewed.is_none());
         assert_eq!(again.csrf, s.touch(&used).unwrap().csrf, "the same session");
+        // A one-minute idle timeout: renewed at half of it, so use keeps it alive.
+        let short = sessions(3600, 60, None);
+        let half = short.seal(&"12".repeat(16), now - 100, now - 31, &tag, "bob");
+        assert!(short.touch(&half).unwrap().renewed.is_some());
     }
 
     #[test]

@@ -41,7 +41,13 @@ struct Link {
     send: SendRequest<Full<Bytes>>,
     peer: SocketAddr,
     id: u64,
+    /// The digest of the secret the tunnel was opened with: a tunnel does
+    /// not outlive a change of its host's secret (a rotation, a re-enrolment).
+    secret: [u8; 32],
 }
+
+/// How long a tunnel may take to be ready for one more request.
+const READY_TIMEOUT: Duration = Duration::from_secs(3);
 
 impl Tunnel {
     /// Where the host's tunnel comes from, while it is connected.
@@ -52,24 +58,33 @@ impl Tunnel {
     /// Sends a request over the tunnel.
     pub async fn send(&self, req: Request<Full<Bytes>>) -> Result<Response<hyper::body::Incoming>, String> {
         let link = self.link.borrow().clone();
-        let Some(Link { mut send, .. }) = link else {
+        let Some(Link { mut send, id, secret, .. }) = link else {
             return Err("its agent is not connected (an outbound host dials the console)".into());
         };
-        send.ready().await.map_err(|e| format!("the tunnel closed: {e}"))?;
+        if !bool::from(self.digest()[..].ct_eq(&secret[..])) {
+            self.detach(id);
+            return Err("its secret changed since its agent connected; waiting for it to dial again".into());
+        }
+        tokio::time::timeout(READY_TIMEOUT, send.ready())
+            .await
+            .map_err(|_| "the tunnel is not ready".to_owned())?
+            .map_err(|e| format!("the tunnel closed: {e}"))?;
         send.send_request(req).await.map_err(|e| e.to_string())
     }
 
+    fn digest(&self) -> [u8; 32] {
+        Sha256::digest(lock(&self.secret).get().as_bytes()).into()
+    }
+
     fn accepts(&self, presented: &str) -> bool {
-        let secret = lock(&self.secret).get();
-        // Digests first: equal lengths, and the comparison takes the same time wherever they differ.
-        let (a, b) = (Sha256::digest(secret.as_bytes()), Sha256::digest(presented.as_bytes()));
-        bool::from(a.ct_eq(&b))
+        // Digests: equal lengths, and the comparison takes the same time wherever they differ.
+        bool::from(self.digest()[..].ct_eq(&Sha256::digest(presented.as_bytes())[..]))
     }
 
     fn attach(&self, send: SendRequest<Full<Bytes>>, peer: SocketAddr) -> u64 {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         // A newer tunnel replaces the older, which ends when its last handle is dropped.
-        self.link.send_replace(Some(Link { send, peer, id }));
+        self.link.send_replace(Some(Link { send, peer, id, secret: self.digest() }));
         id
     }
 
@@ -127,23 +142,22 @@ impl Tunnels {
     }
 }
 
-/// Why a tunnel is refused.
+/// Why a tunnel is refused. An unknown host and a wrong secret read the
+/// same: which names exist is not told to whoever lacks a secret (the log
+/// says which it was).
 #[derive(Debug, thiserror::Error)]
 pub enum TunnelError {
     #[error("a tunnel is asked for with `Upgrade: {}`", shared::TUNNEL_PROTOCOL)]
     NotAnUpgrade,
-    #[error("no outbound host is named {0:?} here")]
-    UnknownHost(String),
-    #[error("wrong or missing credentials for host {0:?}")]
-    BadSecret(String),
+    #[error("wrong host name or secret")]
+    Refused { host: String, known: bool },
 }
 
 impl TunnelError {
     pub fn status(&self) -> u16 {
         match self {
             Self::NotAnUpgrade => 400,
-            // One answer for both: which names exist is not told to whoever lacks a secret.
-            Self::UnknownHost(_) | Self::BadSecret(_) => 401,
+            Self::Refused { .. } => 401,
         }
     }
 }
@@ -163,9 +177,13 @@ pub fn accept(tunnels: &Tunnels, mut req: Request<Body>, peer: SocketAddr) -> Re
     }
     let name = header(h, shared::TUNNEL_HOST_HEADER).unwrap_or_default().chars().take(64).collect::<String>();
     let presented = header(h, header::AUTHORIZATION).and_then(|a| a.strip_prefix("Bearer ")).unwrap_or_default();
-    let tunnel = tunnels.get(&name).ok_or_else(|| TunnelError::UnknownHost(name.clone()))?;
+    let Some(tunnel) = tunnels.get(&name) else {
+        // The same work as for a known name: the answer's time tells nothing either.
+        let _ = Sha256::digest(presented.as_bytes())[..].ct_eq(&Sha256::digest(name.as_bytes())[..]);
+        return Err(TunnelError::Refused { host: name, known: false });
+    };
     if !tunnel.accepts(presented) {
-        return Err(TunnelError::BadSecret(name));
+        return Err(TunnelError::Refused { host: name, known: true });
     }
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
