@@ -165,6 +165,46 @@ async fn a_swarm_stack_lists_its_node_and_keeps_users_signed_in_across_replicas(
     let page: serde_json::Value = r.json().await.unwrap();
     assert!(page.to_string().contains(&marker.id), "{page}");
 
+    // What the services run with, read from their running containers and the network.
+    for service in ["sidecar", "web"] {
+        let id = docker(&["ps", "-q", "--filter", &format!("label=com.docker.swarm.service.name={stack}_{service}")]);
+        let id = id.split_whitespace().next().expect("a running task").to_owned();
+        let c: serde_json::Value = serde_json::from_str(&docker(&["inspect", &id])).unwrap();
+        let c = &c[0];
+        assert_eq!(c["HostConfig"]["ReadonlyRootfs"], true, "{service}: a writable root filesystem");
+        let drop = c["HostConfig"]["CapDrop"].to_string();
+        assert!(drop.contains("ALL"), "{service}: capabilities not dropped: {drop}");
+        let user = c["Config"]["User"].as_str().unwrap_or_default();
+        let spec: serde_json::Value =
+            serde_json::from_str(&docker(&["service", "inspect", &format!("{stack}_{service}")])).unwrap();
+        let secrets = spec[0]["Spec"]["TaskTemplate"]["ContainerSpec"]["Secrets"].as_array().unwrap().clone();
+        for s in &secrets {
+            assert_eq!(s["File"]["UID"], "65532", "{service}: {s}");
+            let mode = s["File"]["Mode"].as_u64().unwrap();
+            assert!(mode == 0o400 || mode == 0o444, "{service}: secret mode {mode:o}");
+        }
+        match service {
+            "sidecar" => {
+                assert_eq!(user, "0:0", "the sidecar starts as root to join the socket's group");
+                let add = c["HostConfig"]["CapAdd"].to_string();
+                assert!(add.contains("SETUID") && add.contains("SETGID") && !add.contains("SYS"), "{add}");
+                let key = secrets.iter().find(|s| s["File"]["Name"] == "tls.key").expect("the TLS key secret");
+                assert_eq!(key["File"]["Mode"], 0o400);
+            }
+            _ => {
+                assert_eq!(user, "65532:65532");
+                let add = c["HostConfig"]["CapAdd"].to_string();
+                assert!(add == "null" || add == "[]", "the console gained capabilities: {add}");
+                let mounts = c["Mounts"].to_string();
+                assert!(!mounts.contains("docker.sock"), "the console has the socket: {mounts}");
+            }
+        }
+    }
+    let net: serde_json::Value =
+        serde_json::from_str(&docker(&["network", "inspect", &format!("{stack}_backplane")])).unwrap();
+    assert_eq!(net[0]["Driver"], "overlay");
+    assert_eq!(net[0]["Options"]["encrypted"], "true", "{}", net[0]["Options"]);
+
     // Two replicas: the session holds on each, with one CSRF token.
     docker(&["service", "scale", "--detach", &format!("{stack}_web=2")]);
     let bases = replicas(&stack, 2);
