@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use testkit::console::client::{call, login};
+use testkit::console::client::{call, join_token, login};
 use testkit::console::{Console, Options};
 use testkit::sidecar::{pinned_client, sidecar_bin};
 use testkit::{eventually, free_port, metric_value, wait_port, Proc, TestContainer};
@@ -54,11 +54,6 @@ async fn host_up(console: &Console, host: &str) -> bool {
     };
     let text = r.text().await.unwrap_or_default();
     metric_value(&text, &format!("dockward_web_host_status{{host=\"{host}\",status=\"up\"}}")) == Some(1.0)
-}
-
-fn token_of(command: &str) -> String {
-    let at = command.find("--token ").expect("a token in the command") + 8;
-    command[at..].split_whitespace().next().unwrap().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,7 +103,7 @@ async fn a_host_joins_in_one_step_works_and_is_revoked() {
     assert_eq!(status, 200, "{join}");
     let command = join["command"].as_str().unwrap();
     assert!(command.contains(&agent_pin) && command.contains("join --console"), "{command}");
-    let token = token_of(command);
+    let token = join_token(command);
 
     // A sidecar told another pin for the console: refuses to send the token.
     let wrong = tempfile::tempdir().unwrap();

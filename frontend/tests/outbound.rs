@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use testkit::console::client::{call, login};
+use testkit::console::client::{call, join_token, login};
 use testkit::console::{Console, Options};
 use testkit::cut::CutProxy;
 use testkit::netns::Namespace;
@@ -69,8 +69,7 @@ async fn an_outbound_agent_behind_a_firewall_is_a_host_like_any_other() {
     assert_eq!(status, 200, "{join}");
     let command = join["command"].as_str().unwrap();
     assert!(command.contains("--outbound") && !command.contains(" -p "), "{command}");
-    let at = command.find("--token ").unwrap() + 8;
-    let token = command[at..].split_whitespace().next().unwrap().to_owned();
+    let token = join_token(command);
 
     // The sidecar joins from inside the namespace and listens there on every
     // address: nothing from outside can reach that listener.

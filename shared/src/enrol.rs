@@ -97,6 +97,12 @@ pub const TUNNEL_HOST_HEADER: &str = "x-dockward-host";
 /// (`DOCKWARD_HOSTS=edge1=outbound`, "Add a host" with the address `outbound`).
 pub const OUTBOUND: &str = "outbound";
 
+/// A host's name, as the console shows it and a sidecar names itself:
+/// 1–64 letters, digits, '-', '_' or '.'.
+pub fn valid_host_name(name: &str) -> bool {
+    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
 /// `POST /v1/revoke`: what the sidecar forgot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -24,7 +24,8 @@ pub use container::{
 };
 pub use engine::{EngineProblem, EngineProblemKind};
 pub use enrol::{
-    EnrolAnswer, EnrolRequest, JoinToken, RevokeReport, OUTBOUND, TUNNEL_HOST_HEADER, TUNNEL_PATH, TUNNEL_PROTOCOL,
+    valid_host_name, EnrolAnswer, EnrolRequest, JoinToken, RevokeReport, OUTBOUND, TUNNEL_HOST_HEADER, TUNNEL_PATH,
+    TUNNEL_PROTOCOL,
 };
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use stats::{HistoryPoint, StatsHistory, StatsSample, StatsSnapshot};

@@ -74,8 +74,9 @@ pub struct JoinArgs {
 }
 
 pub fn parse_node_name(s: &str) -> Result<String, String> {
-    let ok = (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-    ok.then(|| s.to_owned()).ok_or_else(|| format!("{s:?}: use 1–64 letters, digits, '-', '_' or '.'"))
+    shared::valid_host_name(s)
+        .then(|| s.to_owned())
+        .ok_or_else(|| format!("{s:?}: use 1–64 letters, digits, '-', '_' or '.'"))
 }
 
 pub fn parse_fingerprint(s: &str) -> Result<tls::Fingerprint, String> {

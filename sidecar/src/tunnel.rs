@@ -88,9 +88,7 @@ impl Outbound {
             .ok_or(OutboundError::Incomplete)?;
         let name =
             args.outbound.connect_as.clone().or_else(|| enrolment.map(|e| e.host)).ok_or(OutboundError::Incomplete)?;
-        let valid =
-            (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-        if !valid {
+        if !shared::valid_host_name(&name) {
             return Err(OutboundError::BadName(name));
         }
         let secret = match (&args.secret_file, &args.secret) {

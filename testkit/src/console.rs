@@ -198,6 +198,12 @@ pub mod client {
             .expect("a body")
     }
 
+    /// The join token in the command the console shows for a new host.
+    pub fn join_token(command: &str) -> String {
+        let at = command.find("--token ").expect("a token in the command") + 8;
+        command[at..].split_whitespace().next().expect("a token").to_owned()
+    }
+
     /// POSTs a server function's arguments as a form; the status and the JSON body.
     pub async fn call(base: &str, cookie: Option<&str>, endpoint: &str, args: &[(&str, &str)]) -> (u16, Value) {
         let mut req = http().post(format!("{base}/api/fn/{endpoint}")).form(args);

@@ -36,7 +36,7 @@ impl Discover {
         }
         let bad = |why: &str| format!("DOCKWARD_DISCOVER {spec:?}: {why} (e.g. swarm=tasks.sidecar:7700)");
         let (group, target) = spec.split_once('=').ok_or_else(|| bad("not group=name:port"))?;
-        if !super::enrol::valid_name(group) {
+        if !shared::valid_host_name(group) {
             return Err(bad("the group is 1–64 letters, digits, '-', '_' or '.'"));
         }
         let (name, port) = target.rsplit_once(':').ok_or_else(|| bad("no port"))?;
@@ -131,7 +131,7 @@ async fn node_name(probe: &Sidecar) -> Option<String> {
     .ok()?
     .ok()?;
     let node = report["node"].as_str()?;
-    super::enrol::valid_name(node).then(|| node.to_owned())
+    shared::valid_host_name(node).then(|| node.to_owned())
 }
 
 #[cfg(test)]

@@ -103,7 +103,7 @@ pub fn now_s() -> u64 {
 
 /// The rules DOCKWARD_HOSTS applies to names.
 pub fn valid_name(name: &str) -> bool {
-    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    shared::valid_host_name(name)
 }
 
 fn valid_url(url: &str) -> Result<(), EnrolError> {

@@ -8,6 +8,7 @@ pub mod discover;
 pub mod enrol;
 pub mod fleet;
 pub mod forward;
+pub mod host_secret;
 pub mod hosts_page;
 pub mod limits;
 pub mod metrics;

@@ -22,7 +22,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::sidecar::HostSecret;
+use super::host_secret::HostSecret;
 
 /// HTTP/2 pings: a silent sidecar is given up after interval + timeout.
 const PING_EVERY: Duration = Duration::from_secs(15);
