@@ -110,6 +110,8 @@ fn signed_in(
     // What the overview opened and filters: its live stream follows them.
     let opened = RwSignal::new(Opened::default());
     provide_context(OverviewOpened(opened));
+    // The fleet's update check, once a page asks for it (browser only).
+    provide_context(crate::components::UpdatesCtx(RwSignal::new(None)));
     // A memo: a change to `opened` that changes nothing does not restart the stream.
     let live_scope = Memo::new(move |_| match scope.get() {
         Scope::Overview(_) => Scope::Overview(opened.get()),

@@ -257,7 +257,13 @@ pub fn scroll_to_latest(scroller: NodeRef<leptos::html::Div>) {
 }
 
 /// Polls a pull job every 700 ms into `status` until it finishes (browser only).
-pub fn poll_pull(job: String, status: RwSignal<Option<crate::types::PullProgress>>) {
+pub fn poll_pull(job: String, status: RwSignal<Option<crate::types::JobProgress>>) {
+    poll_job(job, false, status)
+}
+
+/// Follows a background job (a pull, or a recreate when `recreate`) until it
+/// finishes, polling its status into `status`.
+pub fn poll_job(job: String, recreate: bool, status: RwSignal<Option<crate::types::JobProgress>>) {
     #[cfg(feature = "hydrate")]
     {
         use std::time::Duration;
@@ -267,7 +273,12 @@ pub fn poll_pull(job: String, status: RwSignal<Option<crate::types::PullProgress
             let job = job.clone();
             let h2 = h2.clone();
             leptos::task::spawn_local(async move {
-                match crate::server_fns::pull_status(job).await {
+                let asked = if recreate {
+                    crate::server_fns::recreate_status(job).await
+                } else {
+                    crate::server_fns::pull_status(job).await
+                };
+                match asked {
                     Ok(s) => {
                         let finished = s.done.is_some();
                         status.set(Some(s));
@@ -290,7 +301,7 @@ pub fn poll_pull(job: String, status: RwSignal<Option<crate::types::PullProgress
         }
     }
     #[cfg(not(feature = "hydrate"))]
-    let _ = (job, status);
+    let _ = (job, recreate, status);
 }
 
 /// Does `line` match the search (plain, case-insensitive; or a regex in the browser)?

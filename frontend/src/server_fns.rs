@@ -10,7 +10,7 @@ use shared::{LogsPage, PruneKind, PruneReport, RestartReport};
 use crate::error::ConsoleError;
 use crate::model::Fleet;
 use crate::types::{
-    AuditFilter, AuditView, ContainerPage, HostsView, JoinCommand, MergedLine, PullProgress, SessionInfo,
+    AuditFilter, AuditView, ContainerPage, HostsView, JobProgress, JoinCommand, MergedLine, SessionInfo, UpdatesView,
 };
 #[cfg(feature = "ssr")]
 use shared::Verb;
@@ -71,12 +71,46 @@ pub async fn start_pull(host: String, image: String, csrf: String) -> Result<Str
 }
 
 #[server(prefix = "/api/fn", endpoint = "pull_status")]
-pub async fn pull_status(job: String) -> Result<PullProgress, ConsoleError> {
+pub async fn pull_status(job: String) -> Result<JobProgress, ConsoleError> {
     crate::server::auth::require(Verb::Pull.role())?;
     crate::server::core()?
-        .pulls
-        .status(&job)
+        .jobs
+        .status(&job, crate::server::jobs::JobKind::Pull)
         .ok_or_else(|| ConsoleError::NotFound { what: "pull job (finished long ago?)".into() })
+}
+
+/// Which containers of the fleet run an image with a newer version in its
+/// registry (each host's `GET /v1/updates`, reused for a minute).
+#[server(prefix = "/api/fn", endpoint = "updates")]
+pub async fn get_updates() -> Result<UpdatesView, ConsoleError> {
+    crate::server::auth::require(Verb::Updates.role())?;
+    Ok(crate::server::core()?.updates().await)
+}
+
+/// Starts a recreate of a container (`pull`: its image's newest version
+/// first, an update) and returns its job id; it goes on (and is audited by
+/// the sidecar) even if the page is closed.
+#[server(prefix = "/api/fn", endpoint = "recreate")]
+pub async fn start_recreate(host: String, id: String, pull: bool, csrf: String) -> Result<String, ConsoleError> {
+    let user = crate::server::auth::require_mutation(Verb::Recreate.role(), &csrf)?;
+    crate::server::core()?.start_recreate(&user, &host, &id, pull)
+}
+
+/// Updates a compose project's containers on a host, one by one, stopping
+/// at the first failure; returns the job id.
+#[server(prefix = "/api/fn", endpoint = "update_app")]
+pub async fn update_app(host: String, project: String, csrf: String) -> Result<String, ConsoleError> {
+    let user = crate::server::auth::require_mutation(Verb::Recreate.role().max(Verb::Pull.role()), &csrf)?;
+    crate::server::core()?.start_app_update(&user, &host, &project)
+}
+
+#[server(prefix = "/api/fn", endpoint = "recreate_status")]
+pub async fn recreate_status(job: String) -> Result<JobProgress, ConsoleError> {
+    crate::server::auth::require(Verb::Recreate.role())?;
+    crate::server::core()?
+        .jobs
+        .status(&job, crate::server::jobs::JobKind::Recreate)
+        .ok_or_else(|| ConsoleError::NotFound { what: "recreate job (finished long ago?)".into() })
 }
 
 #[server(prefix = "/api/fn", endpoint = "prune")]

@@ -59,15 +59,40 @@ pub struct AuditFilter {
     pub cursor: String,
 }
 
-/// Where a pull stands: the latest progress lines and, at the end, the result.
+/// Where a background job (a pull, a recreate, an app's update) stands: the
+/// latest progress lines and, at the end, the result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PullProgress {
-    pub image: String,
+pub struct JobProgress {
+    /// What it works on (the image of a pull, the container of a recreate).
+    pub title: String,
     pub lines: Vec<String>,
     pub layers_done: usize,
     pub layers_total: usize,
     /// `Ok(digest)` or `Err(message)` once finished.
     pub done: Option<Result<String, String>>,
+}
+
+/// Every host's update check (`GET /v1/updates`), for badges and counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdatesView {
+    /// (host, the container's entry).
+    pub containers: Vec<(String, shared::ContainerUpdate)>,
+    /// Hosts whose check failed, with why.
+    pub errors: Vec<(String, String)>,
+}
+
+impl UpdatesView {
+    /// Whether the container `id` on `host` has an update.
+    pub fn has_update(&self, host: &str, id: &str) -> bool {
+        self.containers
+            .iter()
+            .any(|(h, c)| h == host && c.id == id && c.status == shared::UpdateStatus::UpdateAvailable)
+    }
+
+    /// How many containers of the fleet have one.
+    pub fn available(&self) -> usize {
+        self.containers.iter().filter(|(_, c)| c.status == shared::UpdateStatus::UpdateAvailable).count()
+    }
 }
 
 /// The hosts panel (admins): every host and where it comes from, and the

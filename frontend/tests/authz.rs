@@ -175,6 +175,10 @@ fn server_fns() -> Vec<(&'static str, Role, bool)> {
         ("app_logs", Verb::Logs.role(), false),
         ("audit", Verb::Audit.role().max(Verb::AuditVerify.role()), false),
         ("pull_status", Verb::Pull.role(), false),
+        ("updates", Verb::Updates.role(), false),
+        ("recreate_status", Verb::Recreate.role(), false),
+        ("recreate", Verb::Recreate.role(), true),
+        ("update_app", Verb::Recreate.role().max(Verb::Pull.role()), true),
         ("restart", Verb::Restart.role(), true),
         ("pull", Verb::Pull.role(), true),
         ("prune", Verb::Prune.role(), true),
@@ -346,7 +350,7 @@ async fn server_fn_cell(
                     }
                 })
                 .await;
-                assert_eq!(done["image"], image.as_str(), "{cell}: {done}");
+                assert_eq!(done["title"], image.as_str(), "{cell}: {done}");
                 let records = audit_mentions(&env.sidecar, &image);
                 assert!(
                     records.iter().any(|r| r["verb"] == "pull" && r["actor"] == u.name.as_str()),
@@ -360,6 +364,66 @@ async fn server_fn_cell(
                     "{cell}: a refused pull reached the sidecar"
                 );
                 env.refused_pulls.lock().unwrap().push(image);
+            }
+        }
+        "recreate" => {
+            let target = TestContainer::run("authz-recreate", &["--label", &env.scope], QUICK_TO_STOP);
+            let args = form(&[host, ("id", target.name.clone()), ("pull", "false".into()), ("csrf", csrf)]);
+            let (status, body) = post(&env, who, "/api/fn/recreate", &args, token).await;
+            let body: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{cell}: not JSON: {body}"));
+            assert_refusal(v, status, &body, &cell);
+            if v == Verdict::Allowed {
+                let job = body.as_str().unwrap_or_else(|| panic!("{cell}: no job id: {body}")).to_owned();
+                let u = env.user(who).unwrap();
+                let done = eventually(Duration::from_secs(60), &format!("{cell}: the recreate job to end"), || {
+                    let (base, cookie, job) = (env.console.base.clone(), u.cookie.clone(), job.clone());
+                    async move {
+                        let (_, p) = call(&base, Some(&cookie), "recreate_status", &[("job", &job)]).await;
+                        (!p["done"].is_null()).then_some(p)
+                    }
+                })
+                .await;
+                assert!(done["done"]["Ok"].is_string(), "{cell}: {done}");
+                assert_ne!(docker(&["inspect", "-f", "{{.Id}}", &target.name]), target.id, "{cell}: not recreated");
+                let records = audit_mentions(&env.sidecar, &target.id);
+                assert!(
+                    records
+                        .iter()
+                        .any(|r| r["verb"] == "recreate" && r["outcome"] == "ok" && r["actor"] == u.name.as_str()),
+                    "{cell}: no audit record of the recreate by {}: {records:?}",
+                    u.name
+                );
+            } else {
+                assert_eq!(docker(&["inspect", "-f", "{{.Id}}", &target.name]), target.id, "{cell}: recreated anyway");
+                assert_eq!(
+                    audit_mentions(&env.sidecar, &target.id),
+                    Vec::<Value>::new(),
+                    "{cell}: reached the sidecar"
+                );
+            }
+        }
+        "update_app" => {
+            // No such app on the host: allowed, it is a 404 that names it.
+            let args = form(&[host, ("project", "no-such-app".into()), ("csrf", csrf)]);
+            let (status, body) = post(&env, who, "/api/fn/update_app", &args, token).await;
+            let body: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{cell}: not JSON: {body}"));
+            if v == Verdict::Allowed {
+                assert_eq!(status, 404, "{cell}: {body}");
+                assert!(body.to_string().contains("no-such-app"), "{cell}: {body}");
+            } else {
+                assert_refusal(v, status, &body, &cell);
+            }
+        }
+        "recreate_status" => {
+            // A pull's job is no recreate's: allowed, it is a 404.
+            let (status, body) =
+                post(&env, who, "/api/fn/recreate_status", &form(&[("job", env.job.clone())]), token).await;
+            let body: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{cell}: not JSON: {body}"));
+            if v == Verdict::Allowed {
+                assert_eq!(status, 404, "{cell}: {body}");
+                assert!(body.to_string().contains("recreate job"), "{cell}: {body}");
+            } else {
+                assert_refusal(v, status, &body, &cell);
             }
         }
         "add_host" => {
@@ -402,7 +466,7 @@ async fn server_fn_cell(
                     a
                 }
                 "pull_status" => form(&[("job", env.job.clone())]),
-                "hosts" => vec![],
+                "hosts" | "updates" => vec![],
                 other => panic!("no arguments for the server function {other}: add them to the matrix"),
             };
             let (status, body) = post(&env, who, &format!("/api/fn/{endpoint}"), &args, token).await;
@@ -412,7 +476,7 @@ async fn server_fn_cell(
                 let text = body.to_string();
                 let proof = match endpoint {
                     "whoami" => env.user(who).unwrap().name.clone(),
-                    "fleet" | "container" | "app_logs" => env.web.name.clone(),
+                    "fleet" | "container" | "app_logs" | "updates" => env.web.name.clone(),
                     "logs" => "tick".into(),
                     "audit" => "\"verify\"".into(),
                     "pull_status" => "authz-status".into(),

@@ -32,6 +32,11 @@ pub enum Verb {
     OpenApi,
     /// The console revokes this host: every secret it accepts is forgotten.
     Revoke,
+    /// Whether each running container's image has a newer digest in its registry.
+    Updates,
+    /// Replace a container by a new one from the same configuration and its
+    /// image's current version, with a health gate and rollback.
+    Recreate,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -166,6 +171,8 @@ pub const VERBS: &[VerbSpec] = &[
     mutation(Verb::Pull, "pull", "/v1/images/pull", RateClass::Pull, Role::Operator),
     read(Verb::OpenApi, "openapi", "/v1/openapi.json", Role::Viewer),
     VerbSpec { audit: "host.revoke", ..mutation(Verb::Revoke, "revoke", "/v1/revoke", RateClass::Prune, Role::Admin) },
+    read(Verb::Updates, "updates", "/v1/updates", Role::Viewer),
+    mutation(Verb::Recreate, "recreate", "/v1/containers/{ref}/recreate", RateClass::Restart, Role::Operator),
 ];
 
 impl Verb {
@@ -190,6 +197,8 @@ impl Verb {
             Self::Pull => 13,
             Self::OpenApi => 14,
             Self::Revoke => 15,
+            Self::Updates => 16,
+            Self::Recreate => 17,
         };
         &VERBS[row]
     }
@@ -292,7 +301,7 @@ impl Call {
 mod tests {
     use super::*;
 
-    const ALL: [Verb; 16] = [
+    const ALL: [Verb; 18] = [
         Verb::Healthz,
         Verb::Metrics,
         Verb::ListContainers,
@@ -309,6 +318,8 @@ mod tests {
         Verb::Pull,
         Verb::OpenApi,
         Verb::Revoke,
+        Verb::Updates,
+        Verb::Recreate,
     ];
 
     #[test]

@@ -35,6 +35,8 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// 409: the reference matches more than one container.
     Ambiguous,
+    /// 409: the target is busy with another action (a recreate already running).
+    Conflict,
     /// 413: body larger than allowed.
     PayloadTooLarge,
     /// 429: rate limit hit; see `Retry-After`.
@@ -55,7 +57,7 @@ impl ErrorCode {
             Self::Forbidden => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
-            Self::Ambiguous => 409,
+            Self::Ambiguous | Self::Conflict => 409,
             Self::PayloadTooLarge => 413,
             Self::RateLimited => 429,
             Self::Internal => 500,

@@ -30,7 +30,10 @@ pub use enrol::{
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use stats::{HistoryPoint, StatsHistory, StatsSample, StatsSnapshot};
 pub use validate::{bounded, limits, ContainerRef, ImageRef, ValidationError};
-pub use verbs::{ContainerEvent, PruneKind, PruneReport, PullEvent, PullRequest, RestartReport};
+pub use verbs::{
+    ContainerEvent, ContainerUpdate, PruneKind, PruneReport, PullEvent, PullRequest, RecreateEvent, RecreateReport,
+    RecreateStep, RestartReport, UpdateStatus, UpdatesReport,
+};
 
 /// Version prefix of the sidecar's API.
 pub const API_PREFIX: &str = "/v1";

@@ -26,6 +26,14 @@ pub mod limits {
     pub const LOG_TAIL_MAX: u64 = 10_000;
     /// Longest restart timeout, in seconds.
     pub const RESTART_TIMEOUT_MAX: u64 = 120;
+    /// Longest a recreate waits for the new container to become healthy, in seconds.
+    pub const RECREATE_HEALTH_TIMEOUT_MAX: u64 = 600;
+    /// Default of that wait.
+    pub const RECREATE_HEALTH_TIMEOUT_DEFAULT: u64 = 120;
+    /// Longest a container without a healthcheck must stay running after a recreate, in seconds.
+    pub const RECREATE_GRACE_MAX: u64 = 120;
+    /// Default of that grace period.
+    pub const RECREATE_GRACE_DEFAULT: u64 = 5;
     /// Largest page of audit records.
     pub const AUDIT_PAGE_MAX: u64 = 1_000;
     /// Default page of audit records.

@@ -298,6 +298,24 @@ pub struct ServeArgs {
     /// Most pulls in flight at once.
     #[arg(long, env = "DOCKWARD_MAX_PULLS", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub max_pulls: u32,
+
+    /// How long a registry's answer for an image tag is reused by `GET /v1/updates` (at least 15m).
+    /// Failed checks are retried after 15 minutes.
+    #[arg(long, env = "DOCKWARD_UPDATE_CHECK_INTERVAL", default_value = "6h", value_parser = parse_check_interval)]
+    pub update_check_interval: Duration,
+    /// Most registry checks in flight at once (through the engine's distribution endpoint).
+    #[arg(long, env = "DOCKWARD_UPDATE_CHECK_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub update_check_concurrency: u32,
+    /// Least time between two checks against the same registry.
+    #[arg(long, env = "DOCKWARD_UPDATE_REGISTRY_PACE", default_value = "250ms", value_parser = parse_duration)]
+    pub update_registry_pace: Duration,
+    /// Most recreates in flight at once (each on its own container).
+    #[arg(long, env = "DOCKWARD_MAX_RECREATES", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub max_recreates: u32,
+    /// Test hook: pause this long after stopping the old container of a recreate, so a test can
+    /// kill the sidecar there. Unset in production.
+    #[arg(long, env = "DOCKWARD_TEST_RECREATE_PAUSE", value_parser = parse_duration, hide = true)]
+    pub test_recreate_pause: Option<Duration>,
     /// Most log tails (non-follow log reads) answered at once.
     #[arg(long, env = "DOCKWARD_MAX_LOG_READS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub max_log_reads: u32,
@@ -348,9 +366,26 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// `--update-check-interval`: a duration of at least 15 minutes.
+pub fn parse_check_interval(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_secs(15 * 60) {
+        return Err(format!("{s:?} is too short: registries are asked at most every 15m"));
+    }
+    Ok(d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn check_intervals_are_at_least_fifteen_minutes() {
+        assert_eq!(parse_check_interval("6h"), Ok(Duration::from_secs(6 * 3600)));
+        assert_eq!(parse_check_interval("15m"), Ok(Duration::from_secs(900)));
+        assert!(parse_check_interval("14m").unwrap_err().contains("too short"));
+        assert!(parse_check_interval("soon").is_err());
+    }
 
     #[test]
     fn rates() {

@@ -24,6 +24,8 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("{0}")]
     Ambiguous(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error("request body larger than {0} bytes")]
     PayloadTooLarge(usize),
     #[error("rate limit reached; retry in {retry_after_secs} s")]
@@ -46,6 +48,7 @@ impl ApiError {
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
             Self::Ambiguous(_) => ErrorCode::Ambiguous,
+            Self::Conflict(_) => ErrorCode::Conflict,
             Self::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::DockerUnavailable(_) => ErrorCode::DockerUnavailable,

@@ -20,8 +20,8 @@ use serde_json::json;
 use shared::api::{Method, RateClass, Verb, VerbSpec, VERBS};
 use shared::{
     limits, AuditPage, AuditVerification, ContainerDetail, ContainerEvent, ContainerRef, ContainerSummary, DiskReport,
-    ErrorBody, ErrorCode, LogLine, LogsPage, Outcome, PruneKind, PruneReport, PullEvent, PullRequest, RestartReport,
-    RevokeReport, StatsHistory, StatsSnapshot, ACTOR_HEADER, REQUEST_ID_HEADER,
+    ErrorBody, ErrorCode, LogLine, LogsPage, Outcome, PruneKind, PruneReport, PullEvent, PullRequest, RecreateEvent,
+    RestartReport, RevokeReport, StatsHistory, StatsSnapshot, UpdatesReport, ACTOR_HEADER, REQUEST_ID_HEADER,
 };
 use utoipa::openapi::path::{HttpMethod, Operation, OperationBuilder, Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::{RequestBody, RequestBodyBuilder};
@@ -37,6 +37,7 @@ use crate::verbs::audit::AuditQuery;
 use crate::verbs::health::HealthReport;
 use crate::verbs::logs::LogsQuery;
 use crate::verbs::prune::PruneQuery;
+use crate::verbs::recreate::RecreateQuery;
 use crate::verbs::restart::RestartQuery;
 use crate::verbs::stats::HistoryQuery;
 
@@ -345,6 +346,36 @@ fn verb_doc(verb: Verb, s: &mut Schemas) -> VerbDoc {
             json_answer("How many secrets were forgotten.", s.of::<RevokeReport>()),
             &[],
         ),
+        Verb::Updates => doc(
+            "Whether each running container's image tag has a newer digest in its registry (asked through the \
+             engine, once per image per check interval; pinned, local-only and failed checks say so).",
+            json_answer("One entry per running container, by name.", s.of::<UpdatesReport>()),
+            &ENGINE,
+        ),
+        Verb::Recreate => VerbDoc {
+            query: query::<RecreateQuery>(&[
+                ("pull", boolean_default(false)),
+                ("timeout", bounds(0, limits::RESTART_TIMEOUT_MAX, None)),
+                (
+                    "health_timeout",
+                    bounds(1, limits::RECREATE_HEALTH_TIMEOUT_MAX, Some(limits::RECREATE_HEALTH_TIMEOUT_DEFAULT)),
+                ),
+                ("grace", bounds(0, limits::RECREATE_GRACE_MAX, Some(limits::RECREATE_GRACE_DEFAULT))),
+            ]),
+            ..doc(
+                "Replace a container by a new one from its configuration and its image tag as it is now (after \
+                 a pull if asked), with a health gate; any failure rolls back to the old container. Refused \
+                 for protected and `--rm` containers; one at a time per container (409). Journalled, so a \
+                 restart mid-way finishes or rolls back. Audited before and after.",
+                content_answer(
+                    "Newline-delimited JSON, one `RecreateEvent` a line: steps and pull progress, then `done` \
+                     (old and new ids, images, digest, gate) or `error` (with `rolled_back`).",
+                    "application/x-ndjson",
+                    s.of::<RecreateEvent>(),
+                ),
+                &[ErrorCode::Forbidden, ErrorCode::DockerError, ErrorCode::DockerUnavailable],
+            )
+        },
     }
 }
 
@@ -398,7 +429,10 @@ fn error_response(status: u16, code: ErrorCode, body: RefOr<Schema>) -> Response
         ErrorCode::Forbidden => "Refused for this target: a protected container, a registry not allowed, a host-wide verb on a scoped sidecar.",
         ErrorCode::NotFound => "No such container in scope (or no such prune kind).",
         ErrorCode::MethodNotAllowed => "The route exists, but not with this method.",
-        ErrorCode::Ambiguous => "The reference matches more than one container.",
+        ErrorCode::Ambiguous | ErrorCode::Conflict => {
+            "The reference matches more than one container (`ambiguous`), or the container is busy with another \
+             recreate (`conflict`)."
+        }
         ErrorCode::PayloadTooLarge => "The body is larger than allowed.",
         ErrorCode::RateLimited => "A rate or concurrency limit was reached; retry after `Retry-After` seconds.",
         ErrorCode::Internal => "A bug or an unexpected answer (the audit log could not be written, for one).",

@@ -133,6 +133,16 @@ impl Server {
                     .collect(),
                 node_name: args.node_name.clone(),
             },
+            updates: crate::verbs::updates::UpdateChecker::new(
+                args.update_check_interval,
+                args.update_check_concurrency,
+                args.update_registry_pace,
+            ),
+            recreates: crate::verbs::recreate::Recreates::new(
+                crate::verbs::recreate::journal::dir(&args.audit_log),
+                args.max_recreates,
+                args.test_recreate_pause,
+            ),
         });
         let listener =
             TcpListener::bind(args.listen).await.map_err(|source| StartError::Listen { addr: args.listen, source })?;
@@ -141,6 +151,7 @@ impl Server {
         state.audit.spawn_denial_flusher();
         tokio::spawn(stats.run());
         tokio::spawn(events.run(engine.clone()));
+        tokio::spawn(crate::verbs::recreate::recover(state.clone()));
         let probe_state = state.clone();
         let probe_identity = identity.clone();
         tokio::spawn(async move {

@@ -36,6 +36,10 @@ pub struct AppState {
     /// Bounds concurrent streams and log reads, one pool per kind.
     pub permits: Permits,
     pub settings: Settings,
+    /// Registry answers for `GET /v1/updates`.
+    pub updates: crate::verbs::updates::UpdateChecker,
+    /// Recreates in flight and their journals.
+    pub recreates: crate::verbs::recreate::Recreates,
 }
 
 pub type App = Arc<AppState>;

@@ -115,12 +115,21 @@ pub struct TestContainer {
 impl TestContainer {
     /// `docker run -d` with the test label, extra `docker run` flags, and a shell script.
     pub fn run(prefix: &str, flags: &[&str], script: &str) -> Self {
+        Self::run_image_with(prefix, IMAGE, flags, script)
+    }
+
+    /// [`TestContainer::run`] from another image (a tag or an id).
+    pub fn run_image(prefix: &str, image: &str, script: &str) -> Self {
+        Self::run_image_with(prefix, image, &[], script)
+    }
+
+    fn run_image_with(prefix: &str, image: &str, flags: &[&str], script: &str) -> Self {
         require_docker();
         let name = unique(prefix);
         let label = format!("{TEST_LABEL}=1");
         let mut args = vec!["run", "-d", "--name", &name, "--label", &label];
         args.extend_from_slice(flags);
-        args.extend_from_slice(&[IMAGE, "sh", "-c", script]);
+        args.extend_from_slice(&[image, "sh", "-c", script]);
         let out = Command::new("docker").args(&args).output().expect("docker CLI");
         if !out.status.success() {
             // `docker run` can fail after creating the container: never leave one behind.
@@ -143,8 +152,12 @@ impl TestContainer {
 
 impl Drop for TestContainer {
     fn drop(&mut self) {
-        let _ =
-            Command::new("docker").args(["rm", "-f", &self.id]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        // By id and by name: a recreated container has a new id under the same name.
+        let _ = Command::new("docker")
+            .args(["rm", "-f", &self.id, &self.name])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 }
 

@@ -106,20 +106,41 @@ impl Sidecar {
     async fn launch(extra: &[&str], https: bool, setup: impl FnOnce(&mut Command, &std::path::Path)) -> Self {
         require_docker();
         let dir = tempfile::tempdir().unwrap();
-        let audit = dir.path().join("audit.jsonl");
-        let log_path = dir.path().join("sidecar.log");
-        let secret_file = dir.path().join("secret");
+        let (child, base, fingerprint, http) = Self::spawn_in(dir.path(), extra, https, setup).await;
+        Self { base, dir, http, fingerprint, child }
+    }
+
+    /// SIGKILLs the sidecar and starts it again in the same directory (same
+    /// secret, audit log, key and recreate journals) with `extra`; returns
+    /// once it listens (on a new port).
+    pub async fn kill_and_restart(&mut self, extra: &[&str]) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let https = self.fingerprint.is_some();
+        let (child, base, fingerprint, http) = Self::spawn_in(self.dir.path(), extra, https, |_, _| {}).await;
+        (self.child, self.base, self.fingerprint, self.http) = (child, base, fingerprint, http);
+    }
+
+    async fn spawn_in(
+        dir: &std::path::Path,
+        extra: &[&str],
+        https: bool,
+        setup: impl FnOnce(&mut Command, &std::path::Path),
+    ) -> (Child, String, Option<String>, reqwest::Client) {
+        let audit = dir.join("audit.jsonl");
+        let log_path = dir.join("sidecar.log");
+        let secret_file = dir.join("secret");
         std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
         let mut args: Vec<String> = vec![
             "--listen=127.0.0.1:0".into(),
             format!("--secret-file={}", secret_file.display()),
             format!("--audit-log={}", audit.display()),
-            format!("--audit-key-file={}", dir.path().join("audit.key").display()),
+            format!("--audit-key-file={}", dir.join("audit.key").display()),
             "--log-format=json".into(),
         ];
         if https {
-            args.push(format!("--tls-cert-file={}", dir.path().join("tls.crt").display()));
-            args.push(format!("--tls-key-file={}", dir.path().join("tls.key").display()));
+            args.push(format!("--tls-cert-file={}", dir.join("tls.crt").display()));
+            args.push(format!("--tls-key-file={}", dir.join("tls.key").display()));
         } else {
             args.push("--plain-http".into());
         }
@@ -127,39 +148,41 @@ impl Sidecar {
             args.push("--stats-ttl=1s".into());
         }
         args.extend(extra.iter().map(|s| s.to_string()));
+        // A restarted sidecar appends to the same log; only its own lines count below.
+        let log_start = std::fs::metadata(&log_path).map_or(0, |m| m.len() as usize);
+        let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).unwrap();
         let mut cmd = Command::new(sidecar_bin());
         cmd.args(&args)
             // The listening line below is logged at info.
             .env("DOCKWARD_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log_path).unwrap());
-        setup(&mut cmd, dir.path());
-        let child = cmd.spawn().expect("start dockward-sidecar");
-        let mut sc = Self { base: String::new(), dir, http: reqwest::Client::new(), fingerprint: None, child };
+            .stderr(log_file);
+        setup(&mut cmd, dir);
+        let mut child = cmd.spawn().expect("start dockward-sidecar");
         // Listening on port 0 leaves no race for a free port: the sidecar logs
         // the address it bound. Nothing is requested, so no rate budget or
         // audit record is spent on start-up.
-        let child = &mut sc.child;
         let addr = eventually(Duration::from_secs(30), "the sidecar to listen", || {
-            let found = listening_addr(&std::fs::read_to_string(&log_path).unwrap_or_default());
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let found = listening_addr(log.get(log_start..).unwrap_or(""));
             if found.is_none() {
                 if let Ok(Some(status)) = child.try_wait() {
-                    panic!("the sidecar exited ({status}) with {args:?}; its log follows");
+                    panic!(
+                        "the sidecar exited ({status}) with {args:?}; its log:\n{}",
+                        log.get(log_start..).unwrap_or("")
+                    );
                 }
             }
             std::future::ready(found)
         })
         .await;
         if https {
-            let fp = cert_fingerprint(&sc.dir.path().join("tls.crt"));
-            sc.http = pinned_client(&[&fp]);
-            sc.fingerprint = Some(fp);
-            sc.base = format!("https://{addr}");
+            let fp = cert_fingerprint(&dir.join("tls.crt"));
+            (child, format!("https://{addr}"), Some(fp.clone()), pinned_client(&[&fp]))
         } else {
-            sc.base = format!("http://{addr}");
+            (child, format!("http://{addr}"), None, reqwest::Client::new())
         }
-        sc
     }
 
     pub fn audit_path(&self) -> PathBuf {

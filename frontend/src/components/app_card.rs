@@ -5,7 +5,7 @@
 
 use leptos::prelude::*;
 
-use super::{badge_view, Bars, ContainerRow, Sparkline};
+use super::{badge_view, update_badge, Bars, ContainerRow, Sparkline, UpdateAppButton, UpdatesCtx};
 use crate::model::{AppGroup, Badge, Opened};
 use crate::types::SessionInfo;
 
@@ -57,6 +57,20 @@ pub fn AppCard(
     };
     let count = move || group.with(|g| g.as_ref().map_or(0, |g| g.containers.len() + g.folded));
     let series = move || group.with(|g| g.as_ref().map(|g| g.cpu_series.clone()).unwrap_or_default());
+    // Updates: the badge when any of its containers has one; "Update app"
+    // for operators, on a compose project's card of one host.
+    let updates = UpdatesCtx::get();
+    let has_update = move || {
+        group.with(|g| g.as_ref().is_some_and(|g| g.containers.iter().any(|m| updates.has_update(&m.host, &m.c.id))))
+    };
+    let update_app = group.with_untracked(|g| {
+        let g = g.as_ref()?;
+        let project = g.project.clone()?;
+        let [share] = g.hosts.as_slice() else { return None };
+        Some((share.host.clone(), project))
+    });
+    let can_update_app = session.role >= crate::types::Role::Operator && update_app.is_some();
+    let csrf = session.csrf.clone();
     // The hosts change rarely; the breakdown re-renders only then.
     let shares = Memo::new(move |_| group.with(|g| g.as_ref().map(|g| g.hosts.clone()).unwrap_or_default()));
     let host_names = move || shares.with(|s| s.iter().map(|s| s.host.as_str()).collect::<Vec<_>>().join(" "));
@@ -115,8 +129,13 @@ pub fn AppCard(
                 <h2>{title.clone()}</h2>
                 <span class="host">{host_label}</span>
                 {move || badge_view(badge(), app_badge_text(badge()))}
+                <Show when=has_update>{update_badge()}</Show>
             </header>
             <Bars cpu=cpu mem=mem mem_pct=mem_pct/>
+            {move || {
+                let (host, project) = update_app.clone()?;
+                (can_update_app && has_update()).then(|| view! { <UpdateAppButton host=host project=project csrf=csrf.clone()/> })
+            }}
             <Sparkline class="spark" height=28.0 label="CPU, last 15 minutes" values=series/>
             <Show
                 when=many_hosts

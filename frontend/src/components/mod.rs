@@ -15,6 +15,7 @@ mod pull_panel;
 mod restart_button;
 mod sparkline;
 mod theme_toggle;
+mod update;
 
 pub use app_card::AppCard;
 pub use badge::{badge_icon, badge_view, lock_view};
@@ -30,3 +31,4 @@ pub use pull_panel::PullPanel;
 pub use restart_button::RestartButton;
 pub use sparkline::Sparkline;
 pub use theme_toggle::ThemeToggle;
+pub use update::{update_badge, RecreateButtons, UpdateAppButton, UpdatesCtx};

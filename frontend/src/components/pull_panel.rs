@@ -6,14 +6,14 @@ use super::{first_host, HostSelect};
 use crate::browser;
 use crate::model::Fleet;
 use crate::server_fns::StartPull;
-use crate::types::{PullProgress, SessionInfo};
+use crate::types::{JobProgress, SessionInfo};
 
 #[component]
 pub fn PullPanel(session: SessionInfo, fleet: RwSignal<Fleet>) -> impl IntoView {
     let action = ServerAction::<StartPull>::new();
     let image = RwSignal::new(String::new());
     let host = first_host(fleet);
-    let status: RwSignal<Option<PullProgress>> = RwSignal::new(None);
+    let status: RwSignal<Option<JobProgress>> = RwSignal::new(None);
     let csrf = session.csrf.clone();
     // Once the server has a job id, follow it until it finishes.
     Effect::new(move |_| {
@@ -35,7 +35,7 @@ pub fn PullPanel(session: SessionInfo, fleet: RwSignal<Fleet>) -> impl IntoView 
             </form>
             {move || action.value().get().and_then(|r| r.err()).map(|e| view! { <p class="error outcome" role="alert">{e.to_string()}</p> })}
             {move || status.get().map(|s| {
-                let progress = format!("{}: {} of {} layers", s.image, s.layers_done, s.layers_total);
+                let progress = format!("{}: {} of {} layers", s.title, s.layers_done, s.layers_total);
                 match s.done {
                     None => view! {
                         <div class="outcome" role="status">
@@ -43,8 +43,8 @@ pub fn PullPanel(session: SessionInfo, fleet: RwSignal<Fleet>) -> impl IntoView 
                             <pre class="pull-lines">{s.lines.join("\n")}</pre>
                         </div>
                     }.into_any(),
-                    Some(Ok(d)) => view! { <p class="ok outcome">"Pulled " {s.image.clone()} ": " <code>{d}</code></p> }.into_any(),
-                    Some(Err(e)) => view! { <p class="error outcome" role="alert">{format!("Pull of {} failed: {e}", s.image)}</p> }.into_any(),
+                    Some(Ok(d)) => view! { <p class="ok outcome">"Pulled " {s.title.clone()} ": " <code>{d}</code></p> }.into_any(),
+                    Some(Err(e)) => view! { <p class="error outcome" role="alert">{format!("Pull of {} failed: {e}", s.title)}</p> }.into_any(),
                 }
             })}
         </details>

@@ -58,9 +58,24 @@ pub fn sparkline_points(values: &[f64], w: f64, h: f64) -> String {
         .join(" ")
 }
 
+/// The headline area's line about updates: "1 update available", "3 updates available".
+pub fn count_updates(n: usize) -> String {
+    if n == 1 {
+        "1 container has an update available".to_owned()
+    } else {
+        format!("{n} containers have updates available")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn update_counts_read_well() {
+        assert_eq!(count_updates(1), "1 container has an update available");
+        assert_eq!(count_updates(3), "3 containers have updates available");
+    }
 
     #[test]
     fn humans() {

@@ -20,7 +20,7 @@ pub use fold::{
     app_key, crossed, diff_overview, follow_overview, normal_filter, overview, touched_apps, Folded, Opened, Touched,
     FILTER_MAX, OPEN_APPS_MAX,
 };
-pub use format::{clamp_percent, human_bytes, human_duration, human_percent, sparkline_points};
+pub use format::{clamp_percent, count_updates, human_bytes, human_duration, human_percent, sparkline_points};
 pub use group::{group_apps, matches_filter, name_and_app, AppGroup, HostShare, Member};
 pub use health::{container_badge, headline, Badge, Headline};
 pub use network::{networks, port_claims, subnets_overlap, NetworkView, PortClaim};

@@ -7,7 +7,7 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::components::{badge_icon, AppCard, HostProblems, PrunePanel, PullPanel};
+use crate::components::{badge_icon, AppCard, HostProblems, PrunePanel, PullPanel, UpdatesCtx};
 use crate::model::{self, Fleet};
 use crate::types::{Role, SessionInfo};
 
@@ -20,6 +20,9 @@ pub fn Overview(session: SessionInfo, fleet: RwSignal<Fleet>) -> impl IntoView {
     let sort = RwSignal::new("health".to_owned());
     let shown = RwSignal::new(model::CARDS_PER_PAGE);
     let headline = Memo::new(move |_| fleet.with(model::headline));
+    let updates = UpdatesCtx::get();
+    Effect::new(move |_| updates.load());
+    let update_count = move || updates.0.with(|u| u.as_ref().map_or(0, |u| u.available()));
     let groups = Memo::new(move |_| {
         let f = filter.get();
         let mut gs = fleet.with(model::group_apps);
@@ -61,6 +64,9 @@ pub fn Overview(session: SessionInfo, fleet: RwSignal<Fleet>) -> impl IntoView {
                 view! { <span aria-hidden="true" class="icon">{icon}</span> <span class="text">{h.text}</span> }
             }}
         </section>
+        <Show when=move || { update_count() > 0 }>
+            <p id="updates-count" class="updates-count">{move || model::count_updates(update_count())}</p>
+        </Show>
         <HostProblems fleet=fleet/>
         <div class="toolbar">
             <input

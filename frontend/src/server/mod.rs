@@ -10,6 +10,7 @@ pub mod fleet;
 pub mod forward;
 pub mod host_secret;
 pub mod hosts_page;
+pub mod jobs;
 pub mod limits;
 pub mod metrics;
 pub mod password;
@@ -25,10 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use leptos::prelude::*;
-use shared::{
-    AuditPage, Call, ContainerDetail, ContainerRef, ImageRef, LogsPage, PruneKind, PruneReport, PullEvent,
-    RestartReport, Verb,
-};
+use shared::{AuditPage, Call, ContainerDetail, ContainerRef, LogsPage, PruneKind, PruneReport, RestartReport, Verb};
 
 use crate::error::ConsoleError;
 use crate::types::{AuditFilter, AuditView, ContainerPage, MergedLine, VerifyStatus};
@@ -56,7 +54,10 @@ pub struct Core {
     pub throttled_log: Sampler,
     pub limits: limits::UserLimits,
     pub first_password_file: std::path::PathBuf,
-    pub pulls: Arc<Pulls>,
+    /// Pulls and recreates running in the background, with their progress.
+    pub jobs: Arc<jobs::Jobs>,
+    /// Every host's `GET /v1/updates`, briefly kept.
+    pub updates: jobs::UpdatesCache,
     pub metrics: Arc<metrics::Metrics>,
     /// Lets a scraper read `/metrics` without a session.
     pub metrics_token: Option<metrics::MetricsToken>,
@@ -116,7 +117,8 @@ impl Core {
             throttled_log: Sampler::new(Duration::from_secs(10)),
             limits: limits::UserLimits::new(o.requests_per_second, o.follows_per_user),
             first_password_file: o.first_password_file,
-            pulls: Arc::default(),
+            jobs: Arc::default(),
+            updates: Default::default(),
             metrics: o.metrics,
             metrics_token: o.metrics_token,
             enrolling: o.enrolling,
@@ -328,139 +330,5 @@ impl Core {
         let out = h.call(&call, Some(&user.name), None).await;
         self.fleet.get().poke(host);
         Ok(out?)
-    }
-
-    /// Starts a pull as a background job; progress is kept in [`Pulls`].
-    pub fn start_pull(&self, user: &CurrentUser, host: &str, image: &str) -> Result<String, ConsoleError> {
-        let image = ImageRef::parse(image.trim())?;
-        let h = self.host(host)?.clone();
-        let job = self.pulls.create(&image.to_string())?;
-        tracing::info!(user = %user.name, host, image = %image, job, "pull");
-        let (pulls, actor, job2, fleet, host2) =
-            (self.pulls.clone(), user.name.clone(), job.clone(), self.fleet.get(), host.to_owned());
-        tokio::spawn(async move {
-            let result = run_pull(&h, &actor, &image, &pulls, &job2).await;
-            pulls.finish(&job2, result.map_err(|e| e.to_string()));
-            fleet.poke(&host2);
-        });
-        Ok(job)
-    }
-}
-
-async fn run_pull(
-    h: &sidecar::Sidecar,
-    actor: &str,
-    image: &ImageRef,
-    pulls: &Pulls,
-    job: &str,
-) -> Result<String, ConsoleError> {
-    use futures_util::StreamExt;
-    let body = serde_json::json!({ "image": image.to_string() });
-    let resp = h.stream(&Call::new(Verb::Pull, &[]), Some(actor), Some(&body)).await?;
-    let mut body = resp.bytes_stream();
-    let mut buf: Vec<u8> = Vec::new();
-    let mut last = None;
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| ConsoleError::HostUnreachable {
-            host: h.name.clone(),
-            reason: format!("the pull stream broke: {e}"),
-        })?;
-        buf.extend_from_slice(&chunk);
-        while let Some(pos) = buf.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = buf.drain(..=pos).collect();
-            if let Ok(ev) = serde_json::from_slice::<PullEvent>(&line) {
-                pulls.progress(job, &ev);
-                last = Some(ev);
-            }
-        }
-        if buf.len() > 1 << 20 {
-            buf.clear();
-        }
-    }
-    match last {
-        Some(PullEvent::Done { digest, image_id, .. }) => Ok(digest.or(image_id).unwrap_or_else(|| "pulled".into())),
-        Some(PullEvent::Error { message }) => {
-            Err(ConsoleError::SidecarRefused { host: h.name.clone(), status: 502, code: "pull_failed".into(), message })
-        }
-        _ => Err(ConsoleError::HostUnreachable {
-            host: h.name.clone(),
-            reason: "the pull ended without a result".into(),
-        }),
-    }
-}
-
-struct PullJob {
-    image: String,
-    lines: std::collections::VecDeque<String>,
-    layers: std::collections::BTreeMap<String, bool>,
-    done: Option<Result<String, String>>,
-    started: std::time::Instant,
-}
-
-/// Pull jobs in memory: at most 64, finished ones forgotten after 10 minutes.
-#[derive(Default)]
-pub struct Pulls(std::sync::Mutex<std::collections::HashMap<String, PullJob>>);
-
-impl Pulls {
-    fn create(&self, image: &str) -> Result<String, ConsoleError> {
-        let mut jobs = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        jobs.retain(|_, j| j.done.is_none() || j.started.elapsed() < Duration::from_secs(600));
-        if jobs.len() >= 64 {
-            return Err(ConsoleError::Busy { what: "pulls at once; wait for some to finish".into() });
-        }
-        let mut id = [0u8; 12];
-        getrandom::fill(&mut id).map_err(|e| ConsoleError::internal(e.to_string()))?;
-        let id = hex::encode(id);
-        jobs.insert(
-            id.clone(),
-            PullJob {
-                image: image.to_owned(),
-                lines: Default::default(),
-                layers: Default::default(),
-                done: None,
-                started: std::time::Instant::now(),
-            },
-        );
-        Ok(id)
-    }
-
-    fn progress(&self, job: &str, ev: &PullEvent) {
-        let mut jobs = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(j) = jobs.get_mut(job) else { return };
-        if let PullEvent::Progress { status, layer, .. } = ev {
-            if let Some(l) = layer {
-                let done = status.starts_with("Pull complete") || status.starts_with("Already exists");
-                let e = j.layers.entry(l.clone()).or_insert(false);
-                *e |= done;
-            }
-            let line = match layer {
-                Some(l) => format!("{l}: {status}"),
-                None => status.clone(),
-            };
-            if j.lines.back() != Some(&line) {
-                if j.lines.len() == 10 {
-                    j.lines.pop_front();
-                }
-                j.lines.push_back(line);
-            }
-        }
-    }
-
-    fn finish(&self, job: &str, result: Result<String, String>) {
-        if let Some(j) = self.0.lock().unwrap_or_else(|e| e.into_inner()).get_mut(job) {
-            j.done = Some(result);
-        }
-    }
-
-    pub fn status(&self, job: &str) -> Option<crate::types::PullProgress> {
-        let jobs = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let j = jobs.get(job)?;
-        Some(crate::types::PullProgress {
-            image: j.image.clone(),
-            lines: j.lines.iter().cloned().collect(),
-            layers_done: j.layers.values().filter(|d| **d).count(),
-            layers_total: j.layers.len(),
-            done: j.done.clone(),
-        })
     }
 }

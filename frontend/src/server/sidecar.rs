@@ -37,10 +37,10 @@ fn answer_max(verb: shared::Verb) -> usize {
         Audit => 16 << 20,
         // One container; one round of samples; one container's history (an
         // hour of points); the chain's summary; a prune's list of what went.
-        InspectContainer | Stats | StatsHistory | AuditVerify | Prune => 8 << 20,
+        InspectContainer | Stats | StatsHistory | AuditVerify | Prune | Updates => 8 << 20,
         // Small reports (the API's own description too), or streams that are
         // not read through `call`.
-        Healthz | Metrics | Restart | Events | Pull | OpenApi | Revoke => 1 << 20,
+        Healthz | Metrics | Restart | Events | Pull | OpenApi | Revoke | Recreate => 1 << 20,
     }
 }
 /// Largest error body read from a sidecar.

@@ -320,7 +320,7 @@ impl Engine {
     }
 
     /// An image's tags and digests; none when the engine no longer has it.
-    async fn image_names(&self, image_id: &str, fresh: Freshness) -> Result<Arc<Vec<String>>, ApiError> {
+    pub async fn image_names(&self, image_id: &str, fresh: Freshness) -> Result<Arc<Vec<String>>, ApiError> {
         if fresh == Freshness::Cached {
             if let Some(hit) = self.image_names.get(image_id).await {
                 self.metrics.cache_lookup("image_names", true);

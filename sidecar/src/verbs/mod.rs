@@ -11,9 +11,11 @@ pub mod logs;
 pub mod openapi;
 pub mod prune;
 pub mod pull;
+pub mod recreate;
 pub mod restart;
 pub mod revoke;
 pub mod stats;
+pub mod updates;
 
 use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter, MethodRouter};
@@ -52,6 +54,8 @@ pub fn handler(spec: &VerbSpec) -> MethodRouter<App> {
         Verb::Pull => on(m, pull::pull),
         Verb::OpenApi => on(m, openapi::openapi),
         Verb::Revoke => on(m, revoke::revoke),
+        Verb::Updates => on(m, updates::updates),
+        Verb::Recreate => on(m, recreate::recreate),
     }
 }
 

@@ -57,7 +57,11 @@ pub async fn pull(
     let app2 = app.clone();
     tokio::spawn(async move {
         let _permit = permit;
-        let last = match run(&app2, &image, &tx).await {
+        let progress = |ev: PullEvent| {
+            // Dropped when the client reads slowly: progress is advisory.
+            let _ = tx.try_send(ev);
+        };
+        let last = match run(&app2, &image, &progress).await {
             Ok(done) => {
                 let r = app2.audit.commit(draft, Outcome::Ok, None).await;
                 r.map(|_| done).unwrap_or_else(|e| PullEvent::Error { message: e.to_string() })
@@ -87,6 +91,16 @@ pub async fn pull(
 fn check(app: &AppState, image: ImageRef) -> Result<ImageRef, ApiError> {
     // An image, once pulled, is the whole host's: no scope owns it.
     app.engine.policy.refuse_host_wide("pull")?;
+    registry_allowed(app, &image)?;
+    app.engine.require_up()?;
+    // The pull rate limit is spent before any work, by `middleware::rate_limit`.
+    Ok(image)
+}
+
+/// Whether the engine may be sent to `image`'s registry (pulls, recreates
+/// with a pull, update checks): the allow-list when there is one, else any
+/// registry but local and private addresses.
+pub fn registry_allowed(app: &AppState, image: &ImageRef) -> Result<(), ApiError> {
     let allowed = &app.settings.pull_registries;
     if !allowed.is_empty() && !allowed.iter().any(|r| r.eq_ignore_ascii_case(&image.registry)) {
         return Err(ApiError::Forbidden(format!("registry {} is not in DOCKWARD_PULL_REGISTRIES", image.registry)));
@@ -99,12 +113,31 @@ fn check(app: &AppState, image: ImageRef) -> Result<ImageRef, ApiError> {
             )));
         }
     }
-    app.engine.require_up()?;
-    // The pull rate limit is spent before any work, by `middleware::rate_limit`.
-    Ok(image)
+    Ok(())
 }
 
-async fn run(app: &AppState, image: &ImageRef, tx: &mpsc::Sender<PullEvent>) -> Result<PullEvent, ApiError> {
+/// The image reference a container was created from (`Config.Image`), as a
+/// tag or digest reference; `None` when it was created from an image id
+/// (`sha256:…` or a prefix of its image's id), which has nothing to pull.
+pub fn configured_ref(configured: &str, image_id: &str) -> Option<ImageRef> {
+    let hex = configured.strip_prefix("sha256:").unwrap_or(configured);
+    let is_id = configured.starts_with("sha256:")
+        || (!hex.is_empty()
+            && hex.bytes().all(|b| b.is_ascii_hexdigit())
+            && image_id.strip_prefix("sha256:").unwrap_or(image_id).starts_with(hex));
+    if is_id {
+        return None;
+    }
+    ImageRef::parse(configured).ok()
+}
+
+/// Pulls `image` (already checked), handing each progress line to
+/// `progress`; answers the `done` line. Used by `pull` and `recreate`.
+pub async fn run(
+    app: &AppState,
+    image: &ImageRef,
+    progress: &(dyn Fn(PullEvent) + Send + Sync),
+) -> Result<PullEvent, ApiError> {
     let opts = CreateImageOptions {
         from_image: Some(image.full_repository()),
         tag: Some(image.tag_or_digest().to_owned()),
@@ -127,13 +160,12 @@ async fn run(app: &AppState, image: &ImageRef, tx: &mpsc::Sender<PullEvent>) -> 
         if let Some(d) = status.strip_prefix("Digest: ") {
             digest = Some(d.trim().to_owned());
         }
-        let progress = info.progress_detail.as_ref();
-        // Dropped when the client reads slowly: progress is advisory.
-        let _ = tx.try_send(PullEvent::Progress {
+        let detail = info.progress_detail.as_ref();
+        progress(PullEvent::Progress {
             status: crate::docker::convert::truncate(&status, 512),
             layer: info.id.map(|i| crate::docker::convert::truncate(&i, 128)),
-            current: progress.and_then(|p| p.current).and_then(|v| u64::try_from(v).ok()),
-            total: progress.and_then(|p| p.total).and_then(|v| u64::try_from(v).ok()),
+            current: detail.and_then(|p| p.current).and_then(|v| u64::try_from(v).ok()),
+            total: detail.and_then(|p| p.total).and_then(|v| u64::try_from(v).ok()),
         });
     }
     app.engine.metrics().docker_call("create_image", started.elapsed().as_secs_f64());
@@ -147,4 +179,21 @@ async fn run(app: &AppState, image: &ImageRef, tx: &mpsc::Sender<PullEvent>) -> 
         digest = inspected.repo_digests.iter().flatten().find_map(|d| d.strip_prefix(&prefix).map(str::to_owned));
     }
     Ok(PullEvent::Done { image: image.to_string(), digest, image_id: inspected.id })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::configured_ref;
+
+    #[test]
+    fn image_ids_are_not_references() {
+        let id = "sha256:3f2a1b9c0d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a";
+        assert!(configured_ref(id, id).is_none());
+        assert!(configured_ref("3f2a1b9c", id).is_none(), "a prefix of its image's id");
+        assert_eq!(
+            configured_ref("nginx:1.27", id).map(|r| r.to_string()).as_deref(),
+            Some("docker.io/library/nginx:1.27")
+        );
+        assert!(configured_ref("cafe", id).is_some(), "hex, but not its image's id: a name");
+    }
 }
