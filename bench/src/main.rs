@@ -8,6 +8,7 @@ mod live;
 mod rig;
 mod scenarios;
 mod standin;
+mod updates;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -31,6 +32,8 @@ enum Scenario {
     /// Issue 14: what an outbound agent's tunnel adds to a call through the console, and the
     /// fleet scenario's 50 hosts all dialling in.
     Tunnel,
+    /// Issue 15: a recreate's downtime next to the docker CLI's; what update checks cost the registry.
+    Recreate,
 }
 
 #[derive(Debug, Parser)]
@@ -144,6 +147,10 @@ async fn main() -> ExitCode {
             f.scenario = "10. fleet over tunnels".into();
         }
         figures.extend(over);
+    }
+    if run(Scenario::Recreate) {
+        eprintln!("== recreate: downtime next to the docker CLI; update checks of 200 containers against a registry");
+        figures.extend(updates::recreate_and_updates(dir.path(), cli.quick).await);
     }
     if run(Scenario::Fleet) {
         let plan = fleet::Plan {

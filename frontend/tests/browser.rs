@@ -19,7 +19,7 @@ use testkit::browser::*;
 use testkit::console::{Console, Host, PASSWORD};
 use testkit::cut::CutProxy;
 use testkit::scenarios::{scenario, Scenario};
-use testkit::sidecar::{Sidecar, SECRET};
+use testkit::sidecar::{Registry, Sidecar, SECRET};
 use testkit::*;
 
 const XSS: &str = "<script>window.__xss=1</script><img src=x onerror=window.__xss=2>";
@@ -721,6 +721,53 @@ async fn wait_gone(c: &Client, what: &str) -> bool {
     false
 }
 
+/// An update in the registry shows as a count under the headline and a
+/// badge on its card; an operator updates the container from its page,
+/// following the steps, and it runs the new image under its name.
+async fn operators_update_a_container_from_its_page(env: Arc<Env>) {
+    const LOOP: &str = "trap 'exit 0' TERM; while true; do sleep 1; done";
+    let c = &env.c;
+    let registry = Registry::start();
+    let tag = format!("127.0.0.1:{}/dockward/upd:stable", registry.port);
+    commit_image(&tag, "echo 1 > /version", &[]);
+    docker(&["push", &tag]);
+    let l = format!("dockward.e2e={}", unique("upd"));
+    let web = TestContainer::run_image_with(
+        "upd-web",
+        &tag,
+        &["--label", &l, "--label", "com.docker.compose.project=upd", "--label", "com.docker.compose.service=web"],
+        LOOP,
+    );
+    commit_image(&tag, "echo 2 > /version", &[]);
+    docker(&["push", &tag]);
+    docker(&["rmi", &tag]);
+    // Unscoped: a scoped sidecar refuses pulls (an image is the whole host's).
+    let sidecar = Sidecar::start(&[&registry.allow_flag()]).await;
+    let console = Console::start(
+        Path::new(env!("CARGO_BIN_EXE_dockward-web")),
+        &[Host { name: "local", url: &sidecar.base, secret: SECRET }],
+        Some(&site_root()),
+    );
+    login_afresh(c, &console.base, "operator1", PASSWORD).await;
+    wait_text(c, "#updates-count", "1 container has an update available", 30).await;
+    let card = "article[data-app='upd']";
+    wait_text(c, &format!("{card} header .badge.update"), "update available", 10).await;
+    assert!(c.find(Locator::Css(&format!("{card} .update-app button.update"))).await.is_ok(), "no Update app");
+    screenshot(c, "update-available").await;
+
+    c.goto(&format!("{}/c/local/{}", console.base, web.id)).await.unwrap();
+    hydrated(c).await;
+    wait_text(c, "h1 .badge.update", "update available", 20).await;
+    c.find(Locator::Css(".action.recreate button.update")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css("button.confirm-update")).await.unwrap().click().await.unwrap();
+    let done = wait_text(c, ".action.recreate .outcome", "Done:", 90).await;
+    assert!(done.contains("healthy") || done.contains("running"), "{done}");
+    assert_eq!(docker(&["exec", &web.name, "cat", "/version"]), "2", "the new image runs under the name");
+    assert_ne!(docker(&["inspect", "-f", "{{.Id}}", &web.name]), web.id);
+    logout(c).await;
+    let _ = std::process::Command::new("docker").args(["rmi", &tag]).output();
+}
+
 fn main() -> ExitCode {
     let scenarios: Vec<Scenario<Env>> = vec![
         scenario(
@@ -761,6 +808,7 @@ fn main() -> ExitCode {
             "a_browser_that_loses_its_connection_says_so_and_catches_up",
             a_browser_that_loses_its_connection_says_so_and_catches_up,
         ),
+        scenario("operators_update_a_container_from_its_page", operators_update_a_container_from_its_page),
     ];
     testkit::scenarios::run(start, scenarios, teardown)
 }

@@ -14,24 +14,6 @@ use testkit::*;
 /// The image command: stops at once on SIGTERM.
 const LOOP: &str = "trap 'exit 0' TERM; while true; do sleep 1; done";
 
-/// Commits an image from the test image with `script` run in it first and
-/// `changes` (Dockerfile instructions), tagged `tag`.
-fn commit_image(tag: &str, script: &str, changes: &[&str]) {
-    require_docker();
-    let name = unique("build");
-    docker(&["run", "--name", &name, "--label", "dockward.test=1", IMAGE, "sh", "-c", script]);
-    let mut args = vec!["commit".to_owned()];
-    for c in changes {
-        args.push("--change".into());
-        args.push((*c).to_owned());
-    }
-    args.push(name.clone());
-    args.push(tag.to_owned());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    docker(&args);
-    docker(&["rm", "-f", &name]);
-}
-
 /// The repository digest `docker push` printed.
 fn pushed_digest(push_output: &str) -> String {
     let at = push_output.find("digest: ").expect("a digest in the push output") + 8;

@@ -99,6 +99,25 @@ pub fn build_image(tag: &str) {
     assert!(status.success(), "docker import of the test image failed");
 }
 
+/// Makes image `tag` from the test image: a container runs `script`, then
+/// is committed with `changes` (Dockerfile instructions such as `CMD […]`).
+/// Images that differ by a file, for update and rollback tests.
+pub fn commit_image(tag: &str, script: &str, changes: &[&str]) {
+    require_docker();
+    let name = unique("build");
+    docker(&["run", "--name", &name, "--label", "dockward.test=1", IMAGE, "sh", "-c", script]);
+    let mut args = vec!["commit".to_owned()];
+    for c in changes {
+        args.push("--change".into());
+        args.push((*c).to_owned());
+    }
+    args.push(name.clone());
+    args.push(tag.to_owned());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    docker(&args);
+    docker(&["rm", "-f", &name]);
+}
+
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// A name unique to this test process and call.
@@ -123,7 +142,8 @@ impl TestContainer {
         Self::run_image_with(prefix, image, &[], script)
     }
 
-    fn run_image_with(prefix: &str, image: &str, flags: &[&str], script: &str) -> Self {
+    /// [`TestContainer::run`] from another image, with `docker run` flags.
+    pub fn run_image_with(prefix: &str, image: &str, flags: &[&str], script: &str) -> Self {
         require_docker();
         let name = unique(prefix);
         let label = format!("{TEST_LABEL}=1");

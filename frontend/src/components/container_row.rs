@@ -4,7 +4,7 @@
 
 use leptos::prelude::*;
 
-use super::{badge_view, lock_view, update_badge, LogPeek, RecreateButtons, RestartButton, UpdatesCtx};
+use super::{badge_view, lock_view, update_mark, LogPeek, RecreateButtons, RestartButton, UpdatesCtx};
 use crate::model::{self, AppGroup, Badge};
 use crate::types::{Role, SessionInfo};
 
@@ -73,7 +73,7 @@ pub fn ContainerRow(
                     <Show when=move || protected>
                         {lock_view()}
                     </Show>
-                    <Show when=has_update.clone()>{update_badge()}</Show>
+                    <Show when=has_update.clone()>{update_mark()}</Show>
                     {move || db_size().map(|s| view! { <span class="metric db" title="database volume size">{format!("db {}", model::human_bytes(s as u64))}</span> })}
                     <span class="metric">{cpu}</span>
                     <span class="metric">{mem}</span>

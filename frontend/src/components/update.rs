@@ -41,6 +41,12 @@ pub fn update_badge() -> impl IntoView {
     view! { <span class="badge update" title="its registry has a newer image for this tag">"update available"</span> }
 }
 
+/// The badge where room is short (a container's row): an arrow, named for
+/// screen readers and on hover.
+pub fn update_mark() -> impl IntoView {
+    view! { <span class="badge update" role="img" aria-label="update available" title="update available">"↑"</span> }
+}
+
 /// The live progress of a job and, at the end, its result.
 fn job_view(status: RwSignal<Option<JobProgress>>, what: &'static str) -> impl IntoView {
     move || {
