@@ -82,6 +82,7 @@ async fn an_update_is_detected_and_applied_with_the_configuration_intact_and_fai
         vec!["volume".into(), "prune".into(), "-f".into(), "--filter".into(), "label=dockward.test=1".into()],
         vec!["volume".into(), "rm".into(), vol.clone()],
         vec!["rmi".into(), tag.clone()],
+        vec!["image".into(), "prune".into(), "-f".into(), "--filter".into(), "label=dockward.test=1".into()],
     ]);
 
     // v1 in the registry, run with ports, volumes, a network alias and address, labels, env, a healthcheck.

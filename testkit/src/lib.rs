@@ -101,12 +101,13 @@ pub fn build_image(tag: &str) {
 
 /// Makes image `tag` from the test image: a container runs `script`, then
 /// is committed with `changes` (Dockerfile instructions such as `CMD […]`).
-/// Images that differ by a file, for update and rollback tests.
+/// Images that differ by a file, for update and rollback tests; labelled
+/// `dockward.test=1`, so `docker image prune --filter label=…` finds them.
 pub fn commit_image(tag: &str, script: &str, changes: &[&str]) {
     require_docker();
     let name = unique("build");
     docker(&["run", "--name", &name, "--label", "dockward.test=1", IMAGE, "sh", "-c", script]);
-    let mut args = vec!["commit".to_owned()];
+    let mut args = vec!["commit".to_owned(), "--change".into(), format!("LABEL {TEST_LABEL}=1")];
     for c in changes {
         args.push("--change".into());
         args.push((*c).to_owned());

@@ -77,6 +77,12 @@ pub fn RecreateButtons(host: String, id: String, name: String, csrf: String) -> 
         }
     });
     let updates = UpdatesCtx::get();
+    // Once it is done, the badges say what is true now.
+    Effect::new(move |_| {
+        if status.with(|s| s.as_ref().is_some_and(|s| s.done.is_some())) {
+            updates.load();
+        }
+    });
     let (h2, i2) = (host.clone(), id.clone());
     let has_update = move || updates.has_update(&h2, &i2);
     let start = {
@@ -117,6 +123,12 @@ pub fn UpdateAppButton(host: String, project: String, csrf: String) -> impl Into
     Effect::new(move |_| {
         if let Some(Ok(job)) = action.value().get() {
             browser::poll_job(job, true, status);
+        }
+    });
+    let updates = UpdatesCtx::get();
+    Effect::new(move |_| {
+        if status.with(|s| s.as_ref().is_some_and(|s| s.done.is_some())) {
+            updates.load();
         }
     });
     let question = format!(

@@ -33,6 +33,8 @@ pub const ERROR_RETRY: Duration = Duration::from_secs(15 * 60);
 /// How long one `GET /v1/updates` waits for registry answers; the rest are
 /// `pending` and keep being checked in the background.
 const ANSWER_WITHIN: Duration = Duration::from_secs(10);
+/// Longest one registry check may take (a hung registry holds no permit longer).
+const CHECK_WITHIN: Duration = Duration::from_secs(30);
 /// Most distinct image references remembered.
 const CACHE_MAX: u64 = 10_000;
 
@@ -110,7 +112,14 @@ impl UpdateChecker {
                 let _permit = self.in_flight.acquire().await;
                 self.paced(&image.registry).await;
                 let client = app.engine.client();
-                let asked = app.engine.timed("distribution_inspect", client.inspect_registry_image(&key, None)).await;
+                let asked = tokio::time::timeout(
+                    CHECK_WITHIN,
+                    app.engine.timed("distribution_inspect", client.inspect_registry_image(&key, None)),
+                )
+                .await
+                .unwrap_or_else(|_| {
+                    Err(ApiError::Docker(format!("the registry did not answer within {} s", CHECK_WITHIN.as_secs())))
+                });
                 let digest = match asked {
                     Ok(d) => d.descriptor.digest.ok_or_else(|| "the registry answered without a digest".to_owned()),
                     Err(ApiError::Docker(m) | ApiError::NotFound(m)) => {
