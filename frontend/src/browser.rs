@@ -256,14 +256,9 @@ pub fn scroll_to_latest(scroller: NodeRef<leptos::html::Div>) {
     let _ = scroller;
 }
 
-/// Polls a pull job every 700 ms into `status` until it finishes (browser only).
-pub fn poll_pull(job: String, status: RwSignal<Option<crate::types::JobProgress>>) {
-    poll_job(job, false, status)
-}
-
-/// Follows a background job (a pull, or a recreate when `recreate`) until it
-/// finishes, polling its status into `status`.
-pub fn poll_job(job: String, recreate: bool, status: RwSignal<Option<crate::types::JobProgress>>) {
+/// Polls a background job (a pull, a recreate, an app's update) every 700 ms
+/// into `status` until it finishes (browser only).
+pub fn poll_job(job: String, status: RwSignal<Option<crate::types::JobProgress>>) {
     #[cfg(feature = "hydrate")]
     {
         use std::time::Duration;
@@ -273,12 +268,7 @@ pub fn poll_job(job: String, recreate: bool, status: RwSignal<Option<crate::type
             let job = job.clone();
             let h2 = h2.clone();
             leptos::task::spawn_local(async move {
-                let asked = if recreate {
-                    crate::server_fns::recreate_status(job).await
-                } else {
-                    crate::server_fns::pull_status(job).await
-                };
-                match asked {
+                match crate::server_fns::job_status(job).await {
                     Ok(s) => {
                         let finished = s.done.is_some();
                         status.set(Some(s));
@@ -301,7 +291,7 @@ pub fn poll_job(job: String, recreate: bool, status: RwSignal<Option<crate::type
         }
     }
     #[cfg(not(feature = "hydrate"))]
-    let _ = (job, recreate, status);
+    let _ = (job, status);
 }
 
 /// Does `line` match the search (plain, case-insensitive; or a regex in the browser)?

@@ -15,6 +15,9 @@ use crate::types::{
 #[cfg(feature = "ssr")]
 use shared::Verb;
 
+/// `start_recreate`'s `id` for a whole compose project (`app:<project>`).
+pub const APP_PREFIX: &str = "app:";
+
 #[server(prefix = "/api/fn", endpoint = "whoami")]
 pub async fn whoami() -> Result<SessionInfo, ConsoleError> {
     let user = crate::server::auth::current_user()?;
@@ -70,13 +73,14 @@ pub async fn start_pull(host: String, image: String, csrf: String) -> Result<Str
     crate::server::core()?.start_pull(&user, &host, &image)
 }
 
-#[server(prefix = "/api/fn", endpoint = "pull_status")]
-pub async fn pull_status(job: String) -> Result<JobProgress, ConsoleError> {
-    crate::server::auth::require(Verb::Pull.role())?;
+/// Where a pull, recreate or app update started from this console stands.
+#[server(prefix = "/api/fn", endpoint = "job_status")]
+pub async fn job_status(job: String) -> Result<JobProgress, ConsoleError> {
+    crate::server::auth::require(Verb::Pull.role().max(Verb::Recreate.role()))?;
     crate::server::core()?
         .jobs
-        .status(&job, crate::server::jobs::JobKind::Pull)
-        .ok_or_else(|| ConsoleError::NotFound { what: "pull job (finished long ago?)".into() })
+        .status(&job)
+        .ok_or_else(|| ConsoleError::NotFound { what: "job (finished long ago?)".into() })
 }
 
 /// Which containers of the fleet run an image with a newer version in its
@@ -88,29 +92,29 @@ pub async fn get_updates() -> Result<UpdatesView, ConsoleError> {
 }
 
 /// Starts a recreate of a container (`pull`: its image's newest version
-/// first, an update) and returns its job id; it goes on (and is audited by
-/// the sidecar) even if the page is closed.
+/// first, an update; `build`: its compose service's image rebuilt from
+/// source first) and returns its job id; it goes on (and is audited by
+/// the sidecar) even if the page is closed. `id` may instead be
+/// `app:<project>`: that compose project's containers on the host, updated
+/// one by one, stopping at the first failure (with `pull`). One server
+/// function for both, so the browser bundle carries one client for them.
 #[server(prefix = "/api/fn", endpoint = "recreate")]
-pub async fn start_recreate(host: String, id: String, pull: bool, csrf: String) -> Result<String, ConsoleError> {
-    let user = crate::server::auth::require_mutation(Verb::Recreate.role(), &csrf)?;
-    crate::server::core()?.start_recreate(&user, &host, &id, pull)
-}
-
-/// Updates a compose project's containers on a host, one by one, stopping
-/// at the first failure; returns the job id.
-#[server(prefix = "/api/fn", endpoint = "update_app")]
-pub async fn update_app(host: String, project: String, csrf: String) -> Result<String, ConsoleError> {
-    let user = crate::server::auth::require_mutation(Verb::Recreate.role().max(Verb::Pull.role()), &csrf)?;
-    crate::server::core()?.start_app_update(&user, &host, &project)
-}
-
-#[server(prefix = "/api/fn", endpoint = "recreate_status")]
-pub async fn recreate_status(job: String) -> Result<JobProgress, ConsoleError> {
-    crate::server::auth::require(Verb::Recreate.role())?;
-    crate::server::core()?
-        .jobs
-        .status(&job, crate::server::jobs::JobKind::Recreate)
-        .ok_or_else(|| ConsoleError::NotFound { what: "recreate job (finished long ago?)".into() })
+pub async fn start_recreate(
+    host: String,
+    id: String,
+    pull: bool,
+    build: bool,
+    csrf: String,
+) -> Result<String, ConsoleError> {
+    // An update pulls, a rebuild builds: they need the pull's role too.
+    let role = if pull || build { Verb::Recreate.role().max(Verb::Pull.role()) } else { Verb::Recreate.role() };
+    let user = crate::server::auth::require_mutation(role, &csrf)?;
+    let core = crate::server::core()?;
+    match id.strip_prefix(APP_PREFIX) {
+        Some(project) if pull && !build => core.start_app_update(&user, &host, project),
+        Some(_) => Err(ConsoleError::bad_input("pull", "an app is updated (pull), not rebuilt or recreated")),
+        None => core.start_recreate(&user, &host, &id, pull, build),
+    }
 }
 
 #[server(prefix = "/api/fn", endpoint = "prune")]

@@ -72,27 +72,48 @@ pub struct JobProgress {
     pub done: Option<Result<String, String>>,
 }
 
-/// Every host's update check (`GET /v1/updates`), for badges and counts.
+/// What the browser needs of every host's update check (`GET /v1/updates`,
+/// reduced on the server to lists of `host/id` keys: the bundle carries no
+/// decoder of its own for it). What else there is to say (newer versions,
+/// why a rebuild is not possible) is said on the pages that ask before
+/// acting, rendered on the server.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpdatesView {
-    /// (host, the container's entry).
-    pub containers: Vec<(String, shared::ContainerUpdate)>,
-    /// Hosts whose check failed, with why.
-    pub errors: Vec<(String, String)>,
+    /// Containers with an update available.
+    pub update: Vec<String>,
+    /// Compose services built here: "Rebuild…" leads to the page that
+    /// rebuilds them, or says why it cannot.
+    pub rebuild: Vec<String>,
 }
 
 impl UpdatesView {
+    pub fn key(host: &str, id: &str) -> String {
+        format!("{host}/{id}")
+    }
+
     /// Whether the container `id` on `host` has an update.
     pub fn has_update(&self, host: &str, id: &str) -> bool {
-        self.containers
-            .iter()
-            .any(|(h, c)| h == host && c.id == id && c.status == shared::UpdateStatus::UpdateAvailable)
+        let k = Self::key(host, id);
+        self.update.contains(&k)
+    }
+
+    pub fn can_rebuild(&self, host: &str, id: &str) -> bool {
+        let k = Self::key(host, id);
+        self.rebuild.contains(&k)
     }
 
     /// How many containers of the fleet have one.
     pub fn available(&self) -> usize {
-        self.containers.iter().filter(|(_, c)| c.status == shared::UpdateStatus::UpdateAvailable).count()
+        self.update.len()
     }
+}
+
+/// Newer tags of a version-tagged image (`1.27.3`): the newest within its
+/// major, and the newest overall (each only when newer).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewerVersions {
+    pub same_major: Option<String>,
+    pub newest: Option<String>,
 }
 
 /// The hosts panel (admins): every host and where it comes from, and the

@@ -43,7 +43,7 @@ struct Env {
     users: Vec<User>,
     /// Running, in scope: what the reads read.
     web: TestContainer,
-    /// A pull job started by the operator, for `pull_status`.
+    /// A pull job started by the operator, for `job_status`.
     job: String,
     /// Images whose pull the console refused: none may ever reach the sidecar.
     refused_pulls: Mutex<Vec<String>>,
@@ -174,11 +174,9 @@ fn server_fns() -> Vec<(&'static str, Role, bool)> {
         ("logs", Verb::Logs.role(), false),
         ("app_logs", Verb::Logs.role(), false),
         ("audit", Verb::Audit.role().max(Verb::AuditVerify.role()), false),
-        ("pull_status", Verb::Pull.role(), false),
+        ("job_status", Verb::Pull.role().max(Verb::Recreate.role()), false),
         ("updates", Verb::Updates.role(), false),
-        ("recreate_status", Verb::Recreate.role(), false),
         ("recreate", Verb::Recreate.role(), true),
-        ("update_app", Verb::Recreate.role().max(Verb::Pull.role()), true),
         ("restart", Verb::Restart.role(), true),
         ("pull", Verb::Pull.role(), true),
         ("prune", Verb::Prune.role(), true),
@@ -345,7 +343,7 @@ async fn server_fn_cell(
                 let done = eventually(Duration::from_secs(20), &format!("{cell}: the pull job to end"), || {
                     let (base, cookie, job) = (env.console.base.clone(), u.cookie.clone(), job.clone());
                     async move {
-                        let (_, p) = call(&base, Some(&cookie), "pull_status", &[("job", &job)]).await;
+                        let (_, p) = call(&base, Some(&cookie), "job_status", &[("job", &job)]).await;
                         (!p["done"].is_null()).then_some(p)
                     }
                 })
@@ -368,7 +366,13 @@ async fn server_fn_cell(
         }
         "recreate" => {
             let target = TestContainer::run("authz-recreate", &["--label", &env.scope], QUICK_TO_STOP);
-            let args = form(&[host, ("id", target.name.clone()), ("pull", "false".into()), ("csrf", csrf)]);
+            let args = form(&[
+                host,
+                ("id", target.name.clone()),
+                ("pull", "false".into()),
+                ("build", "false".into()),
+                ("csrf", csrf),
+            ]);
             let (status, body) = post(&env, who, "/api/fn/recreate", &args, token).await;
             let body: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{cell}: not JSON: {body}"));
             assert_refusal(v, status, &body, &cell);
@@ -378,7 +382,7 @@ async fn server_fn_cell(
                 let done = eventually(Duration::from_secs(60), &format!("{cell}: the recreate job to end"), || {
                     let (base, cookie, job) = (env.console.base.clone(), u.cookie.clone(), job.clone());
                     async move {
-                        let (_, p) = call(&base, Some(&cookie), "recreate_status", &[("job", &job)]).await;
+                        let (_, p) = call(&base, Some(&cookie), "job_status", &[("job", &job)]).await;
                         (!p["done"].is_null()).then_some(p)
                     }
                 })
@@ -400,30 +404,6 @@ async fn server_fn_cell(
                     Vec::<Value>::new(),
                     "{cell}: reached the sidecar"
                 );
-            }
-        }
-        "update_app" => {
-            // No such app on the host: allowed, it is a 404 that names it.
-            let args = form(&[host, ("project", "no-such-app".into()), ("csrf", csrf)]);
-            let (status, body) = post(&env, who, "/api/fn/update_app", &args, token).await;
-            let body: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{cell}: not JSON: {body}"));
-            if v == Verdict::Allowed {
-                assert_eq!(status, 404, "{cell}: {body}");
-                assert!(body.to_string().contains("no-such-app"), "{cell}: {body}");
-            } else {
-                assert_refusal(v, status, &body, &cell);
-            }
-        }
-        "recreate_status" => {
-            // A pull's job is no recreate's: allowed, it is a 404.
-            let (status, body) =
-                post(&env, who, "/api/fn/recreate_status", &form(&[("job", env.job.clone())]), token).await;
-            let body: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{cell}: not JSON: {body}"));
-            if v == Verdict::Allowed {
-                assert_eq!(status, 404, "{cell}: {body}");
-                assert!(body.to_string().contains("recreate job"), "{cell}: {body}");
-            } else {
-                assert_refusal(v, status, &body, &cell);
             }
         }
         "add_host" => {
@@ -465,7 +445,7 @@ async fn server_fn_cell(
                     }
                     a
                 }
-                "pull_status" => form(&[("job", env.job.clone())]),
+                "job_status" => form(&[("job", env.job.clone())]),
                 "hosts" | "updates" => vec![],
                 other => panic!("no arguments for the server function {other}: add them to the matrix"),
             };
@@ -476,10 +456,12 @@ async fn server_fn_cell(
                 let text = body.to_string();
                 let proof = match endpoint {
                     "whoami" => env.user(who).unwrap().name.clone(),
-                    "fleet" | "container" | "app_logs" | "updates" => env.web.name.clone(),
+                    "fleet" | "container" | "app_logs" => env.web.name.clone(),
+                    // Nothing of the scope has an update: two empty lists.
+                    "updates" => "\"update\":[]".into(),
                     "logs" => "tick".into(),
                     "audit" => "\"verify\"".into(),
-                    "pull_status" => "authz-status".into(),
+                    "job_status" => "authz-status".into(),
                     "hosts" => "\"local\"".into(),
                     _ => unreachable!(),
                 };
@@ -722,6 +704,84 @@ async fn favicons_answer_everyone(env: Arc<Env>) {
 /// operators get a 403 with no host in it; admins the hosts and the add
 /// form. Adding needs the session's CSRF token and the admin role; a
 /// refused add makes no token.
+/// `/actions` (ask, then start) and `/jobs/{job}`: operators only; the
+/// start needs the session's token; a recreate started there runs, is
+/// audited with the user's name, and its page follows it to the end.
+async fn the_action_pages_are_for_operators_and_check_csrf(env: Arc<Env>) {
+    let base = &env.console.base;
+    let get = |who: Option<Role>, path: String| {
+        let mut req = http().get(format!("{base}{path}"));
+        if let Some(u) = env.user(who) {
+            req = req.header("cookie", format!("dockward_session={}", u.cookie));
+        }
+        req.send()
+    };
+    let target = TestContainer::run("authz-action", &["--label", &env.scope], QUICK_TO_STOP);
+    let ask = format!("/actions?host=local&id={}&how=recreate", target.name);
+    let r = get(None, ask.clone()).await.unwrap();
+    assert_eq!(r.status(), 303, "anonymous: to the login page");
+    let r = get(Some(Role::Viewer), ask.clone()).await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(!r.text().await.unwrap().contains("<form"), "no form for a viewer");
+    let r = get(Some(Role::Operator), ask.clone()).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    assert!(body.contains(r#"action="/actions""#) && body.contains(&target.name), "{body}");
+    // Bad input is a page that says so, not a form.
+    for bad in ["/actions?host=local&id=bad%20ref&how=recreate", "/actions?host=nope&id=x&how=recreate"] {
+        let r = get(Some(Role::Operator), bad.into()).await.unwrap();
+        assert!([400, 404].contains(&r.status().as_u16()), "{bad}: {}", r.status());
+    }
+    let start = |who, token| {
+        form(&[
+            ("csrf", token_for(&env, who, token)),
+            ("host", "local".into()),
+            ("id", target.name.clone()),
+            ("how", "recreate".into()),
+        ])
+    };
+    for (who, token) in [
+        (Some(Role::Operator), Token::OtherSession),
+        (Some(Role::Operator), Token::CrossSite),
+        (Some(Role::Viewer), Token::Valid),
+    ] {
+        let (status, body) = post(&env, who, "/actions", &start(who, token), token).await;
+        assert_eq!(status, 403, "{who:?} {}: {body}", token.label());
+    }
+    assert_eq!(docker(&["inspect", "-f", "{{.Id}}", &target.name]), target.id, "a refused start recreated it");
+    // The operator's: 303 to the job's page, which reloads itself until the job ends.
+    let who = Some(Role::Operator);
+    let u = env.user(who).unwrap();
+    let r = http()
+        .post(format!("{base}/actions"))
+        .header("cookie", format!("dockward_session={}", u.cookie))
+        .form(&start(who, Token::Valid))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let job = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(job.starts_with("/jobs/"), "{job}");
+    assert_eq!(get(Some(Role::Viewer), job.clone()).await.unwrap().status(), 403);
+    let done = eventually(Duration::from_secs(60), "the job's page to say it is done", || {
+        let r = get(who, job.clone());
+        async move {
+            let body = r.await.ok()?.text().await.ok()?;
+            (!body.contains("http-equiv=\"refresh\"")).then_some(body)
+        }
+    })
+    .await;
+    assert!(done.contains("Done:"), "{done}");
+    assert_ne!(docker(&["inspect", "-f", "{{.Id}}", &target.name]), target.id, "not recreated");
+    let records = audit_mentions(&env.sidecar, &target.id);
+    assert!(
+        records.iter().any(|r| r["verb"] == "recreate" && r["outcome"] == "ok" && r["actor"] == u.name.as_str()),
+        "no audit record of the recreate by {}: {records:?}",
+        u.name
+    );
+    assert_eq!(get(who, "/jobs/0123456789abcdef01234567".into()).await.unwrap().status(), 404);
+}
+
 async fn the_hosts_page_is_for_admins_and_checks_csrf(env: Arc<Env>) {
     let base = &env.console.base;
     let get = |who: Option<Role>| {
@@ -819,6 +879,9 @@ async fn every_server_function_route_and_page_is_in_the_matrix(_env: Arc<Env>) {
             "/hosts",
             "/hosts/add",
             "/hosts/revoke",
+            // The action and job pages: their own (the_action_pages_are_for_operators_and_check_csrf).
+            "/actions",
+            "/jobs/{job}",
         ])
         .collect();
     for r in &routes {
@@ -852,6 +915,10 @@ fn main() -> ExitCode {
     )];
     scenarios
         .push(scenario("the_hosts_page_is_for_admins_and_checks_csrf", the_hosts_page_is_for_admins_and_checks_csrf));
+    scenarios.push(scenario(
+        "the_action_pages_are_for_operators_and_check_csrf",
+        the_action_pages_are_for_operators_and_check_csrf,
+    ));
     for (endpoint, needed, mutation) in server_fns() {
         let tokens: &[Token] = if mutation { &MUTATION_TOKENS } else { &READ_TOKENS };
         for who in WHO {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, Locator};
 use testkit::browser::*;
-use testkit::console::{Console, Host, PASSWORD};
+use testkit::console::{Console, Host, Options, PASSWORD};
 use testkit::cut::CutProxy;
 use testkit::scenarios::{scenario, Scenario};
 use testkit::sidecar::{Registry, Sidecar, SECRET};
@@ -728,7 +728,8 @@ async fn operators_update_a_container_from_its_page(env: Arc<Env>) {
     const LOOP: &str = "trap 'exit 0' TERM; while true; do sleep 1; done";
     let c = &env.c;
     let registry = Registry::start();
-    let tag = format!("127.0.0.1:{}/dockward/upd:stable", registry.port);
+    let repo = format!("127.0.0.1:{}/dockward/upd", registry.port);
+    let tag = format!("{repo}:1.2.0");
     commit_image(&tag, "echo 1 > /version", &[]);
     docker(&["push", &tag]);
     let l = format!("dockward.e2e={}", unique("upd"));
@@ -740,30 +741,57 @@ async fn operators_update_a_container_from_its_page(env: Arc<Env>) {
     );
     commit_image(&tag, "echo 2 > /version", &[]);
     docker(&["push", &tag]);
+    // Newer versions beside it: one in its major, one beyond.
+    for newer in ["1.3.0", "2.0.0", "latest"] {
+        let t = format!("{repo}:{newer}");
+        docker(&["tag", &tag, &t]);
+        docker(&["push", &t]);
+        docker(&["rmi", &t]);
+    }
     docker(&["rmi", &tag]);
     // Unscoped: a scoped sidecar refuses pulls (an image is the whole host's).
     let sidecar = Sidecar::start(&[&registry.allow_flag()]).await;
-    let console = Console::start(
+    let site = site_root();
+    let registries = format!("127.0.0.1:{}", registry.port);
+    let console = Console::start_with(
         Path::new(env!("CARGO_BIN_EXE_dockward-web")),
         &[Host { name: "local", url: &sidecar.base, secret: SECRET }],
-        Some(&site_root()),
+        Options { site_root: Some(&site), env: &[("DOCKWARD_TAG_REGISTRIES", &registries)], ..Options::default() },
     );
     login_afresh(c, &console.base, "operator1", PASSWORD).await;
     wait_text(c, "#updates-count", "1 container has an update available", 30).await;
     let card = "article[data-app='upd']";
     wait_text(c, &format!("{card} header .badge.update"), "update available", 10).await;
-    assert!(c.find(Locator::Css(&format!("{card} .update-app button.update"))).await.is_ok(), "no Update app");
+    assert!(c.find(Locator::Css(&format!("{card} a.update-app"))).await.is_ok(), "no Update app");
     screenshot(c, "update-available").await;
 
     c.goto(&format!("{}/c/local/{}", console.base, web.id)).await.unwrap();
     hydrated(c).await;
     wait_text(c, "h1 .badge.update", "update available", 20).await;
-    c.find(Locator::Css(".action.recreate button.update")).await.unwrap().click().await.unwrap();
-    c.find(Locator::Css("button.confirm-update")).await.unwrap().click().await.unwrap();
-    let done = wait_text(c, ".action.recreate .outcome", "Done:", 90).await;
+    // "Update…" asks first, on a page of its own, which shows the newer versions.
+    c.find(Locator::Css(".action.recreate a.update")).await.unwrap().click().await.unwrap();
+    wait_text(c, "p.versions", "Newer versions: 1.3.0 (this major), 2.0.0 (newest)", 20).await;
+    screenshot(c, "update-confirm").await;
+    c.find(Locator::Css("button.confirm")).await.unwrap().click().await.unwrap();
+    // Then the job's page follows it to the end.
+    let done = wait_text(c, ".job .outcome", "Done:", 90).await;
     assert!(done.contains("healthy") || done.contains("running"), "{done}");
     assert_eq!(docker(&["exec", &web.name, "cat", "/version"]), "2", "the new image runs under the name");
     assert_ne!(docker(&["inspect", "-f", "{{.Id}}", &web.name]), web.id);
+    // The console's update check now says so (what the badges and the count show).
+    let cookie = c.get_named_cookie("dockward_session").await.unwrap();
+    let answer = reqwest::Client::new()
+        .post(format!("{}/api/fn/updates", console.base))
+        .header("cookie", format!("dockward_session={}", cookie.value()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(answer.contains("\"update\":[]"), "{answer}");
+    c.goto(&console.base).await.unwrap();
+    hydrated(c).await;
     logout(c).await;
     let _ = std::process::Command::new("docker").args(["rmi", &tag]).output();
 }

@@ -72,7 +72,7 @@ async fn a_weaker_role_is_403_with_the_role_it_needs(env: Arc<Env>) {
     let (status, body) = call(&env.console.base, Some(&operator.cookie), "prune", &args).await;
     assert_eq!(status, 403, "{body}");
     assert_eq!((body["needed"].as_str(), body["have"].as_str()), (Some("admin"), Some("operator")));
-    let (status, body) = call(&env.console.base, Some(&viewer.cookie), "pull_status", &[("job", "x")]).await;
+    let (status, body) = call(&env.console.base, Some(&viewer.cookie), "job_status", &[("job", "x")]).await;
     assert_eq!((status, body["needed"].as_str()), (403, Some("operator")), "{body}");
     assert_eq!(env.db.started_at(), before, "a refused restart restarted");
 }
@@ -159,7 +159,7 @@ async fn an_unknown_host_or_job_is_404(env: Arc<Env>) {
     let c = Some(operator.cookie.as_str());
     let (status, body) = call(&env.console.base, c, "container", &[("host", "nope"), ("id", "web")]).await;
     assert_eq!((status, body["error"].as_str()), (404, Some("not_found")), "{body}");
-    let (status, body) = call(&env.console.base, c, "pull_status", &[("job", "no-such-job")]).await;
+    let (status, body) = call(&env.console.base, c, "job_status", &[("job", "no-such-job")]).await;
     assert_eq!((status, body["error"].as_str()), (404, Some("not_found")), "{body}");
 }
 

@@ -245,13 +245,13 @@ async fn metric_values_follow_the_console(env: Arc<Env>) {
 
     // Server-function errors, by function and kind.
     let not_signed_in = "dockward_web_server_fn_errors_total{function=\"container\",error=\"not_signed_in\"}";
-    let forbidden = "dockward_web_server_fn_errors_total{function=\"pull_status\",error=\"forbidden\"}";
+    let forbidden = "dockward_web_server_fn_errors_total{function=\"job_status\",error=\"forbidden\"}";
     let unreachable = "dockward_web_server_fn_errors_total{function=\"container\",error=\"host_unreachable\"}";
     let count = |text: &str, s: &str| metric_value(text, s).unwrap_or(0.0);
     let before = [count(&text, not_signed_in), count(&text, forbidden), count(&text, unreachable)];
     let (status, _) = call(base, None, "container", &[("host", "local"), ("id", "web")]).await;
     assert_eq!(status, 401);
-    let (status, _) = call(base, Some(&env.viewer.cookie), "pull_status", &[("job", "x")]).await;
+    let (status, _) = call(base, Some(&env.viewer.cookie), "job_status", &[("job", "x")]).await;
     assert_eq!(status, 403);
     let (status, _) = call(base, Some(&env.viewer.cookie), "container", &[("host", "gone"), ("id", "web")]).await;
     assert_eq!(status, 502);

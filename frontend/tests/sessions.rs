@@ -176,7 +176,7 @@ async fn a_changed_role_a_new_password_or_removal_takes_effect_on_the_next_reque
     std::fs::write(&users, serde_json::to_vec(&file).unwrap()).unwrap();
     let (status, who) = whoami(base, &cookie).await;
     assert_eq!((status, who["role"].as_str()), (200, Some("viewer")), "{who}");
-    let (status, body) = call_with(base, Some(&cookie), "pull_status", &[("job", "x")], &[]).await;
+    let (status, body) = call_with(base, Some(&cookie), "job_status", &[("job", "x")], &[]).await;
     assert_eq!(
         (status, body["error"].as_str(), body["have"].as_str()),
         (403, Some("forbidden"), Some("viewer")),

@@ -29,7 +29,7 @@ pub use enrol::{
 };
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use stats::{HistoryPoint, StatsHistory, StatsSample, StatsSnapshot};
-pub use validate::{bounded, limits, ContainerRef, ImageRef, ValidationError};
+pub use validate::{bounded, limits, unlisted_registry_refusal, ContainerRef, ImageRef, ValidationError};
 pub use verbs::{
     ContainerEvent, ContainerUpdate, PruneKind, PruneReport, PullEvent, PullRequest, RecreateEvent, RecreateReport,
     RecreateStep, RestartReport, UpdateStatus, UpdatesReport,

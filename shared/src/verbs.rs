@@ -156,6 +156,13 @@ pub struct ContainerUpdate {
     /// Why the status is `error`, `local_only` or `update_available`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// A compose service built here that the sidecar can rebuild from source
+    /// (`recreate?build=true`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub buildable: bool,
+    /// For a compose service built here that cannot be rebuilt: why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_note: Option<String>,
 }
 
 /// `GET /v1/updates` answer.
@@ -173,6 +180,7 @@ pub struct UpdatesReport {
 #[serde(rename_all = "snake_case")]
 pub enum RecreateStep {
     Pull,
+    Build,
     Create,
     StopOld,
     Swap,
@@ -186,6 +194,7 @@ impl RecreateStep {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pull => "pull the image",
+            Self::Build => "build the image from source",
             Self::Create => "create the new container",
             Self::StopOld => "stop the old container",
             Self::Swap => "rename the old aside and the new into place",

@@ -312,6 +312,13 @@ pub struct ServeArgs {
     /// Most recreates in flight at once (each on its own container).
     #[arg(long, env = "DOCKWARD_MAX_RECREATES", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub max_recreates: u32,
+    /// Where compose projects may be rebuilt from source (`recreate?build=true`): a directory
+    /// mounted read-only into the sidecar at the same path as on the host. Unset: no rebuilds.
+    #[arg(long, env = "DOCKWARD_BUILD_ROOT")]
+    pub build_root: Option<std::path::PathBuf>,
+    /// Largest build context sent to the engine (bytes of file content).
+    #[arg(long, env = "DOCKWARD_BUILD_CONTEXT_MAX", default_value_t = 100 << 20, value_parser = clap::value_parser!(u64).range((1 << 20)..=(2 << 30)))]
+    pub build_context_max: u64,
     /// Test hook: pause this long after stopping the old container of a recreate, so a test can
     /// kill the sidecar there. Unset in production.
     #[arg(long, env = "DOCKWARD_TEST_RECREATE_PAUSE", value_parser = parse_duration, hide = true)]

@@ -355,6 +355,7 @@ fn verb_doc(verb: Verb, s: &mut Schemas) -> VerbDoc {
         Verb::Recreate => VerbDoc {
             query: query::<RecreateQuery>(&[
                 ("pull", boolean_default(false)),
+                ("build", boolean_default(false)),
                 ("timeout", bounds(0, limits::RESTART_TIMEOUT_MAX, None)),
                 (
                     "health_timeout",

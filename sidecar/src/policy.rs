@@ -135,41 +135,9 @@ impl Policy {
     }
 }
 
-/// Why `pull` may not use `registry` unless `DOCKWARD_PULL_REGISTRIES` lists
-/// it: the root daemon would connect wherever it points, so by default it
-/// points only at public registry names. Refused: IP literals (loopback,
-/// private, link-local and public alike), `localhost` and `*.localhost`,
-/// mDNS `*.local`, common private-network suffixes (`*.internal`,
-/// `*.home.arpa`, `*.lan`, …) and single-label names (a host or service of
-/// the local network). Best effort: a public-looking name that resolves to a
-/// private address, or a registry that redirects there, is not seen here —
-/// list your registries to close that too.
-pub fn unlisted_registry_refusal(registry: &str) -> Option<&'static str> {
-    let host = match registry.strip_prefix('[') {
-        Some(rest) => rest.split(']').next().unwrap_or(rest),
-        // Whatever follows the last colon is a port, well-formed or not: an
-        // address with a bad port (`10.0.0.5:`, `10.0.0.5:x`) is still an address.
-        None => registry.rsplit_once(':').map_or(registry, |(h, _port)| h),
-    };
-    let host = host.to_ascii_lowercase();
-    // Resolvers also read `127.1`, `0x7f.1` and `0177.0.0.1` as addresses.
-    let last = host.rsplit('.').next().unwrap_or("");
-    let numeric = !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit());
-    let hex = host.split('.').any(|l| l.starts_with("0x"));
-    if host.parse::<std::net::IpAddr>().is_ok() || numeric || hex {
-        Some("an IP address")
-    } else if host == "localhost" || host.ends_with(".localhost") || host == "localhost.localdomain" {
-        Some("a loopback name")
-    } else if host.ends_with(".local") {
-        Some("a link-local (mDNS) name")
-    } else if [".internal", ".home.arpa", ".lan", ".intranet", ".corp"].iter().any(|s| host.ends_with(s)) {
-        Some("a private-network name")
-    } else if !host.contains('.') {
-        Some("a single-label (local network) name")
-    } else {
-        None
-    }
-}
+/// Why `pull` may not use a registry unless `DOCKWARD_PULL_REGISTRIES`
+/// lists it (the rule is shared with the console's tag lookups).
+pub use shared::unlisted_registry_refusal;
 
 /// What the audit log keeps of an image reference that did not parse: its
 /// length, a hash to tell repeated attempts apart, and at most 64 characters

@@ -142,6 +142,8 @@ impl Server {
                 crate::verbs::recreate::journal::dir(&args.audit_log),
                 args.max_recreates,
                 args.test_recreate_pause,
+                args.build_root.clone(),
+                args.build_context_max,
             ),
         });
         let listener =
@@ -151,7 +153,9 @@ impl Server {
         state.audit.spawn_denial_flusher();
         tokio::spawn(stats.run());
         tokio::spawn(events.run(engine.clone()));
-        tokio::spawn(crate::verbs::recreate::recover(state.clone()));
+        // Recreates a previous run left midway: held busy before any request is served.
+        let left = state.recreates.hold_for_recovery();
+        tokio::spawn(crate::verbs::recreate::recover(state.clone(), left));
         let probe_state = state.clone();
         let probe_identity = identity.clone();
         tokio::spawn(async move {

@@ -240,6 +240,20 @@ async fn refusals_protected_busy_bad_input_and_an_unreachable_registry() {
     let (status, body) = recreate(&sc, &by_id.name, "?pull=true").await;
     assert_eq!(status, 400, "{body:?}");
 
+    // A container squatting the temporary name makes the create fail: rolled
+    // back, and the squatter (not the recreate's) is left alone.
+    let squatter = format!("{}-dockward-new", plain.name);
+    docker(&["run", "-d", "--name", &squatter, "--label", "dockward.test=1", IMAGE, "sh", "-c", LOOP]);
+    let (status, events) = recreate(&sc, &plain.name, "").await;
+    assert_eq!(status, 200);
+    let last = events.last().unwrap();
+    assert_eq!((last["type"].as_str(), last["rolled_back"].as_bool()), (Some("error"), Some(true)), "{events:?}");
+    assert_eq!(inspect(&squatter, "{{.State.Status}}"), "running", "a container it did not make is untouched");
+    assert_eq!(inspect(&plain.name, "{{.Id}}"), plain.id);
+    // A recreate's temporary and aside names are no targets.
+    assert_eq!(recreate(&sc, &squatter, "").await.0, 409);
+    docker(&["rm", "-f", &squatter]);
+
     // One at a time per container: a second recreate during the grace period is 409.
     let sc2 = sc.post(&format!("/v1/containers/{}/recreate?grace=4", plain.name)).send();
     let first = tokio::spawn(sc2);
@@ -297,4 +311,71 @@ async fn a_sidecar_killed_between_stop_and_start_puts_the_old_container_back() {
     assert_eq!((rec["outcome"].as_str(), rec["params"]["action"].as_str()), (Some("ok"), Some("rolled back")), "{rec}");
     assert_eq!(rec["params"]["phase"], "stopped");
     assert!(std::fs::read_dir(&journal_dir).unwrap().next().is_none(), "the journal is gone");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compose_service_built_here_is_rebuilt_from_source_only_when_its_directory_is_mounted() {
+    require_docker();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    let project = unique("rcbuild").replace('-', "");
+    let compose = root.join("compose.yaml");
+    let dockerfile = |v: u32| {
+        std::fs::write(
+            root.join("Dockerfile"),
+            format!("FROM {IMAGE}\nRUN echo {v} > /version\nCMD [\"sh\", \"-c\", \"{LOOP}\"]\n"),
+        )
+        .unwrap()
+    };
+    dockerfile(1);
+    std::fs::write(&compose, "services:\n  web:\n    build: .\n    labels:\n      dockward.test: \"1\"\n").unwrap();
+    let compose_cmd = |args: &[&str]| {
+        let out = std::process::Command::new("docker-compose")
+            .args(["-p", &project, "-f", compose.to_str().unwrap()])
+            .args(args)
+            .output()
+            .expect("docker-compose (apt-get install docker-compose)");
+        assert!(out.status.success(), "docker-compose {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let image = format!("{project}_web");
+    let _cleanup = Cleanup(vec![
+        vec!["rm".into(), "-f".into(), format!("{project}_web_1"), format!("{project}_web_1-dockward-old")],
+        vec!["rmi".into(), image.clone()],
+    ]);
+    compose_cmd(&["up", "-d", "--build"]);
+    let name = format!("{project}_web_1");
+    assert_eq!(docker(&["exec", &name, "cat", "/version"]), "1");
+
+    // Without the mount: the card's note says why, and the verb refuses.
+    let sc = Sidecar::start(&[]).await;
+    let u = updates_for(&sc, &name).await;
+    assert_eq!((u["status"].as_str(), u["buildable"].as_bool()), (Some("local_only"), None), "{u}");
+    assert!(u["build_note"].as_str().is_some_and(|n| n.contains("DOCKWARD_BUILD_ROOT")), "{u}");
+    let (status, body) = recreate(&sc, &name, "?build=true").await;
+    assert_eq!(status, 403, "{body:?}");
+    assert_eq!(recreate(&sc, &name, "?build=true&pull=true").await.0, 400, "an update or a rebuild, not both");
+    drop(sc);
+
+    // With it: the new Dockerfile is built and runs under the name.
+    let sc = Sidecar::start(&[&format!("--build-root={}", root.display())]).await;
+    assert_eq!(updates_for(&sc, &name).await["buildable"], true);
+    dockerfile(2);
+    let (status, events) = recreate(&sc, &name, "?build=true").await;
+    assert_eq!(status, 200);
+    let steps: Vec<&str> = events.iter().filter(|e| e["type"] == "step").filter_map(|e| e["step"].as_str()).collect();
+    assert_eq!(steps.first(), Some(&"build"), "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "progress" && e["status"].as_str().is_some_and(|s| s.contains("RUN echo 2"))),
+        "{events:?}"
+    );
+    let done = events.last().unwrap();
+    assert_eq!(done["type"], "done", "{events:?}");
+    assert_eq!(docker(&["exec", &name, "cat", "/version"]), "2");
+    assert_eq!(inspect(&name, "{{index .Config.Labels \"com.docker.compose.service\"}}"), "web");
+    assert_eq!(named(&name), vec![format!("{name} running")]);
+    let rec = sc.audit_records().into_iter().find(|r| r["verb"] == "recreate" && r["outcome"] == "ok").unwrap();
+    assert_eq!(rec["params"]["build"], "true", "{rec}");
+    compose_cmd(&["down"]);
 }

@@ -5,7 +5,7 @@
 
 use leptos::prelude::*;
 
-use super::{badge_view, update_badge, Bars, ContainerRow, Sparkline, UpdateAppButton, UpdatesCtx};
+use super::{action_href, badge_view, update_badge, Bars, ContainerRow, Sparkline, UpdatesCtx};
 use crate::model::{AppGroup, Badge, Opened};
 use crate::types::SessionInfo;
 
@@ -70,7 +70,6 @@ pub fn AppCard(
         Some((share.host.clone(), project))
     });
     let can_update_app = session.role >= crate::types::Role::Operator && update_app.is_some();
-    let csrf = session.csrf.clone();
     // The hosts change rarely; the breakdown re-renders only then.
     let shares = Memo::new(move |_| group.with(|g| g.as_ref().map(|g| g.hosts.clone()).unwrap_or_default()));
     let host_names = move || shares.with(|s| s.iter().map(|s| s.host.as_str()).collect::<Vec<_>>().join(" "));
@@ -129,12 +128,12 @@ pub fn AppCard(
                 <h2>{title.clone()}</h2>
                 <span class="host">{host_label}</span>
                 {move || badge_view(badge(), app_badge_text(badge()))}
-                <Show when=has_update>{update_badge()}</Show>
+                {move || has_update().then(update_badge)}
             </header>
             <Bars cpu=cpu mem=mem mem_pct=mem_pct/>
             {move || {
                 let (host, project) = update_app.clone()?;
-                (can_update_app && has_update()).then(|| view! { <UpdateAppButton host=host project=project csrf=csrf.clone()/> })
+                (can_update_app && has_update()).then(|| view! { <a class="btn update update-app" rel="external" href=action_href(&host, &project, "app")>"Update app…"</a> })
             }}
             <Sparkline class="spark" height=28.0 label="CPU, last 15 minutes" values=series/>
             <Show

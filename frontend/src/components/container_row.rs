@@ -4,7 +4,7 @@
 
 use leptos::prelude::*;
 
-use super::{badge_view, lock_view, update_mark, LogPeek, RecreateButtons, RestartButton, UpdatesCtx};
+use super::{badge_view, lock_view, update_badge, LogPeek, RecreateButtons, RestartButton, UpdatesCtx};
 use crate::model::{self, AppGroup, Badge};
 use crate::types::{Role, SessionInfo};
 
@@ -56,7 +56,7 @@ pub fn ContainerRow(
     let updates = UpdatesCtx::get();
     let (u_host, u_id) = (host.clone(), first.id.clone());
     let has_update = move || updates.has_update(&u_host, &u_id);
-    let (r_host, r_id, r_name, r_csrf) = (host.clone(), first.id.clone(), first.name.clone(), session.csrf.clone());
+    let (r_host, r_id) = (host.clone(), first.id.clone());
     view! {
         <li class="row" data-container=first.name.clone() data-id=first.id.clone() data-host=row_host>
             <details>
@@ -73,7 +73,7 @@ pub fn ContainerRow(
                     <Show when=move || protected>
                         {lock_view()}
                     </Show>
-                    <Show when=has_update.clone()>{update_mark()}</Show>
+                    {let has_update = has_update.clone(); move || has_update().then(update_badge)}
                     {move || db_size().map(|s| view! { <span class="metric db" title="database volume size">{format!("db {}", model::human_bytes(s as u64))}</span> })}
                     <span class="metric">{cpu}</span>
                     <span class="metric">{mem}</span>
@@ -87,7 +87,7 @@ pub fn ContainerRow(
                     </p>
                     <Show when=move || can_restart>
                         <RestartButton host=host.clone() id=btn_id.clone() name=btn_name.clone() csrf=csrf.clone()/>
-                        <RecreateButtons host=r_host.clone() id=r_id.clone() name=r_name.clone() csrf=r_csrf.clone()/>
+                        <RecreateButtons host=r_host.clone() id=r_id.clone()/>
                     </Show>
                     <LogPeek host=peek_host.clone() id=id.clone()/>
                 </div>

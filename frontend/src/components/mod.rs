@@ -31,4 +31,4 @@ pub use pull_panel::PullPanel;
 pub use restart_button::RestartButton;
 pub use sparkline::Sparkline;
 pub use theme_toggle::ThemeToggle;
-pub use update::{update_badge, update_mark, RecreateButtons, UpdateAppButton, UpdatesCtx};
+pub use update::{action_href, job_view, update_badge, RecreateButtons, UpdatesCtx};

@@ -18,7 +18,7 @@ pub fn PullPanel(session: SessionInfo, fleet: RwSignal<Fleet>) -> impl IntoView 
     // Once the server has a job id, follow it until it finishes.
     Effect::new(move |_| {
         if let Some(Ok(job)) = action.value().get() {
-            browser::poll_pull(job, status);
+            browser::poll_job(job, status);
         }
     });
     view! {
@@ -34,19 +34,7 @@ pub fn PullPanel(session: SessionInfo, fleet: RwSignal<Fleet>) -> impl IntoView 
                 <button class="btn" type="submit">"Pull"</button>
             </form>
             {move || action.value().get().and_then(|r| r.err()).map(|e| view! { <p class="error outcome" role="alert">{e.to_string()}</p> })}
-            {move || status.get().map(|s| {
-                let progress = format!("{}: {} of {} layers", s.title, s.layers_done, s.layers_total);
-                match s.done {
-                    None => view! {
-                        <div class="outcome" role="status">
-                            <p>"Pulling " {progress} "…"</p>
-                            <pre class="pull-lines">{s.lines.join("\n")}</pre>
-                        </div>
-                    }.into_any(),
-                    Some(Ok(d)) => view! { <p class="ok outcome">"Pulled " {s.title.clone()} ": " <code>{d}</code></p> }.into_any(),
-                    Some(Err(e)) => view! { <p class="error outcome" role="alert">{format!("Pull of {} failed: {e}", s.title)}</p> }.into_any(),
-                }
-            })}
+            {super::job_view(status, "pull")}
         </details>
     }
 }

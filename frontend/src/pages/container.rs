@@ -45,18 +45,18 @@ fn detail_view(p: ContainerPage, tab: RwSignal<&'static str>, session: SessionIn
     let can_restart = session.role >= Role::Operator && !s.protected;
     let logs_href = format!("/logs/{}/{}", p.host, s.id);
     let (b_host, b_id, b_name, b_csrf) = (p.host.clone(), s.id.clone(), s.name.clone(), session.csrf.clone());
-    let (r_host, r_id, r_name, r_csrf) = (p.host.clone(), s.id.clone(), s.name.clone(), session.csrf.clone());
+    let (r_host, r_id) = (p.host.clone(), s.id.clone());
     let updates = UpdatesCtx::get();
     Effect::new(move |_| updates.load());
     let (u_host, u_id) = (p.host.clone(), s.id.clone());
     let has_update = move || updates.has_update(&u_host, &u_id);
     view! {
         <Title text=format!("{} · dockward", s.name)/>
-        <h1 class="detail-title">{badge_view(badge, text)} " " {s.name.clone()} {s.protected.then(lock_view)} <Show when=has_update>{update_badge()}</Show></h1>
+        <h1 class="detail-title">{badge_view(badge, text)} " " {s.name.clone()} {s.protected.then(lock_view)} {move || has_update().then(update_badge)}</h1>
         <p class="muted">{p.host.clone()} " · " <code>{s.id.clone()}</code></p>
         <Show when=move || can_restart>
             <RestartButton host=b_host.clone() id=b_id.clone() name=b_name.clone() csrf=b_csrf.clone()/>
-            <RecreateButtons host=r_host.clone() id=r_id.clone() name=r_name.clone() csrf=r_csrf.clone()/>
+            <RecreateButtons host=r_host.clone() id=r_id.clone()/>
         </Show>
         <nav class="tabs" role="tablist">
             {tabs.into_iter().map(|t| view! {

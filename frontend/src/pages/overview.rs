@@ -64,9 +64,10 @@ pub fn Overview(session: SessionInfo, fleet: RwSignal<Fleet>) -> impl IntoView {
                 view! { <span aria-hidden="true" class="icon">{icon}</span> <span class="text">{h.text}</span> }
             }}
         </section>
-        <Show when=move || { update_count() > 0 }>
-            <p id="updates-count" class="updates-count">{move || model::count_updates(update_count())}</p>
-        </Show>
+        {move || {
+            let n = update_count();
+            (n > 0).then(|| view! { <p id="updates-count" class="updates-count">{model::count_updates(n)}</p> })
+        }}
         <HostProblems fleet=fleet/>
         <div class="toolbar">
             <input

@@ -213,6 +213,10 @@ pub struct ServeArgs {
     /// the session cookie is named `__Host-dockward_session`.
     #[arg(long, env = "DOCKWARD_SECURE_COOKIES", default_value_t = false)]
     pub secure_cookies: bool,
+    /// Registries (hosts, comma-separated) the console may ask for an image's tag list, to show
+    /// newer versions; empty: any public registry name (never an address or a local name).
+    #[arg(long, env = "DOCKWARD_TAG_REGISTRIES", value_delimiter = ',')]
+    pub tag_registries: Vec<String>,
     /// Proxies (CIDRs, comma-separated) whose `X-Forwarded-For` names the client
     /// for login throttling (the right-most address that is not one of them).
     #[arg(long, env = "DOCKWARD_FORWARDED_FOR_PROXIES", value_delimiter = ',')]

@@ -37,9 +37,16 @@ pub struct RevokeForm {
 }
 
 fn html(status: StatusCode, body: String) -> Response {
+    html_page("Hosts", status, body, false)
+}
+
+/// A page rendered on the server, without script (a strict CSP says so):
+/// `title`, then `body`; `refresh` reloads it every 2 s (a job's page).
+pub(super) fn html_page(title: &str, status: StatusCode, body: String, refresh: bool) -> Response {
+    let refresh = if refresh { r#"<meta http-equiv="refresh" content="2">"# } else { "" };
     let page = format!(
-        r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Hosts · dockward</title>
-<link rel="icon" type="image/svg+xml" href="/favicon.svg"><link rel="stylesheet" href="/pkg/dockward.css"></head><body><main class="hosts-page"><p><a href="/">← Overview</a></p><h1>Hosts</h1>{body}</main></body></html>"#
+        r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title} · dockward</title>{refresh}
+<link rel="icon" type="image/svg+xml" href="/favicon.svg"><link rel="stylesheet" href="/pkg/dockward.css"></head><body><main class="hosts-page"><p><a href="/">← Overview</a></p><h1>{title}</h1>{body}</main></body></html>"#
     );
     let mut resp = (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response();
     resp.headers_mut().insert(
@@ -53,8 +60,13 @@ fn html(status: StatusCode, body: String) -> Response {
 }
 
 fn refused(e: &ConsoleError) -> Response {
+    refused_page("Hosts", e)
+}
+
+/// `title`'s page saying why it was refused, with the error's status.
+pub(super) fn refused_page(title: &str, e: &ConsoleError) -> Response {
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    html(status, format!(r#"<p class="error" role="alert">{}</p>"#, escape(&e.to_string())))
+    html_page(title, status, format!(r#"<p class="error" role="alert">{}</p>"#, escape(&e.to_string())), false)
 }
 
 /// The page: hosts, waiting tokens, the add form, and what just happened.

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
-use shared::{Call, ContainerRef, ImageRef, PullEvent, RecreateEvent, UpdatesReport, Verb};
+use shared::{
+    Call, ContainerRef, ContainerUpdate, ImageRef, PullEvent, RecreateEvent, UpdateStatus, UpdatesReport, Verb,
+};
 
 use super::auth::CurrentUser;
 use super::{sidecar, Core};
@@ -21,18 +23,16 @@ use crate::types::{JobProgress, UpdatesView};
 const JOBS_MAX: usize = 64;
 /// Progress lines kept per job.
 const LINES_KEPT: usize = 12;
+/// Longest silence on a pull's or recreate's progress stream (the longest
+/// step, a health gate of 600 s or a stop of 120 s, fits in it).
+const STREAM_IDLE_MAX: Duration = Duration::from_secs(15 * 60);
 /// How long the fleet's update check is reused before it is asked again.
 const UPDATES_FRESH: Duration = Duration::from_secs(60);
-
-/// What a job is, so that each kind's status route reads only its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JobKind {
-    Pull,
-    Recreate,
-}
+/// How long the version lookups may add to an update check (the tag lists
+/// are cached, so later checks have them).
+const VERSIONS_WITHIN: Duration = Duration::from_secs(10);
 
 struct Job {
-    kind: JobKind,
     title: String,
     lines: VecDeque<String>,
     layers: BTreeMap<String, bool>,
@@ -45,7 +45,7 @@ struct Job {
 pub struct Jobs(Mutex<HashMap<String, Job>>);
 
 impl Jobs {
-    fn create(&self, kind: JobKind, title: &str) -> Result<String, ConsoleError> {
+    fn create(&self, title: &str) -> Result<String, ConsoleError> {
         let mut jobs = self.0.lock().unwrap_or_else(|e| e.into_inner());
         jobs.retain(|_, j| j.done.is_none() || j.started.elapsed() < Duration::from_secs(600));
         if jobs.len() >= JOBS_MAX {
@@ -55,7 +55,6 @@ impl Jobs {
         getrandom::fill(&mut id).map_err(|e| ConsoleError::internal(e.to_string()))?;
         let id = hex::encode(id);
         let job = Job {
-            kind,
             title: title.to_owned(),
             lines: VecDeque::new(),
             layers: BTreeMap::new(),
@@ -97,10 +96,10 @@ impl Jobs {
         }
     }
 
-    /// A job of `kind`, as the page shows it.
-    pub fn status(&self, job: &str, kind: JobKind) -> Option<JobProgress> {
+    /// A job, as the page shows it.
+    pub fn status(&self, job: &str) -> Option<JobProgress> {
         let jobs = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let j = jobs.get(job).filter(|j| j.kind == kind)?;
+        let j = jobs.get(job)?;
         Some(JobProgress {
             title: j.title.clone(),
             lines: j.lines.iter().cloned().collect(),
@@ -121,7 +120,14 @@ async fn read_lines<T: DeserializeOwned>(
     let mut body = resp.bytes_stream();
     let mut buf: Vec<u8> = Vec::new();
     let mut last = None;
-    while let Some(chunk) = body.next().await {
+    loop {
+        // A sidecar says something at least at each step; silence this long is a hung stream.
+        let next =
+            tokio::time::timeout(STREAM_IDLE_MAX, body.next()).await.map_err(|_| ConsoleError::HostUnreachable {
+                host: h.name.clone(),
+                reason: format!("no progress for {} s", STREAM_IDLE_MAX.as_secs()),
+            })?;
+        let Some(chunk) = next else { break };
         let chunk = chunk.map_err(|e| ConsoleError::HostUnreachable {
             host: h.name.clone(),
             reason: format!("the progress stream broke: {e}"),
@@ -169,17 +175,26 @@ async fn run_pull(
     }
 }
 
+/// What a recreate does first: pull (an update), build (a rebuild), or neither.
+#[derive(Debug, Clone, Copy, Default)]
+struct How {
+    pull: bool,
+    build: bool,
+}
+
 /// One recreate through the sidecar, its steps into the job; answers what
 /// to show when it is done.
 async fn run_recreate(
     h: &sidecar::Sidecar,
     actor: &str,
     target: &ContainerRef,
-    pull: bool,
+    how: How,
     jobs: &Jobs,
     job: &str,
 ) -> Result<String, ConsoleError> {
-    let call = Call::new(Verb::Recreate, &[target.as_str()]).query_opt("pull", pull.then_some(true));
+    let call = Call::new(Verb::Recreate, &[target.as_str()])
+        .query_opt("pull", how.pull.then_some(true))
+        .query_opt("build", how.build.then_some(true));
     let resp = h.stream(&call, Some(actor), None).await?;
     let last = read_lines::<RecreateEvent>(h, resp, |ev| match ev {
         RecreateEvent::Step { step, detail } => jobs.line(
@@ -217,7 +232,7 @@ impl Core {
     pub fn start_pull(&self, user: &CurrentUser, host: &str, image: &str) -> Result<String, ConsoleError> {
         let image = ImageRef::parse(image.trim())?;
         let h = self.host(host)?;
-        let job = self.jobs.create(JobKind::Pull, &image.to_string())?;
+        let job = self.jobs.create(&image.to_string())?;
         tracing::info!(user = %user.name, host, image = %image, job, "pull");
         let (jobs, actor, job2, fleet, host2) =
             (self.jobs.clone(), user.name.clone(), job.clone(), self.fleet.get(), host.to_owned());
@@ -230,17 +245,34 @@ impl Core {
     }
 
     /// Starts a recreate (with a pull first: an update) as a background job.
-    pub fn start_recreate(&self, user: &CurrentUser, host: &str, id: &str, pull: bool) -> Result<String, ConsoleError> {
+    pub fn start_recreate(
+        &self,
+        user: &CurrentUser,
+        host: &str,
+        id: &str,
+        pull: bool,
+        build: bool,
+    ) -> Result<String, ConsoleError> {
         let target = ContainerRef::parse(id)?;
+        if pull && build {
+            return Err(ConsoleError::bad_input("build", "an update pulls, a rebuild builds: not both"));
+        }
         let h = self.host(host)?;
-        let verb = if pull { "update" } else { "recreate" };
-        let job = self.jobs.create(JobKind::Recreate, &format!("{verb} {target} on {host}"))?;
+        let how = How { pull, build };
+        let verb = if pull {
+            "update"
+        } else if build {
+            "rebuild"
+        } else {
+            "recreate"
+        };
+        let job = self.jobs.create(&format!("{verb} {target} on {host}"))?;
         tracing::info!(user = %user.name, host, container = %target, pull, job, "recreate");
         let (jobs, actor, job2, fleet, host2) =
             (self.jobs.clone(), user.name.clone(), job.clone(), self.fleet.get(), host.to_owned());
         let updates = self.updates.clone();
         tokio::spawn(async move {
-            let result = run_recreate(&h, &actor, &target, pull, &jobs, &job2).await;
+            let result = run_recreate(&h, &actor, &target, how, &jobs, &job2).await;
             jobs.finish(&job2, result.map_err(|e| e.to_string()));
             updates.forget();
             fleet.poke(&host2);
@@ -269,7 +301,7 @@ impl Core {
             });
         }
         members.sort_by(|a, b| a.1.cmp(&b.1));
-        let job = self.jobs.create(JobKind::Recreate, &format!("update {project} on {host}"))?;
+        let job = self.jobs.create(&format!("update {project} on {host}"))?;
         tracing::info!(user = %user.name, host, project, job, containers = members.len(), "app update");
         let (jobs, actor, job2, host2) = (self.jobs.clone(), user.name.clone(), job.clone(), host.to_owned());
         let updates = self.updates.clone();
@@ -284,7 +316,7 @@ impl Core {
                 }
                 jobs.line(&job2, format!("{name}: updating ({} of {total})", done + 1));
                 let Ok(target) = ContainerRef::parse(&id) else { continue };
-                match run_recreate(&h, &actor, &target, true, &jobs, &job2).await {
+                match run_recreate(&h, &actor, &target, How { pull: true, build: false }, &jobs, &job2).await {
                     Ok(line) => {
                         jobs.line(&job2, line);
                         done += 1;
@@ -303,9 +335,10 @@ impl Core {
         Ok(job)
     }
 
-    /// Every host's update check, at most [`UPDATES_FRESH`] old: asked of all
-    /// hosts at once when older (a host that fails is named, not fatal).
-    pub async fn updates(&self) -> UpdatesView {
+    /// Every host's `GET /v1/updates` entries, at most [`UPDATES_FRESH`] old:
+    /// asked of all hosts at once when older (a host that fails is left out,
+    /// and said in the log).
+    pub async fn update_entries(&self) -> Entries {
         if let Some(v) = self.updates.fresh() {
             return v;
         }
@@ -314,29 +347,65 @@ impl Core {
             let r: Result<UpdatesReport, _> = h.call(&Call::new(Verb::Updates, &[]), None, None).await;
             (h.name.clone(), r)
         });
-        let mut view = UpdatesView::default();
+        let mut entries = Vec::new();
         for (host, r) in futures_util::future::join_all(asks).await {
             match r {
-                Ok(report) => view.containers.extend(report.containers.into_iter().map(|c| (host.clone(), c))),
-                Err(e) => view.errors.push((host, ConsoleError::from(e).to_string())),
+                Ok(report) => entries.extend(report.containers.into_iter().map(|c| (host.clone(), c))),
+                Err(e) => tracing::info!(host, error = %e, "no update check"),
             }
         }
-        self.updates.keep(view.clone());
-        view
+        let entries = Arc::new(entries);
+        self.updates.keep(entries.clone());
+        entries
+    }
+
+    /// The fleet's update marks, as the browser shows them.
+    pub async fn updates(&self) -> UpdatesView {
+        let entries = self.update_entries().await;
+        let keys = |f: &dyn Fn(&ContainerUpdate) -> bool| {
+            entries.iter().filter(|(_, c)| f(c)).map(|(h, c)| UpdatesView::key(h, &c.id)).collect()
+        };
+        UpdatesView {
+            update: keys(&|c| c.status == UpdateStatus::UpdateAvailable),
+            rebuild: keys(&|c| c.buildable || c.build_note.is_some()),
+        }
+    }
+
+    /// One container's entry, and newer version tags of its image (within a
+    /// bounded wait; the tag lists are cached for the next look).
+    pub async fn update_of(
+        &self,
+        host: &str,
+        id: &str,
+    ) -> (Option<ContainerUpdate>, Option<crate::types::NewerVersions>) {
+        let entries = self.update_entries().await;
+        let Some((_, c)) = entries.iter().find(|(h, c)| h == host && c.id == id) else { return (None, None) };
+        let newer = match ImageRef::parse(&c.image) {
+            Ok(r) => {
+                let tags = self.tags.clone();
+                let task = tokio::spawn(async move { tags.newer_for(&r).await });
+                tokio::time::timeout(VERSIONS_WITHIN, task).await.ok().and_then(Result::ok).flatten()
+            }
+            Err(_) => None,
+        };
+        (Some(c.clone()), newer)
     }
 }
 
 /// The last fleet-wide update check, reused for [`UPDATES_FRESH`].
 #[derive(Clone, Default)]
-pub struct UpdatesCache(Arc<Mutex<Option<(Instant, UpdatesView)>>>);
+pub struct UpdatesCache(Arc<Mutex<Option<(Instant, Entries)>>>);
+
+/// Every host's `GET /v1/updates` entries, by host.
+type Entries = Arc<Vec<(String, ContainerUpdate)>>;
 
 impl UpdatesCache {
-    fn fresh(&self) -> Option<UpdatesView> {
+    fn fresh(&self) -> Option<Entries> {
         let kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
         kept.as_ref().filter(|(at, _)| at.elapsed() < UPDATES_FRESH).map(|(_, v)| v.clone())
     }
 
-    fn keep(&self, view: UpdatesView) {
+    fn keep(&self, view: Entries) {
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), view));
     }
 

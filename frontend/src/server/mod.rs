@@ -1,6 +1,7 @@
 //! The web server (`ssr` only): state, the calls to sidecars on behalf of a
 //! signed-in user, the axum routes beside the Leptos pages, and start-up.
 
+pub mod actions_page;
 pub mod agent;
 pub mod auth;
 pub mod config;
@@ -20,6 +21,7 @@ pub mod sidecar;
 pub mod throttle;
 pub mod tunnel;
 pub mod users;
+pub mod versions;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -58,6 +60,8 @@ pub struct Core {
     pub jobs: Arc<jobs::Jobs>,
     /// Every host's `GET /v1/updates`, briefly kept.
     pub updates: jobs::UpdatesCache,
+    /// Newer version tags, from the registries the console may ask.
+    pub tags: Arc<versions::TagLister>,
     pub metrics: Arc<metrics::Metrics>,
     /// Lets a scraper read `/metrics` without a session.
     pub metrics_token: Option<metrics::MetricsToken>,
@@ -88,6 +92,8 @@ pub struct Options {
     pub metrics: Arc<metrics::Metrics>,
     pub metrics_token: Option<metrics::MetricsToken>,
     pub enrolling: Enrolling,
+    /// `DOCKWARD_TAG_REGISTRIES`.
+    pub tag_registries: Vec<String>,
 }
 
 fn enrol_error(e: enrol::EnrolError) -> ConsoleError {
@@ -119,6 +125,7 @@ impl Core {
             first_password_file: o.first_password_file,
             jobs: Arc::default(),
             updates: Default::default(),
+            tags: Arc::new(versions::TagLister::new(o.tag_registries)),
             metrics: o.metrics,
             metrics_token: o.metrics_token,
             enrolling: o.enrolling,

@@ -286,6 +286,12 @@ impl Server {
                 metrics,
                 metrics_token,
                 enrolling,
+                tag_registries: args
+                    .tag_registries
+                    .iter()
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
             },
         ));
         if let Some((listener, identity)) = agent_port {
@@ -329,6 +335,8 @@ pub fn router(core: Arc<Core>, site_root: &std::path::Path) -> Router {
         .route("/hosts", get(super::hosts_page::page).with_state(core.clone()))
         .route("/hosts/add", post(super::hosts_page::add).with_state(core.clone()))
         .route("/hosts/revoke", post(super::hosts_page::revoke).with_state(core.clone()))
+        .route("/actions", get(super::actions_page::ask).post(super::actions_page::start).with_state(core.clone()))
+        .route("/jobs/{job}", get(super::actions_page::job).with_state(core.clone()))
         .route("/api/live", get(live).with_state(core.clone()))
         .route("/api/logs/follow", get(follow).with_state(core.clone()))
         .route("/api/logs/download", get(download).with_state(core.clone()))

@@ -186,7 +186,8 @@ impl Sidecar {
         let b = reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT).redirect(Policy::none());
         let b = match &pins {
             Some(v) => b.use_preconfigured_tls(tls::client_config(v.clone())).https_only(true),
-            None => b,
+            // Plain HTTP; and never the public CAs (only the tag lister trusts those).
+            None => b.tls_built_in_root_certs(false),
         };
         let http = b.build().map_err(|e| format!("host {name}: {e}"))?;
         Ok(Self {

@@ -86,6 +86,30 @@ pub async fn detached(fut: impl std::future::Future<Output = Response> + Send + 
     tokio::spawn(fut).await.unwrap_or_else(|e| ApiError::Internal(format!("verb task failed: {e}")).into_response())
 }
 
+/// A streamed answer (`application/x-ndjson`): one JSON line per item sent
+/// on `rx`, marked as audited by its handler (pull, recreate).
+pub fn ndjson<T: serde::Serialize + Send + 'static>(rx: tokio::sync::mpsc::Receiver<T>) -> Response {
+    use futures_util::StreamExt;
+    let body = tokio_stream::wrappers::ReceiverStream::new(rx).map(|ev| {
+        let mut line =
+            serde_json::to_vec(&ev).unwrap_or_else(|_| b"{\"type\":\"error\",\"message\":\"encoding\"}".to_vec());
+        line.push(b'\n');
+        Ok::<_, std::convert::Infallible>(line)
+    });
+    let mut resp = ([(axum::http::header::CONTENT_TYPE, "application/x-ndjson")], axum::body::Body::from_stream(body))
+        .into_response();
+    resp.extensions_mut().insert(Audited);
+    resp
+}
+
+/// The refusal of a verb that changes a protected container.
+pub fn protected(name: &str, verb: &str) -> ApiError {
+    ApiError::Forbidden(format!(
+        "{name} is protected (a database image or the {} label); dockward does not {verb} it",
+        shared::PROTECT_LABEL
+    ))
+}
+
 /// A permit from `pool` for a stream or a log read, or 429 when that pool
 /// is full. Pools are separate: follows cannot take the places of event
 /// streams or pulls.

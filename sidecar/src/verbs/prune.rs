@@ -104,6 +104,11 @@ async fn containers(app: &AppState, until: Option<i64>) -> Result<PruneReport, A
         if !app.engine.policy.in_scope(&labels) {
             continue;
         }
+        // A recreate's old (stopped, aside) or new (created) container is its to remove.
+        if app.recreates.is_busy(&id, &name) {
+            out.skipped.push(format!("{name}: being recreated"));
+            continue;
+        }
         // When in doubt (the engine cannot say), keep it.
         if app.engine.is_protected(&id, Freshness::Fresh).await.unwrap_or(true) {
             out.skipped.push(format!("{name}: protected"));

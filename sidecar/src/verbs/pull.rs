@@ -10,20 +10,16 @@
 //! or skip its audit record; progress to a slow client is dropped, never queued
 //! without bound. The final line is sent only after the record is on disk.
 
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use bollard::query_parameters::CreateImageOptions;
 use futures_util::StreamExt;
 use shared::{ImageRef, Outcome, PullEvent, PullRequest, Verb};
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 
 use crate::audit::{Caller, Draft};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, NoQuery};
-use crate::middleware::Audited;
 use crate::policy;
 use crate::state::{App, AppState};
 
@@ -77,15 +73,7 @@ pub async fn pull(
         };
         let _ = tx.send(last).await;
     });
-    let body = ReceiverStream::new(rx).map(|ev| {
-        let mut line =
-            serde_json::to_vec(&ev).unwrap_or_else(|_| b"{\"type\":\"error\",\"message\":\"encoding\"}".to_vec());
-        line.push(b'\n');
-        Ok::<_, std::convert::Infallible>(line)
-    });
-    let mut resp = ([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(body)).into_response();
-    resp.extensions_mut().insert(Audited);
-    resp
+    super::ndjson(rx)
 }
 
 fn check(app: &AppState, image: ImageRef) -> Result<ImageRef, ApiError> {

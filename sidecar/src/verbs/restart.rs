@@ -53,11 +53,10 @@ async fn run(
     let c = app.engine.resolve(r).await?;
     draft.target(&c.id, Some(&c.name));
     if c.protected {
-        return Err(ApiError::Forbidden(format!(
-            "{} is protected (a database image or the {} label); dockward does not restart it",
-            c.name,
-            shared::PROTECT_LABEL
-        )));
+        return Err(super::protected(&c.name, "restart"));
+    }
+    if app.recreates.is_busy(&c.id, &c.name) {
+        return Err(ApiError::Conflict(format!("{} is being recreated", c.name)));
     }
     app.limits.restart.check(&(caller.client.clone(), c.id.clone()))?;
     super::intent(app, draft).await?;

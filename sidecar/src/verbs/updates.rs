@@ -104,11 +104,14 @@ impl UpdateChecker {
     }
 
     /// The registry's digest for `image` (a tag), from the cache or asked
-    /// once for everyone waiting on it.
+    /// once for everyone waiting on it. An engine that cannot be reached is
+    /// said, not remembered.
     pub async fn remote(&self, app: &AppState, image: &ImageRef) -> Arc<RemoteDigest> {
         let key = image.to_string();
-        self.cache
-            .get_with(key.clone(), async {
+        let unreachable = std::sync::atomic::AtomicBool::new(false);
+        let got = self
+            .cache
+            .optionally_get_with(key.clone(), async {
                 let _permit = self.in_flight.acquire().await;
                 self.paced(&image.registry).await;
                 let client = app.engine.client();
@@ -127,11 +130,19 @@ impl UpdateChecker {
                         tracing::info!(image = %key, error = %m, "update check failed");
                         Err(policy::pull_failure_summary(&m).to_owned())
                     }
-                    Err(e) => Err(e.to_string()),
+                    Err(e) => {
+                        unreachable.store(true, std::sync::atomic::Ordering::Relaxed);
+                        Err(e.to_string())
+                    }
                 };
-                Arc::new(RemoteDigest { digest, checked_at: now_unix() })
+                (!unreachable.load(std::sync::atomic::Ordering::Relaxed))
+                    .then(|| Arc::new(RemoteDigest { digest, checked_at: now_unix() }))
             })
-            .await
+            .await;
+        got.unwrap_or_else(|| {
+            let why = "the Docker engine could not be asked; asked again at the next look";
+            Arc::new(RemoteDigest { digest: Err(why.into()), checked_at: now_unix() })
+        })
     }
 }
 
@@ -162,11 +173,22 @@ pub async fn updates(State(app): State<App>, NoQuery: NoQuery) -> Result<Json<Up
             remote_digest: None,
             checked_at: None,
             reason: None,
+            buildable: false,
+            build_note: None,
         };
         match classify(&app, &configured, &image_id).await? {
             Local::Settled(status, reason) => {
                 entry.status = status;
                 entry.reason = reason;
+                // A compose service's image built here: can it be rebuilt from source?
+                let labels = ins.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default();
+                if status == UpdateStatus::LocalOnly && super::recreate::build::is_compose(&labels) {
+                    match super::recreate::build::plan(app.recreates.build_root.as_deref(), &labels, &configured) {
+                        Ok(_) => entry.buildable = true,
+                        Err(e) if !e.0.contains("no build:") => entry.build_note = Some(e.0),
+                        Err(_) => {}
+                    }
+                }
             }
             Local::Ask { image, digests } => {
                 entry.local_digest = digests.first().cloned();

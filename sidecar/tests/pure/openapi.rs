@@ -161,8 +161,16 @@ fn query_parameters_are_each_verbs_own_with_the_bounds_the_handlers_check() {
     let kind = params(&doc, &prune).into_iter().find(|p| p["name"] == "kind").expect("kind");
     assert_eq!(resolve(&doc, &kind["schema"])["enum"], json!(["containers", "images", "volumes", "build-cache"]));
 
+    let recreate = op("/v1/containers/{ref}/recreate", "post");
+    assert_eq!(names(&recreate), ["pull", "build", "timeout", "health_timeout", "grace"]);
+    let gate = &query_param(&doc, &recreate, "health_timeout")["schema"];
+    assert_eq!((&gate["minimum"], &gate["maximum"]), (&json!(1), &json!(limits::RECREATE_HEALTH_TIMEOUT_MAX)));
+    assert_eq!(gate["default"], limits::RECREATE_HEALTH_TIMEOUT_DEFAULT);
+    assert_eq!(query_param(&doc, &recreate, "grace")["schema"]["maximum"], limits::RECREATE_GRACE_MAX);
+    assert_eq!(query_param(&doc, &recreate, "build")["schema"]["default"], false);
+
     // Every other verb takes no query parameter at all.
-    let with_query = ["logs", "restart", "audit", "stats_history", "prune"];
+    let with_query = ["logs", "restart", "audit", "stats_history", "prune", "recreate"];
     for row in VERBS.iter().filter(|r| !with_query.contains(&r.name)) {
         assert_eq!(names(&op(row.path, method(row.method))), Vec::<String>::new(), "{}", row.name);
     }

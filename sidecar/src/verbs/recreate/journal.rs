@@ -48,9 +48,19 @@ fn file(dir: &Path, old_id: &str) -> PathBuf {
     dir.join(format!("{old_id}.json"))
 }
 
+/// Whether a journal for `old_id` is on disk.
+pub fn exists(dir: &Path, old_id: &str) -> bool {
+    file(dir, old_id).exists()
+}
+
 /// Writes `j` whole: a crash leaves the previous version or this one.
 pub fn write(dir: &Path, j: &Journal) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
+    if !dir.exists() {
+        std::fs::create_dir_all(dir)?;
+        if let Some(parent) = dir.parent() {
+            std::fs::File::open(parent)?.sync_all()?;
+        }
+    }
     let path = file(dir, &j.old_id);
     let tmp = path.with_extension("json.tmp");
     let bytes = serde_json::to_vec(j).map_err(std::io::Error::other)?;

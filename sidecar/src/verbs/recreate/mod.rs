@@ -19,6 +19,7 @@
 //! disk before anything changes, the outcome (with the old and new image ids
 //! and digest) before the last line.
 
+pub mod build;
 pub mod journal;
 pub mod plan;
 
@@ -27,9 +28,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use bollard::models::NetworkConnectRequest;
 use bollard::query_parameters::{
@@ -41,14 +40,12 @@ use shared::{
     bounded, limits, ContainerRef, ImageRef, Outcome, PullEvent, RecreateEvent, RecreateReport, RecreateStep, Verb,
 };
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use utoipa::IntoParams;
 
 use self::journal::{Journal, Phase};
 use crate::audit::{Caller, Draft};
 use crate::error::ApiError;
 use crate::extract::{Query, RefPath};
-use crate::middleware::Audited;
 use crate::state::{App, AppState};
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -57,6 +54,9 @@ use crate::state::{App, AppState};
 pub struct RecreateQuery {
     /// Pull the container's image reference first (an update). Default false.
     pull: Option<bool>,
+    /// Build the compose service's image from source first (needs `DOCKWARD_BUILD_ROOT`).
+    /// Default false; not with `pull`.
+    build: Option<bool>,
     /// Seconds to wait for the old container's clean stop before killing it (0–120; its own
     /// stop timeout if absent).
     timeout: Option<u64>,
@@ -66,7 +66,9 @@ pub struct RecreateQuery {
     grace: Option<u64>,
 }
 
-/// Recreates in flight, by old container id (one at a time per container).
+/// Recreates in flight (and those a restart left to recover), by the old
+/// container's id and its name: after the swap the name is the new
+/// container's, and it is still busy.
 pub struct Recreates {
     busy: Mutex<HashSet<String>>,
     max: usize,
@@ -74,35 +76,95 @@ pub struct Recreates {
     pub journal_dir: PathBuf,
     /// Test hook (`DOCKWARD_TEST_RECREATE_PAUSE`): a pause after the old container stops.
     pub pause_after_stop: Option<Duration>,
+    /// `DOCKWARD_BUILD_ROOT`: where compose projects may be rebuilt from source.
+    pub build_root: Option<PathBuf>,
+    /// `DOCKWARD_BUILD_CONTEXT_MAX`.
+    pub build_context_max: u64,
 }
 
-/// The claim on a container for one recreate; released on drop.
+/// The claim on a container for one recreate (its id and name); released on drop.
 pub struct Busy {
     app: Arc<AppState>,
-    id: String,
+    keys: [String; 2],
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        self.app.recreates.busy.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.id);
+        let mut busy = self.app.recreates.busy.lock().unwrap_or_else(|e| e.into_inner());
+        for k in &self.keys {
+            busy.remove(k);
+        }
     }
 }
 
+/// The label on a container a recreate made, naming the container it replaces:
+/// a rollback removes a container by its temporary name only if it carries it.
+pub const MADE_FOR_LABEL: &str = "dockward.recreate.of";
+
+/// Whether `name` is a recreate's temporary or aside name.
+pub fn is_reserved_name(name: &str) -> bool {
+    name.ends_with("-dockward-new") || name.ends_with("-dockward-old")
+}
+
 impl Recreates {
-    pub fn new(journal_dir: PathBuf, max: u32, pause_after_stop: Option<Duration>) -> Self {
-        Self { busy: Mutex::default(), max: max.max(1) as usize, journal_dir, pause_after_stop }
+    pub fn new(
+        journal_dir: PathBuf,
+        max: u32,
+        pause_after_stop: Option<Duration>,
+        build_root: Option<PathBuf>,
+        build_context_max: u64,
+    ) -> Self {
+        Self {
+            busy: Mutex::default(),
+            max: max.max(1) as usize,
+            journal_dir,
+            pause_after_stop,
+            build_root,
+            build_context_max,
+        }
+    }
+
+    /// Whether a recreate holds (or awaits the recovery of) this container.
+    pub fn is_busy(&self, id: &str, name: &str) -> bool {
+        let busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        busy.contains(id) || busy.contains(name) || is_reserved_name(name)
     }
 
     fn claim(app: &App, id: &str, name: &str) -> Result<Busy, ApiError> {
+        if is_reserved_name(name) {
+            return Err(ApiError::Conflict(format!("{name} is a recreate's temporary container")));
+        }
         let mut busy = app.recreates.busy.lock().unwrap_or_else(|e| e.into_inner());
-        if busy.contains(id) {
+        if busy.contains(id) || busy.contains(name) {
             return Err(ApiError::Conflict(format!("{name} is already being recreated")));
         }
-        if busy.len() >= app.recreates.max {
+        if journal::exists(&app.recreates.journal_dir, id) {
+            return Err(ApiError::Conflict(format!("a recreate of {name} awaits its recovery")));
+        }
+        if busy.len() >= 2 * app.recreates.max {
             return Err(ApiError::RateLimited { retry_after_secs: 5 });
         }
         busy.insert(id.to_owned());
-        Ok(Busy { app: app.clone(), id: id.to_owned() })
+        busy.insert(name.to_owned());
+        Ok(Busy { app: app.clone(), keys: [id.to_owned(), name.to_owned()] })
+    }
+
+    /// Holds the containers of journals left by a previous run until
+    /// [`recover`] has dealt with them (called before serving).
+    pub fn hold_for_recovery(&self) -> Vec<Journal> {
+        let left = journal::left_over(&self.journal_dir);
+        let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        for j in &left {
+            busy.insert(j.old_id.clone());
+            busy.insert(j.name.clone());
+        }
+        left
+    }
+
+    fn release(&self, j: &Journal) {
+        let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        busy.remove(&j.old_id);
+        busy.remove(&j.name);
     }
 }
 
@@ -113,6 +175,10 @@ struct Prepared {
     old_image_id: String,
     /// The image reference to pull, when asked to.
     pull: Option<ImageRef>,
+    /// The service's build, when asked to rebuild.
+    build: Option<build::BuildPlan>,
+    /// A pull's place among `DOCKWARD_MAX_PULLS` (a pull or a build).
+    _pull_permit: Option<tokio::sync::OwnedSemaphorePermit>,
     plan: plan::Plan,
     stop_timeout: Option<i32>,
     health_timeout: Duration,
@@ -166,6 +232,9 @@ pub async fn recreate(
             }
             Err(failure) => {
                 draft.param("old_image", &prepared.old_image_id).param("rolled_back", failure.rolled_back);
+                if let Some(n) = &failure.new_id {
+                    draft.param("new_id", n);
+                }
                 let outcome = if failure.denial { Outcome::Denied } else { Outcome::Error };
                 let msg = failure.message;
                 match app2.audit.commit(draft, outcome, Some(msg.clone())).await {
@@ -180,15 +249,7 @@ pub async fn recreate(
         let _ = tx.send(last).await;
         drop(prepared);
     });
-    let body = ReceiverStream::new(rx).map(|ev| {
-        let mut line = serde_json::to_vec(&ev)
-            .unwrap_or_else(|_| b"{\"type\":\"error\",\"message\":\"encoding\",\"rolled_back\":false}".to_vec());
-        line.push(b'\n');
-        Ok::<_, std::convert::Infallible>(line)
-    });
-    let mut resp = ([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(body)).into_response();
-    resp.extensions_mut().insert(Audited);
-    resp
+    super::ndjson(rx)
 }
 
 async fn prepare(
@@ -199,7 +260,14 @@ async fn prepare(
     draft: &mut Draft,
 ) -> Result<Prepared, ApiError> {
     let pull = q.pull.unwrap_or(false);
+    let rebuild = q.build.unwrap_or(false);
     draft.param("pull", pull);
+    if rebuild {
+        draft.param("build", true);
+    }
+    if pull && rebuild {
+        return Err(ApiError::BadRequest("pull and build exclude each other".into()));
+    }
     let stop_timeout = q.timeout.map(|t| bounded("timeout", t, 0, limits::RESTART_TIMEOUT_MAX)).transpose()?;
     let health_timeout = bounded(
         "health_timeout",
@@ -208,15 +276,15 @@ async fn prepare(
         limits::RECREATE_HEALTH_TIMEOUT_MAX,
     )?;
     let grace = bounded("grace", q.grace.unwrap_or(limits::RECREATE_GRACE_DEFAULT), 0, limits::RECREATE_GRACE_MAX)?;
+    draft.param("health_timeout", health_timeout).param("grace", grace);
+    if let Some(t) = stop_timeout {
+        draft.param("timeout", t);
+    }
     app.engine.require_up()?;
     let c = app.engine.resolve(r).await?;
     draft.target(&c.id, Some(&c.name));
     if c.protected {
-        return Err(ApiError::Forbidden(format!(
-            "{} is protected (a database image or the {} label); dockward does not recreate it",
-            c.name,
-            shared::PROTECT_LABEL
-        )));
+        return Err(super::protected(&c.name, "recreate"));
     }
     let busy = Recreates::claim(app, &c.id, &c.name)?;
     app.limits.restart.check(&(caller.client.clone(), c.id.clone()))?;
@@ -233,10 +301,24 @@ async fn prepare(
         })?;
         super::pull::registry_allowed(app, &image)?;
         app.limits.pull.check(&caller.client)?;
+        draft.param("image", &image);
         Some(image)
     } else {
         None
     };
+    let build = if rebuild {
+        // An image tag, once rebuilt, is the whole host's.
+        app.engine.policy.refuse_host_wide("build")?;
+        let labels = ins.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default();
+        let plan = build::plan(app.recreates.build_root.as_deref(), &labels, &configured)
+            .map_err(|e| ApiError::Forbidden(e.to_string()))?;
+        app.limits.pull.check(&caller.client)?;
+        Some(plan)
+    } else {
+        None
+    };
+    let pull_permit =
+        if pull.is_some() || rebuild { Some(super::stream_permit(app, crate::state::Pool::Pull)?) } else { None };
     let old_image_id = ins.image.clone().unwrap_or_default();
     let image_config = match app.engine.timed("inspect_image", app.engine.client().inspect_image(&old_image_id)).await {
         Ok(i) => i.config,
@@ -253,8 +335,16 @@ async fn prepare(
         old_was_running,
         old_image_id,
         pull,
+        build,
+        _pull_permit: pull_permit,
         plan,
-        stop_timeout: stop_timeout.map(|t| t as i32),
+        // Never longer than the engine call may take: its own stop timeout, at most 120 s.
+        stop_timeout: Some(
+            stop_timeout
+                .or_else(|| ins.config.as_ref().and_then(|c| c.stop_timeout).and_then(|t| u64::try_from(t).ok()))
+                .unwrap_or(10)
+                .min(limits::RESTART_TIMEOUT_MAX) as i32,
+        ),
         health_timeout: Duration::from_secs(health_timeout),
         grace: Duration::from_secs(grace),
         _busy: busy,
@@ -267,6 +357,8 @@ struct Failure {
     rolled_back: bool,
     /// Refused by policy (before any change), not failed.
     denial: bool,
+    /// The container it made (and removed, when rolled back).
+    new_id: Option<String>,
 }
 
 fn step(tx: &mpsc::Sender<RecreateEvent>, step: RecreateStep, detail: Option<String>) {
@@ -285,7 +377,8 @@ async fn run(
     j: &mut Journal,
     tx: &mpsc::Sender<RecreateEvent>,
 ) -> Result<RecreateReport, Failure> {
-    let untouched = |e: ApiError| Failure { denial: e.is_denial(), message: e.to_string(), rolled_back: true };
+    let untouched =
+        |e: ApiError| Failure { denial: e.is_denial(), message: e.to_string(), rolled_back: true, new_id: None };
     if let Some(image) = &p.pull {
         step(tx, RecreateStep::Pull, Some(image.to_string()));
         let progress = |ev: PullEvent| {
@@ -294,6 +387,10 @@ async fn run(
             }
         };
         super::pull::run(app, image, &progress).await.map_err(untouched)?;
+    }
+    if let Some(b) = &p.build {
+        step(tx, RecreateStep::Build, Some(format!("{} from {}", b.service, b.context.display())));
+        build_image(app, b, tx).await.map_err(untouched)?;
     }
     write_journal(app, j).map_err(untouched)?;
     match swap_in(app, p, j, tx).await {
@@ -314,9 +411,11 @@ async fn run(
             step(tx, RecreateStep::RollBack, None);
             let message = e.to_string();
             match roll_back(app, j).await {
-                Ok(_) => {
+                Ok(done) => {
                     let _ = journal::remove(&app.recreates.journal_dir, &j.old_id);
-                    Err(Failure { message, rolled_back: true, denial: false })
+                    let rolled_back = done == RolledBack::OldRestored;
+                    let message = if rolled_back { message } else { format!("{message}; {}", done.as_str()) };
+                    Err(Failure { message, rolled_back, denial: false, new_id: j.new_id.clone() })
                 }
                 Err(re) => {
                     tracing::error!(error = %re, old = %j.old_id, "rollback failed; retried at the next start");
@@ -324,6 +423,7 @@ async fn run(
                         message: format!("{message}; the rollback failed: {re}"),
                         rolled_back: false,
                         denial: false,
+                        new_id: j.new_id.clone(),
                     })
                 }
             }
@@ -343,7 +443,9 @@ async fn swap_in(
     let name = &p.plan.name;
     step(tx, RecreateStep::Create, None);
     let opts = CreateContainerOptions { name: Some(plan::temp_name(name)), ..Default::default() };
-    let created = engine.timed("create_container", client.create_container(Some(opts), p.plan.create.clone())).await?;
+    let mut body = p.plan.create.clone();
+    body.labels.get_or_insert_with(Default::default).insert(MADE_FOR_LABEL.to_owned(), j.old_id.clone());
+    let created = engine.timed("create_container", client.create_container(Some(opts), body)).await?;
     j.new_id = Some(created.id.clone());
     j.phase = Phase::Created;
     write_journal(app, j)?;
@@ -352,7 +454,10 @@ async fn swap_in(
             NetworkConnectRequest { container: Some(created.id.clone()), endpoint_config: Some(settings.clone()) };
         engine.timed("connect_network", client.connect_network(net, req)).await?;
     }
-    if p.old_was_running {
+    // As it is now (a pull may have taken minutes): stopped meanwhile, it stays stopped.
+    let now = engine.inspect_uncached(&p.old_id).await?;
+    j.old_was_running = now.state.as_ref().and_then(|s| s.running).unwrap_or(false);
+    if j.old_was_running {
         step(tx, RecreateStep::StopOld, None);
         let opts = StopContainerOptions { t: p.stop_timeout, signal: None };
         engine.timed("stop_container", client.stop_container(&p.old_id, Some(opts))).await?;
@@ -368,7 +473,7 @@ async fn swap_in(
     rename(app, &created.id, name).await?;
     j.phase = Phase::Swapped;
     write_journal(app, j)?;
-    let gate = if p.old_was_running {
+    let gate = if j.old_was_running {
         step(tx, RecreateStep::StartNew, None);
         engine.timed("start_container", client.start_container(&created.id, None::<StartContainerOptions>)).await?;
         health_gate(app, &created.id, p, tx).await?
@@ -395,6 +500,45 @@ async fn swap_in(
         new_digest,
         gate,
     })
+}
+
+/// Builds `b`'s image through the engine's build endpoint (the classic
+/// builder), its output lines passed on as progress.
+async fn build_image(app: &AppState, b: &build::BuildPlan, tx: &mpsc::Sender<RecreateEvent>) -> Result<(), ApiError> {
+    let (dir, max) = (b.context.clone(), app.recreates.build_context_max);
+    let tar = tokio::task::spawn_blocking(move || build::context_tar(&dir, max))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::Forbidden(e.to_string()))?;
+    let opts = bollard::query_parameters::BuildImageOptions {
+        dockerfile: b.dockerfile.clone(),
+        t: Some(b.tag.clone()),
+        target: b.target.clone().unwrap_or_default(),
+        buildargs: (!b.args.is_empty()).then(|| b.args.clone()),
+        rm: true,
+        forcerm: true,
+        ..Default::default()
+    };
+    let started = std::time::Instant::now();
+    let client = app.engine.client();
+    let mut stream = client.build_image(opts, None, Some(bollard::body_full(tar.into())));
+    while let Some(item) = stream.next().await {
+        let info = item.map_err(ApiError::from)?;
+        if let Some(e) = info.error.filter(|e| !e.is_empty()) {
+            return Err(ApiError::Docker(format!(
+                "the build failed: {}",
+                crate::docker::convert::truncate(&e, limits::BUILD_LINE_MAX)
+            )));
+        }
+        if let Some(line) = info.stream.as_deref().map(str::trim_end).filter(|l| !l.is_empty()) {
+            let _ = tx.try_send(RecreateEvent::Progress {
+                status: crate::docker::convert::truncate(line, limits::BUILD_LINE_MAX),
+                layer: None,
+            });
+        }
+    }
+    app.engine.metrics().docker_call("build_image", started.elapsed().as_secs_f64());
+    Ok(())
 }
 
 async fn rename(app: &AppState, id: &str, to: &str) -> Result<(), ApiError> {
@@ -467,17 +611,47 @@ async fn finish(app: &AppState, j: &Journal) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// What a rollback did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RolledBack {
+    /// The old container has its name back, running if it was.
+    OldRestored,
+    /// The old container was gone (removed by hand meanwhile): the new one kept the name.
+    NewKept,
+}
+
+impl RolledBack {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::OldRestored => "rolled back",
+            Self::NewKept => "kept the new container: the old one is gone",
+        }
+    }
+}
+
 /// Puts the old container back: the new one removed (with the anonymous
 /// volumes only it had), the old one under its name, running if it was.
-/// Should the old one be gone (removed by hand meanwhile), the new one is
-/// kept instead, under the name. Answers which.
-async fn roll_back(app: &AppState, j: &Journal) -> Result<&'static str, ApiError> {
+/// The new one is found by its id, or (a crash between create and journal)
+/// by its temporary name, and then only if it carries [`MADE_FOR_LABEL`]
+/// naming the old one: a container the recreate did not make is never
+/// touched. Should the old one be gone, the new one is kept, under the name.
+async fn roll_back(app: &AppState, j: &Journal) -> Result<RolledBack, ApiError> {
     let engine = &app.engine;
     let client = engine.client();
-    let new = j.new_id.clone().unwrap_or_else(|| plan::temp_name(&j.name));
+    let new = match &j.new_id {
+        Some(id) => Some(id.clone()),
+        None => match engine.inspect_uncached(&plan::temp_name(&j.name)).await {
+            Ok(c) => {
+                let ours = c.config.as_ref().and_then(|c| c.labels.as_ref()).and_then(|l| l.get(MADE_FOR_LABEL));
+                c.id.filter(|_| ours == Some(&j.old_id))
+            }
+            Err(ApiError::NotFound(_)) => None,
+            Err(e) => return Err(e),
+        },
+    };
     let (keep, drop, what) = match engine.inspect_uncached(&j.old_id).await {
-        Ok(_) => (j.old_id.clone(), Some(new), "rolled back"),
-        Err(ApiError::NotFound(_)) => (new, None, "kept the new container: the old one is gone"),
+        Ok(_) => (Some(j.old_id.clone()), new, RolledBack::OldRestored),
+        Err(ApiError::NotFound(_)) => (new, None, RolledBack::NewKept),
         Err(e) => return Err(e),
     };
     if let Some(drop) = drop {
@@ -485,6 +659,9 @@ async fn roll_back(app: &AppState, j: &Journal) -> Result<&'static str, ApiError
         ignore_missing(engine.timed("remove_container", client.remove_container(&drop, Some(opts))).await)?;
         engine.invalidate(&drop).await;
     }
+    let Some(keep) = keep else {
+        return Err(ApiError::Docker(format!("neither the old nor a new container of {} is left", j.name)));
+    };
     let kept = engine.inspect_uncached(&keep).await?;
     if kept.name.as_deref().map(|n| n.trim_start_matches('/')) != Some(j.name.as_str()) {
         rename(app, &keep, &j.name).await?;
@@ -497,10 +674,30 @@ async fn roll_back(app: &AppState, j: &Journal) -> Result<&'static str, ApiError
     Ok(what)
 }
 
+/// A journal at `passed` still describes the containers: the new one holds
+/// the name, the old one is aside. Anything else was changed by hand while
+/// the sidecar was down, and is left to the operator.
+async fn still_as_journalled(app: &AppState, j: &Journal) -> Result<bool, ApiError> {
+    let name_of = |c: &bollard::models::ContainerInspectResponse| {
+        c.name.as_deref().map(|n| n.trim_start_matches('/').to_owned()).unwrap_or_default()
+    };
+    let Some(new_id) = &j.new_id else { return Ok(false) };
+    let new = match app.engine.inspect_uncached(new_id).await {
+        Ok(c) => c,
+        Err(ApiError::NotFound(_)) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    match app.engine.inspect_uncached(&j.old_id).await {
+        Ok(old) => Ok(name_of(&new) == j.name && name_of(&old) == plan::aside_name(&j.name)),
+        Err(ApiError::NotFound(_)) => Ok(name_of(&new) == j.name),
+        Err(e) => Err(e),
+    }
+}
+
 /// At start: finishes or rolls back every recreate a previous run left
-/// midway (once the engine answers), each with an audit record.
-pub async fn recover(app: App) {
-    let left = journal::left_over(&app.recreates.journal_dir);
+/// midway (`left`, held busy by [`Recreates::hold_for_recovery`] before
+/// serving; once the engine answers), each with an audit record.
+pub async fn recover(app: App, left: Vec<Journal>) {
     if left.is_empty() {
         return;
     }
@@ -508,8 +705,15 @@ pub async fn recover(app: App) {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     for j in left {
-        let finishing = j.phase == Phase::Passed;
-        let result = if finishing { finish(&app, &j).await.map(|()| "finished") } else { roll_back(&app, &j).await };
+        let result = if j.phase == Phase::Passed {
+            match still_as_journalled(&app, &j).await {
+                Ok(true) => finish(&app, &j).await.map(|()| "finished"),
+                Ok(false) => Ok("left to the operator: the containers changed while the sidecar was down"),
+                Err(e) => Err(e),
+            }
+        } else {
+            roll_back(&app, &j).await.map(RolledBack::as_str)
+        };
         let caller = Caller { request_id: "recovery".into(), client: j.client.clone(), actor: j.actor.clone() };
         let mut draft = Draft::new(&caller, format!("{}.recover", Verb::Recreate.audit_name()));
         draft
@@ -523,8 +727,8 @@ pub async fn recover(app: App) {
             draft.param("new_id", n);
         }
         match &result {
-            Ok(_) => {
-                tracing::warn!(name = %j.name, finishing, "recovered a recreate cut short by a restart");
+            Ok(action) => {
+                tracing::warn!(name = %j.name, action, "recovered a recreate cut short by a restart");
                 let _ = journal::remove(&app.recreates.journal_dir, &j.old_id);
             }
             Err(e) => tracing::error!(name = %j.name, error = %e, "could not recover a recreate; the journal stays"),
@@ -533,5 +737,7 @@ pub async fn recover(app: App) {
         if let Err(e) = app.audit.commit(draft, outcome, result.err().map(|e| e.to_string())).await {
             tracing::error!(error = %e, "the recovery's audit record failed");
         }
+        // Busy until dealt with; a journal that stays keeps refusing new recreates of it.
+        app.recreates.release(&j);
     }
 }

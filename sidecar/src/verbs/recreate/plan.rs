@@ -69,7 +69,18 @@ pub fn plan(old: &ContainerInspectResponse, image: Option<&ImageConfig>) -> Resu
         return Err(PlanError::AutoRemove(name));
     }
     let short_id = &id[..id.len().min(12)];
-    let create = container_body(config, image, short_id);
+    let mut create = container_body(config, image, short_id);
+    // Sharing another's network namespace (or the host's), the container
+    // has no hostname, MAC, ports or DNS of its own: the engine refuses them.
+    let mode = host.network_mode.as_deref().unwrap_or("default");
+    if mode == "host" || mode.starts_with("container:") {
+        (create.hostname, create.domainname, create.mac_address, create.exposed_ports) = (None, None, None, None);
+        if mode.starts_with("container:") {
+            (host.dns, host.dns_options, host.dns_search, host.extra_hosts) = (None, None, None, None);
+            host.port_bindings = None;
+            host.publish_all_ports = None;
+        }
+    }
     let carried_volumes = carry_anonymous_volumes(old, &mut host);
     let (primary, extra_networks) = networks(old, &host, id);
     Ok(Plan {
@@ -365,8 +376,14 @@ mod tests {
     fn host_networking_has_no_endpoints_and_auto_remove_is_refused() {
         let mut o = old();
         o.host_config.as_mut().unwrap().network_mode = Some("host".into());
+        o.config.as_mut().unwrap().hostname = Some("the-host".into());
         let p = plan(&o, None).unwrap();
         assert!(p.create.networking_config.is_none() && p.extra_networks.is_empty());
+        assert_eq!(p.create.hostname, None, "the host's name is not the container's to set");
+        o.host_config.as_mut().unwrap().network_mode = Some("container:abc".into());
+        o.host_config.as_mut().unwrap().dns = Some(vec!["1.1.1.1".into()]);
+        let p = plan(&o, None).unwrap();
+        assert_eq!(p.create.host_config.as_ref().unwrap().dns, None, "the engine refuses DNS with container:");
         o.host_config.as_mut().unwrap().auto_remove = Some(true);
         assert!(matches!(plan(&o, None), Err(PlanError::AutoRemove(_))));
     }
