@@ -41,49 +41,22 @@ fn time_now_s() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-fn run_target(name: &str, net: &str, port: u16) -> String {
-    docker(&[
-        "run",
-        "-d",
+/// `docker run -d` or `docker create` (`verb`) of the target: a network with
+/// an alias, a published port, an anonymous volume, a restart policy.
+fn target(verb: &[&str], name: &str, net: &str, port: u16) -> String {
+    let (label, publish) = (format!("{LABEL}=1"), format!("127.0.0.1:{port}:8080"));
+    let mut args: Vec<&str> = verb.to_vec();
+    args.extend_from_slice(&[
         "--name",
         name,
         "--label",
-        &format!("{LABEL}=1"),
+        &label,
         "--network",
         net,
         "--network-alias",
         "svc",
         "-p",
-        &format!("127.0.0.1:{port}:8080"),
-        "-v",
-        "/data",
-        "--restart",
-        "unless-stopped",
-        testkit::IMAGE,
-        "sh",
-        "-c",
-        LOOP,
-    ])
-}
-
-/// The same steps as the sidecar, by hand: create the new one, stop the old,
-/// rename both, start the new. Its downtime (die → start), in ms.
-fn by_hand(name: &str, net: &str, port: u16) -> f64 {
-    let old = docker(&["inspect", "-f", "{{.Id}}", name]);
-    let since = format!("{}", time_now_s().saturating_sub(1));
-    let new_name = format!("{name}-new");
-    let new = docker(&[
-        "create",
-        "--name",
-        &new_name,
-        "--label",
-        &format!("{LABEL}=1"),
-        "--network",
-        net,
-        "--network-alias",
-        "svc",
-        "-p",
-        &format!("127.0.0.1:{port}:8080"),
+        &publish,
         "-v",
         "/data",
         "--restart",
@@ -93,6 +66,20 @@ fn by_hand(name: &str, net: &str, port: u16) -> f64 {
         "-c",
         LOOP,
     ]);
+    docker(&args)
+}
+
+fn run_target(name: &str, net: &str, port: u16) -> String {
+    target(&["run", "-d"], name, net, port)
+}
+
+/// The same steps as the sidecar, by hand: create the new one, stop the old,
+/// rename both, start the new. Its downtime (die → start), in ms.
+fn by_hand(name: &str, net: &str, port: u16) -> f64 {
+    let old = docker(&["inspect", "-f", "{{.Id}}", name]);
+    let since = format!("{}", time_now_s().saturating_sub(1));
+    let new_name = format!("{name}-new");
+    let new = target(&["create"], &new_name, net, port);
     docker(&["stop", name]);
     docker(&["rename", name, &format!("{name}-old")]);
     docker(&["rename", &new_name, name]);

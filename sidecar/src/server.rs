@@ -133,13 +133,13 @@ impl Server {
                     .collect(),
                 node_name: args.node_name.clone(),
             },
-            updates: crate::verbs::updates::UpdateChecker::new(
+            updates: crate::updates::UpdateChecker::new(
                 args.update_check_interval,
                 args.update_check_concurrency,
                 args.update_registry_pace,
             ),
-            recreates: crate::verbs::recreate::Recreates::new(
-                crate::verbs::recreate::journal::dir(&args.audit_log),
+            recreates: crate::recreates::Recreates::new(
+                crate::recreates::journal::dir(&args.audit_log),
                 args.max_recreates,
                 args.test_recreate_pause,
                 args.build_root.clone(),

@@ -37,9 +37,9 @@ pub struct AppState {
     pub permits: Permits,
     pub settings: Settings,
     /// Registry answers for `GET /v1/updates`.
-    pub updates: crate::verbs::updates::UpdateChecker,
+    pub updates: crate::updates::UpdateChecker,
     /// Recreates in flight and their journals.
-    pub recreates: crate::verbs::recreate::Recreates,
+    pub recreates: crate::recreates::Recreates,
 }
 
 pub type App = Arc<AppState>;

@@ -20,12 +20,8 @@
 //! and digest) before the last line.
 
 pub mod build;
-pub mod journal;
 pub mod plan;
 
-use std::collections::HashSet;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -42,10 +38,11 @@ use shared::{
 use tokio::sync::mpsc;
 use utoipa::IntoParams;
 
-use self::journal::{Journal, Phase};
 use crate::audit::{Caller, Draft};
 use crate::error::ApiError;
 use crate::extract::{Query, RefPath};
+use crate::recreates::journal::{self, Journal, Phase};
+use crate::recreates::{Busy, MADE_FOR_LABEL};
 use crate::state::{App, AppState};
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -64,108 +61,6 @@ pub struct RecreateQuery {
     health_timeout: Option<u64>,
     /// Seconds a new container without a healthcheck must stay running (0–120, default 5).
     grace: Option<u64>,
-}
-
-/// Recreates in flight (and those a restart left to recover), by the old
-/// container's id and its name: after the swap the name is the new
-/// container's, and it is still busy.
-pub struct Recreates {
-    busy: Mutex<HashSet<String>>,
-    max: usize,
-    /// The journals' directory (beside the audit log).
-    pub journal_dir: PathBuf,
-    /// Test hook (`DOCKWARD_TEST_RECREATE_PAUSE`): a pause after the old container stops.
-    pub pause_after_stop: Option<Duration>,
-    /// `DOCKWARD_BUILD_ROOT`: where compose projects may be rebuilt from source.
-    pub build_root: Option<PathBuf>,
-    /// `DOCKWARD_BUILD_CONTEXT_MAX`.
-    pub build_context_max: u64,
-}
-
-/// The claim on a container for one recreate (its id and name); released on drop.
-pub struct Busy {
-    app: Arc<AppState>,
-    keys: [String; 2],
-}
-
-impl Drop for Busy {
-    fn drop(&mut self) {
-        let mut busy = self.app.recreates.busy.lock().unwrap_or_else(|e| e.into_inner());
-        for k in &self.keys {
-            busy.remove(k);
-        }
-    }
-}
-
-/// The label on a container a recreate made, naming the container it replaces:
-/// a rollback removes a container by its temporary name only if it carries it.
-pub const MADE_FOR_LABEL: &str = "dockward.recreate.of";
-
-/// Whether `name` is a recreate's temporary or aside name.
-pub fn is_reserved_name(name: &str) -> bool {
-    name.ends_with("-dockward-new") || name.ends_with("-dockward-old")
-}
-
-impl Recreates {
-    pub fn new(
-        journal_dir: PathBuf,
-        max: u32,
-        pause_after_stop: Option<Duration>,
-        build_root: Option<PathBuf>,
-        build_context_max: u64,
-    ) -> Self {
-        Self {
-            busy: Mutex::default(),
-            max: max.max(1) as usize,
-            journal_dir,
-            pause_after_stop,
-            build_root,
-            build_context_max,
-        }
-    }
-
-    /// Whether a recreate holds (or awaits the recovery of) this container.
-    pub fn is_busy(&self, id: &str, name: &str) -> bool {
-        let busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
-        busy.contains(id) || busy.contains(name) || is_reserved_name(name)
-    }
-
-    fn claim(app: &App, id: &str, name: &str) -> Result<Busy, ApiError> {
-        if is_reserved_name(name) {
-            return Err(ApiError::Conflict(format!("{name} is a recreate's temporary container")));
-        }
-        let mut busy = app.recreates.busy.lock().unwrap_or_else(|e| e.into_inner());
-        if busy.contains(id) || busy.contains(name) {
-            return Err(ApiError::Conflict(format!("{name} is already being recreated")));
-        }
-        if journal::exists(&app.recreates.journal_dir, id) {
-            return Err(ApiError::Conflict(format!("a recreate of {name} awaits its recovery")));
-        }
-        if busy.len() >= 2 * app.recreates.max {
-            return Err(ApiError::RateLimited { retry_after_secs: 5 });
-        }
-        busy.insert(id.to_owned());
-        busy.insert(name.to_owned());
-        Ok(Busy { app: app.clone(), keys: [id.to_owned(), name.to_owned()] })
-    }
-
-    /// Holds the containers of journals left by a previous run until
-    /// [`recover`] has dealt with them (called before serving).
-    pub fn hold_for_recovery(&self) -> Vec<Journal> {
-        let left = journal::left_over(&self.journal_dir);
-        let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
-        for j in &left {
-            busy.insert(j.old_id.clone());
-            busy.insert(j.name.clone());
-        }
-        left
-    }
-
-    fn release(&self, j: &Journal) {
-        let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
-        busy.remove(&j.old_id);
-        busy.remove(&j.name);
-    }
 }
 
 /// Everything checked before anything changes.
@@ -286,7 +181,7 @@ async fn prepare(
     if c.protected {
         return Err(super::protected(&c.name, "recreate"));
     }
-    let busy = Recreates::claim(app, &c.id, &c.name)?;
+    let busy = app.recreates.claim(&c.id, &c.name)?;
     app.limits.restart.check(&(caller.client.clone(), c.id.clone()))?;
     let ins = app.engine.inspect_uncached(&c.id).await?;
     let configured = ins.config.as_ref().and_then(|c| c.image.clone()).unwrap_or_default();
