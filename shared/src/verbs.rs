@@ -122,19 +122,6 @@ pub enum UpdateStatus {
     Error,
 }
 
-impl UpdateStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::UpToDate => "up to date",
-            Self::UpdateAvailable => "update available",
-            Self::PinnedByDigest => "pinned by digest",
-            Self::LocalOnly => "local-only image",
-            Self::Pending => "not checked yet",
-            Self::Error => "check failed",
-        }
-    }
-}
-
 /// One running container in `GET /v1/updates`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

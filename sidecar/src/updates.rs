@@ -68,11 +68,6 @@ impl UpdateChecker {
         self.interval
     }
 
-    /// The cached answer for `image`, if there is one.
-    pub async fn cached(&self, image: &ImageRef) -> Option<Arc<RemoteDigest>> {
-        self.cache.get(&image.to_string()).await
-    }
-
     /// Waits for this registry's next free slot (spacing requests by the pace).
     async fn paced(&self, registry: &str) {
         let wait = {
