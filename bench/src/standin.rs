@@ -129,7 +129,7 @@ impl HostSim {
                 s.clone()
             })
             .collect();
-        let snap = StatsSnapshot { taken_at_ms: now, age_ms: 0, stale: false, containers };
+        let snap = StatsSnapshot { taken_at_ms: now, age_ms: 0, stale: false, containers, source: None };
         self.stats_json = Bytes::from(serde_json::to_vec(&snap).unwrap_or_default());
         self.list_json = None;
     }

@@ -28,7 +28,7 @@ pub use enrol::{
     TUNNEL_PROTOCOL,
 };
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
-pub use stats::{HistoryPoint, StatsHistory, StatsSample, StatsSnapshot};
+pub use stats::{HistoryPoint, StatsHistory, StatsSample, StatsSnapshot, StatsSource, StatsSourceReport};
 pub use validate::{bounded, limits, unlisted_registry_refusal, ContainerRef, ImageRef, ValidationError};
 pub use verbs::{
     ContainerEvent, ContainerUpdate, PruneKind, PruneReport, PullEvent, PullRequest, RecreateEvent, RecreateReport,

@@ -35,6 +35,46 @@ pub struct StatsSnapshot {
     /// this is the last good snapshot.
     pub stale: bool,
     pub containers: Vec<StatsSample>,
+    /// Where this round's figures came from (absent from older sidecars).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<StatsSourceReport>,
+}
+
+/// Where a sidecar reads stats from, and why: in `/healthz`, each stats
+/// snapshot and the console's hosts page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StatsSourceReport {
+    pub source: StatsSource,
+    /// Why this source, in words (no paths: `/healthz` is open).
+    pub reason: String,
+    /// Where network counters come from.
+    pub network: StatsSource,
+    /// The refresher's window now: short while someone asks for stats, longer when nobody does.
+    pub window_ms: u64,
+    /// Containers of the last round read from the engine because their cgroup could not be.
+    #[serde(default)]
+    pub engine_fallbacks: u32,
+}
+
+/// A stats source: the kernel's counters, or the engine's stats API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum StatsSource {
+    /// cgroup files (CPU, memory, pids, block I/O) or network namespace counters (network).
+    Kernel,
+    /// The engine's stats API.
+    Engine,
+}
+
+impl StatsSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Kernel => "kernel",
+            Self::Engine => "engine",
+        }
+    }
 }
 
 /// A compact history point for sparklines.

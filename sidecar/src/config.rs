@@ -238,12 +238,37 @@ pub struct ServeArgs {
     #[arg(long, env = "DOCKWARD_AUDIT_DENIAL_WINDOW", default_value = "60s", value_parser = parse_duration)]
     pub audit_denial_window: Duration,
 
-    /// How long one stats snapshot is served before the refresher replaces it.
-    #[arg(long, env = "DOCKWARD_STATS_TTL", default_value = "2s", value_parser = parse_duration)]
+    /// The stats window while someone asks for stats: a round is published at least this often
+    /// (with the engine as the source, at least 2 s).
+    #[arg(long, env = "DOCKWARD_STATS_TTL", default_value = "1s", value_parser = parse_duration)]
     pub stats_ttl: Duration,
+    /// The window once nobody has asked for stats for `DOCKWARD_STATS_IDLE_AFTER`.
+    #[arg(long, env = "DOCKWARD_STATS_IDLE_TTL", default_value = "10s", value_parser = parse_duration)]
+    pub stats_idle_ttl: Duration,
+    /// How long after the last request for stats the idle window applies.
+    #[arg(long, env = "DOCKWARD_STATS_IDLE_AFTER", default_value = "60s", value_parser = parse_duration)]
+    pub stats_idle_after: Duration,
     /// How much stats history to keep per container (for sparklines).
     #[arg(long, env = "DOCKWARD_STATS_HISTORY", default_value = "15m", value_parser = parse_duration)]
     pub stats_history: Duration,
+    /// One history point per container per this much time.
+    #[arg(long, env = "DOCKWARD_STATS_HISTORY_STEP", default_value = "5s", value_parser = parse_duration)]
+    pub stats_history_step: Duration,
+    /// Where stats come from: `cgroup` reads the kernel's counters (the host's cgroup tree at
+    /// `DOCKWARD_CGROUP_ROOT`), `engine` asks the engine's stats API, `auto` the first when it is
+    /// readable.
+    #[arg(long, env = "DOCKWARD_STATS_SOURCE", value_enum, default_value_t = crate::stats::SourceMode::Auto)]
+    pub stats_source: crate::stats::SourceMode,
+    /// The host's cgroup tree (mounted read-only when the sidecar runs in a container).
+    #[arg(long, env = "DOCKWARD_CGROUP_ROOT", default_value = "/sys/fs/cgroup")]
+    pub cgroup_root: PathBuf,
+    /// The host's /proc, mounted read-only: network counters from each container's network
+    /// namespace. Unset: from the engine every `DOCKWARD_STATS_NET_INTERVAL`.
+    #[arg(long, env = "DOCKWARD_PROC_ROOT")]
+    pub proc_root: Option<PathBuf>,
+    /// How often network counters are asked of the engine when the host's /proc is not given.
+    #[arg(long, env = "DOCKWARD_STATS_NET_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub stats_net_interval: Duration,
     /// How many stats calls may be in flight to the engine at once. The engine answers them at
     /// its collector's next one-second tick, so a round takes about one tick when this is at
     /// least the number of running containers.
@@ -330,6 +355,26 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "DOCKWARD_LOG_FORMAT", value_enum, default_value = "human")]
     pub log_format: LogFormat,
+}
+
+impl ServeArgs {
+    /// The stats refresher's settings. History keeps at most 10 000 points
+    /// per container; the engine's network counters are asked at most every 5 s.
+    pub fn stats_options(&self) -> crate::stats::StatsOptions {
+        let step = self.stats_history_step.max(self.stats_history / 10_000).max(Duration::from_secs(1));
+        crate::stats::StatsOptions {
+            window: self.stats_ttl.max(Duration::from_millis(200)),
+            idle_window: self.stats_idle_ttl,
+            idle_after: self.stats_idle_after,
+            history: self.stats_history,
+            history_step: step,
+            concurrency: self.stats_concurrency.into(),
+            mode: self.stats_source,
+            cgroup_root: self.cgroup_root.clone(),
+            proc_root: self.proc_root.clone(),
+            net_interval: self.stats_net_interval.max(Duration::from_secs(5)),
+        }
+    }
 }
 
 /// A rate: `count` events per `per`, with a burst of `count`.

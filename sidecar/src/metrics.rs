@@ -24,6 +24,9 @@ pub struct Metrics {
     pub audit_records: Family<Labels, Counter>,
     pub docker_up: Gauge,
     pub auth_refused_blocked: Counter,
+    pub stats_source: Family<Labels, Gauge>,
+    pub stats_engine_fallbacks: Gauge,
+    pub stats_window_ms: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -61,6 +64,24 @@ impl Default for Metrics {
             "Requests refused unaudited because their address is over its failed-auth budget",
             auth_refused_blocked.clone(),
         );
+        let stats_source = Family::<Labels, Gauge>::default();
+        registry.register(
+            "stats_source",
+            "1 for the source of the latest stats round (kernel: cgroup files; engine: its stats API)",
+            stats_source.clone(),
+        );
+        let stats_engine_fallbacks = Gauge::default();
+        registry.register(
+            "stats_engine_fallbacks",
+            "Containers of the latest round read from the engine because their cgroup could not be",
+            stats_engine_fallbacks.clone(),
+        );
+        let stats_window_ms = Gauge::default();
+        registry.register(
+            "stats_window_milliseconds",
+            "The stats refresher's window now (short while someone asks for stats)",
+            stats_window_ms.clone(),
+        );
         Self {
             registry,
             requests,
@@ -70,6 +91,9 @@ impl Default for Metrics {
             audit_records,
             docker_up,
             auth_refused_blocked,
+            stats_source,
+            stats_engine_fallbacks,
+            stats_window_ms,
         }
     }
 }

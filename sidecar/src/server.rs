@@ -105,13 +105,7 @@ impl Server {
         if !engine.probe().await {
             tracing::warn!(host = %args.docker_host, "the Docker engine is not reachable yet; starting degraded and retrying");
         }
-        let stats = Arc::new(StatsCache::new(
-            engine.clone(),
-            metrics.clone(),
-            args.stats_ttl,
-            args.stats_history,
-            args.stats_concurrency.into(),
-        ));
+        let stats = Arc::new(StatsCache::new(engine.clone(), metrics.clone(), args.stats_options()));
         let events = EventHub::default();
         let state: App = Arc::new(AppState {
             engine: engine.clone(),
@@ -151,7 +145,7 @@ impl Server {
         let addr = listener.local_addr().map_err(|source| StartError::Listen { addr: args.listen, source })?;
 
         state.audit.spawn_denial_flusher();
-        tokio::spawn(stats.run());
+        tokio::spawn(stats.run(events.subscribe()));
         tokio::spawn(events.run(engine.clone()));
         // Recreates a previous run left midway: held busy before any request is served.
         let left = state.recreates.hold_for_recovery();

@@ -1034,7 +1034,7 @@ mod tests {
             (s.cpu_percent, s.memory_bytes) = (Some(cpu), mem);
             s
         };
-        let round = |samples| StatsSnapshot { taken_at_ms: 2, age_ms: 0, stale: false, containers: samples };
+        let round = |samples| StatsSnapshot { taken_at_ms: 2, age_ms: 0, stale: false, containers: samples, source: None };
         let (web, db) = (&h.containers[1], &h.containers[0]);
         assert_eq!(
             stats_changes(&h, &round(vec![sample(web, 1.02, 10 << 20), sample(db, 2.0, (10 << 20) + 1000)])),
@@ -1115,7 +1115,7 @@ mod tests {
             let mut sample = running("x", 5.0).stats.unwrap();
             sample.id = id.into();
             lock(&hub.state)[i].pending_stats =
-                Some(StatsSnapshot { taken_at_ms: 1, age_ms: 0, stale: false, containers: vec![sample] });
+                Some(StatsSnapshot { taken_at_ms: 1, age_ms: 0, stale: false, containers: vec![sample], source: None });
         }
         assert!(ready(&mut s).await.is_empty(), "nothing until the flush");
         hub.flush_stats();

@@ -22,6 +22,8 @@ pub struct HealthReport {
     /// This host's name, when the sidecar was given one (`DOCKWARD_NODE_NAME`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// Where stats come from now, and why.
+    pub stats: shared::StatsSourceReport,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -33,12 +35,13 @@ pub enum HealthStatus {
 
 pub async fn healthz(State(app): State<App>) -> Response {
     let node = app.settings.node_name.clone();
+    let stats = app.stats.source_report();
     if app.engine.is_up() {
-        Json(HealthReport { status: HealthStatus::Ok, engine: None, node }).into_response()
+        Json(HealthReport { status: HealthStatus::Ok, engine: None, node, stats }).into_response()
     } else {
         // The kind of trouble only: the words and the fix go to authenticated callers (every 503).
         let engine = app.engine.problem().map(|p| p.kind);
-        (StatusCode::SERVICE_UNAVAILABLE, Json(HealthReport { status: HealthStatus::Degraded, engine, node }))
+        (StatusCode::SERVICE_UNAVAILABLE, Json(HealthReport { status: HealthStatus::Degraded, engine, node, stats }))
             .into_response()
     }
 }

@@ -19,6 +19,7 @@ use crate::state::App;
 /// samples. The round is its `ETag`: a client that sends it back in
 /// `If-None-Match` gets `304 Not Modified` and no body until the next round.
 pub async fn snapshot(State(app): State<App>, headers: HeaderMap, NoQuery: NoQuery) -> Response {
+    app.stats.demand();
     let tag = app.stats.round_tag();
     let etag = [(header::ETAG, HeaderValue::from_str(&tag).unwrap_or(HeaderValue::from_static("\"-\"")))];
     if headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == tag.as_bytes()) {
@@ -41,5 +42,6 @@ pub struct HistoryQuery {
 pub async fn history(State(app): State<App>, Query(q): Query<HistoryQuery>) -> Result<Json<StatsHistory>, ApiError> {
     let window = bounded("window", q.window.unwrap_or(limits::HISTORY_WINDOW_DEFAULT), 1, limits::HISTORY_WINDOW_MAX)?;
     let c = app.engine.resolve(&q.reference).await?;
+    app.stats.demand();
     Ok(Json(app.stats.history(&c.id, Duration::from_secs(window))))
 }

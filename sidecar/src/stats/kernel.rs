@@ -1,0 +1,287 @@
+//! The kernel source's rounds: where each running container's counters are
+//! (asked of the engine once per container, dropped on its lifecycle events),
+//! and one read of them all per round, off the async workers. Containers whose
+//! cgroup cannot be found or read are handed back for the engine to answer,
+//! with the reason.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use futures_util::StreamExt;
+use shared::StatsSample;
+
+use super::cgroup::{self, ContainerCgroup, Driver, Hierarchy};
+use crate::docker::Engine;
+
+/// Containers located at once (each an inspect, cached).
+const LOCATE_CONCURRENCY: usize = 16;
+
+/// What the engine says of the host once: how it places containers, and
+/// what "no limit" means in its own figures.
+#[derive(Debug, Clone, Copy)]
+struct Facts {
+    driver: Driver,
+    /// The engine reports this as the limit of a container with none.
+    mem_total: u64,
+    cpus: u32,
+}
+
+/// Where a container's network counters come from.
+#[derive(Debug, Clone)]
+enum Net {
+    /// Its network namespace's `/proc/<pid>/net/dev`, through the host's `/proc`.
+    Namespace(PathBuf),
+    /// The engine's stats, at the slow network cadence.
+    Engine,
+    /// Host or no networking: the engine reports no networks for these.
+    Nothing,
+}
+
+#[derive(Debug, Clone)]
+struct Located {
+    cgroup: ContainerCgroup,
+    /// At most this many cores (its quota, else the host's CPUs).
+    cap_cpus: f64,
+    net: Net,
+}
+
+/// A running container the round tracks: its id and network mode (from the list).
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub id: String,
+    pub network_mode: String,
+}
+
+/// What a round produced.
+pub struct KernelRound {
+    pub samples: Vec<StatsSample>,
+    /// Ids the kernel could not answer for, for the engine.
+    pub fallback: Vec<String>,
+    /// Why the first of them could not be read.
+    pub why: Option<String>,
+    /// How many containers were read from their cgroup.
+    pub read: usize,
+}
+
+pub struct Kernel {
+    pub hierarchy: Hierarchy,
+    /// The host's `/proc`, when given and readable.
+    proc_root: Option<PathBuf>,
+    facts: tokio::sync::Mutex<Option<Facts>>,
+    located: Mutex<HashMap<String, Located>>,
+    /// The last `(cpu ns, wall ns)` reading per container, for CPU deltas.
+    prev: Mutex<HashMap<String, (u64, u64)>>,
+    /// Network counters the engine last gave, per container (when not from `/proc`).
+    net_engine: Mutex<HashMap<String, (u64, u64)>>,
+    epoch: Instant,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Kernel {
+    pub fn new(hierarchy: Hierarchy, proc_root: Option<PathBuf>) -> Self {
+        Self {
+            hierarchy,
+            proc_root,
+            facts: tokio::sync::Mutex::new(None),
+            located: Mutex::default(),
+            prev: Mutex::default(),
+            net_engine: Mutex::default(),
+            epoch: Instant::now(),
+        }
+    }
+
+    /// Whether network counters come from the namespaces (the host's `/proc` was given).
+    pub fn net_from_proc(&self) -> bool {
+        self.proc_root.is_some()
+    }
+
+    /// Forgets where a container's counters are (its lifecycle changed: a
+    /// restart gives it a new process, a removal frees its id).
+    pub fn forget(&self, id: &str) {
+        lock(&self.located).remove(id);
+    }
+
+    pub fn forget_all(&self) {
+        lock(&self.located).clear();
+    }
+
+    async fn facts(&self, engine: &Engine) -> Option<Facts> {
+        let mut slot = self.facts.lock().await;
+        if slot.is_none() {
+            let info = engine.timed("info", engine.client().info()).await.ok()?;
+            let driver = Driver::from_info(&info.cgroup_driver.map(|d| d.to_string()).unwrap_or_default());
+            *slot = Some(Facts {
+                driver,
+                mem_total: info.mem_total.unwrap_or(0).max(0) as u64,
+                cpus: info.ncpu.unwrap_or(1).clamp(1, 65_536) as u32,
+            });
+        }
+        *slot
+    }
+
+    /// Ids whose network counters the engine must give (`net_loop`).
+    pub fn engine_net_ids(&self) -> Vec<String> {
+        lock(&self.located).iter().filter(|(_, l)| matches!(l.net, Net::Engine)).map(|(id, _)| id.clone()).collect()
+    }
+
+    pub fn set_engine_net(&self, counters: HashMap<String, (u64, u64)>) {
+        *lock(&self.net_engine) = counters;
+    }
+
+    /// One round over `rows`.
+    pub async fn round(&self, engine: &Engine, rows: &[Row]) -> KernelRound {
+        let Some(facts) = self.facts(engine).await else {
+            return KernelRound {
+                samples: Vec::new(),
+                fallback: rows.iter().map(|r| r.id.clone()).collect(),
+                why: Some("the engine's /info (its cgroup driver) could not be read".into()),
+                read: 0,
+            };
+        };
+        let mut why: Option<String> = None;
+        let mut fallback = Vec::new();
+        // Locate the newcomers.
+        let known: Vec<bool> = {
+            let located = lock(&self.located);
+            rows.iter().map(|r| located.contains_key(&r.id)).collect()
+        };
+        let newcomers: Vec<Row> = rows.iter().zip(known).filter(|(_, k)| !k).map(|(r, _)| r.clone()).collect();
+        let found: Vec<(String, Result<Located, String>)> = futures_util::stream::iter(newcomers)
+            .map(|row: Row| async move {
+                let r = self.locate(engine, &row, facts).await;
+                (row.id, r)
+            })
+            .buffer_unordered(LOCATE_CONCURRENCY)
+            .collect()
+            .await;
+        {
+            let mut located = lock(&self.located);
+            for (id, r) in found {
+                match r {
+                    Ok(l) => {
+                        located.insert(id, l);
+                    }
+                    Err(e) => {
+                        tracing::debug!(container = %id, error = %e, "stats: cgroup not located; the engine answers for it");
+                        why.get_or_insert(e);
+                        fallback.push(id);
+                    }
+                }
+            }
+        }
+        // Read every located one, off the async workers.
+        let jobs: Vec<(String, Located)> = {
+            let located = lock(&self.located);
+            rows.iter().filter_map(|r| Some((r.id.clone(), located.get(&r.id)?.clone()))).collect()
+        };
+        let epoch = self.epoch;
+        let read = tokio::task::spawn_blocking(move || {
+            let mut buf = String::with_capacity(4096);
+            jobs.into_iter()
+                .map(|(id, l)| {
+                    let r = l.cgroup.read(&mut buf).map_err(|e| e.to_string());
+                    let wall = epoch.elapsed().as_nanos() as u64;
+                    let net = match &l.net {
+                        Net::Namespace(path) => {
+                            cgroup::read_with(path, &mut buf, |t| cgroup::parse::net_dev("net/dev", t)).ok()
+                        }
+                        _ => None,
+                    };
+                    (id, l, r, wall, net)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        let now = super::now_ms();
+        let mut samples = Vec::with_capacity(read.len());
+        let mut prev = lock(&self.prev);
+        let net_engine = lock(&self.net_engine);
+        let mut next_prev = HashMap::with_capacity(read.len());
+        for (id, l, r, wall, net) in read {
+            let reading = match r {
+                Ok(reading) => reading,
+                Err(e) => {
+                    // Gone since it was listed, or unreadable: the engine answers (or says it is gone).
+                    why.get_or_insert(e);
+                    fallback.push(id.clone());
+                    lock(&self.located).remove(&id);
+                    continue;
+                }
+            };
+            let cpu_percent =
+                prev.get(&id).and_then(|p| cgroup::cpu_percent(*p, (reading.cpu_ns, wall), l.cap_cpus));
+            next_prev.insert(id.clone(), (reading.cpu_ns, wall));
+            let (rx, tx) = match l.net {
+                Net::Namespace(_) => net.unwrap_or((0, 0)),
+                Net::Engine => net_engine.get(&id).copied().unwrap_or((0, 0)),
+                Net::Nothing => (0, 0),
+            };
+            let limit = match (reading.memory_limit, facts.mem_total) {
+                (Some(l), 0) => l,
+                (Some(l), total) => l.min(total),
+                (None, total) => total,
+            };
+            samples.push(StatsSample {
+                id,
+                time_ms: now,
+                cpu_percent,
+                memory_bytes: reading.memory,
+                memory_limit_bytes: limit,
+                net_rx_bytes: rx,
+                net_tx_bytes: tx,
+                block_read_bytes: reading.block_read,
+                block_write_bytes: reading.block_write,
+                pids: reading.pids,
+            });
+        }
+        *prev = next_prev;
+        let read = samples.len();
+        KernelRound { samples, fallback, why, read }
+    }
+
+    /// Where one container's counters are: its cgroup (by its process's
+    /// `/proc/<pid>/cgroup` when the host's `/proc` is given and that process
+    /// is the container's, else by the driver's rule) and its network counters.
+    async fn locate(&self, engine: &Engine, row: &Row, facts: Facts) -> Result<Located, String> {
+        let inspect = engine.inspect(&row.id).await.map_err(|e| format!("inspect failed: {e}"))?;
+        let pid = inspect.state.as_ref().and_then(|s| s.pid).filter(|p| *p > 0);
+        let parent = inspect.host_config.as_ref().and_then(|h| h.cgroup_parent.clone()).unwrap_or_default();
+        let (hierarchy, proc_root, id) = (self.hierarchy.clone(), self.proc_root.clone(), row.id.clone());
+        let mode = row.network_mode.clone();
+        let cpus = f64::from(facts.cpus);
+        tokio::task::spawn_blocking(move || {
+            let proc_text = match (&proc_root, pid) {
+                (Some(root), Some(pid)) => own_process(root, pid, &id),
+                _ => None,
+            };
+            let cg = hierarchy.locate(&id, &parent, facts.driver, proc_text.as_deref()).map_err(|e| e.to_string())?;
+            let cap_cpus = cg.cpu_quota(&hierarchy.root).map_or(cpus, |q| q.min(cpus));
+            let net = if mode == "host" || mode == "none" {
+                Net::Nothing
+            } else {
+                match (&proc_root, pid, &proc_text) {
+                    (Some(root), Some(pid), Some(_)) => Net::Namespace(root.join(pid.to_string()).join("net/dev")),
+                    _ => Net::Engine,
+                }
+            };
+            Ok(Located { cgroup: cg, cap_cpus, net })
+        })
+        .await
+        .map_err(|e| format!("locating failed: {e}"))?
+    }
+}
+
+/// `<proc>/<pid>/cgroup`, if that process is the container's: a `/proc` of
+/// another PID namespace (the sidecar's own, say) names another process by
+/// the same number, and is not trusted for its counters.
+fn own_process(proc_root: &Path, pid: i64, id: &str) -> Option<String> {
+    let mut buf = String::new();
+    let text = cgroup::read_with(&proc_root.join(pid.to_string()).join("cgroup"), &mut buf, |t| Ok(t.to_owned())).ok()?;
+    text.contains(id).then_some(text)
+}
