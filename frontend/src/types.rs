@@ -138,6 +138,9 @@ pub struct HostEntry {
     /// For an outbound host (its sidecar dials the console): where its
     /// tunnel comes from, `None` while it is not connected.
     pub outbound: Option<Option<String>>,
+    /// Where its sidecar reads stats from (`kernel` or `engine`) and why, once it has said.
+    #[serde(default)]
+    pub stats: Option<(String, String)>,
 }
 
 /// A join token as shown once: the command to run on the new host.

@@ -385,6 +385,11 @@ async fn both_services_run_hardened(env: Arc<Env>) {
 async fn only_the_sidecar_has_the_socket(env: Arc<Env>) {
     let (sidecar, web) = (&env.sidecar, &env.web);
     assert!(inspect(sidecar, "{{range .Mounts}}{{.Destination}} {{end}}").contains("/var/run/docker.sock"));
+    let cgroup = inspect(
+        sidecar,
+        "{{range .Mounts}}{{if eq .Destination \"/host/sys/fs/cgroup\"}}{{.Source}} {{.RW}}{{end}}{{end}}",
+    );
+    assert_eq!(cgroup, "/sys/fs/cgroup false", "the host's cgroup tree, read-only");
     let web_mounts = inspect(web, "{{range .Mounts}}{{.Source}} {{.Destination}} {{end}}");
     assert!(!web_mounts.contains("docker.sock"), "the web has the socket: {web_mounts}");
     // Nor the sidecar's keys (audit and TLS): it reads the TLS fingerprint, never the key.
@@ -467,6 +472,10 @@ async fn the_first_admin_logs_in_and_sees_the_stack(env: Arc<Env>) {
     wait_text(c, &card, &env.sidecar_name, 20).await;
     let stack_card = text(c, &card).await;
     assert!(stack_card.contains(&env.web_name), "the web is not on its project's card: {stack_card}");
+    // Issue 16: the sidecar reads stats from the host's cgroup tree (mounted read-only, as uid
+    // 65532), and the hosts page says so.
+    c.goto(&format!("{WEB}/hosts")).await.unwrap();
+    wait_text(c, "tr[data-host='local'] td.stats-source", "kernel: cgroup", 30).await;
 }
 
 /// Issue #12: a fresh install is green and its audit chain intact, on day one.

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use futures_util::{Stream, StreamExt};
-use shared::{Call, ContainerSummary, DiskReport, StatsSnapshot, Verb};
+use shared::{Call, ContainerSummary, DiskReport, StatsSnapshot, StatsSourceReport, Verb};
 use tokio::sync::{broadcast, Notify};
 
 use super::sidecar::Sidecar;
@@ -74,6 +74,8 @@ struct HostState {
     stats_etag: Option<String>,
     /// The last stats round read and not yet published.
     pending_stats: Option<StatsSnapshot>,
+    /// Where the sidecar says its stats come from (its `/healthz`, its stats rounds).
+    stats_source: Option<StatsSourceReport>,
 }
 
 /// One published delta, encoded at most once per shared scope.
@@ -243,6 +245,11 @@ impl FleetHub {
 
     pub fn host(&self, name: &str) -> Option<Arc<Sidecar>> {
         self.hosts.iter().find(|h| h.name == name).cloned()
+    }
+
+    /// Where each host's stats come from, as its sidecar last said, in host order.
+    pub fn stats_sources(&self) -> Vec<Option<StatsSourceReport>> {
+        lock(&self.state).iter().map(|s| s.stats_source.clone()).collect()
     }
 
     /// The hosts' names, in order.
@@ -519,6 +526,9 @@ impl FleetHub {
             Ok(Some((snapshot, etag))) => {
                 let mut state = lock(&self.state);
                 state[i].stats_etag = etag;
+                if snapshot.source.is_some() {
+                    state[i].stats_source = snapshot.source.clone();
+                }
                 // Published with every host's by the next flush: one stats delta per window.
                 state[i].pending_stats = Some(snapshot);
                 drop(state);
@@ -536,7 +546,10 @@ impl FleetHub {
     /// the diagnosis its refusal carries.
     async fn heartbeat(&self, i: usize) {
         match self.hosts[i].call::<serde_json::Value>(&Call::new(Verb::Healthz, &[]), None, None).await {
-            Ok(_) => {
+            Ok(health) => {
+                if let Ok(source) = serde_json::from_value::<StatsSourceReport>(health["stats"].clone()) {
+                    lock(&self.state)[i].stats_source = Some(source);
+                }
                 self.ok(i);
                 self.update(Some(i), |_| Vec::new());
             }
@@ -1034,7 +1047,8 @@ mod tests {
             (s.cpu_percent, s.memory_bytes) = (Some(cpu), mem);
             s
         };
-        let round = |samples| StatsSnapshot { taken_at_ms: 2, age_ms: 0, stale: false, containers: samples, source: None };
+        let round =
+            |samples| StatsSnapshot { taken_at_ms: 2, age_ms: 0, stale: false, containers: samples, source: None };
         let (web, db) = (&h.containers[1], &h.containers[0]);
         assert_eq!(
             stats_changes(&h, &round(vec![sample(web, 1.02, 10 << 20), sample(db, 2.0, (10 << 20) + 1000)])),

@@ -82,7 +82,7 @@ fn render(core: &Core, u: &CurrentUser, note: &str, confirm: Option<&str>) -> Re
             n = escape(name)
         ));
     }
-    out.push_str("<table class=\"hosts\"><thead><tr><th>Host</th><th>Address</th><th>Trusted by</th><th></th></tr></thead><tbody>");
+    out.push_str("<table class=\"hosts\"><thead><tr><th>Host</th><th>Address</th><th>Trusted by</th><th>Stats from</th><th></th></tr></thead><tbody>");
     for h in &view.hosts {
         let trust = if let Some(from) = &h.outbound {
             match from {
@@ -101,8 +101,17 @@ fn render(core: &Core, u: &CurrentUser, note: &str, confirm: Option<&str>) -> Re
         } else {
             r#"<span class="muted">configured (DOCKWARD_HOSTS)</span>"#.to_owned()
         };
+        let stats = match &h.stats {
+            Some((source, why)) => format!(
+                r#"<span class="{chip}" title="{why}">{source}</span> <span class="muted">{why}</span>"#,
+                chip = if source == "kernel" { "chip-ok" } else { "chip-warn" },
+                source = escape(source),
+                why = escape(why),
+            ),
+            None => r#"<span class="muted">not known yet</span>"#.to_owned(),
+        };
         out.push_str(&format!(
-            r#"<tr data-host="{n}"><td><b>{n}</b></td><td><code>{url}</code></td><td>{trust}</td><td>{action}</td></tr>"#,
+            r#"<tr data-host="{n}"><td><b>{n}</b></td><td><code>{url}</code></td><td>{trust}</td><td class="stats-source">{stats}</td><td>{action}</td></tr>"#,
             n = escape(&h.name),
             url = escape(&h.url),
         ));

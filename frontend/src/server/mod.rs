@@ -136,17 +136,19 @@ impl Core {
     pub fn hosts_view(&self) -> Result<crate::types::HostsView, ConsoleError> {
         let e = &self.enrolling.enrolment;
         let enrolled: Vec<String> = e.hosts().map_err(enrol_error)?.into_iter().map(|h| h.name).collect();
-        let hosts = self
-            .fleet
-            .get()
+        let fleet = self.fleet.get();
+        let sources = fleet.stats_sources();
+        let hosts = fleet
             .hosts
             .iter()
-            .map(|h| crate::types::HostEntry {
+            .zip(sources)
+            .map(|(h, stats)| crate::types::HostEntry {
                 name: h.name.clone(),
                 url: h.base.clone(),
                 enrolled: enrolled.contains(&h.name),
                 pins: h.pins().iter().map(ToString::to_string).collect(),
                 outbound: h.is_outbound().then(|| h.tunnel_peer().map(|p| p.to_string())),
+                stats: stats.map(|s| (s.source.as_str().to_owned(), s.reason)),
             })
             .collect();
         let pending = e.pending().map_err(enrol_error)?.into_iter().map(|p| (p.host, p.expires_at)).collect();

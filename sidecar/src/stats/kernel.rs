@@ -17,6 +17,8 @@ use crate::docker::Engine;
 
 /// Containers located at once (each an inspect, cached).
 const LOCATE_CONCURRENCY: usize = 16;
+/// The shortest interval a CPU % is computed over (CFS throttles in 100 ms periods).
+const MIN_CPU_INTERVAL_NS: u64 = 500_000_000;
 
 /// What the engine says of the host once: how it places containers, and
 /// what "no limit" means in its own figures.
@@ -71,8 +73,9 @@ pub struct Kernel {
     proc_root: Option<PathBuf>,
     facts: tokio::sync::Mutex<Option<Facts>>,
     located: Mutex<HashMap<String, Located>>,
-    /// The last `(cpu ns, wall ns)` reading per container, for CPU deltas.
-    prev: Mutex<HashMap<String, (u64, u64)>>,
+    /// The last `(cpu ns, wall ns)` reading per container, for CPU deltas,
+    /// and the CPU % it gave.
+    prev: Mutex<HashMap<String, (u64, u64, Option<f64>)>>,
     /// Network counters the engine last gave, per container (when not from `/proc`).
     net_engine: Mutex<HashMap<String, (u64, u64)>>,
     epoch: Instant,
@@ -214,9 +217,18 @@ impl Kernel {
                     continue;
                 }
             };
-            let cpu_percent =
-                prev.get(&id).and_then(|p| cgroup::cpu_percent(*p, (reading.cpu_ns, wall), l.cap_cpus));
-            next_prev.insert(id.clone(), (reading.cpu_ns, wall));
+            // A delta over a few milliseconds says more about the CFS period than the
+            // container (a round woken by a request right after another): below
+            // MIN_CPU_INTERVAL the base is kept and the last figure stands.
+            let (cpu_percent, base) = match prev.get(&id) {
+                Some(&(cpu, at, last)) if wall.saturating_sub(at) < MIN_CPU_INTERVAL_NS => (last, (cpu, at, last)),
+                Some(&(cpu, at, _)) => {
+                    let p = cgroup::cpu_percent((cpu, at), (reading.cpu_ns, wall), l.cap_cpus);
+                    (p, (reading.cpu_ns, wall, p))
+                }
+                None => (None, (reading.cpu_ns, wall, None)),
+            };
+            next_prev.insert(id.clone(), base);
             let (rx, tx) = match l.net {
                 Net::Namespace(_) => net.unwrap_or((0, 0)),
                 Net::Engine => net_engine.get(&id).copied().unwrap_or((0, 0)),
@@ -282,6 +294,7 @@ impl Kernel {
 /// the same number, and is not trusted for its counters.
 fn own_process(proc_root: &Path, pid: i64, id: &str) -> Option<String> {
     let mut buf = String::new();
-    let text = cgroup::read_with(&proc_root.join(pid.to_string()).join("cgroup"), &mut buf, |t| Ok(t.to_owned())).ok()?;
+    let text =
+        cgroup::read_with(&proc_root.join(pid.to_string()).join("cgroup"), &mut buf, |t| Ok(t.to_owned())).ok()?;
     text.contains(id).then_some(text)
 }

@@ -166,12 +166,21 @@ impl StatsCache {
             source_json: bytes::Bytes::from_static(b"null"),
             by_id: HashMap::new(),
         };
-        let report = StatsSourceReport {
-            source: StatsSource::Engine,
-            reason: "no round yet".into(),
-            network: StatsSource::Engine,
-            window_ms: 0,
-            engine_fallbacks: 0,
+        let report = match &kernel {
+            Some(k) => StatsSourceReport {
+                source: StatsSource::Kernel,
+                reason: format!("{} (no round yet)", kernel_words(opts.mode, k)),
+                network: if k.net_from_proc() { StatsSource::Kernel } else { StatsSource::Engine },
+                window_ms: 0,
+                engine_fallbacks: 0,
+            },
+            None => StatsSourceReport {
+                source: StatsSource::Engine,
+                reason: no_kernel.clone().unwrap_or_default(),
+                network: StatsSource::Engine,
+                window_ms: 0,
+                engine_fallbacks: 0,
+            },
         };
         Self {
             engine,
@@ -368,12 +377,7 @@ impl StatsCache {
             }
             Some(k) => {
                 let round = k.round(&self.engine, &rows).await;
-                let what = format!(
-                    "{}: cgroup {} tree{}",
-                    if self.opts.mode == SourceMode::Cgroup { "kernel, as DOCKWARD_STATS_SOURCE=cgroup asks" } else { "kernel" },
-                    if k.hierarchy.version == cgroup::Version::V2 { "v2" } else { "v1" },
-                    if k.net_from_proc() { ", network namespaces through the host's /proc" } else { "" },
-                );
+                let what = kernel_words(self.opts.mode, k);
                 if round.read == 0 && !rows.is_empty() && self.opts.mode == SourceMode::Auto {
                     // Nothing readable: not the host's tree, most likely. The engine, for all.
                     let why = round.why.unwrap_or_default();
@@ -546,6 +550,16 @@ impl StatsCache {
         // Containers gone for longer than the history window take no memory.
         h.retain(|_, q| q.back().is_some_and(|p| p.time_ms >= keep_after));
     }
+}
+
+/// Why the kernel is the source, in words.
+fn kernel_words(mode: SourceMode, k: &Kernel) -> String {
+    format!(
+        "{}: cgroup {} tree{}",
+        if mode == SourceMode::Cgroup { "kernel, as DOCKWARD_STATS_SOURCE=cgroup asks" } else { "kernel" },
+        if k.hierarchy.version == cgroup::Version::V2 { "v2" } else { "v1" },
+        if k.net_from_proc() { ", network namespaces through the host's /proc" } else { "" },
+    )
 }
 
 /// The start of an error's text, for a reason shown to people.

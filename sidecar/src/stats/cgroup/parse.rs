@@ -193,7 +193,8 @@ mod tests {
         assert_eq!(blkio_v1("blkio", "Total 0\n"), Ok((0, 0)));
         assert!(blkio_v1("blkio", "8:0 Read\n").is_err());
         assert!(blkio_v1("blkio", "8:0 Read -5\n").is_err());
-        let v2 = "8:0 rbytes=90112 wbytes=4096 rios=3 wios=1 dbytes=0 dios=0\n253:0 rbytes=10 wbytes=20 rios=1 wios=1\n";
+        let v2 =
+            "8:0 rbytes=90112 wbytes=4096 rios=3 wios=1 dbytes=0 dios=0\n253:0 rbytes=10 wbytes=20 rios=1 wios=1\n";
         assert_eq!(io_stat_v2("io.stat", v2), Ok((90122, 4116)));
         assert_eq!(io_stat_v2("io.stat", ""), Ok((0, 0)));
         assert!(io_stat_v2("io.stat", "8:0 rbytes\n").is_err());
