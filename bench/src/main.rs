@@ -4,6 +4,7 @@
 //! `bash bench/run.sh` (which builds the release binaries first).
 
 mod fleet;
+mod kernel;
 mod live;
 mod rig;
 mod scenarios;
@@ -34,6 +35,8 @@ enum Scenario {
     Tunnel,
     /// Issue 15: a recreate's downtime next to the docker CLI's; what update checks cost the registry.
     Recreate,
+    /// Issue 16: stats from the kernel's counters: engine cost by source, freshness, 1 000 containers.
+    Kernel,
 }
 
 #[derive(Debug, Parser)]
@@ -151,6 +154,10 @@ async fn main() -> ExitCode {
     if run(Scenario::Recreate) {
         eprintln!("== recreate: downtime next to the docker CLI; update checks of 200 containers against a registry");
         figures.extend(updates::recreate_and_updates(dir.path(), cli.quick).await);
+    }
+    if run(Scenario::Kernel) {
+        eprintln!("== kernel stats: engine cost by source (100), sidecar CPU (200), 1 000 containers");
+        figures.extend(kernel::kernel_stats(dir.path(), cli.quick).await);
     }
     if run(Scenario::Fleet) {
         let plan = fleet::Plan {

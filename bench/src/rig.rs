@@ -29,6 +29,12 @@ pub fn remove_all() {
 /// Grows or shrinks the bench fleet to exactly `n` running containers. Each
 /// prints 200 log lines, then sleeps.
 pub fn ensure_fleet(n: usize) -> Vec<String> {
+    ensure_fleet_with(n, &[])
+}
+
+/// [`ensure_fleet`], the containers it starts run with `extra` flags
+/// (`--network none` for a thousand: a bridge holds at most 1 024 ports).
+pub fn ensure_fleet_with(n: usize, extra: &[&str]) -> Vec<String> {
     require_docker();
     let mut ids = containers();
     while ids.len() > n {
@@ -44,7 +50,9 @@ pub fn ensure_fleet(n: usize) -> Vec<String> {
             let _ = pending.remove(0).wait();
         }
         let child = Command::new("docker")
-            .args(["run", "-d", "--label", &format!("{LABEL}=1"), "--log-driver", "json-file", IMAGE])
+            .args(["run", "-d", "--label", &format!("{LABEL}=1"), "--log-driver", "json-file"])
+            .args(extra)
+            .arg(IMAGE)
             .args(["sh", "-c", "busybox seq 1 200; exec sleep 36000"])
             .stdout(Stdio::null())
             .spawn()

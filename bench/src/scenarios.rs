@@ -91,7 +91,7 @@ fn age_of(body: &[u8]) -> Option<u64> {
 /// (polling clients, staggered), or back to back when `period` is `None`
 /// (a closed loop: a saturation test). Returns sorted latencies and every
 /// snapshot age served.
-async fn stats_load(
+pub async fn stats_load(
     sc: &Proc,
     concurrency: usize,
     dur: Duration,
@@ -257,7 +257,6 @@ pub async fn daemon_cost(dir: &Path, quick: bool) -> Vec<Figure> {
     let engine = rig::engine_pids();
     let window = Duration::from_secs(if quick { 10 } else { 30 });
     let cpu = |pids: &[u32]| pids.iter().map(|&p| rig::cpu_seconds(p)).sum::<f64>();
-    let me = std::process::id();
 
     // Idle baseline: nothing watching.
     let e0 = cpu(&engine);
@@ -275,12 +274,48 @@ pub async fn daemon_cost(dir: &Path, quick: bool) -> Vec<Figure> {
     drop(sc);
 
     // The comparator: a stats stream per container, all consumed.
+    let (stream_engine, stream_collector, got) = stream_every_container(&ids, &engine, window).await;
+    let streaming = stream_engine + stream_collector;
+    eprintln!(
+        "  daemon cost: idle {idle:.3}, sidecar {ours:.3}, streaming {streaming:.3} cores ({got} stream samples)"
+    );
+    vec![
+        Figure::new("3. daemon cost", "engine CPU, nothing watching", Some(n), round3(idle), "cores"),
+        Figure::new(
+            "3. daemon cost",
+            "engine + sidecar CPU (default source, no client)",
+            Some(n),
+            round3(ours),
+            "cores",
+        )
+        .note(format!("engine {ours_engine:.3}, sidecar {ours_sidecar:.3}")),
+        Figure::new(
+            "3. daemon cost",
+            "engine + collector CPU, a stream per container",
+            Some(n),
+            round3(streaming),
+            "cores",
+        )
+        .note(format!(
+            "engine {stream_engine:.3}, collector {stream_collector:.3}; {got} samples in {}s",
+            window.as_secs()
+        )),
+        Figure::new("3. daemon cost", "sidecar / streaming", Some(n), round3(ours / streaming), "ratio").at_most(0.5),
+    ]
+}
+
+/// One `stats?stream=true` per container, every sample consumed (the Dozzle /
+/// lazydocker way): the engine's and this collector's CPU over `window`, in
+/// cores, and the samples read.
+pub async fn stream_every_container(ids: &[String], engine: &[u32], window: Duration) -> (f64, f64, u64) {
+    let cpu = |pids: &[u32]| pids.iter().map(|&p| rig::cpu_seconds(p)).sum::<f64>();
+    let me = std::process::id();
     let docker = bollard::Docker::connect_with_unix_defaults().expect("docker socket");
     let docker = docker.negotiate_version().await.expect("negotiate");
     let stop = Arc::new(tokio::sync::Notify::new());
     let samples = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut tasks = Vec::new();
-    for id in &ids {
+    for id in ids {
         let (docker, id, stop, samples) = (docker.clone(), id.clone(), stop.clone(), samples.clone());
         tasks.push(tokio::spawn(async move {
             let opts = bollard::query_parameters::StatsOptions { stream: true, one_shot: false };
@@ -297,36 +332,16 @@ pub async fn daemon_cost(dir: &Path, quick: bool) -> Vec<Figure> {
         }));
     }
     tokio::time::sleep(Duration::from_secs(3)).await; // every stream has started
-    let (e0, m0, k0) = (cpu(&engine), rig::cpu_seconds(me), samples.load(std::sync::atomic::Ordering::Relaxed));
+    let (e0, m0, k0) = (cpu(engine), rig::cpu_seconds(me), samples.load(std::sync::atomic::Ordering::Relaxed));
     tokio::time::sleep(window).await;
-    let (stream_engine, stream_collector) =
-        ((cpu(&engine) - e0) / window.as_secs_f64(), (rig::cpu_seconds(me) - m0) / window.as_secs_f64());
-    let streaming = stream_engine + stream_collector;
+    let engine_cores = (cpu(engine) - e0) / window.as_secs_f64();
+    let collector = (rig::cpu_seconds(me) - m0) / window.as_secs_f64();
     let got = samples.load(std::sync::atomic::Ordering::Relaxed) - k0;
     stop.notify_waiters();
     for t in tasks {
         t.abort();
     }
-    eprintln!(
-        "  daemon cost: idle {idle:.3}, sidecar {ours:.3}, streaming {streaming:.3} cores ({got} stream samples)"
-    );
-    vec![
-        Figure::new("3. daemon cost", "engine CPU, nothing watching", Some(n), round3(idle), "cores"),
-        Figure::new("3. daemon cost", "engine + sidecar CPU (2 s rounds)", Some(n), round3(ours), "cores")
-            .note(format!("engine {ours_engine:.3}, sidecar {ours_sidecar:.3}")),
-        Figure::new(
-            "3. daemon cost",
-            "engine + collector CPU, a stream per container",
-            Some(n),
-            round3(streaming),
-            "cores",
-        )
-        .note(format!(
-            "engine {stream_engine:.3}, collector {stream_collector:.3}; {got} samples in {}s",
-            window.as_secs()
-        )),
-        Figure::new("3. daemon cost", "sidecar / streaming", Some(n), round3(ours / streaming), "ratio").at_most(0.5),
-    ]
+    (engine_cores, collector, got)
 }
 
 pub fn round3(x: f64) -> f64 {

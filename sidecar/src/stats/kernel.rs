@@ -30,6 +30,9 @@ struct Facts {
     cpus: u32,
 }
 
+/// A container's last CPU reading `(cpu ns, wall ns)` and the CPU % it gave.
+type CpuBase = (u64, u64, Option<f64>);
+
 /// Where a container's network counters come from.
 #[derive(Debug, Clone)]
 enum Net {
@@ -75,7 +78,7 @@ pub struct Kernel {
     located: Mutex<HashMap<String, Located>>,
     /// The last `(cpu ns, wall ns)` reading per container, for CPU deltas,
     /// and the CPU % it gave.
-    prev: Mutex<HashMap<String, (u64, u64, Option<f64>)>>,
+    prev: Mutex<HashMap<String, CpuBase>>,
     /// Network counters the engine last gave, per container (when not from `/proc`).
     net_engine: Mutex<HashMap<String, (u64, u64)>>,
     epoch: Instant,
