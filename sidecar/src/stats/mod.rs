@@ -213,14 +213,19 @@ impl StatsCache {
         }
     }
 
+    /// Whether nobody has asked for stats for `idle_after`.
+    fn idle(&self) -> bool {
+        let since = now_ms().saturating_sub(self.last_demand_ms.load(Ordering::Relaxed));
+        since > self.opts.idle_after.as_millis() as i64
+    }
+
     /// The window in effect now.
     pub fn window(&self) -> Duration {
-        let since = now_ms().saturating_sub(self.last_demand_ms.load(Ordering::Relaxed));
         let active = if self.kernel.is_some() { self.opts.window } else { self.opts.window.max(ENGINE_MIN_WINDOW) };
-        if since <= self.opts.idle_after.as_millis() as i64 {
-            active
-        } else {
+        if self.idle() {
             self.opts.idle_window.max(active)
+        } else {
+            active
         }
     }
 
@@ -450,12 +455,19 @@ impl StatsCache {
     }
 
     /// With the kernel source but not the host's `/proc`: network counters
-    /// from the engine, every `net_interval`.
+    /// from the engine, every `net_interval` while someone asks for stats.
     async fn net_loop(self: Arc<Self>) {
         let this: &Self = &self;
+        let mut fetched = false;
         loop {
+            // Nobody looking: the engine is asked nothing (once, to start).
+            if fetched && this.idle() {
+                tokio::time::sleep(this.opts.net_interval).await;
+                continue;
+            }
             if let (Some(k), true) = (&this.kernel, this.engine.is_up()) {
                 let ids = k.engine_net_ids();
+                fetched = !ids.is_empty();
                 let got: HashMap<String, (u64, u64)> = futures_util::stream::iter(ids)
                     .map(|id: String| async move {
                         let r = this.engine_stats(&id).await?;
