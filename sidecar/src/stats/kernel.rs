@@ -6,13 +6,13 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use futures_util::StreamExt;
 use shared::StatsSample;
 
-use super::cgroup::{self, ContainerCgroup, Driver, Hierarchy};
+use super::cgroup::{self, Counter, Counters, Driver, Hierarchy};
 use crate::docker::Engine;
 
 /// Containers located at once (each an inspect, cached).
@@ -34,19 +34,19 @@ struct Facts {
 type CpuBase = (u64, u64, Option<f64>);
 
 /// Where a container's network counters come from.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 enum Net {
     /// Its network namespace's `/proc/<pid>/net/dev`, through the host's `/proc`.
-    Namespace(PathBuf),
+    Namespace(Counter),
     /// The engine's stats, at the slow network cadence.
     Engine,
     /// Host or no networking: the engine reports no networks for these.
     Nothing,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Located {
-    cgroup: ContainerCgroup,
+    counters: Counters,
     /// At most this many cores (its quota, else the host's CPUs).
     cap_cpus: f64,
     net: Net,
@@ -75,7 +75,7 @@ pub struct Kernel {
     /// The host's `/proc`, when given and readable.
     proc_root: Option<PathBuf>,
     facts: tokio::sync::Mutex<Option<Facts>>,
-    located: Mutex<HashMap<String, Located>>,
+    located: Mutex<HashMap<String, Arc<Located>>>,
     /// The last `(cpu ns, wall ns)` reading per container, for CPU deltas,
     /// and the CPU % it gave.
     prev: Mutex<HashMap<String, CpuBase>>,
@@ -90,6 +90,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Kernel {
     pub fn new(hierarchy: Hierarchy, proc_root: Option<PathBuf>) -> Self {
+        cgroup::init_descriptor_budget();
         Self {
             hierarchy,
             proc_root,
@@ -157,7 +158,7 @@ impl Kernel {
             rows.iter().map(|r| located.contains_key(&r.id)).collect()
         };
         let newcomers: Vec<Row> = rows.iter().zip(known).filter(|(_, k)| !k).map(|(r, _)| r.clone()).collect();
-        let found: Vec<(String, Result<Located, String>)> = futures_util::stream::iter(newcomers)
+        let found: Vec<(String, Result<Arc<Located>, String>)> = futures_util::stream::iter(newcomers)
             .map(|row: Row| async move {
                 let r = self.locate(engine, &row, facts).await;
                 (row.id, r)
@@ -181,21 +182,19 @@ impl Kernel {
             }
         }
         // Read every located one, off the async workers.
-        let jobs: Vec<(String, Located)> = {
+        let jobs: Vec<(String, Arc<Located>)> = {
             let located = lock(&self.located);
             rows.iter().filter_map(|r| Some((r.id.clone(), located.get(&r.id)?.clone()))).collect()
         };
         let epoch = self.epoch;
         let read = tokio::task::spawn_blocking(move || {
-            let mut buf = String::with_capacity(4096);
+            let mut buf = Vec::with_capacity(16 * 1024);
             jobs.into_iter()
                 .map(|(id, l)| {
-                    let r = l.cgroup.read(&mut buf).map_err(|e| e.to_string());
+                    let r = l.counters.read(&mut buf).map_err(|e| e.to_string());
                     let wall = epoch.elapsed().as_nanos() as u64;
                     let net = match &l.net {
-                        Net::Namespace(path) => {
-                            cgroup::read_with(path, &mut buf, |t| cgroup::parse::net_dev("net/dev", t)).ok()
-                        }
+                        Net::Namespace(c) => c.read(&mut buf, |t| cgroup::parse::net_dev("net/dev", t)).ok(),
                         _ => None,
                     };
                     (id, l, r, wall, net)
@@ -232,7 +231,7 @@ impl Kernel {
                 None => (None, (reading.cpu_ns, wall, None)),
             };
             next_prev.insert(id.clone(), base);
-            let (rx, tx) = match l.net {
+            let (rx, tx) = match &l.net {
                 Net::Namespace(_) => net.unwrap_or((0, 0)),
                 Net::Engine => net_engine.get(&id).copied().unwrap_or((0, 0)),
                 Net::Nothing => (0, 0),
@@ -263,8 +262,9 @@ impl Kernel {
     /// Where one container's counters are: its cgroup (by its process's
     /// `/proc/<pid>/cgroup` when the host's `/proc` is given and that process
     /// is the container's, else by the driver's rule) and its network counters.
-    async fn locate(&self, engine: &Engine, row: &Row, facts: Facts) -> Result<Located, String> {
-        let inspect = engine.inspect(&row.id).await.map_err(|e| format!("inspect failed: {e}"))?;
+    async fn locate(&self, engine: &Engine, row: &Row, facts: Facts) -> Result<Arc<Located>, String> {
+        // Not through the inspect cache: a thousand containers' inspects would stay in memory.
+        let inspect = engine.inspect_uncached(&row.id).await.map_err(|e| format!("inspect failed: {e}"))?;
         let pid = inspect.state.as_ref().and_then(|s| s.pid).filter(|p| *p > 0);
         let parent = inspect.host_config.as_ref().and_then(|h| h.cgroup_parent.clone()).unwrap_or_default();
         let (hierarchy, proc_root, id) = (self.hierarchy.clone(), self.proc_root.clone(), row.id.clone());
@@ -281,11 +281,13 @@ impl Kernel {
                 Net::Nothing
             } else {
                 match (&proc_root, pid, &proc_text) {
-                    (Some(root), Some(pid), Some(_)) => Net::Namespace(root.join(pid.to_string()).join("net/dev")),
+                    (Some(root), Some(pid), Some(_)) => {
+                        Net::Namespace(Counter::open(root.join(pid.to_string()).join("net/dev")))
+                    }
                     _ => Net::Engine,
                 }
             };
-            Ok(Located { cgroup: cg, cap_cpus, net })
+            Ok(Arc::new(Located { counters: cg.open(), cap_cpus, net }))
         })
         .await
         .map_err(|e| format!("locating failed: {e}"))?
@@ -296,7 +298,7 @@ impl Kernel {
 /// another PID namespace (the sidecar's own, say) names another process by
 /// the same number, and is not trusted for its counters.
 fn own_process(proc_root: &Path, pid: i64, id: &str) -> Option<String> {
-    let mut buf = String::new();
+    let mut buf = Vec::new();
     let text =
         cgroup::read_with(&proc_root.join(pid.to_string()).join("cgroup"), &mut buf, |t| Ok(t.to_owned())).ok()?;
     text.contains(id).then_some(text)

@@ -12,8 +12,10 @@
 
 pub mod parse;
 
-use std::io::Read;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use parse::ParseError;
 
@@ -224,57 +226,34 @@ impl ContainerCgroup {
         }
     }
 
-    /// Reads every counter a sample needs; `buf` is reused between files.
-    pub fn read(&self, buf: &mut String) -> Result<Reading, CgroupError> {
+    /// Its counter files, opened (kept open while the descriptor budget allows).
+    pub fn open(&self) -> Counters {
         match self {
-            Self::V1 { cpuacct, memory, pids, blkio } => {
-                let cpu_ns = read_with(&cpuacct.join("cpuacct.usage"), buf, |t| parse::single("cpuacct.usage", t))?;
-                let usage = read_with(&memory.join("memory.usage_in_bytes"), buf, |t| {
-                    parse::single("memory.usage_in_bytes", t)
-                })?;
-                let (inactive, limit) = read_with(&memory.join("memory.stat"), buf, |t| {
-                    Ok((
-                        parse::keyed("memory.stat", t, "total_inactive_file")?,
-                        parse::keyed("memory.stat", t, "hierarchical_memory_limit")?,
-                    ))
-                })?;
-                let pids = read_with(&pids.join("pids.current"), buf, |t| parse::single("pids.current", t))?;
-                let file = "blkio.throttle.io_service_bytes_recursive";
-                let (block_read, block_write) = read_with(&blkio.join(file), buf, |t| parse::blkio_v1(file, t))?;
-                Ok(Reading {
-                    cpu_ns,
-                    memory: if inactive < usage { usage - inactive } else { usage },
-                    memory_limit: (limit < V1_UNLIMITED).then_some(limit),
-                    pids,
-                    block_read,
-                    block_write,
-                })
-            }
-            Self::V2 { dir } => {
-                let usec = read_with(&dir.join("cpu.stat"), buf, |t| parse::keyed("cpu.stat", t, "usage_usec"))?;
-                let usage = read_with(&dir.join("memory.current"), buf, |t| parse::single("memory.current", t))?;
-                let inactive =
-                    read_with(&dir.join("memory.stat"), buf, |t| parse::keyed("memory.stat", t, "inactive_file"))?;
-                let limit = read_with(&dir.join("memory.max"), buf, |t| parse::limit("memory.max", t))?;
-                let pids = read_with(&dir.join("pids.current"), buf, |t| parse::single("pids.current", t))?;
-                let (block_read, block_write) =
-                    read_with(&dir.join("io.stat"), buf, |t| parse::io_stat_v2("io.stat", t))?;
-                Ok(Reading {
-                    cpu_ns: usec.saturating_mul(1000),
-                    memory: if inactive < usage { usage - inactive } else { usage },
-                    memory_limit: limit,
-                    pids,
-                    block_read,
-                    block_write,
-                })
-            }
+            Self::V1 { cpuacct, memory, pids, blkio } => Counters {
+                v2: false,
+                cpu: Counter::open(cpuacct.join("cpuacct.usage")),
+                usage: Counter::open(memory.join("memory.usage_in_bytes")),
+                stat: Counter::open(memory.join("memory.stat")),
+                pids: Counter::open(pids.join("pids.current")),
+                io: Counter::open(blkio.join("blkio.throttle.io_service_bytes_recursive")),
+                limit: None,
+            },
+            Self::V2 { dir } => Counters {
+                v2: true,
+                cpu: Counter::open(dir.join("cpu.stat")),
+                usage: Counter::open(dir.join("memory.current")),
+                stat: Counter::open(dir.join("memory.stat")),
+                pids: Counter::open(dir.join("pids.current")),
+                io: Counter::open(dir.join("io.stat")),
+                limit: Some(Counter::open(dir.join("memory.max"))),
+            },
         }
     }
 
     /// The CPUs its quota allows (`--cpus`), `None` when it has no quota.
     /// Read once when the container is located.
     pub fn cpu_quota(&self, root: &Path) -> Option<f64> {
-        let mut buf = String::new();
+        let mut buf = Vec::new();
         match self {
             Self::V1 { cpuacct, .. } => {
                 // The `cpu` controller sits beside `cpuacct` (or is the same, `cpu,cpuacct`).
@@ -289,18 +268,168 @@ impl ContainerCgroup {
     }
 }
 
-/// Reads a whole counter file (at most [`MAX_FILE`]) into `buf` and parses it.
+/// Counter files this process may keep open (set from its descriptor limit
+/// by [`init_descriptor_budget`]; past it, files are opened for each read).
+static OPEN_BUDGET: AtomicI64 = AtomicI64::new(0);
+
+/// Raises the soft descriptor limit to the hard one and keeps all but 1 024
+/// of it for counter files (the rest is for sockets and logs).
+pub fn init_descriptor_budget() {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    let soft = unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim.rlim_cur = lim.rlim_max;
+            }
+        }
+        lim.rlim_cur
+    };
+    let budget = i64::try_from(soft.min(1 << 20)).unwrap_or(0) - 1024;
+    OPEN_BUDGET.store(budget.max(0), Ordering::Relaxed);
+}
+
+/// One counter file, kept open and read again from its start each round
+/// (the kernel renders it afresh at offset 0), or opened for each read when
+/// the descriptor budget is spent.
+#[derive(Debug)]
+pub struct Counter {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl Counter {
+    pub fn open(path: PathBuf) -> Self {
+        let file = if OPEN_BUDGET.fetch_sub(1, Ordering::Relaxed) > 0 {
+            let f = File::open(&path).ok();
+            if f.is_none() {
+                OPEN_BUDGET.fetch_add(1, Ordering::Relaxed);
+            }
+            f
+        } else {
+            OPEN_BUDGET.fetch_add(1, Ordering::Relaxed);
+            None
+        };
+        Self { path, file }
+    }
+
+    /// Reads the whole file (at most [`MAX_FILE`]) into `buf` and parses it.
+    pub fn read<T>(
+        &self,
+        buf: &mut Vec<u8>,
+        parse: impl FnOnce(&str) -> Result<T, ParseError>,
+    ) -> Result<T, CgroupError> {
+        let read = match &self.file {
+            Some(f) => read_from_start(f, buf),
+            None => File::open(&self.path).and_then(|f| read_from_start(&f, buf)),
+        };
+        let err = |source| CgroupError::Read { path: self.path.clone(), source };
+        match read {
+            Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => {
+                Err(CgroupError::TooLarge { path: self.path.clone() })
+            }
+            Err(e) => Err(err(e)),
+            Ok(()) => {
+                let text = std::str::from_utf8(buf)
+                    .map_err(|e| err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
+                parse(text).map_err(|source| CgroupError::Parse { path: self.path.clone(), source })
+            }
+        }
+    }
+}
+
+impl Drop for Counter {
+    fn drop(&mut self) {
+        if self.file.is_some() {
+            OPEN_BUDGET.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// `pread`s from offset 0 until a short read: one call for a counter file.
+fn read_from_start(f: &File, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    const CHUNK: usize = 16 * 1024;
+    buf.clear();
+    loop {
+        let at = buf.len();
+        buf.resize(at + CHUNK, 0);
+        let n = f.read_at(&mut buf[at..], at as u64)?;
+        buf.truncate(at + n);
+        if buf.len() as u64 > MAX_FILE {
+            return Err(std::io::ErrorKind::FileTooLarge.into());
+        }
+        if n < CHUNK {
+            return Ok(());
+        }
+    }
+}
+
+/// Reads a whole file once (not kept open) and parses it.
 pub fn read_with<T>(
     path: &Path,
-    buf: &mut String,
+    buf: &mut Vec<u8>,
     parse: impl FnOnce(&str) -> Result<T, ParseError>,
 ) -> Result<T, CgroupError> {
-    buf.clear();
-    let read = std::fs::File::open(path).and_then(|f| f.take(MAX_FILE + 1).read_to_string(buf));
-    match read {
-        Err(source) => Err(CgroupError::Read { path: path.to_owned(), source }),
-        Ok(n) if n as u64 > MAX_FILE => Err(CgroupError::TooLarge { path: path.to_owned() }),
-        Ok(_) => parse(buf).map_err(|source| CgroupError::Parse { path: path.to_owned(), source }),
+    Counter { path: path.to_owned(), file: None }.read(buf, parse)
+}
+
+/// A container's counter files, open.
+#[derive(Debug)]
+pub struct Counters {
+    v2: bool,
+    cpu: Counter,
+    usage: Counter,
+    stat: Counter,
+    pids: Counter,
+    io: Counter,
+    /// v2's `memory.max` (v1's limit is in `memory.stat`).
+    limit: Option<Counter>,
+}
+
+impl Counters {
+    /// Reads every counter a sample needs; `buf` is reused between files.
+    pub fn read(&self, buf: &mut Vec<u8>) -> Result<Reading, CgroupError> {
+        let pids = self.pids.read(buf, |t| parse::single("pids.current", t))?;
+        if self.v2 {
+            let usec = self.cpu.read(buf, |t| parse::keyed("cpu.stat", t, "usage_usec"))?;
+            let usage = self.usage.read(buf, |t| parse::single("memory.current", t))?;
+            let inactive = self.stat.read(buf, |t| parse::keyed("memory.stat", t, "inactive_file"))?;
+            let limit = match &self.limit {
+                Some(c) => c.read(buf, |t| parse::limit("memory.max", t))?,
+                None => None,
+            };
+            let (block_read, block_write) = self.io.read(buf, |t| parse::io_stat_v2("io.stat", t))?;
+            return Ok(Reading {
+                cpu_ns: usec.saturating_mul(1000),
+                memory: if inactive < usage { usage - inactive } else { usage },
+                memory_limit: limit,
+                pids,
+                block_read,
+                block_write,
+            });
+        }
+        let cpu_ns = self.cpu.read(buf, |t| parse::single("cpuacct.usage", t))?;
+        let usage = self.usage.read(buf, |t| parse::single("memory.usage_in_bytes", t))?;
+        let (inactive, limit) = self.stat.read(buf, |t| {
+            Ok((
+                parse::keyed("memory.stat", t, "total_inactive_file")?,
+                parse::keyed("memory.stat", t, "hierarchical_memory_limit")?,
+            ))
+        })?;
+        let file = "blkio.throttle.io_service_bytes_recursive";
+        let (block_read, block_write) = self.io.read(buf, |t| parse::blkio_v1(file, t))?;
+        Ok(Reading {
+            cpu_ns,
+            memory: if inactive < usage { usage - inactive } else { usage },
+            memory_limit: (limit < V1_UNLIMITED).then_some(limit),
+            pids,
+            block_read,
+            block_write,
+        })
     }
 }
 
@@ -376,7 +505,7 @@ mod tests {
         // By the driver's rule and by the process's own /proc/<pid>/cgroup: the same place.
         let cg = h.locate(V1_ID, "", Driver::Cgroupfs, None).unwrap();
         assert_eq!(h.locate(V1_ID, "", Driver::Cgroupfs, Some(&proc)).unwrap(), cg);
-        let r = cg.read(&mut String::new()).unwrap();
+        let r = cg.open().read(&mut Vec::new()).unwrap();
         assert_eq!(
             r,
             Reading {
@@ -405,7 +534,7 @@ mod tests {
             assert_eq!(h.locate(V2_ID, "", driver, Some(&proc)).unwrap(), cg, "{layout}");
             let other = if driver == Driver::Systemd { Driver::Cgroupfs } else { Driver::Systemd };
             assert_eq!(h.locate(V2_ID, "", other, Some(&proc)).unwrap(), cg, "/proc wins over the rule");
-            let r = cg.read(&mut String::new()).unwrap();
+            let r = cg.open().read(&mut Vec::new()).unwrap();
             assert_eq!(r.cpu_ns, 2_417_391_000, "{layout}");
             // memory.current minus inactive_file.
             assert_eq!(r.memory, 4_624_384 - 1_708_032, "{layout}");
@@ -424,7 +553,7 @@ mod tests {
         let h = Hierarchy::detect(&root).unwrap();
         for case in ["garbage", "huge", "missing", "empty", "binary"] {
             let cg = h.locate(case, "", Driver::Cgroupfs, None).unwrap();
-            let e = cg.read(&mut String::new()).unwrap_err();
+            let e = cg.open().read(&mut Vec::new()).unwrap_err();
             assert!(matches!(e, CgroupError::Parse { .. }), "{case}: {e}");
             assert!(e.to_string().contains(case), "the error names the file: {e}");
         }
@@ -434,11 +563,29 @@ mod tests {
     }
 
     #[test]
+    fn a_kept_counter_reads_afresh() {
+        init_descriptor_budget();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cpuacct.usage");
+        std::fs::write(&path, "100\n").unwrap();
+        let c = Counter::open(path.clone());
+        assert!(c.file.is_some(), "kept open while the budget allows");
+        let mut buf = Vec::new();
+        assert_eq!(c.read(&mut buf, |t| parse::single("f", t)).unwrap(), 100);
+        std::fs::write(&path, "250\n").unwrap();
+        assert_eq!(c.read(&mut buf, |t| parse::single("f", t)).unwrap(), 250, "read again from the start");
+        // A file larger than one read is read whole.
+        let long = format!("{}usage_usec 7\n", "x 1\n".repeat(10_000));
+        std::fs::write(&path, &long).unwrap();
+        assert_eq!(c.read(&mut buf, |t| parse::keyed("cpu.stat", t, "usage_usec")).unwrap(), 7);
+    }
+
+    #[test]
     fn bounded_reads() {
         let dir = tempfile::tempdir().unwrap();
         let big = dir.path().join("big");
         std::fs::write(&big, "1".repeat(MAX_FILE as usize + 10)).unwrap();
-        let mut buf = String::new();
+        let mut buf = Vec::new();
         assert!(matches!(read_with(&big, &mut buf, |t| parse::single("f", t)), Err(CgroupError::TooLarge { .. })));
         let bin = dir.path().join("bin");
         std::fs::write(&bin, [0xff, 0xfe, 0x00]).unwrap();
