@@ -147,7 +147,12 @@ pub async fn kernel_stats(dir: &Path, quick: bool) -> Vec<Figure> {
     // 1 000 containers on one host (the ones beyond 200 with no network: a bridge holds 1 024 ports).
     let n = 1000;
     rig::ensure_fleet_with(n, &["--network", "none"]);
-    let sc = rig::sidecar_with(dir, "k1000", &with_proc);
+    // The default history is 61 points per container (15 min at 15 s); here the same 61 points
+    // fill within the first minute, so the RSS read below is the steady state's.
+    let mut full_history = with_proc.clone();
+    full_history.push(("DOCKWARD_STATS_HISTORY", "60s".into()));
+    full_history.push(("DOCKWARD_STATS_HISTORY_STEP", "1s".into()));
+    let sc = rig::sidecar_with(dir, "k1000", &full_history);
     wait_for_stats(&reqwest::Client::new(), &sc, n).await;
     let (lat, _) = stats_load(&sc, 10, window, Some(Duration::from_millis(100))).await;
     let p99 = rig::pct_ms(&lat, 99.0);

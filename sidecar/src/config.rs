@@ -252,7 +252,7 @@ pub struct ServeArgs {
     #[arg(long, env = "DOCKWARD_STATS_HISTORY", default_value = "15m", value_parser = parse_duration)]
     pub stats_history: Duration,
     /// One history point per container per this much time.
-    #[arg(long, env = "DOCKWARD_STATS_HISTORY_STEP", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "DOCKWARD_STATS_HISTORY_STEP", default_value = "15s", value_parser = parse_duration)]
     pub stats_history_step: Duration,
     /// Where stats come from: `cgroup` reads the kernel's counters (the host's cgroup tree at
     /// `DOCKWARD_CGROUP_ROOT`), `engine` asks the engine's stats API, `auto` the first when it is

@@ -141,7 +141,7 @@ impl Kernel {
     }
 
     /// One round over `rows`.
-    pub async fn round(&self, engine: &Engine, rows: &[Row]) -> KernelRound {
+    pub async fn round(&self, engine: &Engine, reader: &Reader, rows: &[Row]) -> KernelRound {
         let Some(facts) = self.facts(engine).await else {
             return KernelRound {
                 samples: Vec::new(),
@@ -187,22 +187,22 @@ impl Kernel {
             rows.iter().filter_map(|r| Some((r.id.clone(), located.get(&r.id)?.clone()))).collect()
         };
         let epoch = self.epoch;
-        let read = tokio::task::spawn_blocking(move || {
-            let mut buf = Vec::with_capacity(16 * 1024);
-            jobs.into_iter()
-                .map(|(id, l)| {
-                    let r = l.counters.read(&mut buf).map_err(|e| e.to_string());
-                    let wall = epoch.elapsed().as_nanos() as u64;
-                    let net = match &l.net {
-                        Net::Namespace(c) => c.read(&mut buf, |t| cgroup::parse::net_dev("net/dev", t)).ok(),
-                        _ => None,
-                    };
-                    (id, l, r, wall, net)
-                })
-                .collect::<Vec<_>>()
-        })
-        .await
-        .unwrap_or_default();
+        let read = reader
+            .run(move |buf| {
+                jobs.into_iter()
+                    .map(|(id, l)| {
+                        let r = l.counters.read(buf).map_err(|e| e.to_string());
+                        let wall = epoch.elapsed().as_nanos() as u64;
+                        let net = match &l.net {
+                            Net::Namespace(c) => c.read(buf, |t| cgroup::parse::net_dev("net/dev", t)).ok(),
+                            _ => None,
+                        };
+                        (id, l, r, wall, net)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .unwrap_or_default();
         let now = super::now_ms();
         let mut samples = Vec::with_capacity(read.len());
         let mut prev = lock(&self.prev);
@@ -302,4 +302,44 @@ fn own_process(proc_root: &Path, pid: i64, id: &str) -> Option<String> {
     let text =
         cgroup::read_with(&proc_root.join(pid.to_string()).join("cgroup"), &mut buf, |t| Ok(t.to_owned())).ok()?;
     text.contains(id).then_some(text)
+}
+
+type Job = Box<dyn FnOnce(&mut Vec<u8>) + Send>;
+
+/// The thread a round's work runs on (reading the counter files,
+/// serialising the snapshot): one, long-lived, at a lower CPU priority
+/// (nice 10), so that a round over a thousand containers never delays the
+/// answers being served meanwhile. It keeps one read buffer.
+pub struct Reader {
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+impl Reader {
+    pub fn start() -> Self {
+        let (jobs, rx) = std::sync::mpsc::channel::<Job>();
+        let spawned = std::thread::Builder::new().name("stats-reader".into()).spawn(move || {
+            // SAFETY: setpriority with who = 0 changes the calling thread's nice value only.
+            unsafe {
+                libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+            }
+            let mut buf = Vec::with_capacity(16 * 1024);
+            while let Ok(job) = rx.recv() {
+                job(&mut buf);
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the stats reader thread; rounds will read nothing");
+        }
+        Self { jobs }
+    }
+
+    /// Runs `f` on the reader thread; `None` if the thread is gone.
+    pub async fn run<T: Send + 'static>(&self, f: impl FnOnce(&mut Vec<u8>) -> T + Send + 'static) -> Option<T> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |buf| {
+            let _ = tx.send(f(buf));
+        });
+        self.jobs.send(job).ok()?;
+        rx.await.ok()
+    }
 }

@@ -28,7 +28,7 @@ use crate::docker::Engine;
 use crate::events::HubMessage;
 use crate::metrics::Metrics;
 use calc::CpuReading;
-use kernel::{Kernel, Row};
+use kernel::{Kernel, Reader, Row};
 
 /// Longest one container's stats call may take before the round moves on.
 const PER_CONTAINER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -121,6 +121,8 @@ pub struct StatsCache {
     /// Unix ms of the last request for stats.
     last_demand_ms: AtomicI64,
     wake: Notify,
+    /// The round's own thread (kernel.rs).
+    reader: Reader,
 }
 
 pub fn now_ms() -> i64 {
@@ -196,6 +198,7 @@ impl StatsCache {
             dirty: AtomicBool::new(true),
             last_demand_ms: AtomicI64::new(0),
             wake: Notify::new(),
+            reader: Reader::start(),
             opts,
         }
     }
@@ -381,7 +384,7 @@ impl StatsCache {
                 (self.engine_samples(ids).await, self.report_of(StatsSource::Engine, reason, 0))
             }
             Some(k) => {
-                let round = k.round(&self.engine, &rows).await;
+                let round = k.round(&self.engine, &self.reader, &rows).await;
                 let what = kernel_words(self.opts.mode, k);
                 if round.read == 0 && !rows.is_empty() && self.opts.mode == SourceMode::Auto {
                     // Nothing readable: not the host's tree, most likely. The engine, for all.
@@ -407,7 +410,7 @@ impl StatsCache {
                 }
             }
         };
-        self.publish(samples, report);
+        self.publish(samples, report).await;
     }
 
     fn report_of(&self, source: StatsSource, reason: String, fallbacks: u32) -> StatsSourceReport {
@@ -488,9 +491,31 @@ impl StatsCache {
         }
     }
 
-    fn publish(&self, mut samples: Vec<StatsSample>, report: StatsSourceReport) {
-        samples.sort_by(|a, b| a.id.cmp(&b.id));
-        samples.dedup_by(|a, b| a.id == b.id);
+    async fn publish(&self, samples: Vec<StatsSample>, report: StatsSourceReport) {
+        let mut shown = report.clone();
+        shown.window_ms = self.window().as_millis() as u64;
+        // Sorting and serialising a thousand samples is the round's work, not a request's.
+        let Some((samples, by_id, samples_json, source_json)) = self
+            .reader
+            .run(move |_| {
+                let mut samples = samples;
+                samples.sort_by(|a, b| a.id.cmp(&b.id));
+                samples.dedup_by(|a, b| a.id == b.id);
+                let by_id: HashMap<String, usize> =
+                    samples.iter().enumerate().map(|(i, s)| (s.id.clone(), i)).collect();
+                let samples_json = serde_json::to_vec(&samples)
+                    .map(bytes::Bytes::from)
+                    .unwrap_or_else(|_| bytes::Bytes::from_static(b"[]"));
+                let source_json = serde_json::to_vec(&shown)
+                    .map(bytes::Bytes::from)
+                    .unwrap_or_else(|_| bytes::Bytes::from_static(b"null"));
+                (samples, by_id, samples_json, source_json)
+            })
+            .await
+        else {
+            self.mark_stale();
+            return;
+        };
         self.record_history(&samples);
         self.metrics.containers_tracked.set(samples.len() as i64);
         for s in [StatsSource::Kernel, StatsSource::Engine] {
@@ -500,13 +525,6 @@ impl StatsCache {
                 .set(i64::from(report.source == s));
         }
         self.metrics.stats_engine_fallbacks.set(i64::from(report.engine_fallbacks));
-        let by_id = samples.iter().enumerate().map(|(i, s)| (s.id.clone(), i)).collect();
-        let samples_json =
-            serde_json::to_vec(&samples).map(bytes::Bytes::from).unwrap_or_else(|_| bytes::Bytes::from_static(b"[]"));
-        let mut shown = report.clone();
-        shown.window_ms = self.window().as_millis() as u64;
-        let source_json =
-            serde_json::to_vec(&shown).map(bytes::Bytes::from).unwrap_or_else(|_| bytes::Bytes::from_static(b"null"));
         *self.report.write().unwrap_or_else(|e| e.into_inner()) = report;
         let round = Round {
             taken_at: Instant::now(),
