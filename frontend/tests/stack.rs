@@ -474,8 +474,16 @@ async fn the_first_admin_logs_in_and_sees_the_stack(env: Arc<Env>) {
     assert!(stack_card.contains(&env.web_name), "the web is not on its project's card: {stack_card}");
     // Issue 16: the sidecar reads stats from the host's cgroup tree (mounted read-only, as uid
     // 65532), and the hosts page says so.
-    c.goto(&format!("{WEB}/hosts")).await.unwrap();
-    wait_text(c, "tr[data-host='local'] td.stats-source", "kernel: cgroup", 30).await;
+    let mut seen = String::new();
+    for _ in 0..30 {
+        c.goto(&format!("{WEB}/hosts")).await.unwrap();
+        seen = text(c, "tr[data-host='local'] td.stats-source").await;
+        if seen.contains("kernel: cgroup") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert!(seen.contains("kernel: cgroup"), "the hosts page says where stats come from: {seen:?}");
 }
 
 /// Issue #12: a fresh install is green and its audit chain intact, on day one.

@@ -26,7 +26,7 @@ pub struct Metrics {
     pub auth_refused_blocked: Counter,
     pub stats_source: Family<Labels, Gauge>,
     pub stats_engine_fallbacks: Gauge,
-    pub stats_window_ms: Gauge,
+    pub stats_window_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -76,11 +76,11 @@ impl Default for Metrics {
             "Containers of the latest round read from the engine because their cgroup could not be",
             stats_engine_fallbacks.clone(),
         );
-        let stats_window_ms = Gauge::default();
+        let stats_window_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
         registry.register(
-            "stats_window_milliseconds",
+            "stats_window_seconds",
             "The stats refresher's window now (short while someone asks for stats)",
-            stats_window_ms.clone(),
+            stats_window_seconds.clone(),
         );
         Self {
             registry,
@@ -93,7 +93,7 @@ impl Default for Metrics {
             auth_refused_blocked,
             stats_source,
             stats_engine_fallbacks,
-            stats_window_ms,
+            stats_window_seconds,
         }
     }
 }

@@ -449,7 +449,11 @@ async fn healthz_is_open_and_metrics_count_requests() {
     let sc = Sidecar::start(&[]).await;
     let r = sc.http.get(sc.url("/healthz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(r.json::<Value>().await.unwrap(), serde_json::json!({"status": "ok"}));
+    let h: Value = r.json().await.unwrap();
+    assert_eq!(h["status"], "ok", "{h}");
+    let keys: Vec<&String> = h.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["stats", "status"], "nothing else is told to anyone: {h}");
+    assert!(["kernel", "engine"].contains(&h["stats"]["source"].as_str().unwrap()), "{h}");
     let r = sc.http.get(sc.url("/metrics")).send().await.unwrap();
     assert_eq!(r.status(), 401, "metrics need the secret");
     let _ = sc.json("/v1/stats").await;

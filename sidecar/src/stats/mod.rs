@@ -241,21 +241,36 @@ impl StatsCache {
 
     /// The snapshot served to clients, as the JSON of a [`shared::StatsSnapshot`]
     /// built without re-serialising the samples: what `GET /v1/stats` sends.
-    /// Never waits for the engine.
+    /// Never waits for the engine. (Tests read it whole; the route sends the parts.)
+    #[cfg(test)]
     pub fn snapshot_json(&self) -> bytes::Bytes {
+        let mut body = bytes::BytesMut::new();
+        for part in self.snapshot_parts().0 {
+            body.extend_from_slice(&part);
+        }
+        body.freeze()
+    }
+
+    /// [`Self::snapshot_json`] as the parts it is made of: the round's
+    /// serialised samples are sent as they are, never copied per request (a
+    /// thousand containers' are a quarter of a megabyte).
+    pub fn snapshot_parts(&self) -> SnapshotBody {
         let r = self.latest();
         let longest = self.opts.idle_window.max(self.opts.window).max(ENGINE_MIN_WINDOW);
         let fresh = !r.stale && r.taken_at.elapsed() <= longest * 2;
         self.metrics.cache_lookup("stats", fresh);
         let age: u64 = r.taken_at.elapsed().as_millis().try_into().unwrap_or(u64::MAX);
         let head = format!(r#"{{"taken_at_ms":{},"age_ms":{age},"stale":{},"source":"#, r.taken_at_ms, !fresh);
-        let mut body = bytes::BytesMut::with_capacity(head.len() + r.source_json.len() + r.samples_json.len() + 20);
-        body.extend_from_slice(head.as_bytes());
-        body.extend_from_slice(&r.source_json);
-        body.extend_from_slice(b",\"containers\":");
-        body.extend_from_slice(&r.samples_json);
-        body.extend_from_slice(b"}");
-        body.freeze()
+        SnapshotBody(
+            [
+                bytes::Bytes::from(head),
+                r.source_json.clone(),
+                bytes::Bytes::from_static(b",\"containers\":"),
+                r.samples_json.clone(),
+                bytes::Bytes::from_static(b"}"),
+            ]
+            .into(),
+        )
     }
 
     /// The latest round's `ETag`: a new one per round published.
@@ -303,7 +318,7 @@ impl StatsCache {
             }
             recent.push_back(start.elapsed());
             let window = self.window();
-            self.metrics.stats_window_ms.set(window.as_millis() as i64);
+            self.metrics.stats_window_seconds.set(window.as_secs_f64());
             let longest = recent.iter().max().copied().unwrap_or_default();
             let lead = (longest + MARGIN).min(window * 3 / 4);
             tokio::select! {
@@ -579,6 +594,29 @@ impl StatsCache {
         }
         // Containers gone for longer than the history window take no memory.
         h.retain(|_, q| q.back().is_some_and(|p| p.time_ms >= keep_after));
+    }
+}
+
+/// A snapshot's JSON as a response body of shared parts, with its exact length.
+pub struct SnapshotBody(pub VecDeque<bytes::Bytes>);
+
+impl http_body::Body for SnapshotBody {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(self.get_mut().0.pop_front().map(|b| Ok(http_body::Frame::data(b))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.0.iter().map(|b| b.len() as u64).sum())
     }
 }
 

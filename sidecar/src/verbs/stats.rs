@@ -25,7 +25,8 @@ pub async fn snapshot(State(app): State<App>, headers: HeaderMap, NoQuery: NoQue
     if headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == tag.as_bytes()) {
         return (StatusCode::NOT_MODIFIED, etag).into_response();
     }
-    (etag, [(header::CONTENT_TYPE, "application/json")], app.stats.snapshot_json()).into_response()
+    (etag, [(header::CONTENT_TYPE, "application/json")], axum::body::Body::new(app.stats.snapshot_parts()))
+        .into_response()
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
