@@ -172,7 +172,11 @@ async fn healthz_answers_anyone_and_verbs_need_the_secret(env: Arc<Env>) {
     let http = env.http.clone();
     let r = http.get(env.url("/healthz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(r.text().await.unwrap(), r#"{"status":"ok"}"#);
+    let h: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(h["status"], "ok", "{h}");
+    // Issue 16: this host's cgroup tree is mounted read-only, and stats come from it.
+    assert_eq!(h["stats"]["source"], "kernel", "{h}");
+    assert!(h["stats"]["reason"].as_str().unwrap().starts_with("kernel: cgroup"), "{h}");
     let r = http.get(env.url("/v1/containers")).send().await.unwrap();
     assert_eq!(r.status(), 401, "a verb without the secret");
     let r = http

@@ -15,7 +15,7 @@ use crate::docker::Engine;
 
 /// Lifecycle actions forwarded to clients.
 pub const ACTIONS: &[&str] =
-    &["create", "start", "die", "restart", "health_status", "oom", "destroy", "pause", "unpause", "rename"];
+    &["create", "start", "die", "restart", "health_status", "oom", "destroy", "pause", "unpause", "rename", "update"];
 
 #[derive(Debug, Clone)]
 pub enum HubMessage {

@@ -17,6 +17,8 @@ use crate::docker::Engine;
 
 /// Containers located at once (each an inspect, cached).
 const LOCATE_CONCURRENCY: usize = 16;
+/// How long a container whose cgroup could not be located waits before it is tried again.
+const RETRY_LOCATE: std::time::Duration = std::time::Duration::from_secs(60);
 /// The shortest interval a CPU % is computed over (CFS throttles in 100 ms periods).
 const MIN_CPU_INTERVAL_NS: u64 = 500_000_000;
 
@@ -29,6 +31,9 @@ struct Facts {
     mem_total: u64,
     cpus: u32,
 }
+
+/// Why a container could not be located: in words for `/healthz`, and whole for the log.
+type LocateError = (&'static str, String);
 
 /// A container's last CPU reading `(cpu ns, wall ns)` and the CPU % it gave.
 type CpuBase = (u64, u64, Option<f64>);
@@ -64,8 +69,8 @@ pub struct KernelRound {
     pub samples: Vec<StatsSample>,
     /// Ids the kernel could not answer for, for the engine.
     pub fallback: Vec<String>,
-    /// Why the first of them could not be read.
-    pub why: Option<String>,
+    /// Why the first of them could not be read, in words that name no path.
+    pub why: Option<&'static str>,
     /// How many containers were read from their cgroup.
     pub read: usize,
 }
@@ -81,6 +86,11 @@ pub struct Kernel {
     prev: Mutex<HashMap<String, CpuBase>>,
     /// Network counters the engine last gave, per container (when not from `/proc`).
     net_engine: Mutex<HashMap<String, (u64, u64)>>,
+    /// The last network counters shown per container, kept when a read fails.
+    last_net: Mutex<HashMap<String, (u64, u64)>>,
+    /// Containers that could not be located, when, and why (in words): not
+    /// asked again before [`RETRY_LOCATE`] or their next lifecycle event.
+    failed: Mutex<HashMap<String, (Instant, &'static str)>>,
     epoch: Instant,
 }
 
@@ -98,6 +108,8 @@ impl Kernel {
             located: Mutex::default(),
             prev: Mutex::default(),
             net_engine: Mutex::default(),
+            last_net: Mutex::default(),
+            failed: Mutex::default(),
             epoch: Instant::now(),
         }
     }
@@ -111,10 +123,15 @@ impl Kernel {
     /// restart gives it a new process, a removal frees its id).
     pub fn forget(&self, id: &str) {
         lock(&self.located).remove(id);
+        lock(&self.failed).remove(id);
+        // A new cgroup's counter starts again: no delta across the two.
+        lock(&self.prev).remove(id);
     }
 
     pub fn forget_all(&self) {
         lock(&self.located).clear();
+        lock(&self.failed).clear();
+        lock(&self.prev).clear();
     }
 
     async fn facts(&self, engine: &Engine) -> Option<Facts> {
@@ -146,19 +163,30 @@ impl Kernel {
             return KernelRound {
                 samples: Vec::new(),
                 fallback: rows.iter().map(|r| r.id.clone()).collect(),
-                why: Some("the engine's /info (its cgroup driver) could not be read".into()),
+                why: Some("the engine's /info (its cgroup driver) could not be read"),
                 read: 0,
             };
         };
-        let mut why: Option<String> = None;
+        let mut why: Option<&'static str> = None;
         let mut fallback = Vec::new();
-        // Locate the newcomers.
-        let known: Vec<bool> = {
+        // Locate the newcomers (not those that failed lately: the engine answers for them).
+        let newcomers: Vec<Row> = {
             let located = lock(&self.located);
-            rows.iter().map(|r| located.contains_key(&r.id)).collect()
+            let mut failed = lock(&self.failed);
+            failed.retain(|_, (at, _)| at.elapsed() < RETRY_LOCATE);
+            let mut out = Vec::new();
+            for r in rows.iter().filter(|r| !located.contains_key(&r.id)) {
+                match failed.get(&r.id) {
+                    Some((_, w)) => {
+                        why.get_or_insert(w);
+                        fallback.push(r.id.clone());
+                    }
+                    None => out.push(r.clone()),
+                }
+            }
+            out
         };
-        let newcomers: Vec<Row> = rows.iter().zip(known).filter(|(_, k)| !k).map(|(r, _)| r.clone()).collect();
-        let found: Vec<(String, Result<Arc<Located>, String>)> = futures_util::stream::iter(newcomers)
+        let found: Vec<(String, Result<Arc<Located>, LocateError>)> = futures_util::stream::iter(newcomers)
             .map(|row: Row| async move {
                 let r = self.locate(engine, &row, facts).await;
                 (row.id, r)
@@ -173,9 +201,10 @@ impl Kernel {
                     Ok(l) => {
                         located.insert(id, l);
                     }
-                    Err(e) => {
-                        tracing::debug!(container = %id, error = %e, "stats: cgroup not located; the engine answers for it");
-                        why.get_or_insert(e);
+                    Err((kind, e)) => {
+                        tracing::info!(container = %id, error = %e, "stats: cgroup not located; the engine answers for it");
+                        why.get_or_insert(kind);
+                        lock(&self.failed).insert(id.clone(), (Instant::now(), kind));
                         fallback.push(id);
                     }
                 }
@@ -191,7 +220,7 @@ impl Kernel {
             .run(move |buf| {
                 jobs.into_iter()
                     .map(|(id, l)| {
-                        let r = l.counters.read(buf).map_err(|e| e.to_string());
+                        let r = l.counters.read(buf).map_err(|e| (e.kind(), e.to_string()));
                         let wall = epoch.elapsed().as_nanos() as u64;
                         let net = match &l.net {
                             Net::Namespace(c) => c.read(buf, |t| cgroup::parse::net_dev("net/dev", t)).ok(),
@@ -207,13 +236,16 @@ impl Kernel {
         let mut samples = Vec::with_capacity(read.len());
         let mut prev = lock(&self.prev);
         let net_engine = lock(&self.net_engine);
+        let mut last_net = lock(&self.last_net);
+        let mut next_net = HashMap::with_capacity(read.len());
         let mut next_prev = HashMap::with_capacity(read.len());
         for (id, l, r, wall, net) in read {
             let reading = match r {
                 Ok(reading) => reading,
-                Err(e) => {
+                Err((kind, e)) => {
                     // Gone since it was listed, or unreadable: the engine answers (or says it is gone).
-                    why.get_or_insert(e);
+                    tracing::debug!(container = %id, error = %e, "stats: counters not read; the engine answers for it");
+                    why.get_or_insert(kind);
                     fallback.push(id.clone());
                     lock(&self.located).remove(&id);
                     continue;
@@ -231,11 +263,15 @@ impl Kernel {
                 None => (None, (reading.cpu_ns, wall, None)),
             };
             next_prev.insert(id.clone(), base);
-            let (rx, tx) = match &l.net {
-                Net::Namespace(_) => net.unwrap_or((0, 0)),
-                Net::Engine => net_engine.get(&id).copied().unwrap_or((0, 0)),
-                Net::Nothing => (0, 0),
+            // Unknown this round (a failed read, a newcomer the engine has not been asked
+            // about yet): the last figure shown stands rather than a drop to zero.
+            let known = match &l.net {
+                Net::Namespace(_) => net,
+                Net::Engine => net_engine.get(&id).copied(),
+                Net::Nothing => Some((0, 0)),
             };
+            let (rx, tx) = known.or_else(|| last_net.get(&id).copied()).unwrap_or((0, 0));
+            next_net.insert(id.clone(), (rx, tx));
             let limit = match (reading.memory_limit, facts.mem_total) {
                 (Some(l), 0) => l,
                 (Some(l), total) => l.min(total),
@@ -255,6 +291,7 @@ impl Kernel {
             });
         }
         *prev = next_prev;
+        *last_net = next_net;
         let read = samples.len();
         KernelRound { samples, fallback, why, read }
     }
@@ -262,9 +299,12 @@ impl Kernel {
     /// Where one container's counters are: its cgroup (by its process's
     /// `/proc/<pid>/cgroup` when the host's `/proc` is given and that process
     /// is the container's, else by the driver's rule) and its network counters.
-    async fn locate(&self, engine: &Engine, row: &Row, facts: Facts) -> Result<Arc<Located>, String> {
+    async fn locate(&self, engine: &Engine, row: &Row, facts: Facts) -> Result<Arc<Located>, LocateError> {
         // Not through the inspect cache: a thousand containers' inspects would stay in memory.
-        let inspect = engine.inspect_uncached(&row.id).await.map_err(|e| format!("inspect failed: {e}"))?;
+        let inspect = engine
+            .inspect_uncached(&row.id)
+            .await
+            .map_err(|e| ("the engine's inspect failed", format!("inspect failed: {e}")))?;
         let pid = inspect.state.as_ref().and_then(|s| s.pid).filter(|p| *p > 0);
         let parent = inspect.host_config.as_ref().and_then(|h| h.cgroup_parent.clone()).unwrap_or_default();
         let (hierarchy, proc_root, id) = (self.hierarchy.clone(), self.proc_root.clone(), row.id.clone());
@@ -275,7 +315,9 @@ impl Kernel {
                 (Some(root), Some(pid)) => own_process(root, pid, &id),
                 _ => None,
             };
-            let cg = hierarchy.locate(&id, &parent, facts.driver, proc_text.as_deref()).map_err(|e| e.to_string())?;
+            let cg = hierarchy
+                .locate(&id, &parent, facts.driver, proc_text.as_deref())
+                .map_err(|e| (e.kind(), e.to_string()))?;
             let cap_cpus = cg.cpu_quota(&hierarchy.root).map_or(cpus, |q| q.min(cpus));
             let net = if mode == "host" || mode == "none" {
                 Net::Nothing
@@ -290,7 +332,7 @@ impl Kernel {
             Ok(Arc::new(Located { counters: cg.open(), cap_cpus, net }))
         })
         .await
-        .map_err(|e| format!("locating failed: {e}"))?
+        .map_err(|e| ("locating failed", format!("locating failed: {e}")))?
     }
 }
 
@@ -301,7 +343,8 @@ fn own_process(proc_root: &Path, pid: i64, id: &str) -> Option<String> {
     let mut buf = Vec::new();
     let text =
         cgroup::read_with(&proc_root.join(pid.to_string()).join("cgroup"), &mut buf, |t| Ok(t.to_owned())).ok()?;
-    text.contains(id).then_some(text)
+    let ours = cgroup::parse::proc_cgroup(&text).iter().any(|(_, path)| cgroup::container_part(path, id).is_some());
+    ours.then_some(text)
 }
 
 type Job = Box<dyn FnOnce(&mut Vec<u8>) + Send>;
@@ -324,7 +367,10 @@ impl Reader {
             }
             let mut buf = Vec::with_capacity(16 * 1024);
             while let Ok(job) = rx.recv() {
-                job(&mut buf);
+                // A job that panics loses its round (its caller sees `None`), not the thread.
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut buf))).is_err() {
+                    buf = Vec::with_capacity(16 * 1024);
+                }
             }
         });
         if let Err(e) = spawned {

@@ -99,6 +99,8 @@ struct Round {
     samples_json: bytes::Bytes,
     /// The round's [`StatsSourceReport`] as JSON.
     source_json: bytes::Bytes,
+    /// The window in force when it was published: it is fresh for twice that.
+    window: Duration,
     by_id: HashMap<String, usize>,
 }
 
@@ -166,6 +168,7 @@ impl StatsCache {
             samples: Arc::default(),
             samples_json: bytes::Bytes::from_static(b"[]"),
             source_json: bytes::Bytes::from_static(b"null"),
+            window: opts.window,
             by_id: HashMap::new(),
         };
         let report = match &kernel {
@@ -256,8 +259,7 @@ impl StatsCache {
     /// thousand containers' are a quarter of a megabyte).
     pub fn snapshot_parts(&self) -> SnapshotBody {
         let r = self.latest();
-        let longest = self.opts.idle_window.max(self.opts.window).max(ENGINE_MIN_WINDOW);
-        let fresh = !r.stale && r.taken_at.elapsed() <= longest * 2;
+        let fresh = !r.stale && r.taken_at.elapsed() <= r.window * 2;
         self.metrics.cache_lookup("stats", fresh);
         let age: u64 = r.taken_at.elapsed().as_millis().try_into().unwrap_or(u64::MAX);
         let head = format!(r#"{{"taken_at_ms":{},"age_ms":{age},"stale":{},"source":"#, r.taken_at_ms, !fresh);
@@ -334,7 +336,7 @@ impl StatsCache {
                 Ok(HubMessage::Event(ev)) => {
                     self.dirty.store(true, Ordering::Relaxed);
                     if let Some(k) = &self.kernel {
-                        if matches!(ev.action.as_str(), "start" | "restart" | "die" | "destroy") {
+                        if matches!(ev.action.as_str(), "start" | "restart" | "die" | "destroy" | "update") {
                             k.forget(&ev.id);
                         }
                     }
@@ -403,18 +405,17 @@ impl StatsCache {
                 let what = kernel_words(self.opts.mode, k);
                 if round.read == 0 && !rows.is_empty() && self.opts.mode == SourceMode::Auto {
                     // Nothing readable: not the host's tree, most likely. The engine, for all.
-                    let why = round.why.unwrap_or_default();
+                    let why = round.why.unwrap_or("nothing could be read");
                     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
                     let n = ids.len() as u32;
                     let reason = format!(
-                        "engine: no running container's cgroup could be read under the cgroup root (is the host's /sys/fs/cgroup mounted there?): {}",
-                        first_words(&why)
+                        "engine: no running container's cgroup could be read under the cgroup root (is the host's /sys/fs/cgroup mounted there?): {why}"
                     );
                     (self.engine_samples(ids).await, self.report_of(StatsSource::Engine, reason, n))
                 } else {
                     let n = round.fallback.len() as u32;
                     let reason = match &round.why {
-                        Some(why) if n > 0 => format!("{what}; {n} from the engine: {}", first_words(why)),
+                        Some(why) if n > 0 => format!("{what}; {n} from the engine: {why}"),
                         _ => what,
                     };
                     let mut samples = round.samples;
@@ -507,8 +508,9 @@ impl StatsCache {
     }
 
     async fn publish(&self, samples: Vec<StatsSample>, report: StatsSourceReport) {
+        let window = self.window();
         let mut shown = report.clone();
-        shown.window_ms = self.window().as_millis() as u64;
+        shown.window_ms = window.as_millis() as u64;
         // Sorting and serialising a thousand samples is the round's work, not a request's.
         let Some((samples, by_id, samples_json, source_json)) = self
             .reader
@@ -548,6 +550,7 @@ impl StatsCache {
             samples: Arc::new(samples),
             samples_json,
             source_json,
+            window,
             by_id,
         };
         *self.latest.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(round);
@@ -564,6 +567,7 @@ impl StatsCache {
                 samples: r.samples.clone(),
                 samples_json: r.samples_json.clone(),
                 source_json: r.source_json.clone(),
+                window: r.window,
                 by_id: r.by_id.clone(),
             });
         }
@@ -630,16 +634,6 @@ fn kernel_words(mode: SourceMode, k: &Kernel) -> String {
     )
 }
 
-/// The start of an error's text, for a reason shown to people.
-fn first_words(s: &str) -> String {
-    const MAX: usize = 160;
-    if s.chars().count() <= MAX {
-        s.to_owned()
-    } else {
-        s.chars().take(MAX).chain(std::iter::once('…')).collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -676,6 +670,7 @@ mod tests {
             samples_json: serde_json::to_vec(&samples).unwrap().into(),
             source_json: bytes::Bytes::from_static(b"null"),
             samples: Arc::new(samples.clone()),
+            window: Duration::from_secs(2),
             by_id: HashMap::new(),
         });
         let spliced: StatsSnapshot = serde_json::from_slice(&cache.snapshot_json()).unwrap();

@@ -36,6 +36,19 @@ pub enum CgroupError {
     BadPath(String),
 }
 
+impl CgroupError {
+    /// What went wrong, in words that name no path or container (for the
+    /// open `/healthz`; the whole error goes to the log).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Read { .. } | Self::TooLarge { .. } => "its counter files could not be read",
+            Self::Parse { .. } => "its counter files held unexpected text",
+            Self::NotFound { .. } => "its cgroup was not found",
+            Self::BadPath(_) => "its cgroup path was refused",
+        }
+    }
+}
+
 /// Which cgroup hierarchy a tree is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
@@ -112,7 +125,7 @@ impl Hierarchy {
                     None => cs.is_empty(),
                     Some(c) => cs.contains(&c),
                 })
-                .map(|(_, p)| (*p).to_owned())
+                .and_then(|(_, p)| container_part(p, id))
         };
         let rule = driver_path(id, cgroup_parent, driver);
         let cg = match self.version {
@@ -159,6 +172,26 @@ pub fn driver_path(id: &str, cgroup_parent: &str, driver: Driver) -> String {
             format!("{}/docker-{id}.scope", expand_slice(parent))
         }
     }
+}
+
+/// A process's cgroup path cut after the container's own component (`<id>`
+/// or `docker-<id>.scope`; its main process may sit in a child such as
+/// `init`), if it has one and is a plain path. A path seen through a cgroup
+/// namespace (`/../<id>`) is not, and the driver's rule is used instead.
+pub fn container_part(path: &str, id: &str) -> Option<String> {
+    let scope = format!("docker-{id}.scope");
+    let mut out = String::new();
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        if part == ".." || part == "." {
+            return None;
+        }
+        out.push('/');
+        out.push_str(part);
+        if part == id || part == scope {
+            return Some(out);
+        }
+    }
+    None
 }
 
 /// systemd's slice naming: `a-b-c.slice` lives at `a.slice/a-b.slice/a-b-c.slice`.
@@ -272,8 +305,8 @@ impl ContainerCgroup {
 /// by [`init_descriptor_budget`]; past it, files are opened for each read).
 static OPEN_BUDGET: AtomicI64 = AtomicI64::new(0);
 
-/// Raises the soft descriptor limit to the hard one and keeps all but 1 024
-/// of it for counter files (the rest is for sockets and logs).
+/// Raises the soft descriptor limit to the hard one and keeps at most half
+/// of it (leaving at least 1 024) for counter files.
 pub fn init_descriptor_budget() {
     let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit and setrlimit only read and write the struct passed.
@@ -289,7 +322,9 @@ pub fn init_descriptor_budget() {
         }
         lim.rlim_cur
     };
-    let budget = i64::try_from(soft.min(1 << 20)).unwrap_or(0) - 1024;
+    // Half the limit, and at least 1 024 left for sockets, streams and the audit log.
+    let soft = i64::try_from(soft.min(1 << 20)).unwrap_or(0);
+    let budget = (soft / 2).min(soft - 1024);
     OPEN_BUDGET.store(budget.max(0), Ordering::Relaxed);
 }
 
@@ -350,19 +385,29 @@ impl Drop for Counter {
     }
 }
 
+/// A file that does not exist reads as zero.
+fn missing_is_zero<T: Default>(r: Result<T, CgroupError>) -> Result<T, CgroupError> {
+    match r {
+        Err(CgroupError::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
+        other => other,
+    }
+}
+
 /// `pread`s from offset 0 until a short read: one call for a counter file.
 fn read_from_start(f: &File, buf: &mut Vec<u8>) -> std::io::Result<()> {
     const CHUNK: usize = 16 * 1024;
     buf.clear();
     loop {
         let at = buf.len();
-        buf.resize(at + CHUNK, 0);
+        // One byte past the bound tells a file that is too large.
+        let want = CHUNK.min(MAX_FILE as usize + 1 - at);
+        buf.resize(at + want, 0);
         let n = f.read_at(&mut buf[at..], at as u64)?;
         buf.truncate(at + n);
         if buf.len() as u64 > MAX_FILE {
             return Err(std::io::ErrorKind::FileTooLarge.into());
         }
-        if n < CHUNK {
+        if n < want {
             return Ok(());
         }
     }
@@ -393,7 +438,8 @@ pub struct Counters {
 impl Counters {
     /// Reads every counter a sample needs; `buf` is reused between files.
     pub fn read(&self, buf: &mut Vec<u8>) -> Result<Reading, CgroupError> {
-        let pids = self.pids.read(buf, |t| parse::single("pids.current", t))?;
+        // Without the pids or io controller (not delegated, say) the engine reports 0: so do we.
+        let pids = missing_is_zero(self.pids.read(buf, |t| parse::single("pids.current", t)))?;
         if self.v2 {
             let usec = self.cpu.read(buf, |t| parse::keyed("cpu.stat", t, "usage_usec"))?;
             let usage = self.usage.read(buf, |t| parse::single("memory.current", t))?;
@@ -402,7 +448,7 @@ impl Counters {
                 Some(c) => c.read(buf, |t| parse::limit("memory.max", t))?,
                 None => None,
             };
-            let (block_read, block_write) = self.io.read(buf, |t| parse::io_stat_v2("io.stat", t))?;
+            let (block_read, block_write) = missing_is_zero(self.io.read(buf, |t| parse::io_stat_v2("io.stat", t)))?;
             return Ok(Reading {
                 cpu_ns: usec.saturating_mul(1000),
                 memory: if inactive < usage { usage - inactive } else { usage },
@@ -421,7 +467,7 @@ impl Counters {
             ))
         })?;
         let file = "blkio.throttle.io_service_bytes_recursive";
-        let (block_read, block_write) = self.io.read(buf, |t| parse::blkio_v1(file, t))?;
+        let (block_read, block_write) = missing_is_zero(self.io.read(buf, |t| parse::blkio_v1(file, t)))?;
         Ok(Reading {
             cpu_ns,
             memory: if inactive < usage { usage - inactive } else { usage },
@@ -463,6 +509,18 @@ mod tests {
             format!("/my.slice/my-app.slice/docker-{ID}.scope")
         );
         assert_eq!(driver_path(ID, "-.slice", Driver::Systemd), format!("/docker-{ID}.scope"));
+    }
+
+    #[test]
+    fn the_containers_own_part_of_a_process_path() {
+        assert_eq!(container_part(&format!("/docker/{ID}"), ID), Some(format!("/docker/{ID}")));
+        assert_eq!(container_part(&format!("/docker/{ID}/init"), ID), Some(format!("/docker/{ID}")));
+        let scope = format!("/system.slice/docker-{ID}.scope");
+        assert_eq!(container_part(&scope, ID), Some(scope.clone()));
+        // Seen through a cgroup namespace, or another container's: not used.
+        assert_eq!(container_part(&format!("/../{ID}"), ID), None);
+        assert_eq!(container_part("/docker/someone-else", ID), None);
+        assert_eq!(container_part(&format!("/docker/x{ID}"), ID), None, "a whole component, not a substring");
     }
 
     #[test]
