@@ -17,7 +17,7 @@ use crate::docker::Engine;
 
 /// Containers located at once (each an inspect, cached).
 const LOCATE_CONCURRENCY: usize = 16;
-/// How long a container whose cgroup could not be located waits before it is tried again.
+/// The longest a container whose cgroup could not be located waits before it is tried again.
 const RETRY_LOCATE: std::time::Duration = std::time::Duration::from_secs(60);
 /// The shortest interval a CPU % is computed over (CFS throttles in 100 ms periods).
 const MIN_CPU_INTERVAL_NS: u64 = 500_000_000;
@@ -88,9 +88,10 @@ pub struct Kernel {
     net_engine: Mutex<HashMap<String, (u64, u64)>>,
     /// The last network counters shown per container, kept when a read fails.
     last_net: Mutex<HashMap<String, (u64, u64)>>,
-    /// Containers that could not be located, when, and why (in words): not
-    /// asked again before [`RETRY_LOCATE`] or their next lifecycle event.
-    failed: Mutex<HashMap<String, (Instant, &'static str)>>,
+    /// Containers that could not be located: when to try again, how many
+    /// tries failed, and why (in words). The wait doubles from 2 s up to
+    /// [`RETRY_LOCATE`]; a lifecycle event ends it.
+    failed: Mutex<HashMap<String, (Instant, u32, &'static str)>>,
     epoch: Instant,
 }
 
@@ -173,17 +174,18 @@ impl Kernel {
         let newcomers: Vec<Row> = {
             let located = lock(&self.located);
             let mut failed = lock(&self.failed);
-            failed.retain(|_, (at, _)| at.elapsed() < RETRY_LOCATE);
+            let now = Instant::now();
             let mut out = Vec::new();
             for r in rows.iter().filter(|r| !located.contains_key(&r.id)) {
                 match failed.get(&r.id) {
-                    Some((_, w)) => {
+                    Some((until, _, w)) if *until > now => {
                         why.get_or_insert(w);
                         fallback.push(r.id.clone());
                     }
-                    None => out.push(r.clone()),
+                    _ => out.push(r.clone()),
                 }
             }
+            failed.retain(|id, _| rows.iter().any(|r| &r.id == id));
             out
         };
         let found: Vec<(String, Result<Arc<Located>, LocateError>)> = futures_util::stream::iter(newcomers)
@@ -204,7 +206,11 @@ impl Kernel {
                     Err((kind, e)) => {
                         tracing::info!(container = %id, error = %e, "stats: cgroup not located; the engine answers for it");
                         why.get_or_insert(kind);
-                        lock(&self.failed).insert(id.clone(), (Instant::now(), kind));
+                        let mut failed = lock(&self.failed);
+                        let tries = failed.get(&id).map_or(0, |f| f.1).saturating_add(1);
+                        let wait =
+                            (std::time::Duration::from_secs(1) * 2u32.saturating_pow(tries.min(6))).min(RETRY_LOCATE);
+                        failed.insert(id.clone(), (Instant::now() + wait, tries, kind));
                         fallback.push(id);
                     }
                 }
