@@ -185,7 +185,10 @@ impl Kernel {
                     _ => out.push(r.clone()),
                 }
             }
-            failed.retain(|id, _| rows.iter().any(|r| &r.id == id));
+            if !failed.is_empty() {
+                let running: std::collections::HashSet<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+                failed.retain(|id, _| running.contains(id.as_str()));
+            }
             out
         };
         let found: Vec<(String, Result<Arc<Located>, LocateError>)> = futures_util::stream::iter(newcomers)

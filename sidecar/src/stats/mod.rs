@@ -73,6 +73,7 @@ pub struct StatsOptions {
 
 impl StatsOptions {
     /// Defaults for tests.
+    #[cfg(test)]
     pub fn engine_only(window: Duration) -> Self {
         Self {
             window,
@@ -580,7 +581,11 @@ impl StatsCache {
         let keep_after = now_ms() - step * self.history_len as i64;
         let mut h = lock(&self.history);
         for s in samples {
-            let q = h.entry(s.id.clone()).or_insert_with(|| VecDeque::with_capacity(self.history_len));
+            // A known container's queue is found without allocating its id again.
+            if !h.contains_key(&s.id) {
+                h.insert(s.id.clone(), VecDeque::with_capacity(self.history_len));
+            }
+            let Some(q) = h.get_mut(&s.id) else { continue };
             // A little early is on time: rounds are not exactly a step apart.
             if q.back().is_some_and(|p| s.time_ms - p.time_ms < step * 9 / 10) {
                 continue;
