@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -92,6 +93,10 @@ pub struct Kernel {
     /// tries failed, and why (in words). The wait doubles from 2 s up to
     /// [`RETRY_LOCATE`]; a lifecycle event ends it.
     failed: Mutex<HashMap<String, (Instant, u32, &'static str)>>,
+    /// Bumped by every forget: a locate that began before a lifecycle event
+    /// may have seen the old cgroup (or none, in a restart's gap), so its
+    /// result, found or failed, is dropped and the next round locates afresh.
+    forgets: AtomicU64,
     epoch: Instant,
 }
 
@@ -111,6 +116,7 @@ impl Kernel {
             net_engine: Mutex::default(),
             last_net: Mutex::default(),
             failed: Mutex::default(),
+            forgets: AtomicU64::new(0),
             epoch: Instant::now(),
         }
     }
@@ -123,6 +129,7 @@ impl Kernel {
     /// Forgets where a container's counters are (its lifecycle changed: a
     /// restart gives it a new process, a removal frees its id).
     pub fn forget(&self, id: &str) {
+        self.forgets.fetch_add(1, Ordering::SeqCst);
         lock(&self.located).remove(id);
         lock(&self.failed).remove(id);
         // A new cgroup's counter starts again: no delta across the two.
@@ -130,6 +137,7 @@ impl Kernel {
     }
 
     pub fn forget_all(&self) {
+        self.forgets.fetch_add(1, Ordering::SeqCst);
         lock(&self.located).clear();
         lock(&self.failed).clear();
         lock(&self.prev).clear();
@@ -191,6 +199,7 @@ impl Kernel {
             }
             out
         };
+        let generation = self.forgets.load(Ordering::SeqCst);
         let found: Vec<(String, Result<Arc<Located>, LocateError>)> = futures_util::stream::iter(newcomers)
             .map(|row: Row| async move {
                 let r = self.locate(engine, &row, facts).await;
@@ -201,8 +210,11 @@ impl Kernel {
             .await;
         {
             let mut located = lock(&self.located);
+            // A lifecycle event while locating: these results may be of the old process.
+            let stale = self.forgets.load(Ordering::SeqCst) != generation;
             for (id, r) in found {
                 match r {
+                    _ if stale => fallback.push(id),
                     Ok(l) => {
                         located.insert(id, l);
                     }
