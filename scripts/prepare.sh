@@ -27,13 +27,19 @@ if [ ${#need[@]} -gt 0 ]; then
   # With recommends: chromium needs its fonts for readable screenshots.
   apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-# promtool (the metrics tests check /metrics with it) comes only in Debian's
-# prometheus package: without recommends (no node exporter), ~23 MB to fetch.
-# Its server is not wanted: invoke-rc.d and deb-systemd-invoke ask
-# policy-rc.d, so a temporary one that answers 101 keeps it from starting
-# (on port 9090), and on a systemd host it is left disabled.
-if ! command -v promtool >/dev/null 2>&1; then
-  say "installing prometheus (for promtool; its server is not started)"
+# Packages whose services must not start here (invoke-rc.d and
+# deb-systemd-invoke ask policy-rc.d, so a temporary one that answers 101
+# keeps them from starting; on a systemd host they are left disabled),
+# installed without recommends:
+# - promtool (the metrics tests check /metrics with it) comes only in Debian's
+#   prometheus package (~23 MB; its server would listen on 9090);
+# - PostgreSQL: the store's tests start a private server of their own
+#   (testkit::postgres) from its binaries; the packaged cluster stays stopped.
+quiet=()
+command -v promtool >/dev/null 2>&1 || quiet+=(prometheus)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || quiet+=(postgresql)
+if [ ${#quiet[@]} -gt 0 ]; then
+  say "installing ${quiet[*]} (their services are not started)"
   export DEBIAN_FRONTEND=noninteractive
   [ ${#need[@]} -gt 0 ] || apt-get update -qq
   if [ ! -e /usr/sbin/policy-rc.d ]; then
@@ -41,9 +47,11 @@ if ! command -v promtool >/dev/null 2>&1; then
     chmod 755 /usr/sbin/policy-rc.d
     trap 'rm -f /usr/sbin/policy-rc.d' EXIT
   fi
-  apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  apt-get install -y -qq --no-install-recommends "${quiet[@]}" >/dev/null
   if [ -d /run/systemd/system ]; then
-    systemctl disable --now prometheus >/dev/null 2>&1 || true
+    for unit in prometheus postgresql; do
+      systemctl disable --now "$unit" >/dev/null 2>&1 || true
+    done
   fi
 fi
 

@@ -54,7 +54,7 @@ impl Plan {
 }
 
 /// The stand-in process (a `dockward-bench standin` child).
-struct Standin {
+pub(crate) struct Standin {
     proc: Proc,
     count: usize,
 }
@@ -62,7 +62,7 @@ struct Standin {
 impl Standin {
     /// Serves `hosts` stand-ins; with `agent` (its URL and pin), each dials
     /// the console there as an outbound agent.
-    fn start(dir: &Path, recorded: &Path, hosts: usize, agent: Option<(&str, &str)>) -> Standin {
+    pub(crate) fn start(dir: &Path, recorded: &Path, hosts: usize, agent: Option<(&str, &str)>) -> Standin {
         let port = testkit::free_port();
         let log = dir.join(format!("standin-{hosts}.log"));
         let mut cmd = Command::new(std::env::current_exe().expect("current exe"));
@@ -87,7 +87,7 @@ impl Standin {
         Standin { proc, count: hosts }
     }
 
-    fn hosts(&self) -> Vec<(String, String)> {
+    pub(crate) fn hosts(&self) -> Vec<(String, String)> {
         (0..self.count)
             .map(|i| {
                 let name = standin::host_name("s", i);
@@ -140,7 +140,7 @@ impl Drop for Watcher {
 }
 
 /// One real sidecar's answers over the bench containers, for the stand-ins.
-async fn record(http: &reqwest::Client, sc: &Proc, path: &Path) -> usize {
+pub(crate) async fn record(http: &reqwest::Client, sc: &Proc, path: &Path) -> usize {
     let get = |route: &'static str| {
         let http = http.clone();
         let url = sc.url(route);

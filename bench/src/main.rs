@@ -4,6 +4,7 @@
 //! `bash bench/run.sh` (which builds the release binaries first).
 
 mod fleet;
+mod history;
 mod kernel;
 mod live;
 mod rig;
@@ -37,6 +38,8 @@ enum Scenario {
     Recreate,
     /// Issue 16: stats from the kernel's counters: engine cost by source, freshness, 1 000 containers.
     Kernel,
+    /// Issue 17: history in the console's store: ingest at 5 000 containers, a 30-day chart, disk per container.
+    History,
 }
 
 #[derive(Debug, Parser)]
@@ -158,6 +161,10 @@ async fn main() -> ExitCode {
     if run(Scenario::Kernel) {
         eprintln!("== kernel stats: engine cost by source (100), sidecar CPU (200), 1 000 containers");
         figures.extend(kernel::kernel_stats(dir.path(), cli.quick).await);
+    }
+    if run(Scenario::History) {
+        eprintln!("== history: ingest at 50 × 100 containers, a 30-day chart, disk per container for 90 days");
+        figures.extend(history::history(dir.path(), &cli.site_root, cli.quick).await);
     }
     if run(Scenario::Fleet) {
         let plan = fleet::Plan {

@@ -213,7 +213,7 @@ pub fn web_with_agent(
     (web, format!("https://{agent}"), fp)
 }
 
-fn web_with(
+pub(crate) fn web_with(
     dir: &Path,
     name: &str,
     hosts: &[(String, String)],

@@ -41,6 +41,10 @@ pub const API_PREFIX: &str = "/v1";
 pub const ACTOR_HEADER: &str = "x-dockward-actor";
 /// Header carrying the request id, set by the sidecar on every response.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// Sent by the console on `GET /v1/stats` when it reads for history, not
+/// for a viewer: the sidecar does not count it as demand (its refresher
+/// stays at its idle window).
+pub const BACKGROUND_HEADER: &str = "x-dockward-background";
 /// Label that protects (`true`) or explicitly un-protects (`false`) a container.
 pub const PROTECT_LABEL: &str = "dockward.protect";
 /// Standard compose labels.

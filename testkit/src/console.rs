@@ -1,6 +1,7 @@
 //! The web console as a subprocess: its users file and host secrets in a
 //! temporary directory, the hosts it fans in, and its address.
 
+use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -22,6 +23,20 @@ pub struct Console {
     pub base: String,
     pub dir: tempfile::TempDir,
     _proc: Proc,
+    /// What it was started with (binary, environment, port), to start it again.
+    launch: (PathBuf, Vec<(String, OsString)>, u16),
+}
+
+/// Starts the console; its log is appended to `web.log` in `dir`.
+fn spawn(bin: &Path, env: &[(String, OsString)], dir: &Path) -> Proc {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("web.log")).expect("the web log");
+    let child = Command::new(bin)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start dockward-web");
+    Proc(child)
 }
 
 /// Adds `name` with `role` and [`PASSWORD`] to a users file, with the CLI.
@@ -86,26 +101,38 @@ impl Console {
         let port = free_port();
         let spec: Vec<String> = hosts.iter().map(|h| format!("{}={}", h.name, h.url)).collect();
         let site: PathBuf = options.site_root.map(Path::to_path_buf).unwrap_or_else(|| dir.path().join("no-site"));
-        let child = Command::new(web_bin)
-            .env("DOCKWARD_WEB_LISTEN", format!("127.0.0.1:{port}"))
-            .env("DOCKWARD_HOSTS", spec.join(","))
-            .env("DOCKWARD_HOST_SECRETS_DIR", &secrets)
-            .env("DOCKWARD_USERS_FILE", &users)
-            .env("DOCKWARD_SITE_ROOT", site)
-            .env("DOCKWARD_POLL_INTERVAL", "1")
+        let mut env: Vec<(String, OsString)> = vec![
+            ("DOCKWARD_WEB_LISTEN".into(), format!("127.0.0.1:{port}").into()),
+            ("DOCKWARD_HOSTS".into(), spec.join(",").into()),
+            ("DOCKWARD_HOST_SECRETS_DIR".into(), secrets.into()),
+            ("DOCKWARD_USERS_FILE".into(), users.into()),
+            ("DOCKWARD_SITE_ROOT".into(), site.into()),
+            ("DOCKWARD_POLL_INTERVAL".into(), "1".into()),
             // Enrolment: its own directory and agent identity, the agent port on a free port.
-            .env("DOCKWARD_ENROL_DIR", dir.path().join("hosts"))
-            .env("DOCKWARD_AGENT_TLS_CERT_FILE", dir.path().join("agent-tls.crt"))
-            .env("DOCKWARD_AGENT_TLS_KEY_FILE", dir.path().join("agent-tls.key"))
-            .env("DOCKWARD_AGENT_LISTEN", "127.0.0.1:0")
-            .envs(options.env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("web.log")).expect("the web log"))
-            .spawn()
-            .expect("start dockward-web");
-        let proc = Proc(child);
+            ("DOCKWARD_ENROL_DIR".into(), dir.path().join("hosts").into()),
+            ("DOCKWARD_AGENT_TLS_CERT_FILE".into(), dir.path().join("agent-tls.crt").into()),
+            ("DOCKWARD_AGENT_TLS_KEY_FILE".into(), dir.path().join("agent-tls.key").into()),
+            ("DOCKWARD_AGENT_LISTEN".into(), "127.0.0.1:0".into()),
+        ];
+        env.extend(options.env.iter().map(|(k, v)| ((*k).to_owned(), OsString::from(v))));
+        let proc = spawn(web_bin, &env, dir.path());
         wait_port(port, "dockward-web");
-        Self { base: format!("http://127.0.0.1:{port}"), dir, _proc: proc }
+        Self { base: format!("http://127.0.0.1:{port}"), dir, _proc: proc, launch: (web_bin.to_path_buf(), env, port) }
+    }
+
+    /// Kills the console (SIGKILL: no shutdown of any kind) and starts it
+    /// again with the same settings, state directory and address.
+    pub fn restart(&mut self) {
+        let _ = self._proc.0.kill();
+        let _ = self._proc.0.wait();
+        let (bin, env, port) = &self.launch;
+        self._proc = spawn(bin, env, self.dir.path());
+        wait_port(*port, "dockward-web (restarted)");
+    }
+
+    /// The console's process id.
+    pub fn pid(&self) -> u32 {
+        self._proc.0.id()
     }
 
     /// `127.0.0.1:<port>`, the address it listens on.

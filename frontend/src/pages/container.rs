@@ -44,6 +44,8 @@ fn detail_view(p: ContainerPage, tab: RwSignal<&'static str>, session: SessionIn
     let tabs = ["overview", "state", "stats", "network", "env", "command", "logs"];
     let can_restart = session.role >= Role::Operator && !s.protected;
     let logs_href = format!("/logs/{}/{}", p.host, s.id);
+    // Host and container names need no escaping (both are [A-Za-z0-9_.-]).
+    let history_href = format!("/history?host={}&container={}", p.host, s.name);
     let (b_host, b_id, b_name, b_csrf) = (p.host.clone(), s.id.clone(), s.name.clone(), session.csrf.clone());
     let (r_host, r_id) = (p.host.clone(), s.id.clone());
     let updates = UpdatesCtx::get();
@@ -88,6 +90,7 @@ fn detail_view(p: ContainerPage, tab: RwSignal<&'static str>, session: SessionIn
             <Sparkline class="spark big" height=60.0 label="CPU history" values=cpu/>
             <h3>"Memory (15 min)"</h3>
             <Sparkline class="spark big" height=60.0 label="memory history" values=mem/>
+            <p><a class="history-link" href=history_href>"History (up to 90 days)"</a></p>
         </section>
         <section class="tab-body" class:hidden=move || tab.get() != "network">
             <h3>"Ports"</h3>

@@ -282,7 +282,7 @@ pub async fn logout(
     if let Some(axum::Extension(u)) = req_user {
         if csrf_ok(&u, &f.csrf) {
             if let Some(id) = &u.session {
-                core.sessions.remove(id);
+                core.sessions.remove(id).await;
             }
         } else {
             return (StatusCode::FORBIDDEN, "bad CSRF token").into_response();

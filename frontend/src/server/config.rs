@@ -205,10 +205,20 @@ pub struct ServeArgs {
     /// Default: `session.key` beside the users file.
     #[arg(long, env = "DOCKWARD_SESSION_KEY_FILE")]
     pub session_key_file: Option<PathBuf>,
-    /// Where logouts are recorded, re-read within a second by every console using the same file.
-    /// Default: `sessions-revoked` beside the users file.
+    /// The revocations file of earlier versions: its live logouts are moved into the store once
+    /// at start (the file is then renamed `*.imported`). Default: `sessions-revoked` beside the users file.
     #[arg(long, env = "DOCKWARD_SESSION_REVOCATIONS_FILE")]
     pub session_revocations_file: Option<PathBuf>,
+    /// The console's store (revoked sessions, history): a SQLite file, or a `postgres://` URL
+    /// shared by replicas. Default: `dockward.db` beside the users file.
+    #[arg(long, env = "DOCKWARD_STORE")]
+    pub store: Option<String>,
+    /// A file holding the store's URL (a Docker secret, say: a PostgreSQL URL carries a password).
+    #[arg(long, env = "DOCKWARD_STORE_FILE")]
+    pub store_file: Option<PathBuf>,
+    /// Most MiB of history kept; past it the oldest data is dropped first.
+    #[arg(long, env = "DOCKWARD_HISTORY_MAX_MIB", default_value_t = 4096)]
+    pub history_max_mib: u64,
     /// Served over HTTPS (directly or behind a proxy): cookies are `Secure` and
     /// the session cookie is named `__Host-dockward_session`.
     #[arg(long, env = "DOCKWARD_SECURE_COOKIES", default_value_t = false)]

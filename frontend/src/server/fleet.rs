@@ -33,6 +33,7 @@ use futures_util::{Stream, StreamExt};
 use shared::{Call, ContainerSummary, DiskReport, StatsSnapshot, StatsSourceReport, Verb};
 use tokio::sync::{broadcast, Notify};
 
+use super::history::Recorder;
 use super::sidecar::Sidecar;
 use crate::model::{spark_bucket, Change, Delta, Fleet, HostStatus, HostView, LiveStats, Opened, Scope};
 
@@ -70,6 +71,8 @@ struct HostState {
     last_ok: Option<Instant>,
     last_error: Option<Failure>,
     last_list: Option<Instant>,
+    /// When stats were last read.
+    last_stats: Option<Instant>,
     /// The sidecar's `ETag` of the last stats round read.
     stats_etag: Option<String>,
     /// The last stats round read and not yet published.
@@ -161,7 +164,14 @@ pub struct FleetHub {
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
     /// True once stopped: its live streams end, and their clients reconnect to the new hub.
     stopped: tokio::sync::watch::Sender<bool>,
+    /// History: fed every list and stats round read; while no page shows a
+    /// host's stats they are still read every [`HISTORY_EVERY`] for it.
+    recorder: Option<Recorder>,
 }
+
+/// How often a host's stats are read for history when no page shows them:
+/// the sidecar's idle window, asked without counting as a viewer.
+const HISTORY_EVERY: Duration = Duration::from_secs(10);
 
 /// The hub of the current host set. Enrolling or revoking a host builds a
 /// new hub for the new set and stops the old one, whose live clients
@@ -240,7 +250,14 @@ impl FleetHub {
             poll_every,
             tasks: Mutex::new(Vec::new()),
             stopped: tokio::sync::watch::channel(false).0,
+            recorder: None,
         }
+    }
+
+    /// Records history through `recorder`.
+    pub fn with_recorder(mut self, recorder: Recorder) -> Self {
+        self.recorder = Some(recorder);
+        self
     }
 
     pub fn host(&self, name: &str) -> Option<Arc<Sidecar>> {
@@ -473,7 +490,13 @@ impl FleetHub {
 
     async fn poll_loop(&self, i: usize) {
         let relist = RELIST_EVERY.max(self.poll_every);
+        // With history on, the loop also wakes for its reads when polls are rarer.
+        let tick = match self.recorder {
+            Some(_) => self.poll_every.min(HISTORY_EVERY),
+            None => self.poll_every,
+        };
         let mut poked = true;
+        let mut last_beat: Option<Instant> = None;
         loop {
             let last_list = lock(&self.state)[i].last_list;
             let listed = if poked
@@ -484,13 +507,18 @@ impl FleetHub {
             } else {
                 false
             };
+            let history_due = self.recorder.is_some()
+                && lock(&self.state)[i].last_stats.is_none_or(|t| t.elapsed() >= HISTORY_EVERY);
             if self.stats_wanted(i) {
-                self.poll_stats(i).await;
-            } else if !listed {
+                self.poll_stats(i, false).await;
+            } else if history_due {
+                self.poll_stats(i, true).await;
+            } else if !listed && last_beat.is_none_or(|t| t.elapsed() >= self.poll_every) {
+                last_beat = Some(Instant::now());
                 self.heartbeat(i).await;
             }
             poked = tokio::select! {
-                _ = tokio::time::sleep(self.poll_every) => false,
+                _ = tokio::time::sleep(tick) => false,
                 _ = self.wake[i].notified() => true,
             };
         }
@@ -505,6 +533,9 @@ impl FleetHub {
             Ok(mut containers) => {
                 // Text from containers, made safe to show once, for every view.
                 containers.iter_mut().for_each(crate::model::neutralise_container);
+                if let Some(r) = &self.recorder {
+                    r.containers(&host.name, &containers);
+                }
                 self.ok(i);
                 self.update(Some(i), |f| list_changes(&f.hosts[i], containers));
                 true
@@ -518,12 +549,21 @@ impl FleetHub {
     }
 
     /// The stats round, if it is not the one read last (`If-None-Match`).
-    async fn poll_stats(&self, i: usize) {
+    /// `background`: for history only; the sidecar does not count it as a
+    /// viewer (its refresher stays at its idle window).
+    async fn poll_stats(&self, i: usize, background: bool) {
         let host = &self.hosts[i];
-        let etag = lock(&self.state)[i].stats_etag.clone();
-        match host.call_if_changed::<StatsSnapshot>(&Call::new(Verb::Stats, &[]), etag.as_deref()).await {
+        let etag = {
+            let mut state = lock(&self.state);
+            state[i].last_stats = Some(Instant::now());
+            state[i].stats_etag.clone()
+        };
+        match host.call_if_changed::<StatsSnapshot>(&Call::new(Verb::Stats, &[]), etag.as_deref(), background).await {
             Ok(None) => self.ok(i),
             Ok(Some((snapshot, etag))) => {
+                if let Some(r) = &self.recorder {
+                    r.stats(&host.name, &snapshot.containers);
+                }
                 let mut state = lock(&self.state);
                 state[i].stats_etag = etag;
                 if snapshot.source.is_some() {

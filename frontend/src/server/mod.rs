@@ -9,6 +9,7 @@ pub mod discover;
 pub mod enrol;
 pub mod fleet;
 pub mod forward;
+pub mod history;
 pub mod host_secret;
 pub mod hosts_page;
 pub mod jobs;
@@ -18,6 +19,7 @@ pub mod password;
 pub mod routes;
 pub mod session;
 pub mod sidecar;
+pub mod store;
 pub mod throttle;
 pub mod tunnel;
 pub mod users;
@@ -67,6 +69,8 @@ pub struct Core {
     pub metrics_token: Option<metrics::MetricsToken>,
     /// Hosts added and revoked through the console.
     pub enrolling: Enrolling,
+    /// The console's store (revoked sessions, history), when it could be opened.
+    pub store: Option<store::Store>,
 }
 
 /// What adding and revoking hosts needs.
@@ -94,6 +98,7 @@ pub struct Options {
     pub enrolling: Enrolling,
     /// `DOCKWARD_TAG_REGISTRIES`.
     pub tag_registries: Vec<String>,
+    pub store: Option<store::Store>,
 }
 
 fn enrol_error(e: enrol::EnrolError) -> ConsoleError {
@@ -129,6 +134,7 @@ impl Core {
             metrics: o.metrics,
             metrics_token: o.metrics_token,
             enrolling: o.enrolling,
+            store: o.store,
         }
     }
 

@@ -23,6 +23,8 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use super::auth::{self, CurrentUser};
 use super::config::ServeArgs;
 use super::fleet::FleetHub;
+use super::history::Recorder;
+use super::store::{Location, Store};
 use super::forward::{self, ForwardAuth};
 use super::metrics::{MetricsToken, Stream};
 use super::users::{self, UserStore};
@@ -82,20 +84,41 @@ fn metrics_token(args: &ServeArgs) -> Result<Option<MetricsToken>, StartError> {
     }
 }
 
-/// Sessions sealed with the session key (from its file, made when missing),
-/// logouts recorded in the revocations file; both beside the users file
-/// unless named.
-fn sessions(args: &ServeArgs) -> Result<super::session::Sessions, StartError> {
-    let beside = |name: &str| args.users_file.parent().unwrap_or(std::path::Path::new(".")).join(name);
-    let key_file = args.session_key_file.clone().unwrap_or_else(|| beside("session.key"));
+/// Sessions sealed with the session key (from its file, made when missing,
+/// beside the users file unless named); logouts recorded in the store.
+fn sessions(args: &ServeArgs, store: Option<Store>) -> Result<super::session::Sessions, StartError> {
+    let key_file = args.session_key_file.clone().unwrap_or_else(|| beside(args, "session.key"));
     let key = super::session::Sessions::load_or_create_key(&key_file).map_err(|e| StartError::Config(e.to_string()))?;
-    let revoked = args.session_revocations_file.clone().unwrap_or_else(|| beside("sessions-revoked"));
     Ok(super::session::Sessions::new(
         key,
         Duration::from_secs(args.session_hours.clamp(1, 24 * 30) * 3600),
         Duration::from_secs(args.session_idle_minutes.clamp(1, 24 * 60) * 60),
-        Some(revoked),
+        store,
     ))
+}
+
+fn beside(args: &ServeArgs, name: &str) -> std::path::PathBuf {
+    args.users_file.parent().unwrap_or(std::path::Path::new(".")).join(name)
+}
+
+/// The store: `DOCKWARD_STORE` (or the URL in `DOCKWARD_STORE_FILE`), else
+/// `dockward.db` beside the users file. One that cannot be opened at all
+/// stops the start with the reason; a damaged file is moved aside and made
+/// again, an unwritable one opened read-only (the store says so).
+async fn store(args: &ServeArgs) -> Result<Store, StartError> {
+    let spec = match (&args.store_file, &args.store) {
+        (Some(path), _) => std::fs::read_to_string(path)
+            .map_err(|e| StartError::Config(format!("DOCKWARD_STORE_FILE: cannot read {}: {e}", path.display())))?
+            .trim()
+            .to_owned(),
+        (None, Some(s)) if !s.trim().is_empty() => s.trim().to_owned(),
+        _ => beside(args, "dockward.db").display().to_string(),
+    };
+    let location = Location::parse(&spec).map_err(StartError::Config)?;
+    let store = Store::open(&location).await.map_err(|e| StartError::Config(e.to_string()))?;
+    let h = store.health();
+    tracing::info!(backend = h.backend, read_only = h.read_only, "store open");
+    Ok(store)
 }
 
 /// Where hosts come from: `DOCKWARD_HOSTS`, the enrolment registry, and
@@ -151,6 +174,7 @@ async fn follow_hosts(
     sources: HostSources,
     mut discovered: Vec<(String, String)>,
     changed: Arc<tokio::sync::Notify>,
+    recorder: Recorder,
 ) {
     let stamp = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let mut seen = stamp(&sources.enrolment.registry_path());
@@ -182,11 +206,14 @@ async fn follow_hosts(
                 tracing::info!(hosts = ?names, "the host set changed; rebuilding the fleet");
                 // The tunnels of hosts no longer in the fleet (revoked) close.
                 sources.links.tunnels.retain(&names);
-                let hub = Arc::new(FleetHub::new(
-                    hosts,
-                    Duration::from_secs(sources.args.stale_after),
-                    Duration::from_secs(sources.args.poll_interval.max(1)),
-                ));
+                let hub = Arc::new(
+                    FleetHub::new(
+                        hosts,
+                        Duration::from_secs(sources.args.stale_after),
+                        Duration::from_secs(sources.args.poll_interval.max(1)),
+                    )
+                    .with_recorder(recorder.clone()),
+                );
                 core.fleet.replace(hub);
             }
             Err(e) => tracing::error!(error = %e, "the hosts cannot be loaded; keeping the current fleet"),
@@ -266,17 +293,21 @@ impl Server {
             changed: changed.clone(),
             agent: agent_port.as_ref().map(|(_, id)| (args.agent_url.clone(), id.fingerprint.to_string())),
         };
-        let fleet = Arc::new(FleetHub::new(
-            hosts,
-            Duration::from_secs(args.stale_after),
-            Duration::from_secs(args.poll_interval.max(1)),
-        ));
+        let store = store(args).await?;
+        let recorder = Recorder::start(store.clone(), args.history_max_mib.max(1).saturating_mul(1 << 20));
+        let sessions = sessions(args, Some(store.clone()))?;
+        sessions.import_file(&args.session_revocations_file.clone().unwrap_or_else(|| beside(args, "sessions-revoked"))).await;
+        sessions.start_sync().await;
+        let fleet = Arc::new(
+            FleetHub::new(hosts, Duration::from_secs(args.stale_after), Duration::from_secs(args.poll_interval.max(1)))
+                .with_recorder(recorder.clone()),
+        );
         fleet.start();
         let core = Arc::new(Core::new(
             fleet,
             users,
             Options {
-                sessions: sessions(args)?,
+                sessions,
                 forward_auth,
                 secure_cookies: args.secure_cookies,
                 forwarded_for,
@@ -292,6 +323,7 @@ impl Server {
                     .map(|s| s.trim().to_owned())
                     .filter(|s| !s.is_empty())
                     .collect(),
+                store: Some(store),
             },
         ));
         if let Some((listener, identity)) = agent_port {
@@ -299,7 +331,7 @@ impl Server {
             let agent = Arc::new(super::agent::Agent::new(enrolment.clone(), changed.clone(), links.tunnels.clone()));
             tokio::spawn(super::agent::serve(listener, identity, cert.clone(), key.clone(), agent));
         }
-        tokio::spawn(follow_hosts(core.clone(), sources, discovered, changed));
+        tokio::spawn(follow_hosts(core.clone(), sources, discovered, changed, recorder));
         let router = router(core, &args.site_root);
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
@@ -333,6 +365,8 @@ pub fn router(core: Arc<Core>, site_root: &std::path::Path) -> Router {
         .route("/password", get(password::page))
         .route("/auth/password", post(password::change).with_state(core.clone()))
         .route("/hosts", get(super::hosts_page::page).with_state(core.clone()))
+        .route("/history", get(super::history::page::page).with_state(core.clone()))
+        .route("/history/export", get(super::history::page::export).with_state(core.clone()))
         .route("/hosts/add", post(super::hosts_page::add).with_state(core.clone()))
         .route("/hosts/revoke", post(super::hosts_page::revoke).with_state(core.clone()))
         .route("/actions", get(super::actions_page::ask).post(super::actions_page::start).with_state(core.clone()))

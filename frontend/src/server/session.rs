@@ -9,16 +9,17 @@
 //! the same one. A token past its lifetime or idle too long is refused;
 //! `seen` is refreshed (a new cookie) at most once a minute of use.
 //!
-//! A logout revokes the id: it is appended to the revocations file, which
-//! every process using that file re-reads within a second of a change
-//! (replicas on one node share it through their volume; a restart reads it
-//! back). An entry is kept for the longest lifetime a session may have.
+//! A logout revokes the id: it is kept in memory and recorded in the
+//! console's store, which every replica sharing the store reads again every
+//! second (a restart reads it back). An entry is kept for the longest
+//! lifetime a session may have.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::store::Store;
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -36,9 +37,8 @@ const REVOKED_FOR_S: u64 = 30 * 24 * 3600;
 /// Most revoked ids kept; past it the soonest to expire go first (and the
 /// log says so). 1 000 000 ids are about 60 MB.
 const REVOKED_MAX: usize = 1_000_000;
-/// The revocations file is rewritten with only live entries at start when
-/// it holds more than this many lines and most are dead.
-const COMPACT_AFTER_LINES: usize = 10_000;
+/// Revocations read from the store at a time.
+const SYNC_BATCH: i64 = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionKeyError {
@@ -78,37 +78,75 @@ struct Parsed<'a> {
     name: &'a str,
 }
 
+#[derive(Default)]
 struct Revoked {
-    file: Option<PathBuf>,
     /// id → when it would have expired (Unix seconds).
     ids: HashMap<String, u64>,
-    stamp: Option<(SystemTime, u64)>,
-    checked: Instant,
+    /// The store's last revocation read.
+    seq: i64,
 }
 
 pub struct Sessions {
     key: Vec<u8>,
     ttl: Duration,
     idle: Duration,
-    revoked: Mutex<Revoked>,
+    revoked: Arc<Mutex<Revoked>>,
+    store: Option<Store>,
 }
 
 impl Sessions {
-    /// Sessions sealed with `key` (≥ 32 bytes); revocations kept in `revoked_file`.
-    pub fn new(key: Vec<u8>, ttl: Duration, idle: Duration, revoked_file: Option<PathBuf>) -> Self {
-        let s = Self {
-            key,
-            ttl,
-            idle,
-            revoked: Mutex::new(Revoked {
-                file: revoked_file,
-                ids: HashMap::new(),
-                stamp: None,
-                checked: Instant::now(),
-            }),
-        };
-        s.reload(&mut s.lock(), true);
-        s
+    /// Sessions sealed with `key` (≥ 32 bytes); logouts recorded in `store`
+    /// (without one they hold in this process only).
+    pub fn new(key: Vec<u8>, ttl: Duration, idle: Duration, store: Option<Store>) -> Self {
+        Self { key, ttl, idle, revoked: Arc::default(), store }
+    }
+
+    /// Reads the store's revocations, then keeps reading new ones every
+    /// second (other replicas' logouts) and drops expired ones hourly.
+    pub async fn start_sync(&self) {
+        let Some(store) = self.store.clone() else { return };
+        sync(&store, &self.revoked).await;
+        let revoked = self.revoked.clone();
+        tokio::spawn(async move {
+            let mut tick = 0u64;
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                sync(&store, &revoked).await;
+                tick += 1;
+                if tick % 3600 == 0 && store.writable() {
+                    if let Err(e) = store.prune_revocations(now_s()).await {
+                        tracing::debug!(error = %e, "pruning revoked sessions");
+                    }
+                }
+            }
+        });
+    }
+
+    /// Moves the live entries of an earlier version's revocations file into
+    /// the store once, then renames the file `*.imported`.
+    pub async fn import_file(&self, path: &Path) {
+        let (Some(store), Ok(text)) = (&self.store, std::fs::read_to_string(path)) else { return };
+        if !store.writable() {
+            return;
+        }
+        let t = now_s();
+        let mut moved = 0;
+        for line in text.lines() {
+            let Some((id, exp)) = line.split_once(' ') else { continue };
+            let Ok(exp) = exp.trim().parse::<u64>() else { continue };
+            if exp > t && id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                if let Err(e) = store.revoke_session(id, exp).await {
+                    tracing::error!(path = %path.display(), error = %e, "cannot import the revocations file; it is left in place");
+                    return;
+                }
+                moved += 1;
+            }
+        }
+        let done = path.with_extension("imported");
+        match std::fs::rename(path, &done) {
+            Ok(()) => tracing::info!(moved, from = %path.display(), "logouts moved into the store"),
+            Err(e) => tracing::warn!(path = %path.display(), error = %e, "imported, but cannot rename the revocations file"),
+        }
     }
 
     /// The key in `path`, made (32 random bytes, hex, mode 0600) when it is
@@ -214,75 +252,52 @@ impl Sessions {
         (within && !self.is_revoked(p.id)).then(|| (p.name.to_owned(), p.tag.to_owned()))
     }
 
-    /// Ends the session of `token` here and, through the revocations file,
-    /// wherever that file is read.
-    pub fn remove(&self, token: &str) {
+    /// Ends the session of `token` here at once and, through the store,
+    /// on every replica within a second and after a restart.
+    pub async fn remove(&self, token: &str) {
         let Some(p) = self.open(token) else { return };
         let expires = p.created + REVOKED_FOR_S;
-        let mut r = self.lock();
-        self.reload(&mut r, true);
-        r.ids.insert(p.id.to_owned(), expires);
-        bound(&mut r.ids);
-        if let Some(file) = r.file.clone() {
-            // One write of one whole line: appends of several processes do not interleave.
-            let line = format!("{} {expires}\n", p.id);
-            let appended = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&file)
-                .and_then(|mut f| f.write_all(line.as_bytes()));
-            match appended {
-                Ok(()) => r.stamp = file_stamp(&file),
-                Err(e) => {
-                    tracing::error!(path = %file.display(), error = %e, "cannot record a logout; it holds on this process only")
-                }
+        {
+            let mut r = self.lock();
+            r.ids.insert(p.id.to_owned(), expires);
+            bound(&mut r.ids);
+        }
+        if let Some(store) = &self.store {
+            if let Err(e) = store.revoke_session(p.id, expires).await {
+                tracing::error!(error = %e, "cannot record a logout in the store; it holds on this process until it restarts");
             }
         }
     }
 
     fn is_revoked(&self, id: &str) -> bool {
-        let mut r = self.lock();
-        self.reload(&mut r, false);
-        r.ids.contains_key(id)
+        self.lock().ids.contains_key(id)
     }
+}
 
-    /// Re-reads the revocations file when it changed (looked at no more than
-    /// once a second unless `now`), dropping entries past their expiry. At
-    /// start (`now`, nothing read yet) a file mostly of dead entries is
-    /// rewritten with the live ones.
-    fn reload(&self, r: &mut Revoked, now: bool) {
-        let Some(file) = r.file.clone() else { return };
-        if !now && r.checked.elapsed() < Duration::from_secs(1) {
-            return;
-        }
-        r.checked = Instant::now();
-        let stamp = file_stamp(&file);
-        if stamp == r.stamp {
-            return;
-        }
-        let first = r.stamp.is_none();
-        r.stamp = stamp;
-        let Ok(text) = std::fs::read_to_string(&file) else { return };
+/// Reads the revocations recorded since the last read, dropping expired ones.
+async fn sync(store: &Store, revoked: &Mutex<Revoked>) {
+    loop {
+        let after = revoked.lock().unwrap_or_else(|e| e.into_inner()).seq;
+        let rows = match store.revocations_since(after, SYNC_BATCH).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::debug!(error = %e, "reading revoked sessions");
+                return;
+            }
+        };
         let t = now_s();
-        let mut lines = 0;
-        for line in text.lines() {
-            lines += 1;
-            let Some((id, exp)) = line.split_once(' ') else { continue };
-            let Ok(exp) = exp.trim().parse::<u64>() else { continue };
-            if exp > t && id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
-                r.ids.insert(id.to_owned(), exp);
+        let full = rows.len() as i64 == SYNC_BATCH;
+        let mut r = revoked.lock().unwrap_or_else(|e| e.into_inner());
+        for (seq, id, exp) in rows {
+            r.seq = r.seq.max(seq);
+            if exp > t {
+                r.ids.insert(id, exp);
             }
         }
         r.ids.retain(|_, e| *e > t);
         bound(&mut r.ids);
-        if first && lines > COMPACT_AFTER_LINES && r.ids.len() * 2 < lines {
-            let live: String = r.ids.iter().map(|(id, e)| format!("{id} {e}\n")).collect();
-            let tmp = file.with_extension("compact");
-            let done = std::fs::write(&tmp, live).and_then(|()| std::fs::rename(&tmp, &file));
-            match done {
-                Ok(()) => r.stamp = file_stamp(&file),
-                Err(e) => tracing::warn!(path = %file.display(), error = %e, "cannot compact the revocations file"),
-            }
+        if !full {
+            return;
         }
     }
 }
@@ -299,21 +314,16 @@ fn bound(ids: &mut HashMap<String, u64>) {
     ids.retain(|_, e| *e > cut);
 }
 
-fn file_stamp(path: &Path) -> Option<(SystemTime, u64)> {
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn sessions(ttl: u64, idle: u64, file: Option<PathBuf>) -> Sessions {
+    fn sessions(ttl: u64, idle: u64, store: Option<Store>) -> Sessions {
         Sessions::new(
             b"a-session-key-0123456789abcdef0123456789".to_vec(),
             Duration::from_secs(ttl),
             Duration::from_secs(idle),
-            file,
+            store,
         )
     }
 
@@ -372,21 +382,42 @@ mod tests {
         assert!(short.touch(&half).unwrap().renewed.is_some());
     }
 
-    #[test]
-    fn a_logout_holds_across_processes_and_restarts_through_the_file() {
+    #[tokio::test]
+    async fn a_logout_holds_across_replicas_and_restarts_through_the_store() {
         let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("revoked");
-        let a = sessions(3600, 600, Some(file.clone()));
-        let b = sessions(3600, 600, Some(file.clone()));
+        let at = super::super::store::Location::Sqlite(dir.path().join("dockward.db"));
+        let store = Store::open(&at).await.unwrap();
+        let a = sessions(3600, 600, Some(store.clone()));
+        let b = sessions(3600, 600, Some(Store::open(&at).await.unwrap()));
+        b.start_sync().await;
         let t = a.create("carol", "st");
         assert!(b.touch(&t).is_some());
-        a.remove(&t);
-        assert!(a.touch(&t).is_none() && a.peek(&t).is_none());
-        std::thread::sleep(Duration::from_millis(1100));
-        assert!(b.touch(&t).is_none(), "the other process read the file");
-        let restarted = sessions(3600, 600, Some(file));
+        a.remove(&t).await;
+        assert!(a.touch(&t).is_none() && a.peek(&t).is_none(), "at once here");
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(b.touch(&t).is_none(), "the other replica read the store");
+        store.close().await;
+        let restarted = sessions(3600, 600, Some(Store::open(&at).await.unwrap()));
+        restarted.start_sync().await;
         assert!(restarted.touch(&t).is_none(), "a restart reads it back");
         assert!(restarted.touch(&a.create("carol", "st")).is_some());
+    }
+
+    #[tokio::test]
+    async fn an_earlier_revocations_file_is_moved_into_the_store_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&super::super::store::Location::Sqlite(dir.path().join("d.db"))).await.unwrap();
+        let s = sessions(3600, 600, Some(store.clone()));
+        let t = s.create("dan", "st");
+        let id = t.split('.').next().unwrap().to_owned();
+        let file = dir.path().join("sessions-revoked");
+        std::fs::write(&file, format!("{id} {}\nnot a line\n{} 1\n", now_s() + 3600, "ab".repeat(16))).unwrap();
+        s.import_file(&file).await;
+        assert!(!file.exists() && file.with_extension("imported").exists());
+        let fresh = sessions(3600, 600, Some(store));
+        fresh.start_sync().await;
+        assert!(fresh.touch(&t).is_none(), "the imported logout holds");
+        assert_eq!(fresh.lock().ids.len(), 1, "expired and malformed lines are not imported");
     }
 
     #[test]

@@ -252,7 +252,7 @@ impl Sidecar {
         call: &Call,
         actor: Option<&str>,
         body: Option<&serde_json::Value>,
-        etag: Option<&str>,
+        when: Conditions<'_>,
     ) -> Result<Answer, SidecarError> {
         use axum::http::header;
         debug_assert!(actor.is_some() || !call.verb.is_mutation(), "{:?} without an actor", call.verb);
@@ -272,8 +272,11 @@ impl Sidecar {
         if let Some(a) = actor {
             headers.insert(shared::ACTOR_HEADER, value(a)?);
         }
-        if let Some(tag) = etag {
+        if let Some(tag) = when.etag {
             headers.insert(header::IF_NONE_MATCH, value(tag)?);
+        }
+        if when.background {
+            headers.insert(shared::BACKGROUND_HEADER, axum::http::HeaderValue::from_static("1"));
         }
         if body.is_some() {
             headers.insert(header::CONTENT_TYPE, axum::http::HeaderValue::from_static("application/json"));
@@ -311,7 +314,7 @@ impl Sidecar {
     ) -> Result<T, SidecarError> {
         let started = Instant::now();
         let answer = async {
-            let r = self.send(call, actor, body, None).await?;
+            let r = self.send(call, actor, body, Conditions::default()).await?;
             self.decode(r, answer_max(call.verb)).await
         };
         let answer = self.in_time(answer).await;
@@ -334,10 +337,11 @@ impl Sidecar {
         &self,
         call: &Call,
         etag: Option<&str>,
+        background: bool,
     ) -> Result<Option<(T, Option<String>)>, SidecarError> {
         let started = Instant::now();
         let answer = async {
-            let r = self.send(call, None, None, etag).await?;
+            let r = self.send(call, None, None, Conditions { etag, background }).await?;
             if r.status() == 304 {
                 return Ok(None);
             }
@@ -360,7 +364,7 @@ impl Sidecar {
     ) -> Result<Answer, SidecarError> {
         let started = Instant::now();
         let answer = async {
-            let r = self.send(call, actor, body, None).await?;
+            let r = self.send(call, actor, body, Conditions::default()).await?;
             self.ok(r).await
         }
         .await;
@@ -413,6 +417,14 @@ pub struct Links {
 /// whose sidecar dials the console) and reads each host's secret from
 /// `<secrets_dir>/<name>` and, for an `https://` host, the fingerprints it
 /// is pinned by from `<secrets_dir>/<name>.pin`.
+/// A read's conditions: the `ETag` the caller holds, and whether it reads
+/// in the background (history), not for a viewer.
+#[derive(Default, Clone, Copy)]
+struct Conditions<'a> {
+    etag: Option<&'a str>,
+    background: bool,
+}
+
 pub fn parse_hosts(spec: &str, secrets_dir: &std::path::Path, links: &Links) -> Result<Vec<Sidecar>, String> {
     let mut out: Vec<Sidecar> = Vec::new();
     for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {

@@ -14,12 +14,17 @@ use crate::error::ApiError;
 use crate::extract::{NoQuery, Query};
 use crate::state::App;
 
-/// Served from the refresher's latest round; never waits for the engine. The
+/// Served from the refresher's latest round; never waits for the engine. A
+/// request with `X-Dockward-Background` (the console's history) does not
+/// count as demand. The
 /// body is a [`shared::StatsSnapshot`], spliced from the round's serialised
 /// samples. The round is its `ETag`: a client that sends it back in
 /// `If-None-Match` gets `304 Not Modified` and no body until the next round.
 pub async fn snapshot(State(app): State<App>, headers: HeaderMap, NoQuery: NoQuery) -> Response {
-    app.stats.demand();
+    // A console reading for its history is not a viewer: the window stays idle.
+    if !headers.contains_key(shared::BACKGROUND_HEADER) {
+        app.stats.demand();
+    }
     let tag = app.stats.round_tag();
     let etag = [(header::ETAG, HeaderValue::from_str(&tag).unwrap_or(HeaderValue::from_static("\"-\"")))];
     if headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == tag.as_bytes()) {

