@@ -78,7 +78,7 @@ async fn each_tier_keeps_its_span_and_the_cap_drops_the_oldest_first() {
         let id = store.series_id(&web()).await.unwrap();
         // 10 s buckets 2 days old and fresh ones: the old ones go from the 10 s tier.
         let old: Vec<(i64, Bucket)> = (0..10).map(|i| (id, bucket(now - 2 * 86_400 + i * 10, 1, (1, 1, 1), (1, 1, 1), 0))).collect();
-        let fresh: Vec<(i64, Bucket)> = (0..10).map(|i| (id, bucket(now - 600 + i * 10, 1, (1, 1, 1), (1, 1, 1), 0))).collect();
+        let fresh: Vec<(i64, Bucket)> = (0..10).map(|i| (id, bucket(now - 1800 + i * 10, 1, (1, 1, 1), (1, 1, 1), 0))).collect();
         store.write(&old, &[]).await.unwrap();
         store.write(&fresh, &[]).await.unwrap();
         store.downsample(now).await.unwrap();

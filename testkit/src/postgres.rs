@@ -90,7 +90,7 @@ impl Postgres {
         let pg = Postgres { port, bin, owner, _proc: proc, _dir: dir };
         // Listening is not yet accepting: wait until a database can be made.
         crate::wait_for(std::time::Duration::from_secs(30), "postgres to accept connections", || {
-            let ok = as_owner(Command::new(pg.bin.join("pg_isready")), pg.owner)
+            let ok = as_owner(&mut Command::new(pg.bin.join("pg_isready")), pg.owner)
                 .args(["-h", "127.0.0.1", "-p", &pg.port.to_string()])
                 .stdout(Stdio::null())
                 .status()

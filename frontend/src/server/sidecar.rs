@@ -533,10 +533,10 @@ mod tests {
         let (url, _) = serve_once(resp.into_bytes()).await;
         let h = a_host(&url, dir.path());
         let stats = Call::new(shared::Verb::Stats, &[]);
-        let r = h.send(&stats, None, None, None).await.unwrap();
+        let r = h.send(&stats, None, None, Conditions::default()).await.unwrap();
         let err = h.read_capped(r, 1024).await.unwrap_err();
         assert!(err.to_string().contains("larger than 1024 bytes"), "{err}");
-        let r = h.send(&stats, None, None, None).await.unwrap();
+        let r = h.send(&stats, None, None, Conditions::default()).await.unwrap();
         assert_eq!(h.read_capped(r, 1 << 20).await.unwrap().len(), body.len());
     }
 

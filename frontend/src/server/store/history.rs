@@ -43,7 +43,7 @@ const PG_ROW_BYTES: i64 = 130;
 /// Rows per INSERT statement (14 values each).
 const ROWS_PER_INSERT: usize = 64;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SeriesKind {
     Container,
@@ -124,7 +124,7 @@ impl Range {
         let seconds = seconds.clamp(60, TIERS[2].keep);
         let base = TIERS.iter().find(|t| seconds <= t.keep).map_or(600, |t| t.step);
         let want = (seconds + CHART_POINTS - 1) / CHART_POINTS;
-        let step = want.div_ceil(base).max(1) * base;
+        let step = ((want + base - 1) / base).max(1) * base;
         let to = now - now % step + step;
         Range { from: to - (seconds + step - 1) / step * step, to, step }
     }
