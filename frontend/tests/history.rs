@@ -64,13 +64,16 @@ async fn history_and_sessions_outlive_a_killed_console() {
     // Nobody watches a page: history is read in the background all the same.
     let before = eventually(Duration::from_secs(60), "history points for the busy container", || async {
         let v = export(&base, &viewer.cookie, &first.name).await;
-        (points(&v) >= 2).then_some(v)
+        // The first sample has no CPU figure yet (no delta): wait for one that has.
+        let busy = v["points"].as_array()?.iter().any(|p| p["cpu_avg"].as_f64().is_some_and(|c| c > 50.0));
+        (points(&v) >= 2 && busy).then_some(v)
     })
     .await;
     assert_eq!(before["series"], "histapp/web/1", "{before}");
-    let p = &before["points"][0];
-    assert!(p["cpu_avg"].as_f64().is_some_and(|c| c > 50.0), "a busy loop: {p}");
-    assert!(p["mem_max"].as_i64().is_some_and(|m| m > 0), "{p}");
+    for p in before["points"].as_array().unwrap() {
+        assert!(p["mem_max"].as_i64().is_some_and(|m| m > 0), "{p}");
+        assert!(p["cpu_max"].as_f64().is_none_or(|c| c <= 110.0), "one busy loop: {p}");
+    }
     // Read in the background, the sidecar's refresher stays at its idle window.
     let health: Value = sidecar.get("/healthz").send().await.unwrap().json().await.unwrap();
     assert_eq!(health["stats"]["window_ms"], 10_000, "no viewer counted: {health}");
