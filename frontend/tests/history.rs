@@ -27,7 +27,8 @@ async fn get(base: &str, path: &str, cookie: &str) -> (u16, String) {
 }
 
 async fn export(base: &str, cookie: &str, container: &str) -> Value {
-    let (status, body) = get(base, &format!("/history/export?host=live&container={container}&range=1h&format=json"), cookie).await;
+    let (status, body) =
+        get(base, &format!("/history/export?host=live&container={container}&range=1h&format=json"), cookie).await;
     assert_eq!(status, 200, "{body}");
     serde_json::from_str(&body).unwrap()
 }
@@ -79,7 +80,8 @@ async fn history_and_sessions_outlive_a_killed_console() {
     assert_eq!(health["stats"]["window_ms"], 10_000, "no viewer counted: {health}");
 
     // The page: charts drawn on the server, a range picker, export links.
-    let (status, page) = get(&base, &format!("/history?host=live&container={}&range=1h", first.name), &viewer.cookie).await;
+    let (status, page) =
+        get(&base, &format!("/history?host=live&container={}&range=1h", first.name), &viewer.cookie).await;
     assert_eq!(status, 200, "{page}");
     assert!(page.contains(r#"data-chart="cpu""#) && page.contains("<svg"), "{page}");
     assert!(!page.contains(r#"data-points="0""#) || page.matches("data-points=").count() > 1);

@@ -46,7 +46,10 @@ async fn downsampling_gives_min_mean_and_max_of_a_known_series() {
                 (id, bucket(t0 + i * 10, 2, (c - 500, c, c + 500), ((i + 1) * 100, (i + 1) * 100, (i + 1) * 100), 10))
             })
             .collect();
-        store.write(&rows, &[(id, Mark { ts: t0 + 20, kind: "restart".into(), detail: "restarted".into() })]).await.unwrap();
+        store
+            .write(&rows, &[(id, Mark { ts: t0 + 20, kind: "restart".into(), detail: "restarted".into() })])
+            .await
+            .unwrap();
         // Written twice (another replica): nothing doubles.
         store.write(&rows, &[]).await.unwrap();
         store.downsample(now).await.unwrap();
@@ -77,8 +80,10 @@ async fn each_tier_keeps_its_span_and_the_cap_drops_the_oldest_first() {
     for (backend, store, _dir) in stores().await {
         let id = store.series_id(&web()).await.unwrap();
         // 10 s buckets 2 days old and fresh ones: the old ones go from the 10 s tier.
-        let old: Vec<(i64, Bucket)> = (0..10).map(|i| (id, bucket(now - 2 * 86_400 + i * 10, 1, (1, 1, 1), (1, 1, 1), 0))).collect();
-        let fresh: Vec<(i64, Bucket)> = (0..10).map(|i| (id, bucket(now - 1800 + i * 10, 1, (1, 1, 1), (1, 1, 1), 0))).collect();
+        let old: Vec<(i64, Bucket)> =
+            (0..10).map(|i| (id, bucket(now - 2 * 86_400 + i * 10, 1, (1, 1, 1), (1, 1, 1), 0))).collect();
+        let fresh: Vec<(i64, Bucket)> =
+            (0..10).map(|i| (id, bucket(now - 1800 + i * 10, 1, (1, 1, 1), (1, 1, 1), 0))).collect();
         store.write(&old, &[]).await.unwrap();
         store.write(&fresh, &[]).await.unwrap();
         store.downsample(now).await.unwrap();
@@ -102,7 +107,10 @@ async fn each_tier_keeps_its_span_and_the_cap_drops_the_oldest_first() {
 async fn the_size_cap_holds() {
     let now = 1_800_000_000;
     for (backend, store, _dir) in stores().await {
-        let ids = [store.series_id(&web()).await.unwrap(), store.series_id(&Series { name: "b".into(), ..web() }).await.unwrap()];
+        let ids = [
+            store.series_id(&web()).await.unwrap(),
+            store.series_id(&Series { name: "b".into(), ..web() }).await.unwrap(),
+        ];
         // Two series, 20 hours of 10 s buckets.
         for chunk in 0..20 {
             let rows: Vec<(i64, Bucket)> = (0..360)

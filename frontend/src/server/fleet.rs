@@ -507,8 +507,8 @@ impl FleetHub {
             } else {
                 false
             };
-            let history_due = self.recorder.is_some()
-                && lock(&self.state)[i].last_stats.is_none_or(|t| t.elapsed() >= HISTORY_EVERY);
+            let history_due =
+                self.recorder.is_some() && lock(&self.state)[i].last_stats.is_none_or(|t| t.elapsed() >= HISTORY_EVERY);
             if self.stats_wanted(i) {
                 self.poll_stats(i, false).await;
             } else if history_due {

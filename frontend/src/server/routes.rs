@@ -23,10 +23,10 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use super::auth::{self, CurrentUser};
 use super::config::ServeArgs;
 use super::fleet::FleetHub;
-use super::history::Recorder;
-use super::store::{Location, Store};
 use super::forward::{self, ForwardAuth};
+use super::history::Recorder;
 use super::metrics::{MetricsToken, Stream};
+use super::store::{Location, Store};
 use super::users::{self, UserStore};
 use super::{password, sidecar, Core, Options};
 use crate::app::{shell, App};
@@ -296,7 +296,9 @@ impl Server {
         let store = store(args).await?;
         let recorder = Recorder::start(store.clone(), args.history_max_mib.max(1).saturating_mul(1 << 20));
         let sessions = sessions(args, Some(store.clone()))?;
-        sessions.import_file(&args.session_revocations_file.clone().unwrap_or_else(|| beside(args, "sessions-revoked"))).await;
+        sessions
+            .import_file(&args.session_revocations_file.clone().unwrap_or_else(|| beside(args, "sessions-revoked")))
+            .await;
         sessions.start_sync().await;
         let fleet = Arc::new(
             FleetHub::new(hosts, Duration::from_secs(args.stale_after), Duration::from_secs(args.poll_interval.max(1)))

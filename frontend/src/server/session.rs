@@ -113,7 +113,7 @@ impl Sessions {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 sync(&store, &revoked).await;
                 tick += 1;
-                if tick % 3600 == 0 && store.writable() {
+                if tick.is_multiple_of(3600) && store.writable() {
                     if let Err(e) = store.prune_revocations(now_s()).await {
                         tracing::debug!(error = %e, "pruning revoked sessions");
                     }
@@ -145,7 +145,9 @@ impl Sessions {
         let done = path.with_extension("imported");
         match std::fs::rename(path, &done) {
             Ok(()) => tracing::info!(moved, from = %path.display(), "logouts moved into the store"),
-            Err(e) => tracing::warn!(path = %path.display(), error = %e, "imported, but cannot rename the revocations file"),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "imported, but cannot rename the revocations file")
+            }
         }
     }
 

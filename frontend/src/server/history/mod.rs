@@ -109,7 +109,7 @@ impl Recorder {
     fn send(&self, input: Input) {
         if self.tx.try_send(input).is_err() {
             let n = self.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            if n % 100 == 0 {
+            if n.is_multiple_of(100) {
                 tracing::warn!(dropped = n + 1, "history is behind: an input was dropped");
             }
         }
@@ -196,9 +196,8 @@ impl Acc {
         Bucket {
             ts: self.ts,
             n: self.n,
-            cpu: (self.cpu_n > 0).then(|| {
-                (centi(self.cpu_min), centi(self.cpu_sum / self.cpu_n as f64), centi(self.cpu_max))
-            }),
+            cpu: (self.cpu_n > 0)
+                .then(|| (centi(self.cpu_min), centi(self.cpu_sum / self.cpu_n as f64), centi(self.cpu_max))),
             mem: if self.n > 0 {
                 (big(self.mem_min), big((self.mem_sum / n as u128) as u64), big(self.mem_max))
             } else {
@@ -230,6 +229,9 @@ struct HostBook {
     names: HashMap<String, String>,
     known: HashMap<String, Known>,
 }
+
+/// Closed buckets and marks, by series, to be written.
+pub(crate) type Batch = (Vec<(Series, Bucket)>, Vec<(Series, Mark)>);
 
 /// The recorder's state: pure (no I/O), so it is tested without a store.
 #[derive(Default)]
@@ -373,7 +375,7 @@ impl Book {
     }
 
     /// The buckets closed before `now`'s, and the marks, to be written.
-    pub(crate) fn take(&mut self, now: i64) -> (Vec<(Series, Bucket)>, Vec<(Series, Mark)>) {
+    pub(crate) fn take(&mut self, now: i64) -> Batch {
         let current = now - now.rem_euclid(STEP_S);
         let stale: Vec<Series> = self.open.iter().filter(|(_, a)| a.ts < current).map(|(s, _)| s.clone()).collect();
         for s in stale {

@@ -58,7 +58,10 @@ fn check(core: &Core, q: &HistoryQuery) -> Result<Asked, ConsoleError> {
         None | Some("") => (String::new(), format!("host {}", q.host)),
         Some(c) => {
             if c.len() > 256 || c.chars().any(char::is_control) {
-                return Err(ConsoleError::bad_input("container", "a container name is at most 256 printable characters"));
+                return Err(ConsoleError::bad_input(
+                    "container",
+                    "a container name is at most 256 printable characters",
+                ));
             }
             // A container running now: its history's name (app/service/number for compose).
             let snapshot = fleet.snapshot();
@@ -195,7 +198,8 @@ pub async fn export(
 }
 
 fn safe_file(s: &str) -> String {
-    let s: String = s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    let s: String =
+        s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
     truncated(&s).to_owned()
 }
 
@@ -241,7 +245,9 @@ fn render(a: &Asked, q: &HistoryQuery, store: &Store, range: Range, points: &[Po
         let _ = write!(out, r#"<p class="error" role="alert">{}</p>"#, escape(warning));
     }
     if health.read_only {
-        out.push_str(r#"<p class="error" role="alert">The history database is read-only: nothing new is recorded.</p>"#);
+        out.push_str(
+            r#"<p class="error" role="alert">The history database is read-only: nothing new is recorded.</p>"#,
+        );
     }
     let _ = write!(out, r#"<p class="history-of"><b>{}</b> on <b>{}</b>"#, escape(&a.label), escape(&a.host));
     if !a.series_name.is_empty() && a.series_name != a.label {
@@ -249,7 +255,8 @@ fn render(a: &Asked, q: &HistoryQuery, store: &Store, range: Range, points: &[Po
     }
     out.push_str("</p><nav class=\"ranges\" aria-label=\"Range\">");
     for (label, _) in RANGES {
-        let current = if label == a.range_label { r#" aria-current="true" class="btn current""# } else { r#" class="btn""# };
+        let current =
+            if label == a.range_label { r#" aria-current="true" class="btn current""# } else { r#" class="btn""# };
         let _ = write!(out, r#"<a href="/history{}"{current}>{label}</a> "#, escape(&link(q, label, "")));
     }
     let _ = write!(
@@ -262,7 +269,7 @@ fn render(a: &Asked, q: &HistoryQuery, store: &Store, range: Range, points: &[Po
         out.push_str(r#"<p class="muted empty-history">Nothing recorded in this range yet.</p>"#);
     }
     let secs = range.step as f64;
-    let charts: [(&str, &str, Unit, fn(&Point) -> Option<(f64, f64, f64)>); 4] = [
+    let charts: [ChartSpec; 4] = [
         ("cpu", "CPU", Unit::Percent, |p| Some((p.cpu_min?, p.cpu_avg?, p.cpu_max?))),
         ("memory", "Memory", Unit::Bytes, |p| Some((p.mem_min as f64, p.mem_avg as f64, p.mem_max as f64))),
         ("network", "Network (received + sent, per second)", Unit::Rate, |p| {
@@ -276,7 +283,7 @@ fn render(a: &Asked, q: &HistoryQuery, store: &Store, range: Range, points: &[Po
     ];
     for (id, title, unit, value) in charts {
         let rate = matches!(unit, Unit::Rate);
-        let series: Vec<(i64, (f64, f64, f64))> = points
+        let series: Vec<Span> = points
             .iter()
             .filter_map(|p| {
                 let (lo, avg, hi) = value(p)?;
@@ -300,6 +307,11 @@ fn render(a: &Asked, q: &HistoryQuery, store: &Store, range: Range, points: &[Po
     }
     out
 }
+
+/// A bucket's time and its (min, mean, max) on one chart.
+type Span = (i64, (f64, f64, f64));
+/// A chart: its id, title, unit and what it shows of a point.
+type ChartSpec = (&'static str, &'static str, Unit, fn(&Point) -> Option<(f64, f64, f64)>);
 
 #[derive(Clone, Copy)]
 enum Unit {
@@ -329,7 +341,7 @@ const H: f64 = 140.0;
 
 /// One chart: the min–max band, the mean as a line, a titled column per
 /// bucket (the hover readout) and a line per mark.
-fn chart(id: &str, title: &str, unit: Unit, range: Range, series: &[(i64, (f64, f64, f64))], marks: &[Mark]) -> String {
+fn chart(id: &str, title: &str, unit: Unit, range: Range, series: &[Span], marks: &[Mark]) -> String {
     let span = (range.to - range.from).max(1) as f64;
     let top = series.iter().map(|(_, v)| v.2).fold(0.0_f64, f64::max);
     let top = if top <= 0.0 { 1.0 } else { top * 1.1 };
@@ -340,7 +352,7 @@ fn chart(id: &str, title: &str, unit: Unit, range: Range, series: &[(i64, (f64, 
     let mut line = String::new();
     let mut hover = String::new();
     // Runs of consecutive buckets: a gap (nothing recorded) breaks the line.
-    let mut runs: Vec<&[(i64, (f64, f64, f64))]> = Vec::new();
+    let mut runs: Vec<&[Span]> = Vec::new();
     let mut start = 0;
     for i in 1..=series.len() {
         if i == series.len() || series[i].0 - series[i - 1].0 > range.step {

@@ -137,20 +137,23 @@ const AGGREGATE: &str = "CAST(SUM(n) AS BIGINT), MIN(cpu_min), \
      CAST(SUM(net_rx) AS BIGINT), CAST(SUM(net_tx) AS BIGINT), CAST(SUM(blk_r) AS BIGINT), CAST(SUM(blk_w) AS BIGINT), \
      CAST(SUM(restarts) AS BIGINT)";
 
-const COLUMNS: &str = "series, ts, n, cpu_min, cpu_avg, cpu_max, mem_min, mem_avg, mem_max, net_rx, net_tx, blk_r, blk_w, restarts";
+const COLUMNS: &str =
+    "series, ts, n, cpu_min, cpu_avg, cpu_max, mem_min, mem_avg, mem_max, net_rx, net_tx, blk_r, blk_w, restarts";
 
 impl Store {
     /// The id of `series`, made when it is new.
     pub async fn series_id(&self, s: &Series) -> Result<i64, StoreError> {
         if self.writable() {
-            let r = sqlx::query("INSERT INTO series (host, name, kind) VALUES ($1, $2, $3) ON CONFLICT (host, name) DO NOTHING")
-                .bind(&s.host)
-                .bind(&s.name)
-                .bind(s.kind.as_str())
-                .execute(&self.pool)
-                .await
-                .map(|_| ())
-                .map_err(StoreError::from);
+            let r = sqlx::query(
+                "INSERT INTO series (host, name, kind) VALUES ($1, $2, $3) ON CONFLICT (host, name) DO NOTHING",
+            )
+            .bind(&s.host)
+            .bind(&s.name)
+            .bind(s.kind.as_str())
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(StoreError::from);
             self.wrote(r)?;
         }
         self.find_series(&s.host, &s.name).await?.ok_or(StoreError::ReadOnly)
@@ -352,8 +355,11 @@ impl Store {
                 let one = |sql: &'static str| async move {
                     sqlx::query(sql).fetch_one(&self.pool).await?.try_get::<i64, _>(0).map_err(StoreError::from)
                 };
-                let (pages, free, size) =
-                    (one("PRAGMA page_count").await?, one("PRAGMA freelist_count").await?, one("PRAGMA page_size").await?);
+                let (pages, free, size) = (
+                    one("PRAGMA page_count").await?,
+                    one("PRAGMA freelist_count").await?,
+                    one("PRAGMA page_size").await?,
+                );
                 (pages - free) * size
             }
             Backend::Postgres => {

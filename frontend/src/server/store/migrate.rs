@@ -69,22 +69,26 @@ pub async fn run(store: &Store) -> Result<(), StoreError> {
     if store.backend == Backend::Postgres {
         // One migrator at a time among replicas (released with the transaction).
         // (Counted, not selected: the Any driver decodes no `void`.)
-        sqlx::query("SELECT COUNT(*) FROM (SELECT pg_advisory_xact_lock(7720190417)) AS held").execute(&mut *tx).await?;
-    }
-    let readonly = !store.writable();
-    if !readonly {
-        sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
+        sqlx::query("SELECT COUNT(*) FROM (SELECT pg_advisory_xact_lock(7720190417)) AS held")
             .execute(&mut *tx)
             .await?;
     }
-    let current: i64 = match sqlx::query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetch_one(&mut *tx).await
-    {
-        Ok(row) => row.try_get(0)?,
-        Err(e) if readonly => {
-            return Err(StoreError::Open { what: "(read-only)".into(), reason: format!("has no schema: {e}") })
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let readonly = !store.writable();
+    if !readonly {
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    let current: i64 =
+        match sqlx::query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetch_one(&mut *tx).await {
+            Ok(row) => row.try_get(0)?,
+            Err(e) if readonly => {
+                return Err(StoreError::Open { what: "(read-only)".into(), reason: format!("has no schema: {e}") })
+            }
+            Err(e) => return Err(e.into()),
+        };
     if current > latest() {
         return Err(StoreError::Newer { found: current, known: latest() });
     }

@@ -121,7 +121,10 @@ impl Store {
                     .acquire_timeout(Duration::from_secs(10))
                     .connect(url)
                     .await
-                    .map_err(|e| StoreError::Open { what: "(PostgreSQL)".into(), reason: redact(&e.to_string(), url) })?;
+                    .map_err(|e| StoreError::Open {
+                        what: "(PostgreSQL)".into(),
+                        reason: redact(&e.to_string(), url),
+                    })?;
                 let store = Store::new(pool, Backend::Postgres, false);
                 migrate::run(&store).await?;
                 Ok(store)
@@ -177,7 +180,9 @@ impl Store {
                 ));
                 tracing::error!(path = %shown, moved_to = %aside.display(), reason = %why,
                     "the store failed its integrity check: it is moved aside and made afresh (history and logouts before now are not in the new one)");
-                std::fs::rename(path, &aside).map_err(|e| open_err(format!("failed its integrity check ({why}) and cannot be moved aside: {e}")))?;
+                std::fs::rename(path, &aside).map_err(|e| {
+                    open_err(format!("failed its integrity check ({why}) and cannot be moved aside: {e}"))
+                })?;
                 for ext in ["-wal", "-shm"] {
                     let side = PathBuf::from(format!("{}{ext}", path.display()));
                     let _ = std::fs::rename(&side, format!("{}{ext}", aside.display()));
@@ -350,8 +355,12 @@ mod tests {
 
     #[test]
     fn locations_are_parsed_and_bad_ones_named() {
-        assert!(matches!(Location::parse("/var/lib/x/dockward.db"), Ok(Location::Sqlite(p)) if p == Path::new("/var/lib/x/dockward.db")));
-        assert!(matches!(Location::parse("sqlite:///tmp/a.db"), Ok(Location::Sqlite(p)) if p == Path::new("/tmp/a.db")));
+        assert!(
+            matches!(Location::parse("/var/lib/x/dockward.db"), Ok(Location::Sqlite(p)) if p == Path::new("/var/lib/x/dockward.db"))
+        );
+        assert!(
+            matches!(Location::parse("sqlite:///tmp/a.db"), Ok(Location::Sqlite(p)) if p == Path::new("/tmp/a.db"))
+        );
         assert!(matches!(Location::parse("postgres://u:p@db/x"), Ok(Location::Postgres(_))));
         assert!(Location::parse("").is_err());
         assert!(Location::parse("sqlite://a.db?mode=memory").is_err());
