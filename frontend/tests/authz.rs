@@ -193,6 +193,7 @@ fn get_routes() -> Vec<(&'static str, Role)> {
         ("/api/logs/follow", Verb::Logs.role()),
         ("/api/logs/download", Verb::Logs.role()),
         ("/api/audit/export", Verb::Audit.role()),
+        ("/api/history/export", Role::Viewer),
         ("/metrics", Verb::Metrics.role()),
     ]
 }
@@ -580,6 +581,7 @@ async fn route_cell(env: Arc<Env>, route: &'static str, needed: Role, who: Optio
             vec![("host", "local".into()), ("id", env.web.id.clone()), ("tail", "5".into())]
         }
         "/api/audit/export" => vec![("host", "local".into()), ("format", "csv".into())],
+        "/api/history/export" => vec![("host", "local".into()), ("range", "1h".into()), ("format", "csv".into())],
         other => panic!("no query for {other}: add it to the matrix"),
     };
     let mut req = http().get(format!("{}{route}", env.console.base)).query(&query);
@@ -611,6 +613,7 @@ async fn route_cell(env: Arc<Env>, route: &'static str, needed: Role, who: Optio
                 "/api/logs/follow" => ("text/event-stream", "tick"),
                 "/api/logs/download" => ("text/plain", "tick"),
                 "/metrics" => ("text/plain; version=0.0.4", "dockward_web_hosts{status=\"up\"} 1"),
+                "/api/history/export" => ("text/csv", "time,cpu_min_percent"),
                 _ => ("text/csv", "seq,time,actor"),
             };
             assert!(ctype.starts_with(want_type), "{cell}: {ctype}");
@@ -882,6 +885,8 @@ async fn every_server_function_route_and_page_is_in_the_matrix(_env: Arc<Env>) {
             // The action and job pages: their own (the_action_pages_are_for_operators_and_check_csrf).
             "/actions",
             "/jobs/{job}",
+            // The history page: its own (frontend/tests/history.rs).
+            "/history",
         ])
         .collect();
     for r in &routes {

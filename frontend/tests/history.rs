@@ -28,7 +28,7 @@ async fn get(base: &str, path: &str, cookie: &str) -> (u16, String) {
 
 async fn export(base: &str, cookie: &str, container: &str) -> Value {
     let (status, body) =
-        get(base, &format!("/history/export?host=live&container={container}&range=1h&format=json"), cookie).await;
+        get(base, &format!("/api/history/export?host=live&container={container}&range=1h&format=json"), cookie).await;
     assert_eq!(status, 200, "{body}");
     serde_json::from_str(&body).unwrap()
 }
@@ -90,9 +90,12 @@ async fn history_and_sessions_outlive_a_killed_console() {
         assert!(page.contains(&format!("range={r}")), "a link to {r}");
     }
     assert!(page.contains("format=csv") && page.contains("format=json"));
-    let (status, csv) =
-        get(&base, &format!("/history/export?host=live&container={}&range=1h&format=csv", first.name), &viewer.cookie)
-            .await;
+    let (status, csv) = get(
+        &base,
+        &format!("/api/history/export?host=live&container={}&range=1h&format=csv", first.name),
+        &viewer.cookie,
+    )
+    .await;
     assert_eq!(status, 200);
     assert!(csv.starts_with("time,cpu_min_percent,"), "{csv}");
     assert!(csv.lines().count() >= 3, "{csv}");
@@ -148,15 +151,18 @@ async fn history_and_sessions_outlive_a_killed_console() {
         ("host=nowhere&range=1h", 404, "nowhere"),
         ("host=live&range=1h&format=xml", 400, "format"),
     ] {
-        let (got, body) = get(&base, &format!("/history/export?{q}"), &viewer.cookie).await;
+        let (got, body) = get(&base, &format!("/api/history/export?{q}"), &viewer.cookie).await;
         assert_eq!(got, status, "{q}: {body}");
         let v: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("JSON error for {q}: {body}"));
-        assert!(v["error"].as_str().is_some_and(|e| e.contains(word)), "{q}: {v}");
+        assert!(v["error"]["message"].as_str().is_some_and(|e| e.contains(word)), "{q}: {v}");
     }
     let (status, page) = get(&base, "/history?host=live&range=forever", &viewer.cookie).await;
     assert_eq!(status, 400);
     assert!(page.contains("range must be one of"), "{page}");
-    // Without a session: no history.
-    let r = http().get(format!("{base}/history/export?host=live&range=1h")).send().await.unwrap();
-    assert!(r.status() == 401 || r.status().is_redirection(), "{}", r.status());
+    // Without a session: no history (the export is 401, the page sends to the login form).
+    let r = http().get(format!("{base}/api/history/export?host=live&range=1h")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = http().get(format!("{base}/history?host=live&range=1h")).send().await.unwrap();
+    assert!(r.status().is_redirection(), "{}", r.status());
+    assert_eq!(r.headers()["location"], "/login");
 }

@@ -368,7 +368,7 @@ pub fn router(core: Arc<Core>, site_root: &std::path::Path) -> Router {
         .route("/auth/password", post(password::change).with_state(core.clone()))
         .route("/hosts", get(super::hosts_page::page).with_state(core.clone()))
         .route("/history", get(super::history::page::page).with_state(core.clone()))
-        .route("/history/export", get(super::history::page::export).with_state(core.clone()))
+        .route("/api/history/export", get(super::history::page::export).with_state(core.clone()))
         .route("/hosts/add", post(super::hosts_page::add).with_state(core.clone()))
         .route("/hosts/revoke", post(super::hosts_page::revoke).with_state(core.clone()))
         .route("/actions", get(super::actions_page::ask).post(super::actions_page::start).with_state(core.clone()))

@@ -2,7 +2,7 @@
 //! (1 h … 90 d) as SVG charts drawn on the server — readable with no
 //! script, a hover readout in each bucket's title, restarts, state and
 //! health changes and recreates marked on the time axis — and
-//! `/history/export`, the same range as CSV or JSON.
+//! `/api/history/export`, the same range as CSV or JSON.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -128,15 +128,21 @@ pub async fn page(
     }
 }
 
-/// GET /history/export?host=&container=&range=&format=csv|json
+/// GET /api/history/export?host=&container=&range=&format=csv|json
 pub async fn export(
     State(core): State<Arc<Core>>,
     Extension(_u): Extension<CurrentUser>,
     Query(q): Query<HistoryQuery>,
 ) -> Response {
+    // The API's error body (`{"error": {"code", "message"}}`), with the status the error carries.
     let fail = |e: ConsoleError| {
         let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, axum::Json(serde_json::json!({"error": e.to_string()}))).into_response()
+        let code = match status.as_u16() {
+            400 => shared::ErrorCode::BadRequest,
+            404 => shared::ErrorCode::NotFound,
+            _ => shared::ErrorCode::Internal,
+        };
+        (status, axum::Json(shared::ErrorBody::new(code, e.to_string()))).into_response()
     };
     let asked = match check(&core, &q) {
         Ok(a) => a,
@@ -261,7 +267,7 @@ fn render(a: &Asked, q: &HistoryQuery, store: &Store, range: Range, points: &[Po
     }
     let _ = write!(
         out,
-        r#"</nav><p class="export">Export this range: <a href="/history/export{}" download>CSV</a> · <a href="/history/export{}" download>JSON</a></p>"#,
+        r#"</nav><p class="export">Export this range: <a href="/api/history/export{}" download>CSV</a> · <a href="/api/history/export{}" download>JSON</a></p>"#,
         escape(&link(q, a.range_label, "&format=csv")),
         escape(&link(q, a.range_label, "&format=json")),
     );
