@@ -796,6 +796,73 @@ async fn operators_update_a_container_from_its_page(env: Arc<Env>) {
     let _ = std::process::Command::new("docker").args(["rmi", &tag]).output();
 }
 
+/// History: from a container's page to its history, drawn on the server; the
+/// range picker changes the chart; the export is a file of the range.
+async fn the_history_page_changes_range_and_exports(env: Arc<Env>) {
+    let (base, c) = (&env.base, &env.c);
+    login_afresh(c, base, "viewer1", PASSWORD).await;
+    c.goto(&format!("{base}/c/local/{}", env.web.id)).await.unwrap();
+    hydrated(c).await;
+    c.find(Locator::Css("button.tab:nth-child(3)")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css("a.history-link")).await.unwrap().click().await.unwrap();
+    wait_text(c, "nav.ranges a[aria-current='true']", "24h", 20).await;
+    assert!(c.current_url().await.unwrap().as_str().contains("container="), "the container's history");
+    // The console reads stats every 10 s for history: the chart fills within a few buckets.
+    let start = Instant::now();
+    loop {
+        let points = c
+            .find(Locator::Css("figure[data-chart='memory']"))
+            .await
+            .unwrap()
+            .attr("data-points")
+            .await
+            .unwrap()
+            .unwrap_or_default();
+        if points.parse::<u32>().unwrap_or(0) > 0 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "no history points after a minute");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        c.refresh().await.unwrap();
+    }
+    let day_axis = text(c, "figure[data-chart='cpu'] .axis").await;
+    screenshot(c, "history-24h").await;
+    c.find(Locator::Css("nav.ranges a[href*='range=1h']")).await.unwrap().click().await.unwrap();
+    wait_text(c, "nav.ranges a[aria-current='true']", "1h", 20).await;
+    let hour_axis = text(c, "figure[data-chart='cpu'] .axis").await;
+    assert_ne!(day_axis, hour_axis, "the range picker changed the chart's span");
+    // Hover readout: every bucket is titled with its time and figures.
+    let title = c
+        .find(Locator::Css("figure[data-chart='memory'] .hover rect title"))
+        .await
+        .unwrap()
+        .prop("textContent")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert!(title.contains("Z: ") && title.contains("B"), "{title}");
+    screenshot(c, "history-1h").await;
+    // The export: a file of this range, as the link says.
+    let href =
+        c.find(Locator::Css("p.export a[href*='format=csv']")).await.unwrap().attr("href").await.unwrap().unwrap();
+    assert!(href.contains("range=1h"), "{href}");
+    let cookie = c.get_named_cookie("dockward_session").await.unwrap();
+    let r = reqwest::Client::new()
+        .get(format!("{base}{}", href.replace("&amp;", "&")))
+        .header("cookie", format!("dockward_session={}", cookie.value()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let disposition = r.headers()["content-disposition"].to_str().unwrap().to_owned();
+    assert!(
+        disposition.starts_with("attachment; filename=\"history-local-") && disposition.ends_with("-1h.csv\""),
+        "{disposition}"
+    );
+    let csv = r.text().await.unwrap();
+    assert!(csv.starts_with("time,cpu_min_percent") && csv.lines().count() >= 2, "{csv}");
+}
+
 fn main() -> ExitCode {
     let scenarios: Vec<Scenario<Env>> = vec![
         scenario(
@@ -837,6 +904,7 @@ fn main() -> ExitCode {
             a_browser_that_loses_its_connection_says_so_and_catches_up,
         ),
         scenario("operators_update_a_container_from_its_page", operators_update_a_container_from_its_page),
+        scenario("the_history_page_changes_range_and_exports", the_history_page_changes_range_and_exports),
     ];
     testkit::scenarios::run(start, scenarios, teardown)
 }

@@ -90,7 +90,7 @@ fn detail_view(p: ContainerPage, tab: RwSignal<&'static str>, session: SessionIn
             <Sparkline class="spark big" height=60.0 label="CPU history" values=cpu/>
             <h3>"Memory (15 min)"</h3>
             <Sparkline class="spark big" height=60.0 label="memory history" values=mem/>
-            <p><a class="history-link" href=history_href>"History (up to 90 days)"</a></p>
+            <p><a class="history-link" rel="external" href=history_href>"History (up to 90 days)"</a></p>
         </section>
         <section class="tab-body" class:hidden=move || tab.get() != "network">
             <h3>"Ports"</h3>

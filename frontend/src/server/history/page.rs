@@ -369,6 +369,20 @@ fn chart(id: &str, title: &str, unit: Unit, range: Range, series: &[Span], marks
         }
     }
     for run in runs {
+        if let [(ts, (lo, avg, hi))] = run {
+            // A lone bucket: a bar as wide as the bucket (a path of one point draws nothing).
+            let (x0, x1) = (x(*ts), (x(*ts) + col).max(x(*ts) + 2.0));
+            let _ = write!(line, "M{x0:.1},{:.1}L{x1:.1},{:.1}", y(*avg), y(*avg));
+            let _ = write!(
+                band,
+                "M{x0:.1},{:.1}L{x1:.1},{:.1}L{x1:.1},{:.1}L{x0:.1},{:.1}Z",
+                y(*hi),
+                y(*hi),
+                y(*lo),
+                y(*lo)
+            );
+            continue;
+        }
         let mid = |ts: i64| x(ts) + col / 2.0;
         let _ = write!(line, "M{:.1},{:.1}", mid(run[0].0), y(run[0].1 .1));
         for (ts, v) in &run[1..] {
@@ -435,7 +449,8 @@ mod tests {
         let marks = vec![Mark { ts: 20, kind: "restart".into(), detail: "<b>".into() }];
         let svg = chart("cpu", "CPU", Unit::Percent, range, &series, &marks);
         assert_eq!(svg.matches("<title>").count(), 4, "three buckets and a mark");
-        assert_eq!(svg.matches('M').count(), 4, "two runs: line and band each");
+        assert_eq!(svg.matches('M').count(), 4, "two runs (one a lone bucket): line and band each");
+        assert!(svg.contains("M400.0,") || svg.contains("M288.0,"), "the lone bucket is drawn as a bar: {svg}");
         assert!(svg.contains("&lt;b&gt;") && !svg.contains("<b>"), "text is escaped");
         assert!(svg.contains(r#"data-points="3""#));
     }
