@@ -156,7 +156,8 @@ impl Store {
         let read_only = match std::fs::OpenOptions::new().read(true).write(true).open(path) {
             Ok(_) => false,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            // Not ours to write, or on a read-only mount.
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied || e.raw_os_error() == Some(30) => {
                 tracing::error!(path = %shown, "the store cannot be written: opened read-only (history is not recorded)");
                 true
             }
@@ -195,13 +196,26 @@ impl Store {
                 ));
                 Ok(store)
             }
-            Err(Corrupt(why)) => Err(open_err(format!("read-only and failing its integrity check: {why}"))),
+            Err(Corrupt(why)) => {
+                // A WAL file on a read-only mount cannot be opened for reading the usual way
+                // (readers need its shared-memory file): as an immutable file it can.
+                tracing::warn!(path = %shown, reason = %why, "the store cannot be opened read-only as usual; trying it as immutable");
+                let store = Self::connect_sqlite_with(path, "mode=ro&immutable=true", true)
+                    .await
+                    .map_err(|Corrupt(w)| open_err(format!("cannot be written, nor read: {w}")))?;
+                migrate::run(&store).await?;
+                Ok(store)
+            }
         }
     }
 
     async fn connect_sqlite(path: &Path, read_only: bool) -> Result<Store, Corrupt> {
-        let mode = if read_only { "ro" } else { "rwc" };
-        let url = format!("sqlite://{}?mode={mode}", path.display());
+        let mode = if read_only { "mode=ro" } else { "mode=rwc" };
+        Self::connect_sqlite_with(path, mode, read_only).await
+    }
+
+    async fn connect_sqlite_with(path: &Path, params: &str, read_only: bool) -> Result<Store, Corrupt> {
+        let url = format!("sqlite://{}?{params}", path.display());
         let opts: AnyConnectOptions = url.parse().map_err(|e: sqlx::Error| Corrupt(e.to_string()))?;
         let pool = AnyPoolOptions::new()
             // One writer at a time in SQLite; readers beside it (WAL).
