@@ -157,12 +157,12 @@ pub async fn history(dir: &Path, site_root: &Path, quick: bool) -> Vec<Figure> {
     // Seed: one series for the chart, fifty for the disk figure.
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     let db = sqlite(&store).await;
-    let chart = new_series(&db, "s000", "bench-chart").await;
+    let chart = new_series(&db, &hosts[0].0, "bench-chart").await;
     seed(&db, chart, now).await;
     let before = pages_in_use(&db).await;
     let started = Instant::now();
     for i in 0..DISK_SERIES {
-        let s = new_series(&db, "s001", &format!("bench-disk-{i}")).await;
+        let s = new_series(&db, &hosts[1].0, &format!("bench-disk-{i}")).await;
         seed(&db, s, now).await;
     }
     let after = pages_in_use(&db).await;
@@ -181,7 +181,7 @@ pub async fn history(dir: &Path, site_root: &Path, quick: bool) -> Vec<Figure> {
     // The 30-day chart, from the release console.
     let w = web(dir, &hosts, site_root, &store);
     let cookie = rig::login(&w).await;
-    let url = w.url("/history?host=s000&container=bench-chart&range=30d");
+    let url = w.url(&format!("/history?host={}&container=bench-chart&range=30d", hosts[0].0));
     let mut times = Vec::new();
     let mut size = 0;
     for i in 0..60 {

@@ -188,3 +188,30 @@ async fn a_damaged_file_is_moved_aside_and_made_again() {
     let e = Store::open(&Location::Sqlite("/proc/no/such/dir/x.db".into())).await.err().expect("refused");
     assert!(e.to_string().contains("/proc/no/such/dir/x.db"), "{e}");
 }
+
+/// Means round the same way on both backends (not truncated by SQLite's
+/// integer division), and a bucket without a sample is never written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn means_round_alike_and_empty_buckets_are_not_written() {
+    let now = 1_800_000_000;
+    let t0 = now - 7_200 - (now - 7_200) % 600;
+    for (backend, store, _dir) in stores().await {
+        let id = store.series_id(&web()).await.unwrap();
+        let mut rows: Vec<(i64, Bucket)> = [1000, 1001, 1001]
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (id, bucket(t0 + i as i64 * 10, 1, (*c, *c, *c), (*c, *c, *c), 0)))
+            .collect();
+        let mut empty = bucket(t0 + 30, 0, (0, 0, 0), (0, 0, 0), 0);
+        empty.cpu = None;
+        empty.restarts = 1;
+        rows.push((id, empty));
+        store.write(&rows, &[]).await.unwrap();
+        assert_eq!(store.tier_rows().await.unwrap()[0], 3, "{backend}: the empty bucket is not written");
+        store.downsample(now).await.unwrap();
+        let p = store.points(id, Range { from: t0, to: t0 + 60, step: 60 }, now + 8 * 86_400).await.unwrap();
+        assert_eq!(p.len(), 1, "{backend}: {p:?}");
+        assert_eq!(p[0].cpu_avg, Some(10.01), "{backend}: 1000.67 rounds to 1001 hundredths");
+        assert_eq!(p[0].mem_avg, 1001, "{backend}");
+    }
+}

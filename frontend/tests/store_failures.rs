@@ -68,7 +68,7 @@ async fn a_full_disk_pauses_history_with_a_warning_and_the_console_keeps_working
     );
     let base = console.base.clone();
     let viewer = login(&base, "viewer1").await;
-    // Fill the disk but a few kilobytes: the next buckets find no room.
+    // Fill the disk: the next buckets find no room.
     let filler = disk.join("filler");
     let _ = Command::new("dd")
         .args(["if=/dev/zero", "bs=4k", "count=1000"])

@@ -60,12 +60,31 @@ fn chown(path: &Path, owner: Option<(u32, u32)>) {
     }
 }
 
+/// Removes the clusters of test processes that are gone (a server kept in
+/// a static is never dropped, so its directory outlives its process).
+fn sweep() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix("dockward-pg-").and_then(|r| r.split('-').next()?.parse::<u32>().ok()) else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 impl Postgres {
     /// A new cluster, listening; returns once it takes connections.
     pub fn start() -> Postgres {
         let bin = bin_dir();
         let owner = owner();
-        let dir = tempfile::tempdir().expect("a temporary directory");
+        sweep();
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("dockward-pg-{}-", std::process::id()))
+            .tempdir()
+            .expect("a temporary directory");
         chown(dir.path(), owner);
         let data = dir.path().join("data");
         let out = as_owner(Command::new(bin.join("initdb")).arg("-D").arg(&data), owner)
@@ -77,15 +96,30 @@ impl Postgres {
         let port = free_port();
         let log = std::fs::File::create(dir.path().join("postgres.log")).expect("the postgres log");
         chown(&dir.path().join("postgres.log"), owner);
-        let child = as_owner(Command::new(bin.join("postgres")).arg("-D").arg(&data), owner)
+        let mut cmd = Command::new(bin.join("postgres"));
+        as_owner(cmd.arg("-D").arg(&data), owner)
             .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
             .arg("-k")
             .arg(dir.path())
             .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start postgres");
-        let proc = Proc(child);
+            .stderr(log);
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                // Killed when the thread that started it ends: a thread that lives as long as
+                // the test process (a server kept in a static is never dropped).
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(cmd.spawn());
+            loop {
+                std::thread::park();
+            }
+        });
+        let proc = Proc(rx.recv().expect("the starter thread").expect("start postgres"));
         wait_port(port, "postgres");
         let pg = Postgres { port, bin, owner, _proc: proc, _dir: dir };
         // Listening is not yet accepting: wait until a database can be made.

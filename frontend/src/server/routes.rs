@@ -225,6 +225,9 @@ pub struct Server {
     pub addr: SocketAddr,
     listener: tokio::net::TcpListener,
     router: Router,
+    /// Written out when the console stops.
+    recorder: Recorder,
+    store: Store,
 }
 
 impl Server {
@@ -294,6 +297,7 @@ impl Server {
             agent: agent_port.as_ref().map(|(_, id)| (args.agent_url.clone(), id.fingerprint.to_string())),
         };
         let store = store(args).await?;
+        let store_handle = store.clone();
         let recorder = Recorder::start(store.clone(), args.history_max_mib.max(1).saturating_mul(1 << 20));
         let sessions = sessions(args, Some(store.clone()))?;
         sessions
@@ -333,20 +337,30 @@ impl Server {
             let agent = Arc::new(super::agent::Agent::new(enrolment.clone(), changed.clone(), links.tunnels.clone()));
             tokio::spawn(super::agent::serve(listener, identity, cert.clone(), key.clone(), agent));
         }
-        tokio::spawn(follow_hosts(core.clone(), sources, discovered, changed, recorder));
+        tokio::spawn(follow_hosts(core.clone(), sources, discovered, changed, recorder.clone()));
         let router = router(core, &args.site_root);
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .map_err(|source| StartError::Listen { addr: args.listen, source })?;
         let addr = listener.local_addr().map_err(|source| StartError::Listen { addr: args.listen, source })?;
         tracing::info!(%addr, "dockward-web listening");
-        Ok(Self { addr, listener, router })
+        Ok(Self { addr, listener, router, recorder, store: store_handle })
     }
 
+    /// Serves until `shutdown`; then history's open buckets are written at
+    /// once (before open streams are waited for) and the store is closed.
     pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+        let recorder = self.recorder.clone();
+        let shutdown = async move {
+            shutdown.await;
+            recorder.flush().await;
+            tracing::info!("stopping: history written");
+        };
+        let served = axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
-            .await
+            .await;
+        self.store.close().await;
+        served
     }
 }
 

@@ -39,6 +39,8 @@ const REVOKED_FOR_S: u64 = 30 * 24 * 3600;
 const REVOKED_MAX: usize = 1_000_000;
 /// Revocations read from the store at a time.
 const SYNC_BATCH: i64 = 10_000;
+/// How far behind the last revocation seen each read starts again.
+const SYNC_OVERLAP: i64 = 100;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionKeyError {
@@ -279,8 +281,10 @@ impl Sessions {
 /// Reads the revocations recorded since the last read, dropping expired ones.
 async fn sync(store: &Store, revoked: &Mutex<Revoked>) {
     loop {
+        // Read again a little behind the last one seen: on PostgreSQL, sequence numbers
+        // taken by concurrent replicas may commit out of order (re-reading is harmless).
         let after = revoked.lock().unwrap_or_else(|e| e.into_inner()).seq;
-        let rows = match store.revocations_since(after, SYNC_BATCH).await {
+        let rows = match store.revocations_since(after.saturating_sub(SYNC_OVERLAP), SYNC_BATCH).await {
             Ok(rows) => rows,
             Err(e) => {
                 tracing::debug!(error = %e, "reading revoked sessions");
@@ -290,6 +294,7 @@ async fn sync(store: &Store, revoked: &Mutex<Revoked>) {
         let t = now_s();
         let full = rows.len() as i64 == SYNC_BATCH;
         let mut r = revoked.lock().unwrap_or_else(|e| e.into_inner());
+        let before = r.seq;
         for (seq, id, exp) in rows {
             r.seq = r.seq.max(seq);
             if exp > t {
@@ -298,7 +303,7 @@ async fn sync(store: &Store, revoked: &Mutex<Revoked>) {
         }
         r.ids.retain(|_, e| *e > t);
         bound(&mut r.ids);
-        if !full {
+        if !full || r.seq == before {
             return;
         }
     }

@@ -3,7 +3,8 @@
 //! It folds samples into 10 s buckets per container (by app and service
 //! name, so a recreated container continues its line) and per host, notes
 //! restarts, state and health changes and recreates as marks, and writes
-//! each closed bucket within 10 s (a crash loses at most that). In the
+//! each bucket a second after it closes (a crash loses the open one: at most
+//! about 10 s). In the
 //! background it folds buckets into the coarser tiers and keeps the store
 //! under its size cap. The pages that read it are in `page.rs`.
 
@@ -55,15 +56,27 @@ pub struct Figures {
 }
 
 enum Input {
-    Containers { host: String, list: Vec<Seen>, at: i64 },
-    Stats { host: String, samples: Vec<(String, Figures)>, at: i64 },
+    Containers {
+        host: String,
+        list: Vec<Seen>,
+        at: i64,
+    },
+    Stats {
+        host: String,
+        samples: Vec<(String, Figures)>,
+        at: i64,
+    },
+    /// Write everything, the open buckets too (the console is stopping).
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 /// The name a container's history goes under: `project/service/number`
 /// for a compose container (its line continues across recreates), else its name.
 pub fn series_name(c: &ContainerSummary) -> String {
+    // A one-off (`docker compose run`) is not the service's replica: its own name.
+    let oneoff = c.labels.get("com.docker.compose.oneoff").is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let name = match (&c.compose_project, &c.compose_service) {
-        (Some(p), Some(s)) => {
+        (Some(p), Some(s)) if !oneoff => {
             let n = c.labels.get("com.docker.compose.container-number").map_or("1", String::as_str);
             format!("{p}/{s}/{n}")
         }
@@ -112,6 +125,14 @@ impl Recorder {
             if n.is_multiple_of(100) {
                 tracing::warn!(dropped = n + 1, "history is behind: an input was dropped");
             }
+        }
+    }
+
+    /// Writes every bucket, the open ones too; waits (at most 10 s) until written.
+    pub async fn flush(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.tx.send(Input::Flush(tx)).await.is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), rx).await;
         }
     }
 
@@ -219,8 +240,6 @@ struct Known {
     health: String,
     restarts: i64,
     seen: i64,
-    /// The counters of the last sample (network rx/tx, block read/write).
-    counters: Option<[u64; 4]>,
 }
 
 #[derive(Default)]
@@ -228,6 +247,9 @@ struct HostBook {
     /// Container id → its series name, from the last list.
     names: HashMap<String, String>,
     known: HashMap<String, Known>,
+    /// Container id → the counters of its last sample (network rx/tx, block
+    /// read/write): by id, so two containers under one name never mix.
+    counters: HashMap<String, [u64; 4]>,
 }
 
 /// Closed buckets and marks, by series, to be written.
@@ -258,10 +280,13 @@ impl Book {
     fn acc(&mut self, s: Series, ts: i64) -> &mut Acc {
         let bucket = ts - ts.rem_euclid(STEP_S);
         let acc = self.open.entry(s.clone()).or_insert_with(|| Acc::new(bucket));
-        if acc.ts != bucket {
+        if acc.ts < bucket {
             let done = std::mem::replace(acc, Acc::new(bucket));
-            if done.n > 0 || done.restarts > 0 {
+            if done.n > 0 {
                 self.closed.push((s, done));
+            } else {
+                // No sample in it (a restart seen between rounds): counted in the next bucket.
+                acc.restarts += done.restarts;
             }
         }
         acc
@@ -277,35 +302,20 @@ impl Book {
                 None => {
                     book.known.insert(
                         c.name.clone(),
-                        Known {
-                            id: c.id,
-                            state: c.state,
-                            health: c.health,
-                            restarts: c.restarts,
-                            seen: at,
-                            counters: None,
-                        },
+                        Known { id: c.id, state: c.state, health: c.health, restarts: c.restarts, seen: at },
                     );
                 }
                 Some(k) => {
                     k.seen = at;
                     if k.id != c.id {
                         marks.push((c.name.clone(), "recreate", format!("recreated: new container {}", short(&c.id))));
-                        *k = Known {
-                            id: c.id,
-                            state: c.state,
-                            health: c.health,
-                            restarts: c.restarts,
-                            seen: at,
-                            counters: None,
-                        };
+                        *k = Known { id: c.id, state: c.state, health: c.health, restarts: c.restarts, seen: at };
                         continue;
                     }
                     if c.restarts > k.restarts {
                         let n = c.restarts - k.restarts;
                         marks.push((c.name.clone(), "restart", format!("restarted (restart count {})", c.restarts)));
                         restarts.push((c.name.clone(), n));
-                        k.counters = None;
                     }
                     k.restarts = c.restarts;
                     if k.state != c.state {
@@ -319,9 +329,6 @@ impl Book {
                             }
                         }
                         marks.push((c.name.clone(), "state", detail));
-                        if c.state == "running" {
-                            k.counters = None;
-                        }
                         k.state = c.state;
                     }
                     if k.health != c.health {
@@ -332,6 +339,8 @@ impl Book {
             }
         }
         book.known.retain(|_, k| at - k.seen <= FORGET_AFTER_S);
+        let names = &book.names;
+        book.counters.retain(|id, _| names.contains_key(id));
         for (name, kind, detail) in marks {
             self.mark(container(host, &name), at, kind, detail);
         }
@@ -347,14 +356,13 @@ impl Book {
         let mut moved_total = [0u64; 4];
         for (id, f) in samples {
             let Some(name) = book.names.get(&id) else { continue };
-            let Some(k) = book.known.get_mut(name) else { continue };
             let now = [f.net.0, f.net.1, f.blk.0, f.blk.1];
-            // Bytes moved since the last sample; a counter that went back started again.
-            let moved = match k.counters {
+            // Bytes moved since the last sample; a counter that went back started again
+            // (a restart), and a new container's first sample moved nothing yet.
+            let moved = match book.counters.insert(id, now) {
                 Some(prev) => std::array::from_fn(|i| if now[i] >= prev[i] { now[i] - prev[i] } else { now[i] }),
                 None => [0; 4],
             };
-            k.counters = Some(now);
             if let Some(c) = f.cpu {
                 cpu_total += c;
                 any_cpu = true;
@@ -377,14 +385,16 @@ impl Book {
     /// The buckets closed before `now`'s, and the marks, to be written.
     pub(crate) fn take(&mut self, now: i64) -> Batch {
         let current = now - now.rem_euclid(STEP_S);
-        let stale: Vec<Series> = self.open.iter().filter(|(_, a)| a.ts < current).map(|(s, _)| s.clone()).collect();
+        let stale: Vec<Series> =
+            self.open.iter().filter(|(_, a)| a.ts < current && a.n > 0).map(|(s, _)| s.clone()).collect();
         for s in stale {
             if let Some(a) = self.open.remove(&s) {
-                if a.n > 0 || a.restarts > 0 {
-                    self.closed.push((s, a));
-                }
+                self.closed.push((s, a));
             }
         }
+        // Buckets with no sample are never written (their restarts wait for one); a
+        // container gone for good leaves them here until it is forgotten.
+        self.open.retain(|_, a| a.n > 0 || now - a.ts <= FORGET_AFTER_S);
         let buckets = self.closed.drain(..).map(|(s, a)| (s, a.bucket())).collect();
         (buckets, std::mem::take(&mut self.marks))
     }
@@ -405,7 +415,9 @@ fn short(id: &str) -> &str {
 async fn run(store: Store, cap_bytes: u64, mut rx: mpsc::Receiver<Input>) {
     let mut book = Book::default();
     let mut ids: HashMap<Series, i64> = HashMap::new();
-    let mut flush = tokio::time::interval(Duration::from_secs(STEP_S as u64));
+    // Each bucket is written a second after it closes: a crash loses the open one, at most 10 s.
+    let phase = Duration::from_millis((STEP_S * 1000 - (super::store::now_ms() % (STEP_S * 1000)) + 1000) as u64);
+    let mut flush = tokio::time::interval_at(tokio::time::Instant::now() + phase, Duration::from_secs(STEP_S as u64));
     flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut fold = tokio::time::interval(FOLD_EVERY);
     fold.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -416,6 +428,13 @@ async fn run(store: Store, cap_bytes: u64, mut rx: mpsc::Receiver<Input>) {
             input = rx.recv() => match input {
                 Some(Input::Containers { host, list, at }) => book.containers(&host, list, at),
                 Some(Input::Stats { host, samples, at }) => book.stats(&host, samples, at),
+                Some(Input::Flush(done)) => {
+                    let (buckets, marks) = book.take(i64::MAX / 2);
+                    if let Err(e) = write(&store, &mut ids, buckets, marks).await {
+                        log_failure("writing history at shutdown", &e);
+                    }
+                    let _ = done.send(());
+                }
                 None => break,
             },
             _ = flush.tick() => {
@@ -425,11 +444,18 @@ async fn run(store: Store, cap_bytes: u64, mut rx: mpsc::Receiver<Input>) {
                 }
             }
             _ = fold.tick() => {
+                // What is closed goes in first: a fold never runs ahead of a pending write.
+                let (buckets, marks) = book.take(now_s());
+                if let Err(e) = write(&store, &mut ids, buckets, marks).await {
+                    log_failure("writing history", &e);
+                }
                 if let Err(e) = store.downsample(now_s()).await {
                     log_failure("folding history into coarser tiers", &e);
                 }
             }
             _ = retain.tick() => {
+                // Series may be deleted (nothing left of them): their ids are looked up again.
+                ids.clear();
                 match store.retain(now_s(), cap_bytes).await {
                     Ok(bytes) => tracing::debug!(bytes, "history size"),
                     Err(e) => log_failure("dropping old history", &e),
@@ -537,7 +563,11 @@ mod tests {
         b.containers("h", vec![sick.clone()], 130);
         sick.health = "unhealthy".into();
         b.containers("h", vec![sick], 140);
-        let (buckets, marks) = b.take(200);
+        // The restarts were seen between rounds: counted in the next bucket with a sample.
+        let (none, marks) = b.take(145);
+        assert!(none.is_empty(), "no bucket without a sample");
+        b.stats("h", vec![("b2".into(), figures(1.0, 10, 0))], 150);
+        let (buckets, _) = b.take(200);
         let kinds: Vec<(&str, &str)> = marks.iter().map(|(_, m)| (m.kind.as_str(), m.detail.as_str())).collect();
         assert_eq!(
             kinds,
@@ -548,7 +578,9 @@ mod tests {
                 ("health", "none → unhealthy"),
             ]
         );
-        assert_eq!(buckets.iter().map(|(_, b)| b.restarts).sum::<i64>(), 2);
+        let db: Vec<&Bucket> = buckets.iter().filter(|(s, _)| s.name == "shop/db/1").map(|(_, b)| b).collect();
+        assert_eq!(db.len(), 1);
+        assert_eq!((db[0].ts, db[0].n, db[0].restarts), (150, 1, 2));
     }
 
     #[test]

@@ -96,7 +96,11 @@ fn store(core: &Core) -> Result<&Store, ConsoleError> {
 async fn read(store: &Store, a: &Asked) -> Result<(Range, Vec<Point>, Vec<Mark>), ConsoleError> {
     let now = super::super::store::now_s() as i64;
     let range = Range::last(a.seconds, now);
-    let internal = |e: super::super::store::StoreError| ConsoleError::internal(e.to_string());
+    // The detail goes to the log; a viewer is told no more than that it failed.
+    let internal = |e: super::super::store::StoreError| {
+        tracing::error!(error = %e, "reading history");
+        ConsoleError::internal("the history could not be read (the console's log says why)")
+    };
     let Some(id) = store.find_series(&a.host, &a.series_name).await.map_err(internal)? else {
         return Ok((range, Vec::new(), Vec::new()));
     };

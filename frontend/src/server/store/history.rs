@@ -131,9 +131,11 @@ impl Range {
 }
 
 /// One bucket's values, as the SQL of a fold or a chart gives them.
+/// Means are weighted by samples and rounded the same way on both backends
+/// (in floating point: SQLite's integer division would truncate).
 const AGGREGATE: &str = "CAST(SUM(n) AS BIGINT), MIN(cpu_min), \
-     CAST(SUM(cpu_avg * n) / NULLIF(SUM(CASE WHEN cpu_avg IS NULL THEN 0 ELSE n END), 0) AS BIGINT), MAX(cpu_max), \
-     MIN(mem_min), CAST(SUM(mem_avg * n) / SUM(n) AS BIGINT), MAX(mem_max), \
+     CAST(ROUND(CAST(SUM(cpu_avg * n) AS DOUBLE PRECISION) / NULLIF(SUM(CASE WHEN cpu_avg IS NULL THEN 0 ELSE n END), 0)) AS BIGINT), MAX(cpu_max), \
+     MIN(mem_min), CAST(ROUND(CAST(SUM(mem_avg * n) AS DOUBLE PRECISION) / NULLIF(SUM(n), 0)) AS BIGINT), MAX(mem_max), \
      CAST(SUM(net_rx) AS BIGINT), CAST(SUM(net_tx) AS BIGINT), CAST(SUM(blk_r) AS BIGINT), CAST(SUM(blk_w) AS BIGINT), \
      CAST(SUM(restarts) AS BIGINT)";
 
@@ -178,6 +180,8 @@ impl Store {
     }
 
     async fn write_inner(&self, buckets: &[(i64, Bucket)], marks: &[(i64, Mark)]) -> Result<(), StoreError> {
+        // A bucket without a sample has no figures: never written (its mean would be 0/0).
+        let buckets: Vec<&(i64, Bucket)> = buckets.iter().filter(|(_, b)| b.n > 0).collect();
         let mut tx = self.pool.begin().await?;
         for chunk in buckets.chunks(ROWS_PER_INSERT) {
             let mut sql = format!("INSERT INTO points_10s ({COLUMNS}) VALUES ");
@@ -197,7 +201,7 @@ impl Store {
             }
             sql.push_str(" ON CONFLICT (series, ts) DO NOTHING");
             let mut q = sqlx::query(&sql);
-            for (series, b) in chunk {
+            for (series, b) in chunk.iter().copied() {
                 let (c0, c1, c2) = match b.cpu {
                     Some((a, m, x)) => (Some(a), Some(m), Some(x)),
                     None => (None, None, None),
@@ -253,7 +257,9 @@ impl Store {
             let key = format!("folded:{}", dst.table);
             let upto = ready - ready.rem_euclid(dst.step);
             let from = match self.meta(&key).await? {
-                Some(v) => v,
+                // Again over the last two buckets (a late write lands in them; folding is
+                // idempotent), and never from the future (a clock once ahead).
+                Some(v) => v.min(upto) - 2 * dst.step,
                 None => {
                     let sql = format!("SELECT MIN(ts) FROM {}", src.table);
                     let min: Option<i64> = sqlx::query(&sql).fetch_one(&self.pool).await?.try_get(0)?;
@@ -282,7 +288,7 @@ impl Store {
                 tx.commit().await?;
             }
             // The next tier folds only what this one holds whole.
-            ready = upto.max(from);
+            ready = upto;
         }
         Ok(())
     }
@@ -301,6 +307,13 @@ impl Store {
             sqlx::query(&sql).bind(now - t.keep).execute(&self.pool).await?;
         }
         sqlx::query("DELETE FROM marks WHERE ts < $1").bind(now - TIERS[2].keep).execute(&self.pool).await?;
+        // Series with nothing left (containers long gone).
+        sqlx::query(
+            "DELETE FROM series WHERE id NOT IN (SELECT series FROM points_10m) AND id NOT IN (SELECT series FROM points_1m) \
+             AND id NOT IN (SELECT series FROM points_10s) AND id NOT IN (SELECT series FROM marks)",
+        )
+        .execute(&self.pool)
+        .await?;
         let mut size = self.history_bytes().await?;
         for _ in 0..100 {
             if size <= cap_bytes || !self.drop_oldest(now).await? {
@@ -411,7 +424,7 @@ impl Store {
                     cpu_avg: pct(r.try_get(3)?),
                     cpu_max: pct(r.try_get(4)?),
                     mem_min: r.try_get(5)?,
-                    mem_avg: r.try_get(6)?,
+                    mem_avg: r.try_get::<Option<i64>, _>(6)?.unwrap_or(0),
                     mem_max: r.try_get(7)?,
                     net_rx_bytes: r.try_get(8)?,
                     net_tx_bytes: r.try_get(9)?,

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor, Row};
+use sqlx::{AnyPool, Connection, Executor, Row};
 
 pub use history::{Bucket, Mark, Point, Range, Series, SeriesKind};
 
@@ -96,16 +96,32 @@ pub enum Location {
 
 impl Location {
     /// `postgres://…`/`postgresql://…`, `sqlite://<path>`, or a plain path.
+    /// Any other scheme is refused (a mistyped PostgreSQL URL must not
+    /// become a local file); the spec, which may carry a password, is never
+    /// echoed back.
     pub fn parse(spec: &str) -> Result<Self, String> {
         let spec = spec.trim();
-        if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
-            return Ok(Location::Postgres(spec.to_owned()));
+        let scheme = spec.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+        match scheme.as_deref() {
+            Some("postgres") | Some("postgresql") => return Ok(Location::Postgres(spec.to_owned())),
+            Some("sqlite") | None => {}
+            Some(_) => {
+                return Err("DOCKWARD_STORE: only a file path, sqlite://<path> or postgres://… is understood".into())
+            }
         }
-        let path = spec.strip_prefix("sqlite://").unwrap_or(spec);
-        if path.is_empty() || path.contains('?') {
-            return Err(format!("DOCKWARD_STORE: {spec:?} is neither a file path nor a postgres:// URL"));
+        let path = spec.split_once("://").map_or(spec, |(_, p)| p);
+        let looks_like_url = path.split_once(':').is_some_and(|(s, _)| {
+            !s.is_empty() && !s.contains('/') && s.chars().all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+        });
+        if path.is_empty() || path.contains('?') || path.contains('#') || path.contains('%') || looks_like_url {
+            return Err(
+                "DOCKWARD_STORE: not a file path (no '?', '#', '%' or scheme), sqlite://<path> or postgres://…".into(),
+            );
         }
-        Ok(Location::Sqlite(PathBuf::from(path)))
+        let path = PathBuf::from(path);
+        // Absolute: a relative path's first part would be read as a URL's host.
+        let path = if path.is_absolute() { path } else { std::env::current_dir().unwrap_or_default().join(path) };
+        Ok(Location::Sqlite(path))
     }
 }
 
@@ -172,8 +188,10 @@ impl Store {
                 }
                 Ok(store)
             }
-            Err(Corrupt(why)) if !existed => Err(open_err(format!("cannot be made: {why}"))),
-            Err(Corrupt(why)) if !read_only => {
+            Err(Corrupt { why, .. }) if !existed => Err(open_err(format!("cannot be made: {why}"))),
+            // Unusable now, not damaged: refused with the reason, the file left as it is.
+            Err(Corrupt { damaged: false, why }) if !read_only => Err(open_err(format!("cannot be opened: {why}"))),
+            Err(Corrupt { why, .. }) if !read_only => {
                 let aside = path.with_file_name(format!(
                     "{}.corrupt-{}",
                     path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
@@ -188,21 +206,22 @@ impl Store {
                     let side = PathBuf::from(format!("{}{ext}", path.display()));
                     let _ = std::fs::rename(&side, format!("{}{ext}", aside.display()));
                 }
-                let store = Self::connect_sqlite(path, false).await.map_err(|Corrupt(w)| open_err(w))?;
+                let store = Self::connect_sqlite(path, false).await.map_err(|c| open_err(c.why))?;
                 migrate::run(&store).await?;
+                // The path and SQLite's words go to the log (above), not to every viewer.
                 lock(&store.health).reset = Some(format!(
-                    "the history database failed its integrity check at start ({why}); it was moved to {} and a new one begun",
-                    aside.display()
+                    "the history database failed its integrity check at start; it was kept aside as {} and a new one begun: history and logouts from before are not in it",
+                    aside.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
                 ));
                 Ok(store)
             }
-            Err(Corrupt(why)) => {
+            Err(Corrupt { why, .. }) => {
                 // A WAL file on a read-only mount cannot be opened for reading the usual way
                 // (readers need its shared-memory file): as an immutable file it can.
                 tracing::warn!(path = %shown, reason = %why, "the store cannot be opened read-only as usual; trying it as immutable");
                 let store = Self::connect_sqlite_with(path, "mode=ro&immutable=true", true)
                     .await
-                    .map_err(|Corrupt(w)| open_err(format!("cannot be written, nor read: {w}")))?;
+                    .map_err(|c| open_err(format!("cannot be written, nor read: {}", c.why)))?;
                 migrate::run(&store).await?;
                 Ok(store)
             }
@@ -216,7 +235,27 @@ impl Store {
 
     async fn connect_sqlite_with(path: &Path, params: &str, read_only: bool) -> Result<Store, Corrupt> {
         let url = format!("sqlite://{}?{params}", path.display());
-        let opts: AnyConnectOptions = url.parse().map_err(|e: sqlx::Error| Corrupt(e.to_string()))?;
+        let opts: AnyConnectOptions = url.parse().map_err(|e: sqlx::Error| Corrupt::from(&e))?;
+        // Checked on one connection first: a damaged file fails there with SQLite's own
+        // error (a pool would only say that it timed out waiting for a connection).
+        let mut conn = sqlx::AnyConnection::connect_with(&opts).await.map_err(|e| Corrupt::from(&e))?;
+        let check = async {
+            if !read_only {
+                // Before any table exists; no effect on a file made earlier.
+                conn.execute("PRAGMA auto_vacuum = INCREMENTAL").await?;
+                conn.execute("PRAGMA journal_mode = WAL").await?;
+            }
+            let rows = sqlx::query("PRAGMA quick_check").fetch_all(&mut conn).await?;
+            let verdict: Vec<String> = rows.iter().filter_map(|r| r.try_get::<String, _>(0).ok()).collect();
+            Ok::<Vec<String>, sqlx::Error>(verdict)
+        }
+        .await;
+        let _ = conn.close().await;
+        match check {
+            Ok(v) if v.len() == 1 && v[0] == "ok" => {}
+            Ok(v) => return Err(Corrupt::damaged(v.into_iter().take(3).collect::<Vec<_>>().join("; "))),
+            Err(e) => return Err(Corrupt::from(&e)),
+        }
         let pool = AnyPoolOptions::new()
             // One writer at a time in SQLite; readers beside it (WAL).
             .max_connections(4)
@@ -231,28 +270,8 @@ impl Store {
             })
             .connect_with(opts)
             .await
-            .map_err(|e| Corrupt(e.to_string()))?;
-        let check = async {
-            if !read_only {
-                // Before any table exists; no effect on a file made earlier.
-                pool.execute("PRAGMA auto_vacuum = INCREMENTAL").await?;
-                pool.execute("PRAGMA journal_mode = WAL").await?;
-            }
-            let rows = sqlx::query("PRAGMA quick_check").fetch_all(&pool).await?;
-            let verdict: Vec<String> = rows.iter().filter_map(|r| r.try_get::<String, _>(0).ok()).collect();
-            Ok::<Vec<String>, sqlx::Error>(verdict)
-        };
-        match check.await {
-            Ok(v) if v.len() == 1 && v[0] == "ok" => Ok(Store::new(pool, Backend::Sqlite, read_only)),
-            Ok(v) => {
-                pool.close().await;
-                Err(Corrupt(v.into_iter().take(3).collect::<Vec<_>>().join("; ")))
-            }
-            Err(e) => {
-                pool.close().await;
-                Err(Corrupt(e.to_string()))
-            }
-        }
+            .map_err(|e| Corrupt::from(&e))?;
+        Ok(Store::new(pool, Backend::Sqlite, read_only))
     }
 
     pub fn backend(&self) -> Backend {
@@ -341,8 +360,32 @@ impl Store {
     }
 }
 
-/// Why a SQLite file was not usable as it is.
-struct Corrupt(String);
+/// Why a SQLite file was not usable as it is, and whether it is damaged
+/// (SQLite says so: not a database, malformed, or a failed check) rather
+/// than unusable for now (a full disk, no descriptors, busy, no permission).
+struct Corrupt {
+    damaged: bool,
+    why: String,
+}
+
+impl Corrupt {
+    fn damaged(why: String) -> Self {
+        Corrupt { damaged: true, why }
+    }
+
+    fn from(e: &sqlx::Error) -> Self {
+        let damaged = match e {
+            sqlx::Error::Database(d) => {
+                let code = d.code().and_then(|c| c.parse::<i64>().ok()).map(|c| c & 0xff);
+                matches!(code, Some(11) | Some(26))
+                    || d.message().contains("not a database")
+                    || d.message().contains("malformed")
+            }
+            _ => false,
+        };
+        Corrupt { damaged, why: e.to_string() }
+    }
+}
 
 /// An error text without the URL's password.
 fn redact(text: &str, url: &str) -> String {
@@ -353,6 +396,10 @@ fn redact(text: &str, url: &str) -> String {
         },
         None => text.to_owned(),
     }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 pub fn now_s() -> u64 {
@@ -376,8 +423,18 @@ mod tests {
             matches!(Location::parse("sqlite:///tmp/a.db"), Ok(Location::Sqlite(p)) if p == Path::new("/tmp/a.db"))
         );
         assert!(matches!(Location::parse("postgres://u:p@db/x"), Ok(Location::Postgres(_))));
-        assert!(Location::parse("").is_err());
-        assert!(Location::parse("sqlite://a.db?mode=memory").is_err());
+        assert!(matches!(Location::parse("PostgreSQL://u:p@db/x"), Ok(Location::Postgres(_))));
+        assert!(matches!(Location::parse("rel/x.db"), Ok(Location::Sqlite(p)) if p.is_absolute()));
+        for bad in [
+            "",
+            "sqlite://a.db?mode=memory",
+            "mysql://u:secret@db/x",
+            "postgres:/u:secret@db",
+            "Postgres+x://u:secret@db",
+        ] {
+            let e = Location::parse(bad).expect_err(bad);
+            assert!(!e.contains("secret"), "the spec is not echoed: {e}");
+        }
     }
 
     #[test]
