@@ -221,9 +221,9 @@ async fn an_open_live_stream_ends_when_its_user_is_removed(env: Arc<Env>) {
 }
 
 /// Another console (a replica, or this one restarted) sharing the users
-/// file, the session key and the revocations file accepts the session with
-/// the same CSRF token; a logout on one holds on the other within a second
-/// or two.
+/// file, the session key and the store (`dockward.db` beside the users
+/// file) accepts the session with the same CSRF token; a logout on one
+/// holds on the other within a second or two, and after a restart.
 async fn a_session_is_valid_on_another_replica_and_after_a_restart(env: Arc<Env>) {
     let base = &env.main.base;
     add_user(web_bin(), &users_file(&env.main), "replicated1", "operator");
@@ -234,7 +234,6 @@ async fn a_session_is_valid_on_another_replica_and_after_a_restart(env: Arc<Env>
     let files = [
         ("DOCKWARD_USERS_FILE", shared.join("users.json")),
         ("DOCKWARD_SESSION_KEY_FILE", shared.join("session.key")),
-        ("DOCKWARD_SESSION_REVOCATIONS_FILE", shared.join("sessions-revoked")),
     ];
     let env_vars: Vec<(&str, &str)> = files.iter().map(|(k, v)| (*k, v.to_str().unwrap())).collect();
     let replica = || {
