@@ -231,10 +231,8 @@ async fn a_session_is_valid_on_another_replica_and_after_a_restart(env: Arc<Env>
     let (status, who) = whoami(base, &cookie).await;
     assert_eq!(status, 200, "{who}");
     let shared = env.main.dir.path();
-    let files = [
-        ("DOCKWARD_USERS_FILE", shared.join("users.json")),
-        ("DOCKWARD_SESSION_KEY_FILE", shared.join("session.key")),
-    ];
+    let files =
+        [("DOCKWARD_USERS_FILE", shared.join("users.json")), ("DOCKWARD_SESSION_KEY_FILE", shared.join("session.key"))];
     let env_vars: Vec<(&str, &str)> = files.iter().map(|(k, v)| (*k, v.to_str().unwrap())).collect();
     let replica = || {
         let gone = format!("http://127.0.0.1:{}", free_port());
