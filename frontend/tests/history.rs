@@ -11,20 +11,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
-use testkit::console::client::{http, login};
+use testkit::console::client::{get, http, login};
 use testkit::console::{Console, Host, Options};
 use testkit::sidecar::{Sidecar, SECRET};
 use testkit::{eventually, unique, TestContainer};
-
-async fn get(base: &str, path: &str, cookie: &str) -> (u16, String) {
-    let r = http()
-        .get(format!("{base}{path}"))
-        .header("cookie", format!("dockward_session={cookie}"))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
-    (r.status().as_u16(), r.text().await.unwrap())
-}
 
 async fn export(base: &str, cookie: &str, container: &str) -> Value {
     let (status, body) =
@@ -163,11 +153,27 @@ async fn history_and_sessions_outlive_a_killed_console() {
     let on_line = times(&marked);
     assert!(written.iter().all(|t| on_line.contains(t)), "the old container's buckets are on the new one's line");
 
+    // The whole app: linked from its container's history, its containers summed.
+    let (_, page) = get(&base, &format!("/history?host=live&container={}&range=1h", second.name), &viewer.cookie).await;
+    assert!(page.contains(r#"class="app-history" href="/history?host=live&amp;app=histapp&amp;range=1h""#), "{page}");
+    let (status, body) =
+        get(&base, "/api/history/export?host=live&app=histapp&range=1h&format=json", &viewer.cookie).await;
+    assert_eq!(status, 200, "{body}");
+    let app: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(app["series"], "app:histapp");
+    assert!(points(&app) >= written.len(), "{app}");
+    let marks = app["marks"].as_array().unwrap();
+    assert!(
+        marks.iter().any(|m| m["detail"].as_str().is_some_and(|d| d.starts_with("histapp/web/1: recreated"))),
+        "{app}"
+    );
+
     // Bad queries: a clear error with the right status, nothing else.
     for (q, status, word) in [
         ("host=live&range=2y", 400, "range"),
         ("host=nowhere&range=1h", 404, "nowhere"),
         ("host=live&range=1h&format=xml", 400, "format"),
+        ("host=live&range=1h&app=no%20such%2Fapp", 400, "app"),
     ] {
         let (got, body) = get(&base, &format!("/api/history/export?{q}"), &viewer.cookie).await;
         assert_eq!(got, status, "{q}: {body}");

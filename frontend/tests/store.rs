@@ -55,17 +55,17 @@ async fn downsampling_gives_min_mean_and_max_of_a_known_series() {
         store.downsample(now).await.unwrap();
         assert_eq!(store.tier_rows().await.unwrap(), [6, 1, 1], "{backend}");
         // A chart over 90 days reads the 10-minute tier: one bucket of all six.
-        let p = store.points(id, Range { from: t0 - 600, to: t0 + 600, step: 600 }, now + 8 * 86_400).await.unwrap();
+        let p = store.points(&[id], Range { from: t0 - 600, to: t0 + 600, step: 600 }, now + 8 * 86_400).await.unwrap();
         assert_eq!(p.len(), 1, "{backend}: {p:?}");
         assert_eq!(p[0].ts, t0);
         assert_eq!((p[0].cpu_min, p[0].cpu_avg, p[0].cpu_max), (Some(5.0), Some(35.0), Some(65.0)), "{backend}");
         assert_eq!((p[0].mem_min, p[0].mem_avg, p[0].mem_max), (100, 350, 600), "{backend}");
         assert_eq!(p[0].net_rx_bytes, 60, "{backend}: bytes moved add up");
         // The last hour reads the 10 s tier itself.
-        let fine = store.points(id, Range { from: t0, to: t0 + 60, step: 10 }, t0 + 3_000).await.unwrap();
+        let fine = store.points(&[id], Range { from: t0, to: t0 + 60, step: 10 }, t0 + 3_000).await.unwrap();
         assert_eq!(fine.len(), 6, "{backend}");
         assert_eq!(fine[2].cpu_avg, Some(30.0));
-        let marks = store.marks(id, Range { from: t0, to: t0 + 60, step: 10 }).await.unwrap();
+        let marks = store.marks(&[id], Range { from: t0, to: t0 + 60, step: 10 }, false).await.unwrap();
         assert_eq!(marks.len(), 1, "{backend}");
         assert_eq!(marks[0].kind, "restart");
         // Folding again changes nothing.
@@ -93,7 +93,7 @@ async fn each_tier_keeps_its_span_and_the_cap_drops_the_oldest_first() {
         assert!(rows[1] >= 2 && rows[2] >= 2, "{backend}: coarser tiers keep the old data: {rows:?}");
         // Over the cap, the oldest data goes first: one step drops the two-day-old buckets only.
         assert!(store.drop_oldest(now).await.unwrap());
-        let p = store.points(id, Range::last(90 * 86_400, now), now).await.unwrap();
+        let p = store.points(&[id], Range::last(90 * 86_400, now), now).await.unwrap();
         assert!(!p.is_empty() && p.iter().all(|p| p.ts > now - 86_400), "{backend}: {p:?}");
         // A cap nothing fits under ends with nothing left, not a loop.
         store.retain(now, 1).await.unwrap();
@@ -125,7 +125,7 @@ async fn the_size_cap_holds() {
         let cap = before / 2;
         let after = store.retain(now, cap).await.unwrap();
         assert!(after <= cap, "{backend}: {after} > {cap} (from {before})");
-        let p = store.points(ids[0], Range::last(3600, now), now).await.unwrap();
+        let p = store.points(&ids[..1], Range::last(3600, now), now).await.unwrap();
         assert!(p.len() >= 300, "{backend}: the newest hour is kept: {}", p.len());
     }
 }
@@ -209,9 +209,37 @@ async fn means_round_alike_and_empty_buckets_are_not_written() {
         store.write(&rows, &[]).await.unwrap();
         assert_eq!(store.tier_rows().await.unwrap()[0], 3, "{backend}: the empty bucket is not written");
         store.downsample(now).await.unwrap();
-        let p = store.points(id, Range { from: t0, to: t0 + 60, step: 60 }, now + 8 * 86_400).await.unwrap();
+        let p = store.points(&[id], Range { from: t0, to: t0 + 60, step: 60 }, now + 8 * 86_400).await.unwrap();
         assert_eq!(p.len(), 1, "{backend}: {p:?}");
         assert_eq!(p[0].cpu_avg, Some(10.01), "{backend}: 1000.67 rounds to 1001 hundredths");
         assert_eq!(p[0].mem_avg, 1001, "{backend}");
+    }
+}
+
+/// An app's chart sums its containers' series (only its own, by project).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apps_chart_sums_its_containers() {
+    let now = 1_800_000_000;
+    let t0 = now - 3_600 - (now - 3_600) % 60;
+    for (backend, store, _dir) in stores().await {
+        let named = |name: &str| Series { name: name.into(), ..web() };
+        let mut ids = Vec::new();
+        for (name, cpu, mem) in [("shop/web/1", 1000, 100), ("shop/db/1", 2000, 300), ("shop_x/web/1", 9000, 900)] {
+            let id = store.series_id(&named(name)).await.unwrap();
+            let m = Mark { ts: t0, kind: "restart".into(), detail: "restarted".into() };
+            store.write(&[(id, bucket(t0, 1, (cpu, cpu, cpu), (mem, mem, mem), 5))], &[(id, m)]).await.unwrap();
+            ids.push(id);
+        }
+        let app = store.app_series("h1", "shop").await.unwrap();
+        let names: Vec<&str> = app.iter().map(|(_, n)| n.as_str()).collect();
+        assert_eq!(names, ["shop/db/1", "shop/web/1"], "{backend}: not shop_x's");
+        let app_ids: Vec<i64> = app.iter().map(|(i, _)| *i).collect();
+        let range = Range { from: t0, to: t0 + 10, step: 10 };
+        let p = store.points(&app_ids, range, now).await.unwrap();
+        assert_eq!(p.len(), 1, "{backend}");
+        assert_eq!((p[0].cpu_avg, p[0].mem_max, p[0].net_rx_bytes), (Some(30.0), 400, 10), "{backend}: the sum");
+        let marks = store.marks(&app_ids, range, true).await.unwrap();
+        assert_eq!(marks.len(), 2);
+        assert!(marks.iter().any(|m| m.detail == "shop/db/1: restarted"), "{backend}: {marks:?}");
     }
 }

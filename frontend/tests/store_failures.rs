@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use dockward_frontend::server::store::{Location, Store};
-use testkit::console::client::{http, login};
+use testkit::console::client::{get, login};
 use testkit::console::{Console, Host, Options};
 use testkit::sidecar::{Sidecar, SECRET};
 use testkit::{eventually, unique, TestContainer};
@@ -34,16 +34,6 @@ impl Drop for Mount {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
-}
-
-async fn get(base: &str, path: &str, cookie: &str) -> (u16, String) {
-    let r = http()
-        .get(format!("{base}{path}"))
-        .header("cookie", format!("dockward_session={cookie}"))
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
 }
 
 fn web_bin() -> &'static Path {

@@ -212,6 +212,17 @@ pub mod client {
         User { name: name.to_owned(), cookie, csrf: who["csrf"].as_str().expect("a CSRF token").to_owned() }
     }
 
+    /// GETs a console path as a signed-in user (`cookie`): the status and the body as text.
+    pub async fn get(base: &str, path: &str, cookie: &str) -> (u16, String) {
+        let r = http()
+            .get(format!("{base}{path}"))
+            .header("cookie", format!("dockward_session={cookie}"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        (r.status().as_u16(), r.text().await.expect("a body"))
+    }
+
     /// GETs a console path as a signed-in user (`cookie`); the body as text.
     pub async fn page(base: &str, path: &str, cookie: &str) -> String {
         http()

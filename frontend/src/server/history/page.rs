@@ -28,8 +28,10 @@ pub const RANGES: [(&str, i64); 6] =
 pub struct HistoryQuery {
     host: String,
     /// A container's name (or its history's name, `app/service/number`);
-    /// none: the host as a whole.
+    /// none: the host as a whole (or the app).
     container: Option<String>,
+    /// A compose project: its containers' history summed.
+    app: Option<String>,
     range: Option<String>,
     /// `csv` or `json` (export only).
     format: Option<String>,
@@ -38,7 +40,10 @@ pub struct HistoryQuery {
 /// What a query asks for, checked.
 struct Asked {
     host: String,
+    /// One series' name (empty: the host's own), unless `app`.
     series_name: String,
+    /// A compose project: the sum of its containers' series.
+    app: Option<String>,
     label: String,
     range_label: &'static str,
     seconds: i64,
@@ -54,6 +59,23 @@ fn check(core: &Core, q: &HistoryQuery) -> Result<Asked, ConsoleError> {
         .iter()
         .find(|(l, _)| *l == wanted)
         .ok_or_else(|| ConsoleError::bad_input("range", "range must be one of 1h, 6h, 24h, 7d, 30d, 90d"))?;
+    if let Some(app) = q.app.as_deref().filter(|a| !a.is_empty()) {
+        let ok = app.len() <= 128 && app.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+        if !ok || q.container.as_deref().is_some_and(|c| !c.is_empty()) {
+            return Err(ConsoleError::bad_input(
+                "app",
+                "an app is a compose project name (at most 128 of A-Z a-z 0-9 _ . -), without a container",
+            ));
+        }
+        return Ok(Asked {
+            host: q.host.clone(),
+            series_name: String::new(),
+            app: Some(app.to_owned()),
+            label: format!("app {app}"),
+            range_label,
+            seconds,
+        });
+    }
     let (series_name, label) = match q.container.as_deref() {
         None | Some("") => (String::new(), format!("host {}", q.host)),
         Some(c) => {
@@ -77,7 +99,7 @@ fn check(core: &Core, q: &HistoryQuery) -> Result<Asked, ConsoleError> {
             }
         }
     };
-    Ok(Asked { host: q.host.clone(), series_name, label, range_label, seconds })
+    Ok(Asked { host: q.host.clone(), series_name, app: None, label, range_label, seconds })
 }
 
 fn truncated(s: &str) -> &str {
@@ -101,11 +123,12 @@ async fn read(store: &Store, a: &Asked) -> Result<(Range, Vec<Point>, Vec<Mark>)
         tracing::error!(error = %e, "reading history");
         ConsoleError::internal("the history could not be read (the console's log says why)")
     };
-    let Some(id) = store.find_series(&a.host, &a.series_name).await.map_err(internal)? else {
-        return Ok((range, Vec::new(), Vec::new()));
+    let ids: Vec<i64> = match &a.app {
+        Some(app) => store.app_series(&a.host, app).await.map_err(internal)?.into_iter().map(|(id, _)| id).collect(),
+        None => store.find_series(&a.host, &a.series_name).await.map_err(internal)?.into_iter().collect(),
     };
-    let points = store.points(id, range, now).await.map_err(internal)?;
-    let marks = store.marks(id, range).await.map_err(internal)?;
+    let points = store.points(&ids, range, now).await.map_err(internal)?;
+    let marks = store.marks(&ids, range, a.app.is_some()).await.map_err(internal)?;
     Ok((range, points, marks))
 }
 
@@ -166,8 +189,12 @@ pub async fn export(
     };
     let file = format!("history-{}-{}-{}", safe_file(&asked.host), safe_file(&asked.label), asked.range_label);
     let (body, ctype) = if format == "json" {
+        let series = match &asked.app {
+            Some(app) => format!("app:{app}"),
+            None => asked.series_name.clone(),
+        };
         let doc = serde_json::json!({
-            "host": asked.host, "series": asked.series_name, "from": range.from, "to": range.to,
+            "host": asked.host, "series": series, "from": range.from, "to": range.to,
             "step_seconds": range.step, "points": points, "marks": marks,
         });
         (serde_json::to_string_pretty(&doc).unwrap_or_default(), "application/json")
@@ -235,6 +262,9 @@ fn link(q: &HistoryQuery, range: &str, extra: &str) -> String {
     if let Some(c) = q.container.as_deref().filter(|c| !c.is_empty()) {
         url.push_str(&format!("&container={}", enc(c)));
     }
+    if let Some(a) = q.app.as_deref().filter(|a| !a.is_empty()) {
+        url.push_str(&format!("&app={}", enc(a)));
+    }
     url.push_str(&format!("&range={range}{extra}"));
     url
 }
@@ -262,6 +292,20 @@ fn render(a: &Asked, q: &HistoryQuery, store: &Store, range: Range, points: &[Po
     let _ = write!(out, r#"<p class="history-of"><b>{}</b> on <b>{}</b>"#, escape(&a.label), escape(&a.host));
     if !a.series_name.is_empty() && a.series_name != a.label {
         let _ = write!(out, r#" <span class="muted">(history kept as {})</span>"#, escape(&a.series_name));
+    }
+    // A compose container's app, summed: `project/service/number`.
+    if let Some((project, _)) = a.series_name.split_once('/') {
+        let _ = write!(
+            out,
+            r#" · <a class="app-history" href="/history?host={}&amp;app={}&amp;range={}">the whole app {}</a>"#,
+            escape(&enc(&a.host)),
+            escape(&enc(project)),
+            a.range_label,
+            escape(project)
+        );
+    }
+    if a.app.is_some() {
+        out.push_str(r#" <span class="muted">(its containers summed: CPU and memory as the sums of their minima, means and maxima)</span>"#);
     }
     out.push_str("</p><nav class=\"ranges\" aria-label=\"Range\">");
     for (label, _) in RANGES {

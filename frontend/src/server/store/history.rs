@@ -37,6 +37,8 @@ const FOLD_LAG_S: i64 = 30;
 pub const CHART_POINTS: i64 = 720;
 /// Most marks shown on one chart.
 const MARKS_MAX: i64 = 500;
+/// Most containers' series an app's chart sums.
+const APP_SERIES_MAX: i64 = 200;
 /// What a bucket row takes on PostgreSQL with its primary key (about 90
 /// bytes of tuple and 40 of index entry).
 const PG_ROW_BYTES: i64 = 130;
@@ -386,7 +388,31 @@ impl Store {
 
     /// The points of `series` over `range`, each tier read where it is the
     /// finest one holding the data, cut into buckets of `range.step`.
-    pub async fn points(&self, series: i64, range: Range, now: i64) -> Result<Vec<Point>, StoreError> {
+    /// The series of the containers of compose project `project` on `host`
+    /// (at most [`APP_SERIES_MAX`]): ids and names.
+    pub async fn app_series(&self, host: &str, project: &str) -> Result<Vec<(i64, String)>, StoreError> {
+        let prefix = format!("{project}/");
+        let rows = sqlx::query(
+            "SELECT id, name FROM series WHERE host = $1 AND kind = 'container' \
+             AND substr(name, 1, CAST($2 AS INTEGER)) = $3 ORDER BY name LIMIT $4",
+        )
+        .bind(host)
+        .bind(prefix.chars().count() as i64)
+        .bind(&prefix)
+        .bind(APP_SERIES_MAX)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<_, sqlx::Error>>().map_err(Into::into)
+    }
+
+    /// The points of `series` over `range`, each tier read where it is the
+    /// finest one holding the data, cut into buckets of `range.step`. Of
+    /// several series (an app), each bucket is the sum of theirs: CPU and
+    /// memory as the sums of their minima, means and maxima.
+    pub async fn points(&self, series: &[i64], range: Range, now: i64) -> Result<Vec<Point>, StoreError> {
+        if series.is_empty() {
+            return Ok(Vec::new());
+        }
         // Where each coarser tier's data ends (folded up to there).
         let folded_1m = self.meta("folded:points_1m").await?.unwrap_or(i64::MIN);
         let folded_10m = self.meta("folded:points_10m").await?.unwrap_or(i64::MIN);
@@ -400,21 +426,25 @@ impl Store {
             (b10m, folded_1m.max(b10m))
         };
         let step = range.step;
-        let sql = format!(
-            "SELECT ts - ts % {step} AS b, {AGGREGATE} FROM (\
-               SELECT * FROM points_10m WHERE series = $1 AND ts >= $2 AND ts < $3 \
-               UNION ALL SELECT * FROM points_1m WHERE series = $1 AND ts >= $3 AND ts < $4 \
-               UNION ALL SELECT * FROM points_10s WHERE series = $1 AND ts >= $4 AND ts < $5\
-             ) p GROUP BY b ORDER BY b"
+        // Ids from the store itself, as numbers: nothing of a request is in this text.
+        let ids = series.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        let tiers = format!(
+            "SELECT * FROM points_10m WHERE series IN ({ids}) AND ts >= $1 AND ts < $2 \
+             UNION ALL SELECT * FROM points_1m WHERE series IN ({ids}) AND ts >= $2 AND ts < $3 \
+             UNION ALL SELECT * FROM points_10s WHERE series IN ({ids}) AND ts >= $3 AND ts < $4"
         );
-        let rows = sqlx::query(&sql)
-            .bind(series)
-            .bind(range.from)
-            .bind(b10m)
-            .bind(b1m)
-            .bind(range.to)
-            .fetch_all(&self.pool)
-            .await?;
+        let sql = if series.len() == 1 {
+            format!("SELECT ts - ts % {step} AS b, {AGGREGATE} FROM ({tiers}) p GROUP BY b ORDER BY b")
+        } else {
+            let cols = ["n", "cmin", "cavg", "cmax", "mmin", "mavg", "mmax", "rx", "tx", "br", "bw", "rs"];
+            format!(
+                "WITH q (series, b, {names}) AS (SELECT series, ts - ts % {step}, {AGGREGATE} FROM ({tiers}) p \
+                 GROUP BY series, ts - ts % {step}) SELECT b, {sums} FROM q GROUP BY b ORDER BY b",
+                names = cols.join(", "),
+                sums = cols.iter().map(|c| format!("CAST(SUM({c}) AS BIGINT)")).collect::<Vec<_>>().join(", "),
+            )
+        };
+        let rows = sqlx::query(&sql).bind(range.from).bind(b10m).bind(b1m).bind(range.to).fetch_all(&self.pool).await?;
         let pct = |v: Option<i64>| v.map(|c| c as f64 / 100.0);
         rows.iter()
             .map(|r| {
@@ -437,17 +467,19 @@ impl Store {
             .map_err(Into::into)
     }
 
-    /// The marks of `series` over `range`, oldest first (at most [`MARKS_MAX`]).
-    pub async fn marks(&self, series: i64, range: Range) -> Result<Vec<Mark>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT ts, kind, detail FROM marks WHERE series = $1 AND ts >= $2 AND ts < $3 ORDER BY ts DESC LIMIT $4",
-        )
-        .bind(series)
-        .bind(range.from)
-        .bind(range.to)
-        .bind(MARKS_MAX)
-        .fetch_all(&self.pool)
-        .await?;
+    /// The marks of `series` over `range`, oldest first (at most [`MARKS_MAX`]);
+    /// `named`: each detail says whose it is (an app's).
+    pub async fn marks(&self, series: &[i64], range: Range, named: bool) -> Result<Vec<Mark>, StoreError> {
+        if series.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = series.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        let detail = if named { "s.name || ': ' || m.detail" } else { "m.detail" };
+        let sql = format!(
+            "SELECT m.ts, m.kind, {detail} FROM marks m JOIN series s ON s.id = m.series \
+             WHERE m.series IN ({ids}) AND m.ts >= $1 AND m.ts < $2 ORDER BY m.ts DESC LIMIT $3"
+        );
+        let rows = sqlx::query(&sql).bind(range.from).bind(range.to).bind(MARKS_MAX).fetch_all(&self.pool).await?;
         let mut out: Vec<Mark> = rows
             .iter()
             .map(|r| Ok(Mark { ts: r.try_get(0)?, kind: r.try_get(1)?, detail: r.try_get(2)? }))
