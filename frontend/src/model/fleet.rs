@@ -473,7 +473,7 @@ impl Scope {
 }
 
 /// Percent-encodes all but unreserved characters (RFC 3986).
-pub(super) fn url_encode(s: &str) -> String {
+pub fn url_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {

@@ -14,7 +14,8 @@ mod text;
 
 pub use audit::{audit_filter_from, audit_query, known_actors, utc_time, FilterSlot};
 pub use fleet::{
-    spark_bucket, Change, Delta, Fleet, HostStatus, HostView, LiveStats, Scope, SPARK_BUCKET_MS, SPARK_POINTS,
+    spark_bucket, url_encode, Change, Delta, Fleet, HostStatus, HostView, LiveStats, Scope, SPARK_BUCKET_MS,
+    SPARK_POINTS,
 };
 pub use fold::{
     app_key, crossed, diff_overview, follow_overview, normal_filter, overview, touched_apps, Folded, Opened, Touched,

@@ -19,6 +19,7 @@ use super::super::password::escape;
 use super::super::store::{Mark, Point, Range, Store};
 use super::super::Core;
 use crate::error::ConsoleError;
+use crate::model::{human_bytes, url_encode};
 
 /// The ranges offered: label and seconds.
 pub const RANGES: [(&str, i64); 6] =
@@ -258,24 +259,15 @@ pub fn iso(ts: i64) -> String {
 }
 
 fn link(q: &HistoryQuery, range: &str, extra: &str) -> String {
-    let mut url = format!("?host={}", enc(&q.host));
+    let mut url = format!("?host={}", url_encode(&q.host));
     if let Some(c) = q.container.as_deref().filter(|c| !c.is_empty()) {
-        url.push_str(&format!("&container={}", enc(c)));
+        url.push_str(&format!("&container={}", url_encode(c)));
     }
     if let Some(a) = q.app.as_deref().filter(|a| !a.is_empty()) {
-        url.push_str(&format!("&app={}", enc(a)));
+        url.push_str(&format!("&app={}", url_encode(a)));
     }
     url.push_str(&format!("&range={range}{extra}"));
     url
-}
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn render(a: &Asked, q: &HistoryQuery, store: &Store, range: Range, points: &[Point], marks: &[Mark]) -> String {
@@ -298,8 +290,8 @@ fn render(a: &Asked, q: &HistoryQuery, store: &Store, range: Range, points: &[Po
         let _ = write!(
             out,
             r#" · <a class="app-history" href="/history?host={}&amp;app={}&amp;range={}">the whole app {}</a>"#,
-            escape(&enc(&a.host)),
-            escape(&enc(project)),
+            escape(&url_encode(&a.host)),
+            escape(&url_encode(project)),
             a.range_label,
             escape(project)
         );
@@ -377,16 +369,8 @@ enum Unit {
 fn human(unit: Unit, v: f64) -> String {
     match unit {
         Unit::Percent => format!("{v:.1} %"),
-        Unit::Bytes | Unit::Rate => {
-            let suffix = if matches!(unit, Unit::Rate) { "/s" } else { "" };
-            let (mut x, mut i) = (v, 0);
-            let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-            while x >= 1024.0 && i < units.len() - 1 {
-                x /= 1024.0;
-                i += 1;
-            }
-            format!("{x:.1} {}{suffix}", units[i])
-        }
+        Unit::Bytes => human_bytes(v.max(0.0) as u64),
+        Unit::Rate => format!("{}/s", human_bytes(v.max(0.0) as u64)),
     }
 }
 
