@@ -20,6 +20,14 @@ pub fn Header(session: SessionInfo, fleet: RwSignal<Fleet>) -> impl IntoView {
             <nav>
                 <A href="/">"Overview"</A>
                 <A href="/network">"Network"</A>
+                // Server-rendered; the count of alerts firing comes with the live fleet.
+                <a href="/alerts" rel="external">
+                    "Alerts"
+                    {move || {
+                        let n = fleet.with(|f| f.alerts);
+                        (n > 0).then(|| view! { <b class="alerts-count" title="alerts firing">{n}</b> })
+                    }}
+                </a>
                 <Show when=move || is_admin>
                     <A href="/audit">"Audit"</A>
                 </Show>

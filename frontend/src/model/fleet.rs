@@ -89,6 +89,9 @@ pub struct Fleet {
     /// `None` for the whole fleet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub omitted: Option<super::Omitted>,
+    /// Alerts firing (the header's count; the alerts page is server-rendered).
+    #[serde(default)]
+    pub alerts: u32,
 }
 
 /// Points of a sparkline…
@@ -159,6 +162,8 @@ pub enum Change {
     Fold { host: String, f: Box<Folded> },
     /// A folded app on a host is gone (unfolded, or it has no container left).
     Unfold { host: String, project: Option<String> },
+    /// How many alerts fire (of no host: the fleet's).
+    Alerts { n: u32 },
 }
 
 impl Change {
@@ -172,6 +177,7 @@ impl Change {
             | Self::History { host, .. }
             | Self::Fold { host, .. }
             | Self::Unfold { host, .. } => host,
+            Self::Alerts { .. } => "",
         }
     }
 }
@@ -203,6 +209,10 @@ impl Fleet {
         self.roll(d.bucket);
         self.at_ms = d.at_ms;
         for change in &d.changes {
+            if let Change::Alerts { n } = change {
+                self.alerts = *n;
+                continue;
+            }
             let Some(h) = self.hosts.iter_mut().find(|h| h.name == change.host()) else { continue };
             match change {
                 Change::Host { status, .. } => h.status = status.clone(),
@@ -250,6 +260,7 @@ impl Fleet {
                     }
                 }
                 Change::Unfold { project, .. } => h.folded.retain(|x| &x.project != project),
+                Change::Alerts { .. } => {}
             }
         }
     }
@@ -313,7 +324,7 @@ impl Fleet {
                 }
             })
             .collect();
-        Fleet { hosts, at_ms: self.at_ms, spark_bucket: self.spark_bucket, omitted: self.omitted }
+        Fleet { hosts, at_ms: self.at_ms, spark_bucket: self.spark_bucket, omitted: self.omitted, alerts: self.alerts }
     }
 }
 
@@ -453,7 +464,7 @@ impl Scope {
 
     fn keeps_change(&self, change: &Change) -> bool {
         match (self, change) {
-            (_, Change::Host { .. }) | (Self::Overview(_), _) => true,
+            (_, Change::Host { .. } | Change::Alerts { .. }) | (Self::Overview(_), _) => true,
             (Self::Network, Change::Upsert { .. } | Change::Remove { .. }) => true,
             (Self::Container { .. }, Change::Upsert { host, c }) => self.keeps_container(host, c),
             (Self::Container { .. }, Change::Remove { host, id } | Change::Stats { host, id, .. }) => {

@@ -239,7 +239,7 @@ fn overview_of(fleet: &Fleet, opened: &Opened, only: Option<&Touched>) -> Fleet 
             }
         })
         .collect();
-    Fleet { hosts, at_ms: fleet.at_ms, spark_bucket: fleet.spark_bucket, omitted: fleet.omitted }
+    Fleet { hosts, at_ms: fleet.at_ms, spark_bucket: fleet.spark_bucket, omitted: fleet.omitted, alerts: fleet.alerts }
 }
 
 /// One host's containers of one app, summed.
@@ -292,7 +292,8 @@ pub fn touched_apps(fleet: &Fleet, d: &Delta) -> Touched {
             | Change::Volumes { .. }
             | Change::History { .. }
             | Change::Fold { .. }
-            | Change::Unfold { .. } => {}
+            | Change::Unfold { .. }
+            | Change::Alerts { .. } => {}
         }
     }
     out
@@ -312,7 +313,7 @@ pub fn follow_overview(
     crossed: bool,
 ) -> Option<Delta> {
     let mut changes: Vec<Change> =
-        d.changes.iter().filter(|c| matches!(c, Change::Host { .. } | Change::Volumes { .. })).cloned().collect();
+        d.changes.iter().filter(|c| matches!(c, Change::Host { .. } | Change::Volumes { .. } | Change::Alerts { .. })).cloned().collect();
     let only = (!crossed).then_some(touched);
     if crossed || !touched.is_empty() {
         let should = overview_of(fleet, opened, only);

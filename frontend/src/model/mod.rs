@@ -84,6 +84,7 @@ pub(crate) mod fixtures {
             at_ms: 0,
             spark_bucket: 0,
             omitted: None,
+            alerts: 0,
         }
     }
 
@@ -176,6 +177,6 @@ pub(crate) mod fixtures {
                 folded: vec![],
             }
         };
-        Fleet { hosts: (0..hosts).map(host).collect(), at_ms: 0, spark_bucket: 0, omitted: None }
+        Fleet { hosts: (0..hosts).map(host).collect(), ..Fleet::default() }
     }
 }

@@ -149,6 +149,7 @@ pub fn first_screen(fleet: &Fleet, max_apps: usize) -> Fleet {
         at_ms: fleet.at_ms,
         spark_bucket: fleet.spark_bucket,
         omitted: (omitted != Omitted::default()).then_some(omitted),
+        alerts: fleet.alerts,
     }
 }
 

@@ -216,6 +216,13 @@ pub struct ServeArgs {
     /// A file holding the store's URL (a Docker secret, say: a PostgreSQL URL carries a password).
     #[arg(long, env = "DOCKWARD_STORE_FILE")]
     pub store_file: Option<PathBuf>,
+    /// Tries per alert notification before it is marked failed (1 s, 2 s, 4 s… apart, at most 5 minutes).
+    #[arg(long, env = "DOCKWARD_ALERT_ATTEMPTS", default_value_t = 6)]
+    pub alert_attempts: u32,
+    /// The console's address as its users reach it (`https://dockward.example.org`):
+    /// notifications link to its alerts page. None by default.
+    #[arg(long, env = "DOCKWARD_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// Most MiB of history kept; past it the oldest data is dropped first.
     #[arg(long, env = "DOCKWARD_HISTORY_MAX_MIB", default_value_t = 4096)]
     pub history_max_mib: u64,

@@ -220,6 +220,7 @@ impl FleetHub {
             at_ms: now_ms(),
             spark_bucket: spark_bucket(now_ms()),
             omitted: None,
+            alerts: 0,
         };
         Self {
             hosts: hosts.into_iter().map(Arc::new).collect(),
@@ -317,6 +318,17 @@ impl FleetHub {
             }
             _ => live.fleet.project(scope),
         }
+    }
+
+    /// `f` of the published fleet, under its lock (keep it short: no copy is made).
+    pub fn with_fleet<R>(&self, f: impl FnOnce(&Fleet) -> R) -> R {
+        f(&lock(&self.live).fleet)
+    }
+
+    /// Sets the count of alerts firing, sent to every page when it changes.
+    pub fn set_alerts(&self, n: i64) {
+        let n = u32::try_from(n.max(0)).unwrap_or(u32::MAX);
+        self.update(None, |f| if f.alerts == n { Vec::new() } else { vec![Change::Alerts { n }] });
     }
 
     /// Every host's name and status, without the rest of the snapshot.

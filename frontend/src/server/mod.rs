@@ -3,6 +3,7 @@
 
 pub mod actions_page;
 pub mod agent;
+pub mod alerts;
 pub mod auth;
 pub mod config;
 pub mod discover;
@@ -71,6 +72,8 @@ pub struct Core {
     pub enrolling: Enrolling,
     /// The console's store (revoked sessions, history), when it could be opened.
     pub store: Option<store::Store>,
+    /// Alert rules, incidents and notifications (they live in the store).
+    pub alerts: Option<Arc<alerts::Alerts>>,
 }
 
 /// What adding and revoking hosts needs.
@@ -99,6 +102,7 @@ pub struct Options {
     /// `DOCKWARD_TAG_REGISTRIES`.
     pub tag_registries: Vec<String>,
     pub store: Option<store::Store>,
+    pub alerts: Option<Arc<alerts::Alerts>>,
 }
 
 fn enrol_error(e: enrol::EnrolError) -> ConsoleError {
@@ -135,6 +139,7 @@ impl Core {
             metrics_token: o.metrics_token,
             enrolling: o.enrolling,
             store: o.store,
+            alerts: o.alerts,
         }
     }
 

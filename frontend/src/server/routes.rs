@@ -309,6 +309,20 @@ impl Server {
                 .with_recorder(recorder.clone()),
         );
         fleet.start();
+        let public_url = match args.public_url.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
+            Some(u) => Some(
+                super::alerts::input::url("DOCKWARD_PUBLIC_URL", u)
+                    .map_err(|e| StartError::Config(format!("DOCKWARD_PUBLIC_URL: {e}")))?
+                    .to_string(),
+            ),
+            None => None,
+        };
+        let alerts = super::alerts::Alerts::new(
+            store.clone(),
+            enrolment.clone(),
+            super::alerts::Settings { attempts: args.alert_attempts.clamp(1, 20), public_url },
+        )
+        .await;
         let core = Arc::new(Core::new(
             fleet,
             users,
@@ -330,8 +344,10 @@ impl Server {
                     .filter(|s| !s.is_empty())
                     .collect(),
                 store: Some(store),
+                alerts: Some(alerts.clone()),
             },
         ));
+        alerts.start(core.clone());
         if let Some((listener, identity)) = agent_port {
             let (cert, key) = (&args.enrol.agent_tls_cert_file, &args.enrol.agent_tls_key_file);
             let agent = Arc::new(super::agent::Agent::new(enrolment.clone(), changed.clone(), links.tunnels.clone()));
@@ -383,6 +399,15 @@ pub fn router(core: Arc<Core>, site_root: &std::path::Path) -> Router {
         .route("/hosts", get(super::hosts_page::page).with_state(core.clone()))
         .route("/history", get(super::history::page::page).with_state(core.clone()))
         .route("/api/history/export", get(super::history::page::export).with_state(core.clone()))
+        .route("/alerts", get(super::alerts::page::page).post(super::alerts::page::act).with_state(core.clone()))
+        .route("/api/alerts", get(super::alerts::page::api_overview).with_state(core.clone()))
+        .route("/api/alerts/channels", get(super::alerts::page::api_channels).with_state(core.clone()))
+        .route("/api/alerts/{what}", post(super::alerts::page::api_add).with_state(core.clone()))
+        .route(
+            "/api/alerts/{what}/{id}",
+            axum::routing::put(super::alerts::page::api_set).delete(super::alerts::page::api_remove).with_state(core.clone()),
+        )
+        .route("/api/alerts/{what}/{id}/{verb}", post(super::alerts::page::api_act).with_state(core.clone()))
         .route("/hosts/add", post(super::hosts_page::add).with_state(core.clone()))
         .route("/hosts/revoke", post(super::hosts_page::revoke).with_state(core.clone()))
         .route("/actions", get(super::actions_page::ask).post(super::actions_page::start).with_state(core.clone()))

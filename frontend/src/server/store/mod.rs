@@ -1,5 +1,5 @@
 //! The console's store: the one place its state lives (revoked sessions,
-//! history; alert state next). SQLite in WAL mode in the state volume by
+//! history, alerts). SQLite in WAL mode in the state volume by
 //! default, or PostgreSQL when `DOCKWARD_STORE` is a `postgres://` URL, so
 //! replicas share it. One crate (sqlx, no query macros) serves both, with
 //! the same versioned migrations (`migrate.rs`).
@@ -12,6 +12,7 @@
 //!   but not recorded, logouts hold in this process only;
 //! - a full disk pauses history ([`Health::paused`]) until a write succeeds.
 
+mod alerts;
 mod history;
 mod migrate;
 
@@ -22,6 +23,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Connection, Executor, Row};
 
+pub use alerts::{Config as AlertConfig, IncidentRow, OutboxRow};
 pub use history::{Bucket, Mark, Point, Range, Series, SeriesKind};
 
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,784 @@
+//! Alerts: rules over the fleet, incidents, and notifications to the
+//! channels an admin configured. Everything lasting is in the store
+//! (`store/alerts.rs`); with several replicas on one PostgreSQL store, one
+//! leads ([`leader`]: an advisory lock) and only it evaluates and sends.
+//!
+//! ```text
+//! fleet hub ──▶ engine (every second) ──▶ reconcile ──▶ incidents (store)
+//!  known: updates, audit, log matches         │
+//!                                             ▼
+//!                 channels ◀── deliver ◀── outbox (store): retries, quiet hours
+//! ```
+//!
+//! - One incident per rule and subject (a container by name, a host), and
+//!   one notification when it fires and one when it resolves. A host that
+//!   cannot be seen raises its own alert; its containers' incidents wait.
+//! - Flapping is damped: an incident that fires again within
+//!   [`FLAP_WINDOW_MS`] of resolving is reopened, said once ("flapping"),
+//!   and resolves only after a quiet [`FLAP_WINDOW_MS`].
+//! - A silence (until a time, by scope, maybe one rule) holds an incident's
+//!   notifications; when it ends, an incident still firing is sent.
+//! - The outbox is sent at least once: a console killed mid-send may send
+//!   that one notification again (its `id` lets a receiver drop it).
+
+pub mod channels;
+mod deliver;
+pub mod engine;
+pub mod input;
+mod leader;
+mod watch;
+pub mod page;
+pub mod rules;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::Notify;
+
+use super::auth::CurrentUser;
+use super::store::{AlertConfig, IncidentRow, OutboxRow, Store, StoreError};
+use super::Core;
+use crate::error::ConsoleError;
+use crate::types::Role;
+use channels::{Channel, Notice};
+use engine::{Engine, Finding, Known};
+use rules::{Rule, Scope};
+
+/// An incident that fires again this soon after resolving is flapping.
+pub const FLAP_WINDOW_MS: i64 = 10 * 60 * 1000;
+/// How often rules are evaluated.
+const TICK: Duration = Duration::from_secs(1);
+/// Configuration changed on another replica is seen within this.
+const CONFIG_FRESH: Duration = Duration::from_secs(5);
+/// Resolved incidents and finished notifications are kept this long.
+const KEEP_MS: i64 = 30 * 24 * 3600 * 1000;
+/// Most silences at once.
+pub const SILENCES_MAX: usize = 200;
+/// A silence's longest span.
+pub const SILENCE_MAX_S: u64 = 90 * 24 * 3600;
+
+/// What `DOCKWARD_ALERT_*` set.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Attempts per notification before it is marked failed.
+    pub attempts: u32,
+    /// The console's address as users reach it (links in notifications).
+    pub public_url: Option<String>,
+}
+
+/// A silence, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Silence {
+    #[serde(skip)]
+    pub id: i64,
+    #[serde(skip)]
+    pub until_ms: i64,
+    pub scope: Scope,
+    /// Only this rule's incidents; every rule's when absent.
+    #[serde(default)]
+    pub rule: Option<i64>,
+    pub reason: String,
+    pub by: String,
+    pub created_ms: i64,
+}
+
+impl Silence {
+    fn covers(&self, f: &Finding) -> bool {
+        self.rule.is_none_or(|r| r == f.rule) && self.scope.covers(&f.host, f.app.as_deref())
+    }
+}
+
+/// The configuration as last read from the store.
+#[derive(Default, Clone)]
+struct Config {
+    rules: Arc<Vec<(i64, Rule)>>,
+    channels: Arc<Vec<(i64, Channel)>>,
+    silences: Arc<Vec<Silence>>,
+}
+
+impl Config {
+    fn silenced(&self, f: &Finding, now: i64) -> bool {
+        self.silences.iter().any(|s| s.until_ms > now && s.covers(f))
+    }
+
+    fn channel(&self, id: i64) -> Option<&Channel> {
+        self.channels.iter().find(|(i, _)| *i == id).map(|(_, c)| c)
+    }
+}
+
+/// An incident firing, as the leader keeps it.
+struct Open {
+    id: i64,
+    notified: bool,
+    flaps: i64,
+    /// Since when a flapping incident's condition has been clear.
+    clear_since: Option<i64>,
+    finding: Finding,
+}
+
+pub struct Alerts {
+    store: Store,
+    enrolment: super::enrol::Enrolment,
+    settings: Settings,
+    sender: deliver::Sender,
+    config: Mutex<(Config, Option<Instant>)>,
+    /// Whether this replica leads (evaluates and sends).
+    leading: AtomicBool,
+    /// Incidents firing (the header's count).
+    firing: AtomicI64,
+    /// Wakes the sender when something was queued.
+    queued: Notify,
+    known: Mutex<Known>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn store_err(e: StoreError) -> ConsoleError {
+    match e {
+        StoreError::ReadOnly => ConsoleError::bad_input("store", "the console's store is read-only: nothing can be changed"),
+        other => ConsoleError::internal(other.to_string()),
+    }
+}
+
+fn need(u: &CurrentUser, role: Role) -> Result<(), ConsoleError> {
+    if u.role < role {
+        return Err(ConsoleError::Forbidden { needed: role, have: u.role });
+    }
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    super::store::now_ms()
+}
+
+/// An incident for a page or the API.
+#[derive(Debug, Clone, Serialize)]
+pub struct IncidentView {
+    pub id: i64,
+    pub state: String,
+    pub started_ms: i64,
+    pub resolved_ms: Option<i64>,
+    pub notified: bool,
+    pub flaps: i64,
+    pub acked_by: Option<String>,
+    pub acked_ms: Option<i64>,
+    #[serde(flatten)]
+    pub finding: Option<Finding>,
+}
+
+impl From<IncidentRow> for IncidentView {
+    fn from(r: IncidentRow) -> Self {
+        IncidentView {
+            id: r.id,
+            finding: serde_json::from_str(&r.body).ok(),
+            state: r.state,
+            started_ms: r.started_ms,
+            resolved_ms: r.resolved_ms,
+            notified: r.notified,
+            flaps: r.flaps,
+            acked_by: r.acked_by,
+            acked_ms: r.acked_ms,
+        }
+    }
+}
+
+/// A notification for a page or the API.
+#[derive(Debug, Clone, Serialize)]
+pub struct NotificationView {
+    pub id: i64,
+    pub incident: i64,
+    pub channel: i64,
+    pub event: String,
+    pub status: String,
+    pub attempts: i64,
+    pub next_ms: i64,
+    pub created_ms: i64,
+    pub sent_ms: Option<i64>,
+    pub error: Option<String>,
+}
+
+impl From<OutboxRow> for NotificationView {
+    fn from(r: OutboxRow) -> Self {
+        NotificationView {
+            id: r.id,
+            incident: r.incident,
+            channel: r.channel,
+            event: r.event,
+            status: r.status,
+            attempts: r.attempts,
+            next_ms: r.next_ms,
+            created_ms: r.created_ms,
+            sent_ms: r.sent_ms,
+            error: r.error,
+        }
+    }
+}
+
+/// Everything the alerts page shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct Overview {
+    pub leading: bool,
+    pub firing: Vec<IncidentView>,
+    pub recent: Vec<IncidentView>,
+    pub notifications: Vec<NotificationView>,
+    pub silences: Vec<SilenceView>,
+    pub rules: Vec<RuleView>,
+    /// Every channel: id, name, type, destination (no secret), enabled.
+    pub channels: Vec<ChannelSummary>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SilenceView {
+    pub id: i64,
+    pub until_ms: i64,
+    #[serde(flatten)]
+    pub silence: Silence,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleView {
+    pub id: i64,
+    #[serde(flatten)]
+    pub rule: Value,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ChannelSummary {
+    pub id: i64,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub destination: String,
+    pub enabled: bool,
+}
+
+impl Alerts {
+    /// Alerts over `store`; the default rules are added to a fresh store.
+    pub async fn new(store: Store, enrolment: super::enrol::Enrolment, settings: Settings) -> Arc<Alerts> {
+        if store.writable() {
+            let bodies: Vec<String> =
+                rules::defaults().iter().filter_map(|r| serde_json::to_string(r).ok()).collect();
+            match store.seed_rules_once(&bodies).await {
+                Ok(true) => tracing::info!(rules = bodies.len(), "alerts: the default rules were added"),
+                Ok(false) => {}
+                Err(e) => tracing::error!(error = %e, "alerts: the default rules could not be added"),
+            }
+        }
+        Arc::new(Alerts {
+            store,
+            enrolment,
+            settings,
+            sender: deliver::Sender::new(),
+            config: Mutex::new((Config::default(), None)),
+            leading: AtomicBool::new(false),
+            firing: AtomicI64::new(0),
+            queued: Notify::new(),
+            known: Mutex::new(Known::default()),
+        })
+    }
+
+    /// Incidents firing, as last counted.
+    pub fn firing_count(&self) -> i64 {
+        self.firing.load(Ordering::Relaxed)
+    }
+
+    /// Reads the configuration from the store when it is older than
+    /// [`CONFIG_FRESH`] (or `force`); the copy in use otherwise.
+    async fn config(&self, force: bool) -> Result<Config, StoreError> {
+        {
+            let c = lock(&self.config);
+            if !force && c.1.is_some_and(|at| at.elapsed() < CONFIG_FRESH) {
+                return Ok(c.0.clone());
+            }
+        }
+        let parse = |rows: Vec<(i64, String)>, what: &str| -> Vec<(i64, Value)> {
+            rows.into_iter()
+                .filter_map(|(id, body)| match serde_json::from_str::<Value>(&body) {
+                    Ok(v) => Some((id, v)),
+                    Err(e) => {
+                        tracing::error!(id, what, error = %e, "alerts: a stored item is unreadable; ignored");
+                        None
+                    }
+                })
+                .collect()
+        };
+        let rules = parse(self.store.alert_config(AlertConfig::Rules).await?, "rule")
+            .into_iter()
+            .filter_map(|(id, v)| serde_json::from_value::<Rule>(v).ok().map(|r| (id, r)))
+            .collect();
+        let channels = parse(self.store.alert_config(AlertConfig::Channels).await?, "channel")
+            .into_iter()
+            .filter_map(|(id, v)| serde_json::from_value::<Channel>(v).ok().map(|c| (id, c)))
+            .collect();
+        let silences = self
+            .store
+            .silences(now_ms())
+            .await?
+            .into_iter()
+            .filter_map(|(id, until_ms, body)| {
+                serde_json::from_str::<Silence>(&body).ok().map(|s| Silence { id, until_ms, ..s })
+            })
+            .collect();
+        let config = Config { rules: Arc::new(rules), channels: Arc::new(channels), silences: Arc::new(silences) };
+        *lock(&self.config) = (config.clone(), Some(Instant::now()));
+        Ok(config)
+    }
+
+    fn audit(&self, u: &CurrentUser, action: &str, detail: &str) {
+        if let Err(e) = self.enrolment.audit(action, "-", &u.name, detail) {
+            tracing::error!(action, error = %e, "alerts: the audit record could not be written");
+        }
+    }
+
+    // -- what the pages and the API read -------------------------------------------
+
+    pub async fn overview(&self, u: &CurrentUser) -> Result<Overview, ConsoleError> {
+        let cfg = self.config(false).await.map_err(store_err)?;
+        let firing = self.store.firing_incidents().await.map_err(store_err)?;
+        let recent = self.store.recent_incidents(100).await.map_err(store_err)?;
+        let notifications = self.store.recent_notifications(100).await.map_err(store_err)?;
+        let _ = u;
+        Ok(Overview {
+            leading: self.leading.load(Ordering::Relaxed),
+            firing: firing.into_iter().map(Into::into).collect(),
+            recent: recent.into_iter().filter(|r| r.state != "firing").map(Into::into).collect(),
+            notifications: notifications.into_iter().map(Into::into).collect(),
+            silences: cfg
+                .silences
+                .iter()
+                .map(|s| SilenceView { id: s.id, until_ms: s.until_ms, silence: s.clone() })
+                .collect(),
+            rules: cfg.rules.iter().map(|(id, r)| RuleView { id: *id, rule: r.fields() }).collect(),
+            channels: cfg
+                .channels
+                .iter()
+                .map(|(id, c)| ChannelSummary {
+                    id: *id,
+                    name: c.name.clone(),
+                    kind: c.kind().to_owned(),
+                    destination: c.destination(),
+                    enabled: c.enabled,
+                })
+                .collect(),
+        })
+    }
+
+    /// Channels as an admin edits them: every field, secrets masked.
+    pub async fn channels(&self, u: &CurrentUser) -> Result<Vec<(i64, Value)>, ConsoleError> {
+        need(u, Role::Admin)?;
+        let cfg = self.config(true).await.map_err(store_err)?;
+        Ok(cfg.channels.iter().map(|(id, c)| (*id, c.shown())).collect())
+    }
+
+    // -- changes (each audited) -------------------------------------------------------
+
+    /// Adds (`id` none) or replaces a rule; its id.
+    pub async fn save_rule(&self, u: &CurrentUser, id: Option<i64>, v: &Value) -> Result<i64, ConsoleError> {
+        need(u, Role::Admin)?;
+        let rule = Rule::parse(v)?;
+        let cfg = self.config(true).await.map_err(store_err)?;
+        if let Some(missing) = rule.channels.iter().find(|c| cfg.channel(**c).is_none()) {
+            return Err(input::bad("channels", format!("there is no channel {missing}")));
+        }
+        let body = serde_json::to_string(&rule).map_err(|e| ConsoleError::internal(e.to_string()))?;
+        let id = match id {
+            Some(id) => {
+                if !self.store.set_alert_config(AlertConfig::Rules, id, &body).await.map_err(store_err)? {
+                    return Err(ConsoleError::NotFound { what: format!("rule {id}") });
+                }
+                self.audit(u, "alert.rule.changed", &format!("rule {id} ({}): {}", rule.name, rule.condition.kind()));
+                id
+            }
+            None => {
+                if cfg.rules.len() >= rules::RULES_MAX {
+                    return Err(ConsoleError::Busy { what: format!("rules (at most {})", rules::RULES_MAX) });
+                }
+                let id = self.store.add_alert_config(AlertConfig::Rules, &body).await.map_err(store_err)?;
+                self.audit(u, "alert.rule.added", &format!("rule {id} ({}): {}", rule.name, rule.condition.kind()));
+                id
+            }
+        };
+        self.config(true).await.map_err(store_err)?;
+        Ok(id)
+    }
+
+    pub async fn remove_rule(&self, u: &CurrentUser, id: i64) -> Result<(), ConsoleError> {
+        need(u, Role::Admin)?;
+        if !self.store.remove_alert_config(AlertConfig::Rules, id).await.map_err(store_err)? {
+            return Err(ConsoleError::NotFound { what: format!("rule {id}") });
+        }
+        self.audit(u, "alert.rule.removed", &format!("rule {id}"));
+        self.config(true).await.map_err(store_err)?;
+        Ok(())
+    }
+
+    pub async fn save_channel(&self, u: &CurrentUser, id: Option<i64>, v: &Value) -> Result<i64, ConsoleError> {
+        need(u, Role::Admin)?;
+        let cfg = self.config(true).await.map_err(store_err)?;
+        let before = match id {
+            Some(id) => Some(cfg.channel(id).ok_or_else(|| ConsoleError::NotFound { what: format!("channel {id}") })?),
+            None => None,
+        };
+        let channel = Channel::parse(v, before)?;
+        let body = serde_json::to_string(&channel).map_err(|e| ConsoleError::internal(e.to_string()))?;
+        let id = match id {
+            Some(id) => {
+                if !self.store.set_alert_config(AlertConfig::Channels, id, &body).await.map_err(store_err)? {
+                    return Err(ConsoleError::NotFound { what: format!("channel {id}") });
+                }
+                self.audit(u, "alert.channel.changed", &format!("channel {id} ({}, {})", channel.name, channel.kind()));
+                id
+            }
+            None => {
+                if cfg.channels.len() >= channels::CHANNELS_MAX {
+                    return Err(ConsoleError::Busy { what: format!("channels (at most {})", channels::CHANNELS_MAX) });
+                }
+                let id = self.store.add_alert_config(AlertConfig::Channels, &body).await.map_err(store_err)?;
+                self.audit(u, "alert.channel.added", &format!("channel {id} ({}, {})", channel.name, channel.kind()));
+                id
+            }
+        };
+        self.config(true).await.map_err(store_err)?;
+        Ok(id)
+    }
+
+    pub async fn remove_channel(&self, u: &CurrentUser, id: i64) -> Result<(), ConsoleError> {
+        need(u, Role::Admin)?;
+        if !self.store.remove_alert_config(AlertConfig::Channels, id).await.map_err(store_err)? {
+            return Err(ConsoleError::NotFound { what: format!("channel {id}") });
+        }
+        self.audit(u, "alert.channel.removed", &format!("channel {id}"));
+        self.config(true).await.map_err(store_err)?;
+        Ok(())
+    }
+
+    /// Sends a test notification through a channel now: what happened.
+    pub async fn test_channel(&self, u: &CurrentUser, id: i64) -> Result<String, ConsoleError> {
+        need(u, Role::Admin)?;
+        let cfg = self.config(true).await.map_err(store_err)?;
+        let c = cfg.channel(id).ok_or_else(|| ConsoleError::NotFound { what: format!("channel {id}") })?;
+        let mut n = Notice::sample("test");
+        n.link = self.link();
+        let result = self.sender.send(c, &n).await;
+        self.audit(
+            u,
+            "alert.channel.tested",
+            &format!("channel {id} ({}): {}", c.name, result.as_ref().map_or_else(|e| e.as_str(), |_| "sent")),
+        );
+        match result {
+            Ok(()) => Ok(format!("A test notification was sent to {}.", c.name)),
+            Err(e) => Err(ConsoleError::HostUnreachable { host: c.destination(), reason: e }),
+        }
+    }
+
+    pub async fn add_silence(&self, u: &CurrentUser, v: &Value) -> Result<i64, ConsoleError> {
+        need(u, Role::Operator)?;
+        let i = input::Input::of(v)?;
+        i.only(&["scope", "rule", "minutes", "reason"])?;
+        let scope = match i.text("scope", 400)? {
+            Some(s) => Scope::parse(&s).map_err(|e| input::bad("scope", e))?,
+            None => Scope::Fleet,
+        };
+        if matches!(scope, Scope::Label { .. }) {
+            return Err(input::bad("scope", "a silence covers the fleet, a host or an app"));
+        }
+        let minutes = i.number("minutes", 1, SILENCE_MAX_S / 60, 60)?;
+        let rule = match i.number("rule", 0, i64::MAX as u64, 0)? {
+            0 => None,
+            r => Some(r as i64),
+        };
+        let cfg = self.config(true).await.map_err(store_err)?;
+        if let Some(r) = rule {
+            if !cfg.rules.iter().any(|(id, _)| *id == r) {
+                return Err(input::bad("rule", format!("there is no rule {r}")));
+            }
+        }
+        if cfg.silences.len() >= SILENCES_MAX {
+            return Err(ConsoleError::Busy { what: format!("silences (at most {SILENCES_MAX})") });
+        }
+        let now = now_ms();
+        let until = now + minutes as i64 * 60_000;
+        let s = Silence {
+            id: 0,
+            until_ms: until,
+            scope,
+            rule,
+            reason: i.text("reason", 200)?.unwrap_or_default(),
+            by: u.name.clone(),
+            created_ms: now,
+        };
+        let body = serde_json::to_string(&s).map_err(|e| ConsoleError::internal(e.to_string()))?;
+        let id = self.store.add_silence(until, &body).await.map_err(store_err)?;
+        self.audit(u, "alert.silence.added", &format!("silence {id}: {} for {minutes} min; {}", s.scope, s.reason));
+        self.config(true).await.map_err(store_err)?;
+        Ok(id)
+    }
+
+    pub async fn end_silence(&self, u: &CurrentUser, id: i64) -> Result<(), ConsoleError> {
+        need(u, Role::Operator)?;
+        if !self.store.end_silence(id, now_ms()).await.map_err(store_err)? {
+            return Err(ConsoleError::NotFound { what: format!("live silence {id}") });
+        }
+        self.audit(u, "alert.silence.ended", &format!("silence {id}"));
+        self.config(true).await.map_err(store_err)?;
+        Ok(())
+    }
+
+    pub async fn ack(&self, u: &CurrentUser, id: i64) -> Result<(), ConsoleError> {
+        need(u, Role::Operator)?;
+        if !self.store.ack_incident(id, &u.name, now_ms()).await.map_err(store_err)? {
+            return Err(ConsoleError::NotFound { what: format!("unacknowledged firing incident {id}") });
+        }
+        self.audit(u, "alert.acknowledged", &format!("incident {id}"));
+        Ok(())
+    }
+
+    pub async fn retry(&self, u: &CurrentUser, id: i64) -> Result<(), ConsoleError> {
+        need(u, Role::Operator)?;
+        if !self.store.retry_notification(id, now_ms()).await.map_err(store_err)? {
+            return Err(ConsoleError::NotFound { what: format!("failed notification {id}") });
+        }
+        self.audit(u, "alert.notification.retried", &format!("notification {id}"));
+        self.queued.notify_one();
+        Ok(())
+    }
+
+    fn link(&self) -> Option<String> {
+        self.settings.public_url.as_ref().map(|u| format!("{}/alerts", u.trim_end_matches('/')))
+    }
+
+    // -- the leader's work -------------------------------------------------------------
+
+    /// Starts the loops: the evaluator (which also keeps the header's count),
+    /// the sender, and the watchers that feed [`Known`].
+    pub fn start(self: &Arc<Self>, core: Arc<Core>) {
+        let me = self.clone();
+        let c = core.clone();
+        tokio::spawn(async move { me.evaluate_loop(c).await });
+        let me = self.clone();
+        tokio::spawn(async move { me.deliver_loop().await });
+        let me = self.clone();
+        tokio::spawn(async move { watch::watch(me, core).await });
+    }
+
+    async fn evaluate_loop(self: Arc<Self>, core: Arc<Core>) {
+        let mut leader = leader::Leader::new(self.store.clone());
+        let mut state: Option<(Engine, HashMap<String, Open>)> = None;
+        let mut pruned = Instant::now();
+        loop {
+            tokio::time::sleep(TICK).await;
+            let leading = leader.lead().await;
+            if leading != self.leading.swap(leading, Ordering::Relaxed) {
+                tracing::info!(leading, "alerts: this console {} the evaluator", if leading { "is now" } else { "is no longer" });
+            }
+            if !leading {
+                state = None;
+            } else if let Err(e) = self.round(&core, &mut state).await {
+                tracing::warn!(error = %e, "alerts: a round failed");
+                state = None;
+            }
+            if leading && pruned.elapsed() > Duration::from_secs(3600) {
+                pruned = Instant::now();
+                if let Err(e) = self.store.prune_alerts(now_ms() - KEEP_MS).await {
+                    tracing::warn!(error = %e, "alerts: pruning failed");
+                }
+            }
+            match self.store.firing_count().await {
+                Ok(n) => {
+                    self.firing.store(n, Ordering::Relaxed);
+                    core.fleet.get().set_alerts(n);
+                }
+                Err(e) => tracing::debug!(error = %e, "alerts: no count"),
+            }
+        }
+    }
+
+    /// One evaluation and its consequences.
+    async fn round(&self, core: &Core, state: &mut Option<(Engine, HashMap<String, Open>)>) -> Result<(), StoreError> {
+        let now = now_ms();
+        if state.is_none() {
+            // Starting, or taking over: what is open is what the store says.
+            let mut open = HashMap::new();
+            for r in self.store.firing_incidents().await? {
+                let Ok(finding) = serde_json::from_str::<Finding>(&r.body) else { continue };
+                open.insert(r.key, Open { id: r.id, notified: r.notified, flaps: r.flaps, clear_since: None, finding });
+            }
+            *state = Some((Engine::new(now), open));
+        }
+        let cfg = self.config(false).await?;
+        let Some((engine, open)) = state.as_mut() else { return Ok(()) };
+        let keys: HashSet<String> = open.keys().cloned().collect();
+        let outcome = {
+            let known = lock(&self.known);
+            core.fleet.get().with_fleet(|f| engine.evaluate(f, &cfg.rules, &known, &keys, now))
+        };
+        self.reconcile(open, outcome, &cfg, now).await
+    }
+
+    async fn reconcile(
+        &self,
+        open: &mut HashMap<String, Open>,
+        o: engine::Outcome,
+        cfg: &Config,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut seen = HashSet::new();
+        for f in o.firing {
+            let k = f.key();
+            seen.insert(k.clone());
+            let silenced = cfg.silenced(&f, now);
+            if let Some(inc) = open.get_mut(&k) {
+                if inc.clear_since.take().is_some() {
+                    self.store.flapped(inc.id).await?;
+                    inc.flaps += 1;
+                }
+                if !inc.notified && !silenced {
+                    self.notify(inc.id, &f, "firing", cfg, now).await?;
+                    self.store.mark_notified(inc.id).await?;
+                    inc.notified = true;
+                }
+                continue;
+            }
+            let body = serde_json::to_string(&f).unwrap_or_default();
+            let inc = match self.store.resolved_since(&k, now - FLAP_WINDOW_MS).await? {
+                Some(prev) => {
+                    self.store.reopen_incident(prev.id, &body).await?;
+                    let say = prev.flaps == 0 && prev.notified && !silenced;
+                    if say {
+                        self.notify(prev.id, &f, "flapping", cfg, now).await?;
+                    }
+                    Open { id: prev.id, notified: prev.notified, flaps: prev.flaps + 1, clear_since: None, finding: f }
+                }
+                None => {
+                    let id = self.store.open_incident(&k, now, !silenced, &body).await?;
+                    if !silenced {
+                        self.notify(id, &f, "firing", cfg, now).await?;
+                    }
+                    Open { id, notified: !silenced, flaps: 0, clear_since: None, finding: f }
+                }
+            };
+            open.insert(k, inc);
+        }
+        let live: HashSet<i64> = cfg.rules.iter().filter(|(_, r)| r.enabled).map(|(id, _)| *id).collect();
+        let mut over = Vec::new();
+        for (k, inc) in open.iter_mut() {
+            if seen.contains(k) || o.held.contains(k) {
+                continue;
+            }
+            let gone = !live.contains(&inc.finding.rule);
+            if inc.flaps > 0 && !gone {
+                let since = *inc.clear_since.get_or_insert(now);
+                if now - since < FLAP_WINDOW_MS {
+                    continue;
+                }
+            }
+            over.push(k.clone());
+        }
+        for k in over {
+            let Some(inc) = open.remove(&k) else { continue };
+            self.store.resolve_incident(inc.id, now).await?;
+            // A rule removed or switched off ends its incidents without a word.
+            let gone = !live.contains(&inc.finding.rule);
+            if inc.notified && !gone && !cfg.silenced(&inc.finding, now) {
+                self.notify(inc.id, &inc.finding, "resolved", cfg, now).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues `event` of an incident for its rule's channels (every enabled
+    /// one when the rule names none), each held to the end of its quiet hours.
+    async fn notify(&self, incident: i64, f: &Finding, event: &str, cfg: &Config, now: i64) -> Result<(), StoreError> {
+        let named = cfg.rules.iter().find(|(id, _)| *id == f.rule).map(|(_, r)| r.channels.clone()).unwrap_or_default();
+        let mut any = false;
+        for (id, c) in cfg.channels.iter().filter(|(id, c)| c.enabled && (named.is_empty() || named.contains(id))) {
+            let due = c.quiet.and_then(|q| q.until(now)).unwrap_or(now);
+            self.store.enqueue(incident, *id, event, now, due).await?;
+            any = true;
+        }
+        if any {
+            self.queued.notify_one();
+        } else {
+            tracing::info!(incident, event, title = %f.title, "alerts: no channel to tell");
+        }
+        Ok(())
+    }
+
+    async fn deliver_loop(self: Arc<Self>) {
+        loop {
+            tokio::select! {
+                _ = self.queued.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+            if !self.leading.load(Ordering::Relaxed) {
+                continue;
+            }
+            if let Err(e) = self.deliver_due().await {
+                tracing::warn!(error = %e, "alerts: sending failed");
+            }
+        }
+    }
+
+    /// Sends what is due, up to 16 at once.
+    async fn deliver_due(&self) -> Result<(), StoreError> {
+        let now = now_ms();
+        let due = self.store.due(now, 16).await?;
+        if due.is_empty() {
+            return Ok(());
+        }
+        let cfg = self.config(false).await?;
+        let sends = due.into_iter().map(|row| {
+            let cfg = &cfg;
+            async move { self.deliver_one(row, cfg).await }
+        });
+        for r in futures_util::future::join_all(sends).await {
+            r?;
+        }
+        Ok(())
+    }
+
+    async fn deliver_one(&self, row: OutboxRow, cfg: &Config) -> Result<(), StoreError> {
+        let now = now_ms();
+        let fail = |why: &'static str| self.store.delivered(row.id, "failed", row.attempts, now, now, Some(why));
+        let Some(c) = cfg.channel(row.channel) else { return fail("the channel was removed").await };
+        if !c.enabled {
+            return fail("the channel is switched off").await;
+        }
+        if let Some(until) = c.quiet.and_then(|q| q.until(now)) {
+            return self.store.delivered(row.id, "pending", row.attempts, until, now, None).await;
+        }
+        let Some(inc) = self.store.incident(row.incident).await? else { return fail("the incident is gone").await };
+        let Ok(finding) = serde_json::from_str::<Finding>(&inc.body) else { return fail("the incident is unreadable").await };
+        let notice = Notice {
+            id: row.id,
+            event: row.event.clone(),
+            incident: inc.id,
+            finding,
+            started_at: inc.started_ms / 1000,
+            resolved_at: if row.event == "resolved" { inc.resolved_ms.map(|r| r / 1000) } else { None },
+            link: self.link(),
+        };
+        let attempts = row.attempts + 1;
+        match self.sender.send(c, &notice).await {
+            Ok(()) => {
+                tracing::info!(id = row.id, channel = %c.name, event = %row.event, "alerts: sent");
+                self.store.delivered(row.id, "sent", attempts, now, now_ms(), None).await
+            }
+            Err(e) if attempts >= i64::from(self.settings.attempts.max(1)) => {
+                tracing::warn!(id = row.id, channel = %c.name, error = %e, attempts, "alerts: given up");
+                self.store.delivered(row.id, "failed", attempts, now, now, Some(&e)).await
+            }
+            Err(e) => {
+                let wait = 1000i64 << (attempts - 1).clamp(0, 8);
+                tracing::info!(id = row.id, channel = %c.name, error = %e, attempts, "alerts: will try again");
+                self.store.delivered(row.id, "pending", attempts, now_ms() + wait.min(300_000), now, Some(&e)).await
+            }
+        }
+    }
+}
