@@ -29,6 +29,8 @@ pub mod postgres;
 pub mod scenarios;
 #[cfg(feature = "sidecar")]
 pub mod sidecar;
+#[cfg(feature = "sidecar")]
+pub mod sinks;
 
 pub const IMAGE: &str = "dockward-test:3";
 pub const TEST_LABEL: &str = "dockward.test";

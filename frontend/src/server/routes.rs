@@ -401,8 +401,12 @@ pub fn router(core: Arc<Core>, site_root: &std::path::Path) -> Router {
         .route("/api/history/export", get(super::history::page::export).with_state(core.clone()))
         .route("/alerts", get(super::alerts::page::page).post(super::alerts::page::act).with_state(core.clone()))
         .route("/api/alerts", get(super::alerts::page::api_overview).with_state(core.clone()))
-        .route("/api/alerts/channels", get(super::alerts::page::api_channels).with_state(core.clone()))
-        .route("/api/alerts/{what}", post(super::alerts::page::api_add).with_state(core.clone()))
+        .route("/api/alerts/rules", post(super::alerts::page::api_add_rule).with_state(core.clone()))
+        .route(
+            "/api/alerts/channels",
+            get(super::alerts::page::api_channels).post(super::alerts::page::api_add_channel).with_state(core.clone()),
+        )
+        .route("/api/alerts/silences", post(super::alerts::page::api_add_silence).with_state(core.clone()))
         .route(
             "/api/alerts/{what}/{id}",
             axum::routing::put(super::alerts::page::api_set).delete(super::alerts::page::api_remove).with_state(core.clone()),

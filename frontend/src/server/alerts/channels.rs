@@ -655,7 +655,7 @@ mod tests {
             (json!({"name": "g", "type": "gotify", "url": "https://push.example/", "token": "Axyz"}), "POST", "https://push.example/message", "\"priority\":8"),
             (json!({"name": "p", "type": "pushover", "token": "apptoken", "user": "userkey"}), "POST", "https://api.pushover.net/1/messages.json", "\"user\":\"userkey\""),
             (json!({"name": "t", "type": "telegram", "token": "123:abc", "chat_id": "-100200"}), "POST", "https://api.telegram.org/bot123:abc/sendMessage", "\"chat_id\":\"-100200\""),
-            (json!({"name": "s", "type": "slack", "url": "https://hooks.slack.com/services/T/B/x"}), "POST", "https://hooks.slack.com/services/T/B/x", "\"text\":\"[dockward] TEST"),
+            (json!({"name": "s", "type": "slack", "url": "https://hooks.slack.com/services/T/B/x"}), "POST", "https://hooks.slack.com/services/T/B/x", "\"text\":\"[dockward] FIRING"),
             (json!({"name": "d", "type": "discord", "url": "https://discord.com/api/webhooks/1/x"}), "POST", "https://discord.com/api/webhooks/1/x", "\"allowed_mentions\""),
             (json!({"name": "m", "type": "mattermost", "url": "https://mm.example/hooks/x"}), "POST", "https://mm.example/hooks/x", "\"text\""),
             (json!({"name": "ms", "type": "teams", "url": "https://example.webhook.office.com/x"}), "POST", "https://example.webhook.office.com/x", "AdaptiveCard"),

@@ -465,7 +465,7 @@ mod tests {
         assert_eq!(keys(&o), vec!["3/h1/loop".to_owned()]);
         let open: HashSet<String> = keys(&o).into_iter().collect();
         // Fewer than three recent restarts: not firing, but held while any is in the window.
-        let o = e.evaluate(&fleet_of(vec![c.clone()]), &rules, &Known::default(), &open, 61_500);
+        let o = e.evaluate(&fleet_of(vec![c.clone()]), &rules, &Known::default(), &open, 63_500);
         assert!(o.firing.is_empty() && o.held.contains("3/h1/loop"), "{o:?}");
         let o = e.evaluate(&fleet_of(vec![c.clone()]), &rules, &Known::default(), &open, 66_000);
         assert!(o.firing.is_empty() && o.held.is_empty(), "{o:?}");

@@ -41,7 +41,7 @@ fn checked(u: &CurrentUser, headers: &HeaderMap) -> Result<(), ConsoleError> {
     }
 }
 
-fn body(b: Result<Json<Value>, axum::extract::rejection::JsonRejection>) -> Result<Value, ConsoleError> {
+fn body(b: JsonBody) -> Result<Value, ConsoleError> {
     b.map(|Json(v)| v).map_err(|e| ConsoleError::bad_input("body", e.body_text()))
 }
 
@@ -81,25 +81,41 @@ pub struct Target {
     id: i64,
 }
 
-/// POST /api/alerts/{what}: a new rule, channel or silence.
-pub async fn api_add(
+type JsonBody = Result<Json<Value>, axum::extract::rejection::JsonRejection>;
+
+/// POST /api/alerts/rules.
+pub async fn api_add_rule(s: State<Arc<Core>>, u: Extension<CurrentUser>, h: HeaderMap, b: JsonBody) -> Response {
+    add(s, u, h, b, "rules").await
+}
+
+/// POST /api/alerts/channels.
+pub async fn api_add_channel(s: State<Arc<Core>>, u: Extension<CurrentUser>, h: HeaderMap, b: JsonBody) -> Response {
+    add(s, u, h, b, "channels").await
+}
+
+/// POST /api/alerts/silences.
+pub async fn api_add_silence(s: State<Arc<Core>>, u: Extension<CurrentUser>, h: HeaderMap, b: JsonBody) -> Response {
+    add(s, u, h, b, "silences").await
+}
+
+/// A new rule, channel or silence: `201` with its id.
+async fn add(
     State(core): State<Arc<Core>>,
     Extension(u): Extension<CurrentUser>,
-    Path(what): Path<String>,
     headers: HeaderMap,
-    b: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+    b: JsonBody,
+    what: &str,
 ) -> Response {
     let r = async {
         checked(&u, &headers)?;
         let a = alerts(&core)?;
         let v = body(b)?;
-        let id = match what.as_str() {
+        let id = match what {
             "rules" => a.save_rule(&u, None, &v).await?,
             "channels" => a.save_channel(&u, None, &v).await?,
-            "silences" => a.add_silence(&u, &v).await?,
-            _ => return Err(ConsoleError::NotFound { what: "that kind of alert setting".into() }),
+            _ => a.add_silence(&u, &v).await?,
         };
-        Ok(json!({ "id": id }))
+        Ok::<_, ConsoleError>(json!({ "id": id }))
     };
     match r.await {
         Ok(v) => (StatusCode::CREATED, Json(v)).into_response(),
@@ -113,7 +129,7 @@ pub async fn api_set(
     Extension(u): Extension<CurrentUser>,
     Path(t): Path<Target>,
     headers: HeaderMap,
-    b: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+    b: JsonBody,
 ) -> Response {
     let r = async {
         checked(&u, &headers)?;
