@@ -194,6 +194,8 @@ fn get_routes() -> Vec<(&'static str, Role)> {
         ("/api/logs/download", Verb::Logs.role()),
         ("/api/audit/export", Verb::Audit.role()),
         ("/api/history/export", Role::Viewer),
+        ("/api/alerts", Role::Viewer),
+        ("/api/alerts/channels", Role::Admin),
         ("/metrics", Verb::Metrics.role()),
     ]
 }
@@ -576,7 +578,7 @@ async fn password_cell(env: Arc<Env>, who: Option<Role>, token: Token) {
 async fn route_cell(env: Arc<Env>, route: &'static str, needed: Role, who: Option<Role>) {
     let cell = format!("GET {route} as {}", who_label(who));
     let query: Vec<(&str, String)> = match route {
-        "/api/live" | "/metrics" => vec![],
+        "/api/live" | "/metrics" | "/api/alerts" | "/api/alerts/channels" => vec![],
         "/api/logs/follow" | "/api/logs/download" => {
             vec![("host", "local".into()), ("id", env.web.id.clone()), ("tail", "5".into())]
         }
@@ -614,6 +616,8 @@ async fn route_cell(env: Arc<Env>, route: &'static str, needed: Role, who: Optio
                 "/api/logs/download" => ("text/plain", "tick"),
                 "/metrics" => ("text/plain; version=0.0.4", "dockward_web_hosts{status=\"up\"} 1"),
                 "/api/history/export" => ("text/csv", "time,cpu_min_percent"),
+                "/api/alerts" => ("application/json", "\"firing\""),
+                "/api/alerts/channels" => ("application/json", "["),
                 _ => ("text/csv", "seq,time,actor"),
             };
             assert!(ctype.starts_with(want_type), "{cell}: {ctype}");
@@ -887,6 +891,12 @@ async fn every_server_function_route_and_page_is_in_the_matrix(_env: Arc<Env>) {
             "/jobs/{job}",
             // The history page: its own (frontend/tests/history.rs).
             "/history",
+            // The alerts page and its changes: alert_change_cell below, and frontend/tests/alerts.rs.
+            "/alerts",
+            "/api/alerts/rules",
+            "/api/alerts/silences",
+            "/api/alerts/{what}/{id}",
+            "/api/alerts/{what}/{id}/{verb}",
         ])
         .collect();
     for r in &routes {
@@ -897,6 +907,38 @@ async fn every_server_function_route_and_page_is_in_the_matrix(_env: Arc<Env>) {
     for p in &paths {
         assert!(known.contains(&p.as_str()), "the page {p} is not in the matrix");
     }
+}
+
+/// One cell of the alerts API's changes: a rule (admins) or a silence
+/// (operators) added as `who` with `token`; refused, it is not stored.
+async fn alert_change_cell(env: Arc<Env>, what: &'static str, needed: Role, who: Option<Role>, token: Token) {
+    let cell = format!("POST /api/alerts/{what} as {} with {}", who_label(who), token.label());
+    let mark = unique("authz-alert");
+    let body = match what {
+        "rules" => serde_json::json!({"name": mark, "kind": "exited", "enabled": false}),
+        _ => serde_json::json!({"scope": "host:local", "minutes": 1, "reason": mark}),
+    };
+    let mut req = http()
+        .post(format!("{}/api/alerts/{what}", env.console.base))
+        .header("x-csrf-token", token_for(&env, who, token))
+        .json(&body);
+    if let Some(u) = env.user(who) {
+        req = req.header("cookie", format!("dockward_session={}", u.cookie));
+    }
+    if token == Token::CrossSite {
+        req = req.header("origin", "https://evil.example");
+    }
+    let status = req.send().await.unwrap().status().as_u16();
+    let v = verdict(who, needed, true, token);
+    let want = match v {
+        Verdict::Allowed => 201,
+        Verdict::NotSignedIn if token != Token::CrossSite => 401,
+        _ => 403,
+    };
+    assert_eq!(status, want, "{cell}");
+    let admin = env.user(Some(Role::Admin)).unwrap();
+    let (_, all) = testkit::console::client::get(&env.console.base, "/api/alerts", &admin.cookie).await;
+    assert_eq!(all.contains(&mark), v == Verdict::Allowed, "{cell}: stored only when allowed");
 }
 
 /// After every cell: none of the pulls the console refused reached the
@@ -956,6 +998,14 @@ fn main() -> ExitCode {
             let slug = if template == "/" { "overview".to_owned() } else { template.replace([':', '/'], "_") };
             let name = leak(format!("page::{}::{}", slug.trim_matches('_'), who_label(who)));
             scenarios.push(scenario(name, move |env| page_cell(env, template, needed, who)));
+        }
+    }
+    for (what, needed) in [("rules", Role::Admin), ("silences", Role::Operator)] {
+        for who in WHO {
+            for token in MUTATION_TOKENS {
+                let name = leak(format!("route::alerts_{what}::{}::{}", who_label(who), token.label()));
+                scenarios.push(scenario(name, move |env| alert_change_cell(env, what, needed, who, token)));
+            }
         }
     }
     scenarios.push(scenario("route::healthz::everyone", healthz_answers_everyone));

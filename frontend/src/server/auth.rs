@@ -116,12 +116,13 @@ pub fn still_signed_in(core: &Core, u: &CurrentUser) -> bool {
 
 /// Establishes the user for every request: forward-auth from a trusted
 /// proxy, else the session cookie. Pages without one redirect to /login;
-/// API calls get 401. Cross-site POSTs are refused by their Origin. A user
+/// API calls get 401. Cross-site changes (any method but GET and HEAD) are refused by their Origin. A user
 /// who must change their password reaches only /password until they do;
 /// every signed-in user's requests are rate limited (429).
 pub async fn require_user(State(core): State<Arc<Core>>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
-    if req.method() == axum::http::Method::POST && !same_origin(req.headers()) {
+    let changes = !matches!(*req.method(), axum::http::Method::GET | axum::http::Method::HEAD);
+    if changes && !same_origin(req.headers()) {
         if path.starts_with("/api/fn/") {
             return ConsoleError::Csrf.into_response();
         }
