@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the web console's browser assets into $SITE (default: <target>/site):
-#   pkg/dockward.js, pkg/dockward_bg.wasm (wasm-bindgen, --target web) and pkg/dockward.css.
+#   pkg/dockward.js, pkg/dockward_bg.wasm (wasm-bindgen, --target web), pkg/dockward.css
+#   and pkg/pages.css (the server-rendered pages' own styles).
 # Everything comes from crates.io, built from committed lockfiles: the
 # wasm-bindgen step is tools/wasm-bindgen (wasm-bindgen-cli-support pinned to
 # the exact wasm-bindgen version in Cargo.lock). No tool is downloaded prebuilt
@@ -31,10 +32,12 @@ cargo build -q -p dockward-frontend --lib --target wasm32-unknown-unknown \
 mkdir -p "$site/pkg"
 "$bindgen" "$target/wasm32-unknown-unknown/wasm-release/dockward_frontend.wasm" "$site/pkg" dockward
 cp frontend/style/dockward.css "$site/pkg/dockward.css"
+# The server-rendered pages' own styles (not part of the live pages' first load).
+cp frontend/style/pages.css "$site/pkg/pages.css"
 # Pre-compressed copies: the asset service sends brotli or gzip, whichever the
 # browser accepts (brotli is ~25% smaller for the wasm). brotli comes from
 # Debian's `brotli` package; without it only gzip copies are made.
-for f in "$site/pkg/dockward.js" "$site/pkg/dockward_bg.wasm" "$site/pkg/dockward.css"; do
+for f in "$site/pkg/dockward.js" "$site/pkg/dockward_bg.wasm" "$site/pkg/dockward.css" "$site/pkg/pages.css"; do
   gzip -9 -k -f "$f"
   if command -v brotli >/dev/null 2>&1; then
     brotli -q 11 -k -f "$f"

@@ -14,7 +14,7 @@ sidecar_bin="$target/$(uname -m)-unknown-linux-musl/sidecar/dockward-sidecar"
 web_bin="$target/$(uname -m)-unknown-linux-gnu/release/dockward-web"
 site="${SITE:-$target/site}"
 
-for f in "$sidecar_bin" "$web_bin" "$site/pkg/dockward_bg.wasm" "$site/pkg/dockward.js" "$site/pkg/dockward.css"; do
+for f in "$sidecar_bin" "$web_bin" "$site/pkg/dockward_bg.wasm" "$site/pkg/dockward.js" "$site/pkg/dockward.css" "$site/pkg/pages.css"; do
   [ -f "$f" ] || { echo "stage-images: missing $f (build it first: scripts/build-static.sh, scripts/build-web.sh)" >&2; exit 1; }
 done
 

@@ -91,7 +91,7 @@ impl Opened {
 /// A filter as [`matches_filter`] reads it (lower case, words separated by
 /// one space): filters that match alike are one view.
 pub fn normal_filter(filter: &str) -> String {
-    filter.to_lowercase().split_whitespace().collect::<Vec<_>>().join(" ")
+    filter.to_ascii_lowercase().split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// A healthy app's containers on one host that a tab does not hold, summed.

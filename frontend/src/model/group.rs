@@ -215,20 +215,21 @@ pub fn name_and_app(fleet: &Fleet, host: &str, reference: &str) -> Option<(Strin
     Some((c.name.clone(), c.compose_project.clone().unwrap_or_else(|| "standalone".into())))
 }
 
-/// Case-insensitive filter over name, image, state, host and project.
+/// A filter over name, image, state, host and project, case-insensitive for
+/// ASCII letters (what Docker allows in names and images).
 pub fn matches_filter(host: &str, c: &ContainerSummary, filter: &str) -> bool {
-    let f = filter.trim().to_lowercase();
+    let f = filter.trim().to_ascii_lowercase();
     if f.is_empty() {
         return true;
     }
     f.split_whitespace().all(|term| {
-        let state = format!("{:?}", c.state).to_lowercase();
-        c.name.to_lowercase().contains(term)
-            || c.image.to_lowercase().contains(term)
+        let state = format!("{:?}", c.state).to_ascii_lowercase();
+        c.name.to_ascii_lowercase().contains(term)
+            || c.image.to_ascii_lowercase().contains(term)
             || state == term
             || container_badge(c).1 == term
-            || host.to_lowercase().contains(term)
-            || c.compose_project.as_deref().is_some_and(|p| p.to_lowercase().contains(term))
+            || host.to_ascii_lowercase().contains(term)
+            || c.compose_project.as_deref().is_some_and(|p| p.to_ascii_lowercase().contains(term))
     })
 }
 

@@ -62,17 +62,16 @@ pub fn neutralise_detail(d: &mut ContainerDetail) {
     }
 }
 
-/// Case-insensitive plain-text highlighting: (matched?, piece).
+/// Plain-text highlighting, case-insensitive for ASCII letters (other
+/// letters match as typed: Unicode case tables would cost the browser
+/// bundle 7 KB; BENCHMARKS.md): (matched?, piece).
 pub fn highlight_plain(text: &str, q: &str) -> Vec<(bool, String)> {
     if q.is_empty() {
         return vec![(false, text.to_owned())];
     }
-    let lower = text.to_lowercase();
-    let ql = q.to_lowercase();
-    // Lowercasing can change byte lengths outside ASCII; fall back to no highlight there.
-    if lower.len() != text.len() {
-        return vec![(lower.contains(&ql), text.to_owned())];
-    }
+    // ASCII lowercasing keeps every byte where it was: the matches' indices are the text's.
+    let lower = text.to_ascii_lowercase();
+    let ql = q.to_ascii_lowercase();
     let mut out = Vec::new();
     let mut last = 0;
     for (i, _) in lower.match_indices(&ql) {

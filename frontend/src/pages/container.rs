@@ -80,7 +80,7 @@ fn detail_view(p: ContainerPage, tab: RwSignal<&'static str>, session: SessionIn
                 <dt>"Exit code"</dt><dd>{s.exit_code.map(|c| c.to_string()).unwrap_or_else(|| "–".into())}</dd>
                 <dt>"OOM killed"</dt><dd>{if s.oom_killed { "yes" } else { "no" }}</dd>
                 <dt>"Error"</dt><dd>{d.error.clone().unwrap_or_else(|| "–".into())}</dd>
-                <dt>"Health"</dt><dd>{format!("{:?}", s.health).to_lowercase()}</dd>
+                <dt>"Health"</dt><dd>{format!("{:?}", s.health).to_ascii_lowercase()}</dd>
             </dl>
             <h3>"Healthcheck log"</h3>
             <ul class="mono">{d.healthcheck_log.iter().map(|h| view! { <li>{format!("{} exit {}: {}", h.start.clone().unwrap_or_default(), h.exit_code.unwrap_or(-1), h.output)}</li> }).collect_view()}</ul>

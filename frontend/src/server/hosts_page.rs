@@ -46,7 +46,7 @@ pub(super) fn html_page(title: &str, status: StatusCode, body: String, refresh: 
     let refresh = if refresh { r#"<meta http-equiv="refresh" content="2">"# } else { "" };
     let page = format!(
         r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title} · dockward</title>{refresh}
-<link rel="icon" type="image/svg+xml" href="/favicon.svg"><link rel="stylesheet" href="/pkg/dockward.css"></head><body><main class="hosts-page"><p><a href="/">← Overview</a></p><h1>{title}</h1>{body}</main></body></html>"#
+<link rel="icon" type="image/svg+xml" href="/favicon.svg"><link rel="stylesheet" href="/pkg/dockward.css"><link rel="stylesheet" href="/pkg/pages.css"></head><body><main class="hosts-page"><p><a href="/">← Overview</a></p><h1>{title}</h1>{body}</main></body></html>"#
     );
     let mut resp = (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response();
     resp.headers_mut().insert(
