@@ -196,13 +196,13 @@ pub async fn history(dir: &Path, site_root: &Path, quick: bool) -> Vec<Figure> {
         assert!(size > 10_000, "a chart with points");
     }
     times.sort();
-    let p50 = rig::pct_ms(&times, 0.5);
+    let p50 = rig::pct_ms(&times, 50.0);
     out.push(
         Figure::new(SCENARIO, "30-day chart of one container, server response p50", Some(1), round3(p50), "ms")
             .at_most(50.0)
             .note(format!(
                 "p99 {:.2} ms over 50 requests after 10; {} KB of HTML (720 buckets × 4 charts, each titled)",
-                rig::pct_ms(&times, 0.99),
+                rig::pct_ms(&times, 99.0),
                 size / 1000
             )),
     );

@@ -4,6 +4,7 @@
 //! `bash bench/run.sh` (which builds the release binaries first).
 
 mod fleet;
+mod alerts;
 mod history;
 mod kernel;
 mod live;
@@ -40,6 +41,8 @@ enum Scenario {
     Kernel,
     /// Issue 17: history in the console's store: ingest at 5 000 containers, a 30-day chart, disk per container.
     History,
+    /// Issue 18: alerts: rule evaluation at 5 000 containers; a container killed → the webhook received.
+    Alerts,
 }
 
 #[derive(Debug, Parser)]
@@ -165,6 +168,10 @@ async fn main() -> ExitCode {
     if run(Scenario::History) {
         eprintln!("== history: ingest at 50 × 100 containers, a 30-day chart, disk per container for 90 days");
         figures.extend(history::history(dir.path(), &cli.site_root, cli.quick).await);
+    }
+    if run(Scenario::Alerts) {
+        eprintln!("== alerts: rule evaluation at 50 × 100 containers; a killed container to its webhook");
+        figures.extend(alerts::alerts(dir.path(), &cli.site_root, cli.quick).await);
     }
     if run(Scenario::Fleet) {
         let plan = fleet::Plan {

@@ -243,3 +243,60 @@ async fn an_apps_chart_sums_its_containers() {
         assert!(marks.iter().any(|m| m.detail == "shop/db/1: restarted"), "{backend}: {marks:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alert_state_reads_back_alike_on_both_backends() {
+    use dockward_frontend::server::store::AlertConfig;
+    for (backend, store, dir) in stores().await {
+        if let Some(d) = &dir {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(d.path().join("dockward.db")).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "the SQLite file (channel secrets) is its owner's only");
+        }
+        // Defaults once per store, however many replicas start.
+        assert!(store.seed_rules_once(&["{\"a\":1}".into()]).await.unwrap(), "{backend}");
+        assert!(!store.seed_rules_once(&["{\"a\":1}".into()]).await.unwrap(), "{backend}");
+        assert_eq!(store.alert_config(AlertConfig::Rules).await.unwrap().len(), 1, "{backend}");
+        let ch = store.add_alert_config(AlertConfig::Channels, "{}").await.unwrap();
+        assert!(store.set_alert_config(AlertConfig::Channels, ch, "{\"b\":2}").await.unwrap());
+        assert!(!store.set_alert_config(AlertConfig::Channels, ch + 100, "{}").await.unwrap(), "{backend}");
+        // An incident: open, notified, resolved; found again while it may flap; reopened.
+        let id = store.open_incident("1/h1/web", 1_000, false, "{}").await.unwrap();
+        assert_eq!(store.firing_count().await.unwrap(), 1);
+        store.mark_notified(id).await.unwrap();
+        assert!(store.ack_incident(id, "op", 1_500).await.unwrap());
+        assert!(!store.ack_incident(id, "op", 1_600).await.unwrap(), "{backend}: acknowledged once");
+        store.resolve_incident(id, 2_000).await.unwrap();
+        assert_eq!(store.firing_count().await.unwrap(), 0);
+        let prev = store.resolved_since("1/h1/web", 1_900).await.unwrap().expect("resolved lately");
+        assert!(prev.notified && prev.resolved_ms == Some(2_000), "{backend}: {prev:?}");
+        assert!(store.resolved_since("1/h1/web", 2_001).await.unwrap().is_none());
+        store.reopen_incident(id, "{\"x\":1}").await.unwrap();
+        let again = store.incident(id).await.unwrap().unwrap();
+        assert_eq!((again.state.as_str(), again.flaps, again.resolved_ms), ("firing", 1, None), "{backend}");
+        // The outbox: due in order; a failure tried again later; a failed one retried.
+        store.enqueue(id, ch, "firing", 3_000, 3_000).await.unwrap();
+        store.enqueue(id, ch, "resolved", 3_000, 9_000).await.unwrap();
+        let due = store.due(5_000, 10).await.unwrap();
+        assert_eq!(due.len(), 1, "{backend}: only what is due");
+        store.delivered(due[0].id, "pending", 1, 6_000, 5_000, Some("HTTP 500")).await.unwrap();
+        assert!(store.due(5_500, 10).await.unwrap().is_empty());
+        assert_eq!(store.next_due().await.unwrap(), Some(6_000));
+        store.delivered(due[0].id, "failed", 2, 6_000, 6_000, Some("HTTP 500")).await.unwrap();
+        assert!(store.retry_notification(due[0].id, 7_000).await.unwrap());
+        let row = store.due(7_000, 10).await.unwrap().remove(0);
+        assert_eq!((row.attempts, row.error.as_deref()), (0, Some("HTTP 500")), "{backend}");
+        store.delivered(row.id, "sent", 1, 7_000, 7_100, None).await.unwrap();
+        let recent = store.recent_notifications(10).await.unwrap();
+        assert_eq!(recent.iter().find(|n| n.id == row.id).unwrap().sent_ms, Some(7_100), "{backend}");
+        // Silences end; old state is pruned.
+        let s = store.add_silence(50_000, "{}").await.unwrap();
+        assert_eq!(store.silences(10_000).await.unwrap().len(), 1);
+        assert!(store.end_silence(s, 10_000).await.unwrap());
+        assert!(store.silences(10_000).await.unwrap().is_empty());
+        store.resolve_incident(id, 20_000).await.unwrap();
+        store.prune_alerts(30_000).await.unwrap();
+        assert!(store.incident(id).await.unwrap().is_none(), "{backend}");
+        assert_eq!(store.recent_notifications(10).await.unwrap().len(), 1, "{backend}: the pending one stays");
+    }
+}

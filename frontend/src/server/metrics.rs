@@ -52,6 +52,11 @@ struct ReasonLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FnErrorLabels {
     function: &'static str,
     error: &'static str,
@@ -147,6 +152,9 @@ pub struct Metrics {
     server_fn_errors: Family<FnErrorLabels, Counter>,
     /// The registered server functions' paths (the `function` label's values).
     server_fns: Vec<&'static str>,
+    alert_evaluation: Counter<f64, std::sync::atomic::AtomicU64>,
+    alerts_firing: Gauge,
+    alert_sends: Family<OutcomeLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -186,6 +194,23 @@ impl Default for Metrics {
             "Server functions (/api/fn/*) answered with an error, by function and error kind",
             server_fn_errors.clone(),
         );
+        let alert_evaluation = Counter::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "alert_evaluation_seconds",
+            "Time spent evaluating alert rules over the fleet (the leading replica only)",
+            alert_evaluation.clone(),
+        );
+        let alerts_firing = Gauge::default();
+        registry.register("alerts_firing", "Alert incidents firing now", alerts_firing.clone());
+        let alert_sends = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "alert_notifications",
+            "Alert notifications tried, by outcome (sent, retry: failed and tried again later, failed: given up)",
+            alert_sends.clone(),
+        );
+        for o in ["sent", "retry", "failed"] {
+            let _ = alert_sends.get_or_create(&OutcomeLabel { outcome: o });
+        }
         // Zero from the start, so a rate is defined before the first event.
         for s in [Stream::Fleet, Stream::Follow] {
             let _ = streams.get_or_create(&StreamLabel { stream: s.as_str() });
@@ -194,11 +219,37 @@ impl Default for Metrics {
             let _ = login_failures.get_or_create(&ReasonLabel { reason: r.as_str() });
         }
         let server_fns = leptos::server_fn::axum::server_fn_paths().map(|(path, _)| path).collect();
-        Self { registry, hosts, host_status, streams, sidecar_calls, login_failures, server_fns, server_fn_errors }
+        Self {
+            registry,
+            hosts,
+            host_status,
+            streams,
+            sidecar_calls,
+            login_failures,
+            server_fns,
+            server_fn_errors,
+            alert_evaluation,
+            alerts_firing,
+            alert_sends,
+        }
     }
 }
 
 impl Metrics {
+    /// One round of alert rules took `seconds`.
+    pub fn alert_evaluated(&self, seconds: f64) {
+        self.alert_evaluation.inc_by(seconds);
+    }
+
+    pub fn alerts_firing(&self, n: i64) {
+        self.alerts_firing.set(n);
+    }
+
+    /// A notification was tried: `sent`, `retry` or `failed`.
+    pub fn alert_sent(&self, outcome: &'static str) {
+        self.alert_sends.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
     /// One call to a sidecar took `seconds`.
     pub fn sidecar_call(&self, host: &str, verb: shared::Verb, seconds: f64) {
         self.sidecar_calls

@@ -320,6 +320,7 @@ impl Server {
         let alerts = super::alerts::Alerts::new(
             store.clone(),
             enrolment.clone(),
+            metrics.clone(),
             super::alerts::Settings { attempts: args.alert_attempts.clamp(1, 20), public_url },
         )
         .await;

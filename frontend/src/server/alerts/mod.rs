@@ -122,6 +122,7 @@ struct Open {
 
 pub struct Alerts {
     store: Store,
+    metrics: Arc<super::metrics::Metrics>,
     enrolment: super::enrol::Enrolment,
     settings: Settings,
     sender: deliver::Sender,
@@ -260,7 +261,12 @@ pub struct ChannelSummary {
 
 impl Alerts {
     /// Alerts over `store`; the default rules are added to a fresh store.
-    pub async fn new(store: Store, enrolment: super::enrol::Enrolment, settings: Settings) -> Arc<Alerts> {
+    pub async fn new(
+        store: Store,
+        enrolment: super::enrol::Enrolment,
+        metrics: Arc<super::metrics::Metrics>,
+        settings: Settings,
+    ) -> Arc<Alerts> {
         if store.writable() {
             let bodies: Vec<String> =
                 rules::defaults().iter().filter_map(|r| serde_json::to_string(r).ok()).collect();
@@ -272,6 +278,7 @@ impl Alerts {
         }
         Arc::new(Alerts {
             store,
+            metrics,
             enrolment,
             settings,
             sender: deliver::Sender::new(),
@@ -592,6 +599,7 @@ impl Alerts {
             match self.store.firing_count().await {
                 Ok(n) => {
                     self.firing.store(n, Ordering::Relaxed);
+                    self.metrics.alerts_firing(n);
                     core.fleet.get().set_alerts(n);
                 }
                 Err(e) => tracing::debug!(error = %e, "alerts: no count"),
@@ -614,10 +622,12 @@ impl Alerts {
         let cfg = self.config(false).await?;
         let Some((engine, open)) = state.as_mut() else { return Ok(()) };
         let keys: HashSet<String> = open.keys().cloned().collect();
+        let started = Instant::now();
         let outcome = {
             let known = lock(&self.known);
             core.fleet.get().with_fleet(|f| engine.evaluate(f, &cfg.rules, &known, &keys, now))
         };
+        self.metrics.alert_evaluated(started.elapsed().as_secs_f64());
         self.reconcile(open, outcome, &cfg, now).await
     }
 
@@ -768,15 +778,18 @@ impl Alerts {
         match self.sender.send(c, &notice).await {
             Ok(()) => {
                 tracing::info!(id = row.id, channel = %c.name, event = %row.event, "alerts: sent");
+                self.metrics.alert_sent("sent");
                 self.store.delivered(row.id, "sent", attempts, now, now_ms(), None).await
             }
             Err(e) if attempts >= i64::from(self.settings.attempts.max(1)) => {
                 tracing::warn!(id = row.id, channel = %c.name, error = %e, attempts, "alerts: given up");
+                self.metrics.alert_sent("failed");
                 self.store.delivered(row.id, "failed", attempts, now, now, Some(&e)).await
             }
             Err(e) => {
                 let wait = 1000i64 << (attempts - 1).clamp(0, 8);
                 tracing::info!(id = row.id, channel = %c.name, error = %e, attempts, "alerts: will try again");
+                self.metrics.alert_sent("retry");
                 self.store.delivered(row.id, "pending", attempts, now_ms() + wait.min(300_000), now, Some(&e)).await
             }
         }

@@ -273,6 +273,18 @@ impl Store {
             .connect_with(opts)
             .await
             .map_err(|e| Corrupt::from(&e))?;
+        if !read_only {
+            // It holds alert channels' secrets: its owner's only (its WAL and index beside it too).
+            use std::os::unix::fs::PermissionsExt;
+            for ext in ["", "-wal", "-shm"] {
+                let f = PathBuf::from(format!("{}{ext}", path.display()));
+                if let Err(e) = std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)) {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        tracing::warn!(path = %f.display(), error = %e, "the store's mode could not be made 0600");
+                    }
+                }
+            }
+        }
         Ok(Store::new(pool, Backend::Sqlite, read_only))
     }
 
