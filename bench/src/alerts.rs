@@ -67,7 +67,8 @@ async fn post(http: &reqwest::Client, w: &Proc, auth: &(String, String), path: &
 }
 
 async fn metric(http: &reqwest::Client, w: &Proc, cookie: &str, name: &str) -> f64 {
-    let text = http.get(w.url("/metrics")).header("cookie", cookie).send().await.expect("metrics").text().await.expect("text");
+    let text =
+        http.get(w.url("/metrics")).header("cookie", cookie).send().await.expect("metrics").text().await.expect("text");
     testkit::metric_value(&text, name).unwrap_or(f64::NAN)
 }
 
@@ -123,7 +124,16 @@ pub async fn alerts(dir: &Path, site_root: &Path, quick: bool) -> Vec<Figure> {
     for i in 0..n {
         let name = format!("bench-alert-{}-{i}", std::process::id());
         testkit::docker(&[
-            "run", "-d", "--name", &name, "--label", &format!("{}=1", rig::LABEL), testkit::IMAGE, "sh", "-c", "sleep 600",
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--label",
+            &format!("{}=1", rig::LABEL),
+            testkit::IMAGE,
+            "sh",
+            "-c",
+            "sleep 600",
         ]);
         // Listed running first, as a service would be.
         tokio::time::sleep(Duration::from_millis(1500 + (i as u64 % 7) * 130)).await;

@@ -3,8 +3,8 @@
 //! BENCHMARKS.md (with the machine) and a JSON file. Run it with
 //! `bash bench/run.sh` (which builds the release binaries first).
 
-mod fleet;
 mod alerts;
+mod fleet;
 mod history;
 mod kernel;
 mod live;

@@ -71,7 +71,12 @@ fn signed(r: &Received) -> bool {
 
 async fn rule_id(base: &str, admin: &User, kind: &str) -> (i64, Value) {
     let (_, o) = api(base, admin, "GET", "/api/alerts", None).await;
-    let r = o["rules"].as_array().unwrap().iter().find(|r| r["kind"] == kind).unwrap_or_else(|| panic!("a {kind} rule: {o}"));
+    let r = o["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == kind)
+        .unwrap_or_else(|| panic!("a {kind} rule: {o}"));
     (r["id"].as_i64().unwrap(), r.clone())
 }
 
@@ -108,7 +113,11 @@ async fn alerts_fire_once_recover_once_and_survive_what_goes_wrong() {
 
     // Bad input: a 400 naming the field, and nothing stored.
     for (path, body, field) in [
-        ("/api/alerts/rules", json!({"name": "x", "kind": "log_match", "scope": "app:shop", "pattern": "(unclosed"}), "pattern"),
+        (
+            "/api/alerts/rules",
+            json!({"name": "x", "kind": "log_match", "scope": "app:shop", "pattern": "(unclosed"}),
+            "pattern",
+        ),
         ("/api/alerts/rules", json!({"name": "x", "kind": "unhealthy", "for_s": 999_999}), "for_s"),
         ("/api/alerts/rules", json!({"name": "x", "kind": "cpu", "percent": -5}), "percent"),
         ("/api/alerts/channels", json!({"name": "x", "type": "carrier-pigeon"}), "type"),
@@ -138,7 +147,8 @@ async fn alerts_fire_once_recover_once_and_survive_what_goes_wrong() {
     assert_eq!(after["rules"], before["rules"], "nothing stored");
     assert_eq!(after["channels"], json!([]), "nothing stored");
     // Admins edit; operators and viewers may not; a change needs the CSRF token.
-    let hook_channel = json!({"name": "ops hook", "type": "webhook", "url": format!("{}/hook", hook.url), "secret": HOOK_SECRET});
+    let hook_channel =
+        json!({"name": "ops hook", "type": "webhook", "url": format!("{}/hook", hook.url), "secret": HOOK_SECRET});
     let (status, _) = api(&base, &operator, "POST", "/api/alerts/channels", Some(hook_channel.clone())).await;
     assert_eq!(status, 403);
     let (status, _) = api(&base, &viewer, "POST", "/api/alerts/silences", Some(json!({"minutes": 5}))).await;
@@ -202,7 +212,6 @@ async fn alerts_fire_once_recover_once_and_survive_what_goes_wrong() {
     .await;
     // Restarted mid-incident: no duplicate.
     console.restart();
-    let admin = login(&base, "admin1").await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(count(&hook, &svc.name, "firing"), 1, "{:?}", hooks_about(&hook, &svc.name));
     assert!(hooks_about(&hook, &job.name).is_empty(), "a job that exits 0 never alerts");
@@ -217,7 +226,10 @@ async fn alerts_fire_once_recover_once_and_survive_what_goes_wrong() {
     assert!(!page.contains("<script"), "the page has no script");
     // Runs again: one recovery.
     docker(&["start", &svc.id]);
-    eventually(Duration::from_secs(10), "its recovery", || async { (count(&hook, &svc.name, "resolved") == 1).then_some(()) }).await;
+    eventually(Duration::from_secs(10), "its recovery", || async {
+        (count(&hook, &svc.name, "resolved") == 1).then_some(())
+    })
+    .await;
 
     // A restart loop: one alert.
     let looping = TestContainer::run("al-loop", &[label[0], label[1], "--restart", "always"], "sleep 1; exit 1");
@@ -244,7 +256,10 @@ async fn alerts_fire_once_recover_once_and_survive_what_goes_wrong() {
     let silence = v["id"].as_i64().unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     docker(&["kill", &quiet.id]);
-    eventually(Duration::from_secs(10), "the silenced incident", || async { incident(&base, &viewer, &quiet.name).await }).await;
+    eventually(Duration::from_secs(10), "the silenced incident", || async {
+        incident(&base, &viewer, &quiet.name).await
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(hooks_about(&hook, &quiet.name).is_empty(), "silenced: {:?}", hooks_about(&hook, &quiet.name));
     let (status, _) = api(&base, &operator, "DELETE", &format!("/api/alerts/silences/{silence}"), None).await;
@@ -276,7 +291,8 @@ async fn alerts_fire_once_recover_once_and_survive_what_goes_wrong() {
     let (_, page) = get(&base, "/alerts", &viewer.cookie).await;
     assert!(page.contains(r#"data-status="failed""#), "{page}");
     hook.answer(200);
-    let (status, v) = api(&base, &operator, "POST", &format!("/api/alerts/notifications/{}/retry", failed["id"]), None).await;
+    let (status, v) =
+        api(&base, &operator, "POST", &format!("/api/alerts/notifications/{}/retry", failed["id"]), None).await;
     assert_eq!(status, 200, "{v}");
     eventually(Duration::from_secs(10), "the retried notification", || async {
         (count(&hook, &down.name, "firing") == 1).then_some(())
@@ -360,7 +376,10 @@ async fn with_replicas_on_postgresql_one_sends_and_another_takes_over() {
     let first = TestContainer::run("alpg-a", &label, "sleep 600");
     tokio::time::sleep(Duration::from_secs(3)).await;
     docker(&["kill", &first.id]);
-    eventually(Duration::from_secs(15), "one webhook", || async { (count(&hook, &first.name, "firing") == 1).then_some(()) }).await;
+    eventually(Duration::from_secs(15), "one webhook", || async {
+        (count(&hook, &first.name, "firing") == 1).then_some(())
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(count(&hook, &first.name, "firing"), 1, "one replica sent it: {:?}", hook.received().len());
 

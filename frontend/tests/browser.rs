@@ -304,6 +304,23 @@ async fn a_killed_container_turns_red_without_a_reload(env: Arc<Env>) {
     wait_text(c, "#headline", "1 needs attention", 10).await;
     let batch = c.find(Locator::Css("article[data-app='batch']")).await.unwrap();
     assert!(batch.attr("class").await.unwrap().unwrap().contains("badge-red"));
+    // The alert it raised is counted in the header, live; its page names it.
+    let start = Instant::now();
+    let count = loop {
+        let n = match c.find(Locator::Css("header.top a[href='/alerts'] .alerts-count")).await {
+            Ok(e) => e.text().await.unwrap_or_default().trim().parse::<u32>().unwrap_or(0),
+            Err(_) => 0,
+        };
+        if n >= 1 || start.elapsed() > Duration::from_secs(15) {
+            break n;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(count >= 1, "the header counts the alert firing");
+    c.find(Locator::Css("header.top a[href='/alerts']")).await.unwrap().click().await.unwrap();
+    wait_text(c, "table.firing", &env.victim.name, 10).await;
+    screenshot(c, "alerts").await;
+    c.goto(&format!("{}/", env.base)).await.unwrap();
     logout(c).await;
 }
 

@@ -73,7 +73,11 @@ impl Drop for Receiver {
     }
 }
 
-async fn serve(conn: tokio::net::TcpStream, got: Arc<Mutex<Vec<Received>>>, status: Arc<AtomicU16>) -> std::io::Result<()> {
+async fn serve(
+    conn: tokio::net::TcpStream,
+    got: Arc<Mutex<Vec<Received>>>,
+    status: Arc<AtomicU16>,
+) -> std::io::Result<()> {
     let mut r = BufReader::new(conn);
     loop {
         let mut line = String::new();
@@ -107,7 +111,8 @@ async fn serve(conn: tokio::net::TcpStream, got: Arc<Mutex<Vec<Received>>>, stat
             status: code,
         });
         let reason = if code < 300 { "OK" } else { "Error" };
-        let answer = format!("HTTP/1.1 {code} {reason}\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{{}}");
+        let answer =
+            format!("HTTP/1.1 {code} {reason}\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{{}}");
         r.get_mut().write_all(answer.as_bytes()).await?;
     }
 }

@@ -312,8 +312,12 @@ pub fn follow_overview(
     touched: &Touched,
     crossed: bool,
 ) -> Option<Delta> {
-    let mut changes: Vec<Change> =
-        d.changes.iter().filter(|c| matches!(c, Change::Host { .. } | Change::Volumes { .. } | Change::Alerts { .. })).cloned().collect();
+    let mut changes: Vec<Change> = d
+        .changes
+        .iter()
+        .filter(|c| matches!(c, Change::Host { .. } | Change::Volumes { .. } | Change::Alerts { .. }))
+        .cloned()
+        .collect();
     let only = (!crossed).then_some(touched);
     if crossed || !touched.is_empty() {
         let should = overview_of(fleet, opened, only);

@@ -298,7 +298,12 @@ impl Server {
         };
         let store = store(args).await?;
         let store_handle = store.clone();
-        let recorder = Recorder::start(store.clone(), args.history_max_mib.max(1).saturating_mul(1 << 20));
+        // Which replica writes history and evaluates alerts (alerts/leader.rs keeps it).
+        // (A SQLite store's one console leads from the start; on PostgreSQL, once it holds the lock.)
+        let sole = store.backend() == super::store::Backend::Sqlite && store.writable();
+        let leading: super::history::Leading = Arc::new(std::sync::atomic::AtomicBool::new(sole));
+        let recorder =
+            Recorder::start(store.clone(), args.history_max_mib.max(1).saturating_mul(1 << 20), leading.clone());
         let sessions = sessions(args, Some(store.clone()))?;
         sessions
             .import_file(&args.session_revocations_file.clone().unwrap_or_else(|| beside(args, "sessions-revoked")))
@@ -321,6 +326,7 @@ impl Server {
             store.clone(),
             enrolment.clone(),
             metrics.clone(),
+            leading,
             super::alerts::Settings { attempts: args.alert_attempts.clamp(1, 20), public_url },
         )
         .await;
@@ -410,7 +416,9 @@ pub fn router(core: Arc<Core>, site_root: &std::path::Path) -> Router {
         .route("/api/alerts/silences", post(super::alerts::page::api_add_silence).with_state(core.clone()))
         .route(
             "/api/alerts/{what}/{id}",
-            axum::routing::put(super::alerts::page::api_set).delete(super::alerts::page::api_remove).with_state(core.clone()),
+            axum::routing::put(super::alerts::page::api_set)
+                .delete(super::alerts::page::api_remove)
+                .with_state(core.clone()),
         )
         .route("/api/alerts/{what}/{id}/{verb}", post(super::alerts::page::api_act).with_state(core.clone()))
         .route("/hosts/add", post(super::hosts_page::add).with_state(core.clone()))

@@ -275,7 +275,12 @@ pub struct Outgoing {
 
 impl Outgoing {
     fn json(method: &'static str, url: String, body: &Value) -> Outgoing {
-        Outgoing { method, url, headers: vec![("content-type", "application/json".into())], body: body.to_string().into_bytes() }
+        Outgoing {
+            method,
+            url,
+            headers: vec![("content-type", "application/json".into())],
+            body: body.to_string().into_bytes(),
+        }
     }
 }
 
@@ -309,7 +314,9 @@ fn clock(field: &str, s: &str) -> Result<u16, ConsoleError> {
 }
 
 fn email_address(field: &str, s: &str) -> Result<String, ConsoleError> {
-    s.parse::<lettre::Address>().map(|a| a.to_string()).map_err(|_| bad(field, format!("{s:?} is not an email address")))
+    s.parse::<lettre::Address>()
+        .map(|a| a.to_string())
+        .map_err(|_| bad(field, format!("{s:?} is not an email address")))
 }
 
 impl Channel {
@@ -577,7 +584,9 @@ impl Channel {
                 join(url.as_deref().unwrap_or("https://api.telegram.org"), &format!("bot{token}/sendMessage")),
                 &json!({"chat_id": chat_id, "text": both, "disable_web_page_preview": true}),
             ),
-            Target::Slack { url } | Target::Mattermost { url } => Outgoing::json("POST", url.clone(), &json!({"text": both})),
+            Target::Slack { url } | Target::Mattermost { url } => {
+                Outgoing::json("POST", url.clone(), &json!({"text": both}))
+            }
             Target::Discord { url } => {
                 let mut content = both;
                 content.truncate(content.char_indices().nth(1900).map_or(content.len(), |(i, _)| i));
@@ -636,13 +645,6 @@ pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    fn field(e: ConsoleError) -> String {
-        match e {
-            ConsoleError::BadInput { field, .. } => field,
-            other => panic!("not a bad input: {other:?}"),
-        }
-    }
-
     fn parse(v: Value) -> Channel {
         Channel::parse(&v, None).unwrap_or_else(|e| panic!("{v}: {e}"))
     }
@@ -651,15 +653,60 @@ mod tests {
     fn every_type_makes_its_services_request() {
         let n = Notice::sample("firing");
         let cases = [
-            (json!({"name": "n", "type": "ntfy", "url": "https://ntfy.sh", "topic": "ops", "token": "tk_1"}), "POST", "https://ntfy.sh/", "\"topic\":\"ops\""),
-            (json!({"name": "g", "type": "gotify", "url": "https://push.example/", "token": "Axyz"}), "POST", "https://push.example/message", "\"priority\":8"),
-            (json!({"name": "p", "type": "pushover", "token": "apptoken", "user": "userkey"}), "POST", "https://api.pushover.net/1/messages.json", "\"user\":\"userkey\""),
-            (json!({"name": "t", "type": "telegram", "token": "123:abc", "chat_id": "-100200"}), "POST", "https://api.telegram.org/bot123:abc/sendMessage", "\"chat_id\":\"-100200\""),
-            (json!({"name": "s", "type": "slack", "url": "https://hooks.slack.com/services/T/B/x"}), "POST", "https://hooks.slack.com/services/T/B/x", "\"text\":\"[dockward] FIRING"),
-            (json!({"name": "d", "type": "discord", "url": "https://discord.com/api/webhooks/1/x"}), "POST", "https://discord.com/api/webhooks/1/x", "\"allowed_mentions\""),
-            (json!({"name": "m", "type": "mattermost", "url": "https://mm.example/hooks/x"}), "POST", "https://mm.example/hooks/x", "\"text\""),
-            (json!({"name": "ms", "type": "teams", "url": "https://example.webhook.office.com/x"}), "POST", "https://example.webhook.office.com/x", "AdaptiveCard"),
-            (json!({"name": "mx", "type": "matrix", "url": "https://matrix.example", "room": "!r:example", "token": "syt_x"}), "PUT", "https://matrix.example/_matrix/client/v3/rooms/%21r%3Aexample/send/m.room.message/dockward-0", "m.text"),
+            (
+                json!({"name": "n", "type": "ntfy", "url": "https://ntfy.sh", "topic": "ops", "token": "tk_1"}),
+                "POST",
+                "https://ntfy.sh/",
+                "\"topic\":\"ops\"",
+            ),
+            (
+                json!({"name": "g", "type": "gotify", "url": "https://push.example/", "token": "Axyz"}),
+                "POST",
+                "https://push.example/message",
+                "\"priority\":8",
+            ),
+            (
+                json!({"name": "p", "type": "pushover", "token": "apptoken", "user": "userkey"}),
+                "POST",
+                "https://api.pushover.net/1/messages.json",
+                "\"user\":\"userkey\"",
+            ),
+            (
+                json!({"name": "t", "type": "telegram", "token": "123:abc", "chat_id": "-100200"}),
+                "POST",
+                "https://api.telegram.org/bot123:abc/sendMessage",
+                "\"chat_id\":\"-100200\"",
+            ),
+            (
+                json!({"name": "s", "type": "slack", "url": "https://hooks.slack.com/services/T/B/x"}),
+                "POST",
+                "https://hooks.slack.com/services/T/B/x",
+                "\"text\":\"[dockward] FIRING",
+            ),
+            (
+                json!({"name": "d", "type": "discord", "url": "https://discord.com/api/webhooks/1/x"}),
+                "POST",
+                "https://discord.com/api/webhooks/1/x",
+                "\"allowed_mentions\"",
+            ),
+            (
+                json!({"name": "m", "type": "mattermost", "url": "https://mm.example/hooks/x"}),
+                "POST",
+                "https://mm.example/hooks/x",
+                "\"text\"",
+            ),
+            (
+                json!({"name": "ms", "type": "teams", "url": "https://example.webhook.office.com/x"}),
+                "POST",
+                "https://example.webhook.office.com/x",
+                "AdaptiveCard",
+            ),
+            (
+                json!({"name": "mx", "type": "matrix", "url": "https://matrix.example", "room": "!r:example", "token": "syt_x"}),
+                "PUT",
+                "https://matrix.example/_matrix/client/v3/rooms/%21r%3Aexample/send/m.room.message/dockward-0",
+                "m.text",
+            ),
         ];
         for (input, method, url, body) in cases {
             let c = parse(input.clone());
@@ -678,8 +725,10 @@ mod tests {
 
     #[test]
     fn a_webhook_is_signed_and_templated() {
-        let c = parse(json!({"name": "w", "type": "webhook", "url": "http://127.0.0.1:9/hook", "secret": "0123456789abcdef",
-            "template": "{\"text\": \"{{title}} on {{host}}\", \"n\": {{incident}}}"}));
+        let c = parse(
+            json!({"name": "w", "type": "webhook", "url": "http://127.0.0.1:9/hook", "secret": "0123456789abcdef",
+            "template": "{\"text\": \"{{title}} on {{host}}\", \"n\": {{incident}}}"}),
+        );
         let mut n = Notice::sample("firing");
         n.finding.title = "a \"quoted\" title".into();
         let out = c.request(&n, 1_700_000_000).expect("a request");
@@ -708,18 +757,40 @@ mod tests {
             (json!({"name": "x", "type": "webhook", "url": "not a url"}), "url"),
             (json!({"name": "x", "type": "webhook", "url": "https://u:p@example.org"}), "url"),
             (json!({"name": "x", "type": "webhook", "url": "https://example.org", "secret": "short"}), "secret"),
-            (json!({"name": "x", "type": "webhook", "url": "https://example.org", "template": "{\"a\": {{title}}}"}), "template"),
+            (
+                json!({"name": "x", "type": "webhook", "url": "https://example.org", "template": "{\"a\": {{title}}}"}),
+                "template",
+            ),
             (json!({"name": "x", "type": "gotify", "url": "https://example.org"}), "token"),
-            (json!({"name": "x", "type": "email", "host": "smtp.example", "from": "not-an-address", "to": "a@example.org"}), "from"),
+            (
+                json!({"name": "x", "type": "email", "host": "smtp.example", "from": "not-an-address", "to": "a@example.org"}),
+                "from",
+            ),
             (json!({"name": "x", "type": "email", "host": "smtp.example", "from": "a@example.org", "to": "bad"}), "to"),
-            (json!({"name": "x", "type": "email", "host": "smtp.example", "from": "a@example.org", "to": "b@example.org", "port": 70000}), "port"),
-            (json!({"name": "x", "type": "email", "host": "smtp.example", "security": "none", "password": "pw", "from": "a@example.org", "to": "b@example.org"}), "security"),
-            (json!({"name": "x", "type": "matrix", "url": "https://m.example", "room": "general", "token": "t"}), "room"),
-            (json!({"name": "x", "type": "slack", "url": "https://hooks.slack.com/x", "quiet_from": "25:00", "quiet_to": "07:00"}), "quiet_from"),
+            (
+                json!({"name": "x", "type": "email", "host": "smtp.example", "from": "a@example.org", "to": "b@example.org", "port": 70000}),
+                "port",
+            ),
+            (
+                json!({"name": "x", "type": "email", "host": "smtp.example", "security": "none", "password": "pw", "from": "a@example.org", "to": "b@example.org"}),
+                "security",
+            ),
+            (
+                json!({"name": "x", "type": "matrix", "url": "https://m.example", "room": "general", "token": "t"}),
+                "room",
+            ),
+            (
+                json!({"name": "x", "type": "slack", "url": "https://hooks.slack.com/x", "quiet_from": "25:00", "quiet_to": "07:00"}),
+                "quiet_from",
+            ),
             (json!({"name": "x", "type": "slack", "url": "https://hooks.slack.com/x", "topic": "t"}), "topic"),
         ];
         for (input, want) in cases {
-            assert_eq!(field(Channel::parse(&input, None).expect_err(&input.to_string())), want, "{input}");
+            assert_eq!(
+                super::super::input::refused_field(Channel::parse(&input, None).expect_err(&input.to_string())),
+                want,
+                "{input}"
+            );
         }
     }
 

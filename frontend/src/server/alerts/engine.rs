@@ -92,7 +92,13 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(now_ms: i64) -> Self {
-        Engine { started_ms: now_ms, round: 0, since: HashMap::new(), restarts: HashMap::new(), host_bad: HashMap::new() }
+        Engine {
+            started_ms: now_ms,
+            round: 0,
+            since: HashMap::new(),
+            restarts: HashMap::new(),
+            host_bad: HashMap::new(),
+        }
     }
 
     /// Whether `true` has held for `for_s` (or the incident is open already).
@@ -271,7 +277,10 @@ impl Engine {
                 })
             }
             Condition::OomKilled => (c.oom_killed && c.state != ContainerState::Running).then(|| {
-                (format!("{} on {host} was killed: out of memory", c.name), "the kernel's OOM killer ended it".to_owned())
+                (
+                    format!("{} on {host} was killed: out of memory", c.name),
+                    "the kernel's OOM killer ended it".to_owned(),
+                )
             }),
             Condition::Unhealthy { for_s } => {
                 if c.health != Health::Unhealthy {
@@ -280,7 +289,10 @@ impl Engine {
                     let k = key(id, host, &c.name);
                     let is_open = open.contains(&k);
                     self.held(&k, *for_s, now, is_open).then(|| {
-                        (format!("{} on {host} is unhealthy", c.name), format!("its healthcheck fails (for at least {for_s} s)"))
+                        (
+                            format!("{} on {host} is unhealthy", c.name),
+                            format!("its healthcheck fails (for at least {for_s} s)"),
+                        )
                     })
                 }
             }
@@ -336,9 +348,9 @@ impl Engine {
             }
             Condition::UpdateAvailable => match &known.updates {
                 None => return self.hold_if_open(id, host, c, open, out),
-                Some(u) => u.contains(&(host.to_owned(), c.id.clone())).then(|| {
-                    (format!("{} on {host}: an update is available", c.name), format!("image {}", c.image))
-                }),
+                Some(u) => u
+                    .contains(&(host.to_owned(), c.id.clone()))
+                    .then(|| (format!("{} on {host}: an update is available", c.name), format!("image {}", c.image))),
             },
             Condition::LogMatch { hold_s, .. } => {
                 let hold = i64::from(*hold_s) * 1000;
@@ -500,7 +512,13 @@ mod tests {
         let mut off = rule(Condition::Exited);
         off.enabled = false;
         let rules = [(1, other), (2, off)];
-        let o = Engine::new(0).evaluate(&fleet_of(vec![exited("x", 1, "no")]), &rules, &Known::default(), &HashSet::new(), 0);
+        let o = Engine::new(0).evaluate(
+            &fleet_of(vec![exited("x", 1, "no")]),
+            &rules,
+            &Known::default(),
+            &HashSet::new(),
+            0,
+        );
         assert!(o.firing.is_empty());
     }
 }

@@ -113,7 +113,9 @@ impl<'a> Input<'a> {
         let err = || bad(field, "must be a list of ids");
         let ids: Vec<i64> = match self.get(field) {
             None => Vec::new(),
-            Some(Value::Array(a)) => a.iter().map(|v| v.as_i64().filter(|n| *n > 0).ok_or_else(err)).collect::<Result<_, _>>()?,
+            Some(Value::Array(a)) => {
+                a.iter().map(|v| v.as_i64().filter(|n| *n > 0).ok_or_else(err)).collect::<Result<_, _>>()?
+            }
             Some(Value::Number(n)) => vec![n.as_i64().filter(|n| *n > 0).ok_or_else(err)?],
             Some(Value::String(s)) => s
                 .split(',')
@@ -174,4 +176,13 @@ pub fn url(field: &str, value: &str) -> Result<reqwest::Url, ConsoleError> {
         return Err(bad(field, "must not have a #fragment"));
     }
     Ok(u)
+}
+
+/// The field a refusal names (for tests).
+#[cfg(test)]
+pub fn refused_field(e: ConsoleError) -> String {
+    match e {
+        ConsoleError::BadInput { field, .. } => field,
+        other => panic!("not a bad input: {other:?}"),
+    }
 }

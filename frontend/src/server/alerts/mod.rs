@@ -26,12 +26,12 @@ mod deliver;
 pub mod engine;
 pub mod input;
 mod leader;
-mod watch;
 pub mod page;
 pub mod rules;
+mod watch;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -127,8 +127,8 @@ pub struct Alerts {
     settings: Settings,
     sender: deliver::Sender,
     config: Mutex<(Config, Option<Instant>)>,
-    /// Whether this replica leads (evaluates and sends).
-    leading: AtomicBool,
+    /// Whether this replica leads (evaluates and sends; writes history).
+    leading: super::history::Leading,
     /// Incidents firing (the header's count).
     firing: AtomicI64,
     /// Wakes the sender when something was queued.
@@ -142,7 +142,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 fn store_err(e: StoreError) -> ConsoleError {
     match e {
-        StoreError::ReadOnly => ConsoleError::bad_input("store", "the console's store is read-only: nothing can be changed"),
+        StoreError::ReadOnly => {
+            ConsoleError::bad_input("store", "the console's store is read-only: nothing can be changed")
+        }
         other => ConsoleError::internal(other.to_string()),
     }
 }
@@ -189,45 +191,13 @@ impl From<IncidentRow> for IncidentView {
     }
 }
 
-/// A notification for a page or the API.
-#[derive(Debug, Clone, Serialize)]
-pub struct NotificationView {
-    pub id: i64,
-    pub incident: i64,
-    pub channel: i64,
-    pub event: String,
-    pub status: String,
-    pub attempts: i64,
-    pub next_ms: i64,
-    pub created_ms: i64,
-    pub sent_ms: Option<i64>,
-    pub error: Option<String>,
-}
-
-impl From<OutboxRow> for NotificationView {
-    fn from(r: OutboxRow) -> Self {
-        NotificationView {
-            id: r.id,
-            incident: r.incident,
-            channel: r.channel,
-            event: r.event,
-            status: r.status,
-            attempts: r.attempts,
-            next_ms: r.next_ms,
-            created_ms: r.created_ms,
-            sent_ms: r.sent_ms,
-            error: r.error,
-        }
-    }
-}
-
 /// Everything the alerts page shows.
 #[derive(Debug, Clone, Serialize)]
 pub struct Overview {
     pub leading: bool,
     pub firing: Vec<IncidentView>,
     pub recent: Vec<IncidentView>,
-    pub notifications: Vec<NotificationView>,
+    pub notifications: Vec<OutboxRow>,
     pub silences: Vec<SilenceView>,
     pub rules: Vec<RuleView>,
     /// Every channel: id, name, type, destination (no secret), enabled.
@@ -265,11 +235,11 @@ impl Alerts {
         store: Store,
         enrolment: super::enrol::Enrolment,
         metrics: Arc<super::metrics::Metrics>,
+        leading: super::history::Leading,
         settings: Settings,
     ) -> Arc<Alerts> {
         if store.writable() {
-            let bodies: Vec<String> =
-                rules::defaults().iter().filter_map(|r| serde_json::to_string(r).ok()).collect();
+            let bodies: Vec<String> = rules::defaults().iter().filter_map(|r| serde_json::to_string(r).ok()).collect();
             match store.seed_rules_once(&bodies).await {
                 Ok(true) => tracing::info!(rules = bodies.len(), "alerts: the default rules were added"),
                 Ok(false) => {}
@@ -283,7 +253,7 @@ impl Alerts {
             settings,
             sender: deliver::Sender::new(),
             config: Mutex::new((Config::default(), None)),
-            leading: AtomicBool::new(false),
+            leading,
             firing: AtomicI64::new(0),
             queued: Notify::new(),
             known: Mutex::new(Known::default()),
@@ -345,17 +315,16 @@ impl Alerts {
 
     // -- what the pages and the API read -------------------------------------------
 
-    pub async fn overview(&self, u: &CurrentUser) -> Result<Overview, ConsoleError> {
+    pub async fn overview(&self) -> Result<Overview, ConsoleError> {
         let cfg = self.config(false).await.map_err(store_err)?;
         let firing = self.store.firing_incidents().await.map_err(store_err)?;
         let recent = self.store.recent_incidents(100).await.map_err(store_err)?;
         let notifications = self.store.recent_notifications(100).await.map_err(store_err)?;
-        let _ = u;
         Ok(Overview {
             leading: self.leading.load(Ordering::Relaxed),
             firing: firing.into_iter().map(Into::into).collect(),
             recent: recent.into_iter().filter(|r| r.state != "firing").map(Into::into).collect(),
-            notifications: notifications.into_iter().map(Into::into).collect(),
+            notifications,
             silences: cfg
                 .silences
                 .iter()
@@ -582,7 +551,11 @@ impl Alerts {
             tokio::time::sleep(TICK).await;
             let leading = leader.lead().await;
             if leading != self.leading.swap(leading, Ordering::Relaxed) {
-                tracing::info!(leading, "alerts: this console {} the evaluator", if leading { "is now" } else { "is no longer" });
+                tracing::info!(
+                    leading,
+                    "alerts: this console {} the evaluator",
+                    if leading { "is now" } else { "is no longer" }
+                );
             }
             if !leading {
                 state = None;
@@ -764,7 +737,9 @@ impl Alerts {
             return self.store.delivered(row.id, "pending", row.attempts, until, now, None).await;
         }
         let Some(inc) = self.store.incident(row.incident).await? else { return fail("the incident is gone").await };
-        let Ok(finding) = serde_json::from_str::<Finding>(&inc.body) else { return fail("the incident is unreadable").await };
+        let Ok(finding) = serde_json::from_str::<Finding>(&inc.body) else {
+            return fail("the incident is unreadable").await;
+        };
         let notice = Notice {
             id: row.id,
             event: row.event.clone(),
@@ -793,5 +768,116 @@ impl Alerts {
                 self.store.delivered(row.id, "pending", attempts, now_ms() + wait.min(300_000), now, Some(&e)).await
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::store::Location;
+
+    async fn alerts(dir: &std::path::Path) -> Arc<Alerts> {
+        let store = Store::open(&Location::Sqlite(dir.join("dockward.db"))).await.expect("a store");
+        let enrolment = crate::server::enrol::Enrolment::open(&dir.join("hosts")).expect("an enrolment directory");
+        let leading: crate::server::history::Leading = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        Alerts::new(store, enrolment, Arc::default(), leading, Settings { attempts: 3, public_url: None }).await
+    }
+
+    fn config(silences: Vec<Silence>) -> Config {
+        let rule = Rule {
+            name: "exited".into(),
+            enabled: true,
+            condition: rules::Condition::Exited,
+            scope: Scope::Fleet,
+            channels: vec![],
+        };
+        let channel = Channel {
+            name: "hook".into(),
+            enabled: true,
+            target: channels::Target::Slack { url: "https://hooks.example/x".into() },
+            quiet: None,
+        };
+        Config {
+            rules: Arc::new(vec![(1, rule)]),
+            channels: Arc::new(vec![(1, channel)]),
+            silences: Arc::new(silences),
+        }
+    }
+
+    fn finding(subject: &str, app: Option<&str>) -> Finding {
+        Finding {
+            rule: 1,
+            rule_name: "exited".into(),
+            kind: "exited".into(),
+            host: "h1".into(),
+            subject: subject.into(),
+            app: app.map(str::to_owned),
+            title: format!("{subject} exited"),
+            detail: "exit code 1".into(),
+        }
+    }
+
+    fn outcome(firing: Vec<Finding>) -> engine::Outcome {
+        engine::Outcome { firing, held: HashSet::new() }
+    }
+
+    async fn events(a: &Alerts) -> Vec<String> {
+        let mut rows = a.store.recent_notifications(100).await.expect("the outbox");
+        rows.reverse();
+        rows.into_iter().map(|r| r.event).collect()
+    }
+
+    #[tokio::test]
+    async fn one_notification_per_change_and_flapping_is_damped() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let a = alerts(dir.path()).await;
+        let cfg = config(vec![]);
+        let mut open = HashMap::new();
+        let min = 60_000;
+        let at = |m: i64| 1_000_000 + m * min;
+        // Fires, still fires (nothing new), resolves.
+        a.reconcile(&mut open, outcome(vec![finding("web", None)]), &cfg, at(0)).await.expect("a round");
+        a.reconcile(&mut open, outcome(vec![finding("web", None)]), &cfg, at(1)).await.expect("a round");
+        a.reconcile(&mut open, outcome(vec![]), &cfg, at(2)).await.expect("a round");
+        assert_eq!(events(&a).await, ["firing", "resolved"]);
+        // Fires again within the flap window: said once, as flapping…
+        a.reconcile(&mut open, outcome(vec![finding("web", None)]), &cfg, at(3)).await.expect("a round");
+        assert_eq!(events(&a).await, ["firing", "resolved", "flapping"]);
+        // …then its changes are held until it has been quiet for the window.
+        for m in [4, 5, 6] {
+            let f = if m % 2 == 0 { vec![] } else { vec![finding("web", None)] };
+            a.reconcile(&mut open, outcome(f), &cfg, at(m)).await.expect("a round");
+        }
+        a.reconcile(&mut open, outcome(vec![]), &cfg, at(10)).await.expect("a round");
+        assert_eq!(events(&a).await.len(), 3, "held while it may flap");
+        a.reconcile(&mut open, outcome(vec![]), &cfg, at(17)).await.expect("a round");
+        assert_eq!(events(&a).await, ["firing", "resolved", "flapping", "resolved"]);
+        let inc = a.store.recent_incidents(10).await.expect("incidents");
+        assert_eq!(inc.len(), 1, "one incident throughout: {inc:?}");
+        assert_eq!(inc[0].flaps, 2);
+    }
+
+    #[tokio::test]
+    async fn a_silence_holds_an_incident_back_and_its_end_lets_it_through() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let a = alerts(dir.path()).await;
+        let silence = Silence {
+            id: 1,
+            until_ms: 5_000,
+            scope: Scope::App { host: None, project: "shop".into() },
+            rule: None,
+            reason: "maintenance".into(),
+            by: "op".into(),
+            created_ms: 0,
+        };
+        let silenced = config(vec![silence]);
+        let mut open = HashMap::new();
+        let f = || outcome(vec![finding("web", Some("shop")), finding("other", Some("blog"))]);
+        a.reconcile(&mut open, f(), &silenced, 1_000).await.expect("a round");
+        assert_eq!(events(&a).await, ["firing"], "only the one outside the silence");
+        a.reconcile(&mut open, f(), &silenced, 6_000).await.expect("a round");
+        assert_eq!(events(&a).await, ["firing", "firing"], "the silence is over");
+        a.reconcile(&mut open, f(), &silenced, 7_000).await.expect("a round");
+        assert_eq!(events(&a).await.len(), 2, "once");
     }
 }

@@ -26,7 +26,9 @@ use crate::server::Core;
 use crate::types::Role;
 
 fn alerts(core: &Core) -> Result<&Arc<Alerts>, ConsoleError> {
-    core.alerts.as_ref().ok_or_else(|| ConsoleError::internal("alerts need the console's store, which could not be opened"))
+    core.alerts
+        .as_ref()
+        .ok_or_else(|| ConsoleError::internal("alerts need the console's store, which could not be opened"))
 }
 
 // -- the JSON API -----------------------------------------------------------------------
@@ -53,8 +55,10 @@ fn answer(r: Result<Value, ConsoleError>) -> Response {
 }
 
 /// GET /api/alerts: incidents, notifications, silences, rules, channels (no secret).
-pub async fn api_overview(State(core): State<Arc<Core>>, Extension(u): Extension<CurrentUser>) -> Response {
-    let r = async { serde_json::to_value(alerts(&core)?.overview(&u).await?).map_err(|e| ConsoleError::internal(e.to_string())) };
+pub async fn api_overview(State(core): State<Arc<Core>>) -> Response {
+    let r = async {
+        serde_json::to_value(alerts(&core)?.overview().await?).map_err(|e| ConsoleError::internal(e.to_string()))
+    };
     answer(r.await)
 }
 
@@ -252,9 +256,8 @@ fn fields(f: &BTreeMap<String, String>) -> Value {
 }
 
 async fn form_action(a: &Alerts, u: &CurrentUser, f: &BTreeMap<String, String>) -> Result<String, ConsoleError> {
-    let id = || {
-        f.get("id").and_then(|s| s.parse::<i64>().ok()).ok_or_else(|| ConsoleError::bad_input("id", "is missing"))
-    };
+    let id =
+        || f.get("id").and_then(|s| s.parse::<i64>().ok()).ok_or_else(|| ConsoleError::bad_input("id", "is missing"));
     let v = fields(f);
     Ok(match f.get("do").map_or("", String::as_str) {
         "rule.add" => format!("Rule {} added.", a.save_rule(u, None, &v).await?),
@@ -277,7 +280,7 @@ async fn show(core: &Core, u: &CurrentUser, status: StatusCode, note: String, ne
         Ok(a) => a,
         Err(e) => return refused_page("Alerts", &e),
     };
-    let o = match a.overview(u).await {
+    let o = match a.overview().await {
         Ok(o) => o,
         Err(e) => return refused_page("Alerts", &e),
     };
@@ -298,7 +301,10 @@ fn form_start(u: &CurrentUser, action: &str, id: Option<i64>, class: &str) -> St
 }
 
 fn button(u: &CurrentUser, action: &str, id: i64, label: &str, class: &str) -> String {
-    format!(r#"{}<button class="btn {class}" type="submit">{label}</button></form>"#, form_start(u, action, Some(id), "inline"))
+    format!(
+        r#"{}<button class="btn {class}" type="submit">{label}</button></form>"#,
+        form_start(u, action, Some(id), "inline")
+    )
 }
 
 fn render(o: &Overview, u: &CurrentUser, note: &str, edit: Option<&[(i64, Value)]>, new: Option<&str>) -> String {
@@ -307,10 +313,10 @@ fn render(o: &Overview, u: &CurrentUser, note: &str, edit: Option<&[(i64, Value)
     if !o.leading {
         out.push_str(r#"<p class="muted">Another console replica evaluates the rules and sends (or this one's store is read-only): what is shown is the shared store's.</p>"#);
     }
-    let channel_name = |id: i64| {
-        o.channels.iter().find(|c| c.id == id).map_or_else(|| format!("channel {id}"), |c| c.name.clone())
-    };
-    let title = |i: &super::IncidentView| i.finding.as_ref().map_or_else(|| format!("incident {}", i.id), |f| f.title.clone());
+    let channel_name =
+        |id: i64| o.channels.iter().find(|c| c.id == id).map_or_else(|| format!("channel {id}"), |c| c.name.clone());
+    let title =
+        |i: &super::IncidentView| i.finding.as_ref().map_or_else(|| format!("incident {}", i.id), |f| f.title.clone());
 
     // What fires.
     out.push_str(&format!(r#"<h2>Firing <span class="count">{}</span></h2>"#, o.firing.len()));
@@ -373,7 +379,8 @@ fn render(o: &Overview, u: &CurrentUser, note: &str, edit: Option<&[(i64, Value)
             scope = escape(&s.silence.scope.to_string()),
             until = when(s.until_ms),
             by = escape(&s.silence.by),
-            reason = if s.silence.reason.is_empty() { String::new() } else { format!(": {}", escape(&s.silence.reason)) },
+            reason =
+                if s.silence.reason.is_empty() { String::new() } else { format!(": {}", escape(&s.silence.reason)) },
         ));
     }
     if operator {
@@ -408,7 +415,8 @@ fn render(o: &Overview, u: &CurrentUser, note: &str, edit: Option<&[(i64, Value)
                 ),
                 _ => format!(r#"<span class="chip-warn">pending</span> (due {})"#, when(n.next_ms)),
             };
-            let retry = if operator && n.status == "failed" { button(u, "retry", n.id, "Retry", "") } else { String::new() };
+            let retry =
+                if operator && n.status == "failed" { button(u, "retry", n.id, "Retry", "") } else { String::new() };
             out.push_str(&format!(
                 r#"<tr data-notification="{id}" data-status="{st}"><td>{at}</td><td>{inc}</td><td>{ev}</td><td>{ch}</td><td>{status}</td><td>{retry}</td></tr>"#,
                 id = n.id,
@@ -427,7 +435,9 @@ fn render(o: &Overview, u: &CurrentUser, note: &str, edit: Option<&[(i64, Value)
     if o.recent.is_empty() {
         out.push_str(r#"<p class="muted">Nothing yet.</p>"#);
     } else {
-        out.push_str("<table class=\"alerts resolved\"><thead><tr><th>What</th><th>From</th><th>To</th></tr></thead><tbody>");
+        out.push_str(
+            "<table class=\"alerts resolved\"><thead><tr><th>What</th><th>From</th><th>To</th></tr></thead><tbody>",
+        );
         for i in &o.recent {
             out.push_str(&format!(
                 "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -490,7 +500,9 @@ fn text_of(v: &Value, f: &str) -> String {
     match v.get(f) {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Number(n)) => n.to_string(),
-        Some(Value::Array(a)) => a.iter().map(|x| x.to_string().trim_matches('"').to_owned()).collect::<Vec<_>>().join(", "),
+        Some(Value::Array(a)) => {
+            a.iter().map(|x| x.to_string().trim_matches('"').to_owned()).collect::<Vec<_>>().join(", ")
+        }
         _ => String::new(),
     }
 }
@@ -529,7 +541,10 @@ fn rule_form(u: &CurrentUser, id: Option<i64>, r: &Value, admin: bool) -> String
     let on = if r.get("enabled").and_then(Value::as_bool).unwrap_or(true) { " checked" } else { "" };
     out.push_str(&format!(r#"<input type="hidden" name="enabled_shown" value="1"><label><input type="checkbox" name="enabled"{on}{dis}> enabled</label>"#));
     if admin {
-        out.push_str(&format!(r#" <button class="btn" type="submit">{}</button>"#, if id.is_some() { "Save" } else { "Add" }));
+        out.push_str(&format!(
+            r#" <button class="btn" type="submit">{}</button>"#,
+            if id.is_some() { "Save" } else { "Add" }
+        ));
     }
     out.push_str("</fieldset></form>");
     if let (Some(id), true) = (id, admin) {
@@ -566,11 +581,17 @@ fn channel_form(u: &CurrentUser, id: Option<i64>, c: &Value) -> String {
                 escape(&value)
             ));
         } else {
-            out.push_str(&format!(r#"<label>{f} <input name="{f}" maxlength="500" value="{}"></label>"#, escape(&value)));
+            out.push_str(&format!(
+                r#"<label>{f} <input name="{f}" maxlength="500" value="{}"></label>"#,
+                escape(&value)
+            ));
         }
     }
     for (f, l) in [("quiet_from", "Quiet from (HH:MM)"), ("quiet_to", "to"), ("utc_offset_min", "UTC offset (min)")] {
-        out.push_str(&format!(r#"<label>{l} <input name="{f}" maxlength="6" value="{}"></label>"#, escape(&text_of(c, f))));
+        out.push_str(&format!(
+            r#"<label>{l} <input name="{f}" maxlength="6" value="{}"></label>"#,
+            escape(&text_of(c, f))
+        ));
     }
     let on = if c.get("enabled").and_then(Value::as_bool).unwrap_or(true) { " checked" } else { "" };
     out.push_str(&format!(

@@ -59,12 +59,10 @@ impl Scope {
                 }
                 Scope::Label { key: key.to_owned(), value: value.map(str::to_owned) }
             }
-            _ => {
-                return Err(
-                    "must be fleet, host:<name>, app:<project>, app:<host>/<project>, label:<key> or label:<key>=<value>"
-                        .into(),
-                )
-            }
+            _ => return Err(
+                "must be fleet, host:<name>, app:<project>, app:<host>/<project>, label:<key> or label:<key>=<value>"
+                    .into(),
+            ),
         };
         Ok(scope)
     }
@@ -298,7 +296,13 @@ pub fn compile(pattern: &str) -> Result<regex::Regex, String> {
 
 /// The rules a fresh install starts with, every one editable.
 pub fn defaults() -> Vec<Rule> {
-    let rule = |name: &str, condition| Rule { name: name.into(), enabled: true, condition, scope: Scope::Fleet, channels: vec![] };
+    let rule = |name: &str, condition| Rule {
+        name: name.into(),
+        enabled: true,
+        condition,
+        scope: Scope::Fleet,
+        channels: vec![],
+    };
     vec![
         rule("Container exited with an error", Condition::Exited),
         rule("Container unhealthy", Condition::Unhealthy { for_s: 60 }),
@@ -317,17 +321,12 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn field(e: ConsoleError) -> String {
-        match e {
-            ConsoleError::BadInput { field, .. } => field,
-            other => panic!("not a bad input: {other:?}"),
-        }
-    }
-
     #[test]
     fn a_rule_reads_and_writes_alike() {
-        let r = Rule::parse(&json!({"name": "slow", "kind": "unhealthy", "for_s": "30", "scope": "app:h1/shop", "channels": "2, 1"}))
-            .expect("a rule");
+        let r = Rule::parse(
+            &json!({"name": "slow", "kind": "unhealthy", "for_s": "30", "scope": "app:h1/shop", "channels": "2, 1"}),
+        )
+        .expect("a rule");
         assert_eq!(r.condition, Condition::Unhealthy { for_s: 30 });
         assert_eq!(r.scope, Scope::App { host: Some("h1".into()), project: "shop".into() });
         assert_eq!(r.channels, vec![1, 2]);
@@ -357,7 +356,11 @@ mod tests {
             (json!({"name": "x\u{7}", "kind": "exited"}), "name"),
         ];
         for (input, want) in cases {
-            assert_eq!(field(Rule::parse(&input).expect_err(&input.to_string())), want, "{input}");
+            assert_eq!(
+                super::super::input::refused_field(Rule::parse(&input).expect_err(&input.to_string())),
+                want,
+                "{input}"
+            );
         }
     }
 

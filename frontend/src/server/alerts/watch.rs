@@ -128,7 +128,14 @@ pub async fn watch(alerts: Arc<Alerts>, core: Arc<Core>) {
 }
 
 /// Follows one container's log from now on, noting each rule a line matches.
-async fn follow(alerts: Arc<Alerts>, sidecar: Arc<Sidecar>, host: String, id: String, name: String, patterns: Patterns) {
+async fn follow(
+    alerts: Arc<Alerts>,
+    sidecar: Arc<Sidecar>,
+    host: String,
+    id: String,
+    name: String,
+    patterns: Patterns,
+) {
     loop {
         let call = Call::new(Verb::Logs, &[&id]).query("follow", true).query("tail", 0);
         if let Ok(resp) = sidecar.stream(&call, None, None).await {

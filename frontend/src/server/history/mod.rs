@@ -111,11 +111,18 @@ pub struct Recorder {
     dropped: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
+/// Whether this console writes history: with replicas on one PostgreSQL
+/// store, only the one that leads (the alerts' lock, `alerts/leader.rs`), so
+/// marks are not written once per replica; the others keep their books and
+/// discard them. A SQLite store's one console always leads.
+pub type Leading = std::sync::Arc<std::sync::atomic::AtomicBool>;
+
 impl Recorder {
-    /// Starts the recorder on `store`; `cap_bytes` bounds the history.
-    pub fn start(store: Store, cap_bytes: u64) -> Recorder {
+    /// Starts the recorder on `store`; `cap_bytes` bounds the history; it
+    /// writes while `leading` says so.
+    pub fn start(store: Store, cap_bytes: u64, leading: Leading) -> Recorder {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(store, cap_bytes, rx));
+        tokio::spawn(run(store, cap_bytes, rx, leading));
         Recorder { tx, dropped: Default::default() }
     }
 
@@ -412,7 +419,8 @@ fn short(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
 }
 
-async fn run(store: Store, cap_bytes: u64, mut rx: mpsc::Receiver<Input>) {
+async fn run(store: Store, cap_bytes: u64, mut rx: mpsc::Receiver<Input>, leading: Leading) {
+    let leads = || leading.load(std::sync::atomic::Ordering::Relaxed);
     let mut book = Book::default();
     let mut ids: HashMap<Series, i64> = HashMap::new();
     // Each bucket is written a second after it closes: a crash loses the open one, at most 10 s.
@@ -430,6 +438,10 @@ async fn run(store: Store, cap_bytes: u64, mut rx: mpsc::Receiver<Input>) {
                 Some(Input::Stats { host, samples, at }) => book.stats(&host, samples, at),
                 Some(Input::Flush(done)) => {
                     let (buckets, marks) = book.take(i64::MAX / 2);
+                    if !leads() {
+                        let _ = done.send(());
+                        continue;
+                    }
                     if let Err(e) = write(&store, &mut ids, buckets, marks).await {
                         log_failure("writing history at shutdown", &e);
                     }
@@ -439,6 +451,9 @@ async fn run(store: Store, cap_bytes: u64, mut rx: mpsc::Receiver<Input>) {
             },
             _ = flush.tick() => {
                 let (buckets, marks) = book.take(now_s());
+                if !leads() {
+                    continue;
+                }
                 if let Err(e) = write(&store, &mut ids, buckets, marks).await {
                     log_failure("writing history", &e);
                 }
@@ -446,6 +461,9 @@ async fn run(store: Store, cap_bytes: u64, mut rx: mpsc::Receiver<Input>) {
             _ = fold.tick() => {
                 // What is closed goes in first: a fold never runs ahead of a pending write.
                 let (buckets, marks) = book.take(now_s());
+                if !leads() {
+                    continue;
+                }
                 if let Err(e) = write(&store, &mut ids, buckets, marks).await {
                     log_failure("writing history", &e);
                 }
@@ -456,6 +474,9 @@ async fn run(store: Store, cap_bytes: u64, mut rx: mpsc::Receiver<Input>) {
             _ = retain.tick() => {
                 // Series may be deleted (nothing left of them): their ids are looked up again.
                 ids.clear();
+                if !leads() {
+                    continue;
+                }
                 match store.retain(now_s(), cap_bytes).await {
                     Ok(bytes) => tracing::debug!(bytes, "history size"),
                     Err(e) => log_failure("dropping old history", &e),

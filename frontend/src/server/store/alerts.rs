@@ -41,8 +41,8 @@ pub struct IncidentRow {
     pub body: String,
 }
 
-/// One notification to one channel.
-#[derive(Debug, Clone, PartialEq)]
+/// One notification to one channel (as the alerts page and API show it too).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct OutboxRow {
     pub id: i64,
     pub incident: i64,
@@ -96,9 +96,8 @@ impl Store {
 
     /// Every rule or channel: `(id, body)`, by id.
     pub async fn alert_config(&self, which: Config) -> Result<Vec<(i64, String)>, StoreError> {
-        let rows = sqlx::query(&format!("SELECT id, body FROM {} ORDER BY id", which.table()))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query(&format!("SELECT id, body FROM {} ORDER BY id", which.table())).fetch_all(&self.pool).await?;
         rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<_, sqlx::Error>>().map_err(Into::into)
     }
 
@@ -144,11 +143,12 @@ impl Store {
     pub async fn seed_rules_once(&self, bodies: &[String]) -> Result<bool, StoreError> {
         self.check_writable()?;
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query("INSERT INTO meta (key, value) VALUES ('seeded:alert_rules', 1) ON CONFLICT (key) DO NOTHING")
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-            == 0;
+        let done =
+            sqlx::query("INSERT INTO meta (key, value) VALUES ('seeded:alert_rules', 1) ON CONFLICT (key) DO NOTHING")
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 0;
         if done {
             return Ok(false);
         }
@@ -202,11 +202,10 @@ impl Store {
 
     /// Incidents still firing, oldest first.
     pub async fn firing_incidents(&self) -> Result<Vec<IncidentRow>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {INCIDENT_COLUMNS} FROM alert_incidents WHERE state = 'firing' ORDER BY id"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows =
+            sqlx::query(&format!("SELECT {INCIDENT_COLUMNS} FROM alert_incidents WHERE state = 'firing' ORDER BY id"))
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter().map(incident).collect::<Result<_, _>>().map_err(Into::into)
     }
 
@@ -247,7 +246,13 @@ impl Store {
     }
 
     /// Opens an incident; its id.
-    pub async fn open_incident(&self, key: &str, started_ms: i64, notified: bool, body: &str) -> Result<i64, StoreError> {
+    pub async fn open_incident(
+        &self,
+        key: &str,
+        started_ms: i64,
+        notified: bool,
+        body: &str,
+    ) -> Result<i64, StoreError> {
         self.check_writable()?;
         let r = sqlx::query(
             "INSERT INTO alert_incidents (key, state, started_ms, notified, flaps, body) VALUES ($1, 'firing', $2, $3, 0, $4) RETURNING id",
@@ -282,9 +287,11 @@ impl Store {
 
     pub async fn resolve_incident(&self, id: i64, at_ms: i64) -> Result<(), StoreError> {
         self.exec(
-            sqlx::query("UPDATE alert_incidents SET state = 'resolved', resolved_ms = $1 WHERE id = $2 AND state = 'firing'")
-                .bind(at_ms)
-                .bind(id),
+            sqlx::query(
+                "UPDATE alert_incidents SET state = 'resolved', resolved_ms = $1 WHERE id = $2 AND state = 'firing'",
+            )
+            .bind(at_ms)
+            .bind(id),
         )
         .await
     }
@@ -312,7 +319,14 @@ impl Store {
     // -- the outbox ----------------------------------------------------------------
 
     /// Queues a notification of `incident` for `channel`, due at `due_ms`.
-    pub async fn enqueue(&self, incident: i64, channel: i64, event: &str, now: i64, due_ms: i64) -> Result<(), StoreError> {
+    pub async fn enqueue(
+        &self,
+        incident: i64,
+        channel: i64,
+        event: &str,
+        now: i64,
+        due_ms: i64,
+    ) -> Result<(), StoreError> {
         self.exec(
             sqlx::query(
                 "INSERT INTO alert_outbox (incident, channel, event, status, attempts, next_ms, created_ms) VALUES ($1, $2, $3, 'pending', 0, $4, $5)",
@@ -340,7 +354,8 @@ impl Store {
 
     /// When the next pending notification is due, if any.
     pub async fn next_due(&self) -> Result<Option<i64>, StoreError> {
-        let row = sqlx::query("SELECT MIN(next_ms) FROM alert_outbox WHERE status = 'pending'").fetch_one(&self.pool).await?;
+        let row =
+            sqlx::query("SELECT MIN(next_ms) FROM alert_outbox WHERE status = 'pending'").fetch_one(&self.pool).await?;
         Ok(row.try_get::<Option<i64>, _>(0)?)
     }
 
@@ -405,7 +420,10 @@ impl Store {
         Ok(())
     }
 
-    async fn exec<'q>(&self, q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>) -> Result<(), StoreError> {
+    async fn exec<'q>(
+        &self,
+        q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> Result<(), StoreError> {
         self.check_writable()?;
         let r = q.execute(&self.pool).await.map(|_| ()).map_err(StoreError::from);
         self.wrote(r)
