@@ -4,7 +4,7 @@
 # scripts/stage-images.sh, and the Dockerfile's two final stages (`FROM scratch`)
 # are built from them. Only the COPY source differs from the Dockerfile's own
 # path (`--from=build` is dropped and `/out/` becomes the staged context). Fails if an image is
-# over its size budget (sidecar 10 MB, web 30 MB).
+# over its size budget (sidecar 10 MB, web 31 MB: 30 until alerts, BENCHMARKS.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-$PWD/target}"
@@ -26,7 +26,7 @@ for image in sidecar web; do
 done
 
 status=0
-for spec in sidecar:10000000 web:30000000; do
+for spec in sidecar:10000000 web:31000000; do
   image="dockward-${spec%%:*}:local" budget="${spec##*:}"
   size=$(docker image inspect --format '{{.Size}}' "$image")
   printf '  %-22s %9d bytes (budget %d)\n' "$image" "$size" "$budget"

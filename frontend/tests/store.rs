@@ -246,7 +246,7 @@ async fn an_apps_chart_sums_its_containers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alert_state_reads_back_alike_on_both_backends() {
-    use dockward_frontend::server::store::AlertConfig;
+    use dockward_frontend::server::store::{AlertConfig, IncidentStep};
     for (backend, store, dir) in stores().await {
         if let Some(d) = &dir {
             use std::os::unix::fs::PermissionsExt;
@@ -260,41 +260,66 @@ async fn alert_state_reads_back_alike_on_both_backends() {
         let ch = store.add_alert_config(AlertConfig::Channels, "{}").await.unwrap();
         assert!(store.set_alert_config(AlertConfig::Channels, ch, "{\"b\":2}").await.unwrap());
         assert!(!store.set_alert_config(AlertConfig::Channels, ch + 100, "{}").await.unwrap(), "{backend}");
-        // An incident: open, notified, resolved; found again while it may flap; reopened.
-        let id = store.open_incident("1/h1/web", 1_000, false, "{}").await.unwrap();
+        // An incident: opened with its notification (one transaction), resolved;
+        // found again while it may flap; reopened.
+        let open = IncidentStep::Open { key: "1/h1/web", started_ms: 1_000, notified: true, body: "{}" };
+        let id = store.incident_step(open, "firing", &[(ch, 3_000)], 1_000).await.unwrap();
         assert_eq!(store.firing_count().await.unwrap(), 1);
-        store.mark_notified(id).await.unwrap();
+        let twice = IncidentStep::Open { key: "1/h1/web", started_ms: 1_100, notified: true, body: "{}" };
+        assert!(
+            store.incident_step(twice, "firing", &[(ch, 3_000)], 1_100).await.is_err(),
+            "{backend}: one firing per key"
+        );
+        assert_eq!(
+            store.recent_notifications(10).await.unwrap().len(),
+            1,
+            "{backend}: nothing of the refused one stays"
+        );
         assert!(store.ack_incident(id, "op", 1_500).await.unwrap());
         assert!(!store.ack_incident(id, "op", 1_600).await.unwrap(), "{backend}: acknowledged once");
-        store.resolve_incident(id, 2_000).await.unwrap();
+        store.incident_step(IncidentStep::Resolve { id }, "resolved", &[(ch, 9_000)], 2_000).await.unwrap();
         assert_eq!(store.firing_count().await.unwrap(), 0);
         let prev = store.resolved_since("1/h1/web", 1_900).await.unwrap().expect("resolved lately");
         assert!(prev.notified && prev.resolved_ms == Some(2_000), "{backend}: {prev:?}");
         assert!(store.resolved_since("1/h1/web", 2_001).await.unwrap().is_none());
-        store.reopen_incident(id, "{\"x\":1}").await.unwrap();
+        store
+            .incident_step(IncidentStep::Reopen { id, notified: false, body: "{\"x\":1}" }, "", &[], 2_500)
+            .await
+            .unwrap();
         let again = store.incident(id).await.unwrap().unwrap();
-        assert_eq!((again.state.as_str(), again.flaps, again.resolved_ms), ("firing", 1, None), "{backend}");
-        // The outbox: due in order; a failure tried again later; a failed one retried.
-        store.enqueue(id, ch, "firing", 3_000, 3_000).await.unwrap();
-        store.enqueue(id, ch, "resolved", 3_000, 9_000).await.unwrap();
-        let due = store.due(5_000, 10).await.unwrap();
-        assert_eq!(due.len(), 1, "{backend}: only what is due");
+        assert_eq!(
+            (again.state.as_str(), again.flaps, again.resolved_ms, again.notified),
+            ("firing", 1, None, false),
+            "{backend}"
+        );
+        // The outbox: due in order, one at a time per incident and channel; a failure tried again later; a failed one retried.
+        let due = store.due(10_000, 10).await.unwrap();
+        assert_eq!(due.len(), 1, "{backend}: the resolution waits for the firing before it");
+        assert_eq!(due[0].event, "firing");
         store.delivered(due[0].id, "pending", 1, 6_000, 5_000, Some("HTTP 500")).await.unwrap();
         assert!(store.due(5_500, 10).await.unwrap().is_empty());
         assert_eq!(store.next_due().await.unwrap(), Some(6_000));
         store.delivered(due[0].id, "failed", 2, 6_000, 6_000, Some("HTTP 500")).await.unwrap();
-        assert!(store.retry_notification(due[0].id, 7_000).await.unwrap());
-        let row = store.due(7_000, 10).await.unwrap().remove(0);
-        assert_eq!((row.attempts, row.error.as_deref()), (0, Some("HTTP 500")), "{backend}");
-        store.delivered(row.id, "sent", 1, 7_000, 7_100, None).await.unwrap();
+        // A failed firing is not sent again once its resolution is queued after it…
+        assert!(!store.retry_notification(due[0].id, 7_000).await.unwrap(), "{backend}");
+        // …the resolution goes in its turn; a failed latest notice is retried.
+        let row = store.due(10_000, 10).await.unwrap().remove(0);
+        assert_eq!(row.event, "resolved", "{backend}");
+        store.delivered(row.id, "failed", 1, 9_000, 9_000, Some("HTTP 502")).await.unwrap();
+        assert!(store.retry_notification(row.id, 9_500).await.unwrap(), "{backend}");
+        let row = store.due(9_500, 10).await.unwrap().remove(0);
+        assert_eq!((row.attempts, row.error.as_deref()), (0, Some("HTTP 502")), "{backend}");
+        store.delivered(row.id, "sent", 1, 9_500, 9_600, None).await.unwrap();
         let recent = store.recent_notifications(10).await.unwrap();
-        assert_eq!(recent.iter().find(|n| n.id == row.id).unwrap().sent_ms, Some(7_100), "{backend}");
+        assert_eq!(recent.iter().find(|n| n.id == row.id).unwrap().sent_ms, Some(9_600), "{backend}");
         // Silences end; old state is pruned.
         let s = store.add_silence(50_000, "{}").await.unwrap();
         assert_eq!(store.silences(10_000).await.unwrap().len(), 1);
         assert!(store.end_silence(s, 10_000).await.unwrap());
         assert!(store.silences(10_000).await.unwrap().is_empty());
-        store.resolve_incident(id, 20_000).await.unwrap();
+        store.incident_step(IncidentStep::Notified { id }, "firing", &[(ch, 10_000)], 10_000).await.unwrap();
+        assert_eq!(store.due(10_000, 10).await.unwrap().len(), 1, "{backend}");
+        store.incident_step(IncidentStep::Resolve { id }, "", &[], 20_000).await.unwrap();
         store.prune_alerts(30_000).await.unwrap();
         assert!(store.incident(id).await.unwrap().is_none(), "{backend}");
         assert_eq!(store.recent_notifications(10).await.unwrap().len(), 1, "{backend}: the pending one stays");

@@ -159,6 +159,9 @@ pub struct Notice {
     /// The console's alerts page, when its public address is known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
+    /// When it is sent (Unix milliseconds).
+    #[serde(skip)]
+    pub sent_at: i64,
 }
 
 impl Notice {
@@ -250,6 +253,7 @@ impl Notice {
             started_at: crate::server::store::now_s() as i64,
             resolved_at: None,
             link: None,
+            sent_at: crate::server::store::now_ms(),
         }
     }
 }
@@ -287,6 +291,21 @@ impl Outgoing {
 /// `base` with `path` after it (one slash between).
 fn join(base: &str, path: &str) -> String {
     format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'))
+}
+
+/// The fields that say where a channel sends: an edit that changes one
+/// drops the stored secrets (they must be given again).
+const DESTINATION: &[&str] = &["url", "host", "port", "security", "username", "topic", "room", "chat_id", "user"];
+
+/// A destination field's value as compared across an edit (a URL parsed, so
+/// `https://x` and `https://x/` are one place).
+fn normal(field: &str, v: &str) -> String {
+    if field == "url" {
+        if let Ok(u) = reqwest::Url::parse(v.trim()) {
+            return u.to_string();
+        }
+    }
+    v.trim().to_owned()
 }
 
 /// The fields each type takes, and which hold secrets.
@@ -333,16 +352,36 @@ impl Channel {
         let mut known = vec!["name", "enabled", "type", "quiet_from", "quiet_to", "utc_offset_min"];
         known.extend_from_slice(fields);
         i.only(&known)?;
-        let kept = before.filter(|b| b.kind() == kind).map(|b| b.secrets()).unwrap_or_default();
+        // Stored secrets are kept only for the same destination: a token must
+        // never follow a channel that an edit points elsewhere.
+        let same_place = |b: &&Channel| {
+            b.kind() == kind
+                && fields_of(&kind).0.iter().filter(|f| !fields_of(&kind).1.contains(f) && DESTINATION.contains(f)).all(
+                    |f| {
+                        let was =
+                            b.shown().get(*f).map(|v| v.to_string().trim_matches('"').to_owned()).unwrap_or_default();
+                        let now = i.0.get(*f).map(|v| v.to_string().trim_matches('"').to_owned()).unwrap_or_default();
+                        normal(f, &was) == normal(f, &now)
+                    },
+                )
+        };
+        let moved = before.is_some_and(|b| b.kind() == kind && !same_place(&b));
+        let kept = before.filter(same_place).map(|b| b.secrets()).unwrap_or_default();
+        let need_msg = if moved { "is required again: the destination changed" } else { "is required" };
         // A secret: what was sent, or (absent or the mask) what was stored.
+        let had: Vec<(&str, String)> = if moved { before.map(|b| b.secrets()).unwrap_or_default() } else { Vec::new() };
         let secret = |f: &str, max: usize| -> Result<Option<String>, ConsoleError> {
             match i.text(f, max)? {
-                Some(s) if s == MASK => Ok(kept.iter().find(|(k, _)| *k == f).map(|(_, v)| v.clone())),
-                Some(s) => Ok(Some(s)),
-                None => Ok(kept.iter().find(|(k, _)| *k == f).map(|(_, v)| v.clone())),
+                Some(s) if s != MASK => Ok(Some(s)),
+                _ => match kept.iter().find(|(k, _)| *k == f) {
+                    Some((_, v)) => Ok(Some(v.clone())),
+                    // Not dropped silently (a webhook left unsigned): asked for.
+                    None if had.iter().any(|(k, _)| *k == f) => Err(bad(f, need_msg)),
+                    None => Ok(None),
+                },
             }
         };
-        let need = |f: &str, v: Option<String>| v.ok_or_else(|| bad(f, "is required"));
+        let need = |f: &str, v: Option<String>| v.ok_or_else(|| bad(f, need_msg));
         let url_field = |f: &str, v: String| url(f, &v).map(|u| u.to_string());
         let _ = secrets;
         let target = match kind.as_str() {
@@ -508,22 +547,25 @@ impl Channel {
         v
     }
 
-    /// Where it sends, for the page (no secret).
+    /// Where it sends, as every signed-in user and error messages may see
+    /// it: the host only (an ntfy topic, a chat id, a path can be the very
+    /// thing that grants access).
     pub fn destination(&self) -> String {
         let origin = |u: &str| {
             reqwest::Url::parse(u).ok().map(|u| u.origin().ascii_serialization()).unwrap_or_else(|| "?".into())
         };
         match &self.target {
-            Target::Webhook { url, .. } | Target::Gotify { url, .. } | Target::Matrix { url, .. } => origin(url),
-            Target::Ntfy { url, topic, .. } => format!("{}/{topic}", origin(url)),
-            Target::Pushover { url, .. } => url.as_deref().map_or("api.pushover.net".into(), origin),
-            Target::Telegram { url, chat_id, .. } => {
-                format!("{} chat {chat_id}", url.as_deref().map_or("api.telegram.org".into(), origin))
-            }
-            Target::Slack { url } | Target::Discord { url } | Target::Mattermost { url } | Target::Teams { url } => {
-                origin(url)
-            }
-            Target::Email { host, port, to, .. } => format!("{} via {host}:{port}", to.join(", ")),
+            Target::Webhook { url, .. }
+            | Target::Gotify { url, .. }
+            | Target::Matrix { url, .. }
+            | Target::Ntfy { url, .. }
+            | Target::Slack { url }
+            | Target::Discord { url }
+            | Target::Mattermost { url }
+            | Target::Teams { url } => origin(url),
+            Target::Pushover { url, .. } => url.as_deref().map_or("https://api.pushover.net".into(), origin),
+            Target::Telegram { url, .. } => url.as_deref().map_or("https://api.telegram.org".into(), origin),
+            Target::Email { host, port, .. } => format!("smtp://{host}:{port}"),
         }
     }
 
@@ -616,9 +658,12 @@ impl Channel {
                     join(
                         url,
                         &format!(
-                            "_matrix/client/v3/rooms/{}/send/m.room.message/dockward-{}",
+                            "_matrix/client/v3/rooms/{}/send/m.room.message/dockward-{}-{}-{}",
                             crate::model::url_encode(room),
-                            n.id
+                            n.incident,
+                            n.id,
+                            // Unique across store resets and tests (Matrix drops a reused transaction id).
+                            n.sent_at,
                         ),
                     ),
                     &json!({"msgtype": "m.text", "body": both}),
@@ -651,7 +696,7 @@ mod tests {
 
     #[test]
     fn every_type_makes_its_services_request() {
-        let n = Notice::sample("firing");
+        let n = Notice { sent_at: 7, ..Notice::sample("firing") };
         let cases = [
             (
                 json!({"name": "n", "type": "ntfy", "url": "https://ntfy.sh", "topic": "ops", "token": "tk_1"}),
@@ -704,7 +749,7 @@ mod tests {
             (
                 json!({"name": "mx", "type": "matrix", "url": "https://matrix.example", "room": "!r:example", "token": "syt_x"}),
                 "PUT",
-                "https://matrix.example/_matrix/client/v3/rooms/%21r%3Aexample/send/m.room.message/dockward-0",
+                "https://matrix.example/_matrix/client/v3/rooms/%21r%3Aexample/send/m.room.message/dockward-0-0-7",
                 "m.text",
             ),
         ];
@@ -747,6 +792,28 @@ mod tests {
         renamed["name"] = "g2".into();
         renamed.as_object_mut().expect("object").remove("token");
         assert_eq!(Channel::parse(&renamed, Some(&c)).expect("an edit").target, c.target);
+    }
+
+    #[test]
+    fn a_secret_does_not_follow_a_channel_pointed_elsewhere() {
+        let c = parse(json!({"name": "g", "type": "gotify", "url": "https://push.example", "token": "secret-token"}));
+        let mut moved = c.shown();
+        moved["url"] = "https://elsewhere.example".into();
+        let e = Channel::parse(&moved, Some(&c)).expect_err("the token must be given again");
+        assert_eq!(super::super::input::refused_field(e), "token");
+        moved["token"] = "another-token".into();
+        assert!(Channel::parse(&moved, Some(&c)).is_ok());
+        let mail =
+            parse(json!({"name": "m", "type": "email", "host": "smtp.example", "username": "u", "password": "pw",
+            "from": "a@example.org", "to": "b@example.org"}));
+        let mut moved = mail.shown();
+        moved["host"] = "smtp.evil.example".into();
+        let e = Channel::parse(&moved, Some(&mail)).expect_err("the password stays behind");
+        assert_eq!(super::super::input::refused_field(e), "password");
+        // Only where it sends is shown to everyone: no topic, chat or recipients.
+        let n = parse(json!({"name": "n", "type": "ntfy", "url": "https://ntfy.sh", "topic": "secret-topic"}));
+        assert_eq!(n.destination(), "https://ntfy.sh");
+        assert_eq!(mail.destination(), "smtp://smtp.example:587");
     }
 
     #[test]

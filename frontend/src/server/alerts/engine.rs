@@ -163,8 +163,12 @@ impl Engine {
                 }
             }
         }
-        self.since.retain(|_, (_, r)| *r == round);
-        self.restarts.retain(|_, t| t.round == round);
+        // What this round did not touch is forgotten, but for hosts that could
+        // not be seen (one failed poll must not reset a restart loop's count
+        // or how long a condition has held).
+        let unseen = |host: &str| !connected.contains(host) && fleet.hosts.iter().any(|x| x.name == host);
+        self.since.retain(|k, (_, r)| *r == round || key_parts(k).is_some_and(|(_, h)| unseen(h)));
+        self.restarts.retain(|(h, _), t| t.round == round || unseen(h));
         self.host_bad.retain(|h, _| fleet.hosts.iter().any(|x| &x.name == h));
         out
     }
@@ -383,12 +387,18 @@ impl Engine {
         }
     }
 
-    fn hold_if_open(&self, id: i64, host: &str, c: &ContainerSummary, open: &HashSet<String>, out: &mut Outcome) {
-        if !open.is_empty() {
-            let k = key(id, host, &c.name);
-            if open.contains(&k) {
-                out.held.insert(k);
-            }
+    /// No data for this condition this round: an open incident is held, and
+    /// how long the condition has held so far is kept (not reset by a gap).
+    fn hold_if_open(&mut self, id: i64, host: &str, c: &ContainerSummary, open: &HashSet<String>, out: &mut Outcome) {
+        if open.is_empty() && self.since.is_empty() {
+            return;
+        }
+        let k = key(id, host, &c.name);
+        if let Some(e) = self.since.get_mut(&k) {
+            e.1 = self.round;
+        }
+        if open.contains(&k) {
+            out.held.insert(k);
         }
     }
 }
@@ -494,6 +504,40 @@ mod tests {
         let o = e.evaluate(&f, &rules, &Known::default(), &open, 10_000);
         assert_eq!(keys(&o), vec!["9/h1/h1".to_owned()]);
         assert!(o.held.contains("1/h1/c0"));
+    }
+
+    #[test]
+    fn a_round_without_the_host_keeps_its_restarts_and_timers() {
+        let rules = [
+            (3, rule(Condition::RestartLoop { restarts: 3, window_s: 600 })),
+            (4, rule(Condition::Cpu { percent: 50.0, for_s: 30 })),
+        ];
+        let mut c = crate::testing::container("loop", None, ContainerState::Running, "Up");
+        c.stats = Some(shared::StatsSample {
+            id: c.id.clone(),
+            time_ms: 0,
+            cpu_percent: Some(90.0),
+            memory_bytes: 1,
+            memory_limit_bytes: 10,
+            net_rx_bytes: 0,
+            net_tx_bytes: 0,
+            block_read_bytes: 0,
+            block_write_bytes: 0,
+            pids: 1,
+        });
+        let (mut e, none) = (Engine::new(0), HashSet::new());
+        for (n, at) in [(0, 0), (1, 1_000), (2, 2_000)] {
+            c.restart_count = n;
+            assert!(e.evaluate(&fleet_of(vec![c.clone()]), &rules, &Known::default(), &none, at).firing.is_empty());
+        }
+        let mut down = fleet_of(vec![c.clone()]);
+        down.hosts[0].status = HostStatus::Down { error: "timeout".into(), age_s: Some(1), engine: None };
+        assert!(e.evaluate(&down, &rules, &Known::default(), &none, 3_000).firing.is_empty());
+        c.restart_count = 3;
+        let o = e.evaluate(&fleet_of(vec![c.clone()]), &rules, &Known::default(), &none, 30_000);
+        let mut k = keys(&o);
+        k.sort();
+        assert_eq!(k, ["3/h1/loop", "4/h1/loop"], "both survived the round the host was down");
     }
 
     #[test]

@@ -1,8 +1,12 @@
 //! Which replica evaluates and sends. On PostgreSQL, the one holding a
 //! session advisory lock, on a connection it keeps: if that console dies,
 //! its connection closes, PostgreSQL releases the lock, and another replica
-//! takes it within a tick. A SQLite store belongs to one console, which
-//! leads while it can write.
+//! takes it within a tick. If its host vanishes instead (no FIN), the
+//! keepalives set on that connection let PostgreSQL drop it within about
+//! 20 s; a leader whose check does not answer in 2 s stops leading. (A pooler
+//! in transaction mode, such as PgBouncer's, breaks session locks: point the
+//! console at PostgreSQL itself.) A SQLite store belongs to one console,
+//! which leads while it can write.
 
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, Connection, Row};
@@ -11,6 +15,8 @@ use crate::server::store::{Backend, Store};
 
 /// The lock's key (any constant the replicas share; not the migrations').
 const LOCK_KEY: i64 = 7_720_190_418;
+/// A leader whose connection does not answer this soon stops leading.
+const CHECK_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub struct Leader {
     store: Store,
@@ -28,7 +34,8 @@ impl Leader {
             return self.store.writable();
         }
         if let Some(conn) = self.held.as_mut() {
-            if sqlx::query("SELECT 1").execute(&mut **conn).await.is_ok() {
+            let check = tokio::time::timeout(CHECK_WITHIN, sqlx::query("SELECT 1").execute(&mut **conn));
+            if matches!(check.await, Ok(Ok(_))) {
                 return true;
             }
             // The connection is gone (and the lock with it), or unusable: closed, not pooled.
@@ -46,6 +53,18 @@ impl Leader {
             .and_then(|r| r.try_get::<bool, _>(0));
         match got {
             Ok(true) => {
+                // The server notices a vanished leader within ~20 s (best effort:
+                // tcp_user_timeout needs PostgreSQL 12).
+                for set in [
+                    "SET tcp_keepalives_idle = 5",
+                    "SET tcp_keepalives_interval = 2",
+                    "SET tcp_keepalives_count = 3",
+                    "SET tcp_user_timeout = 10000",
+                ] {
+                    if let Err(e) = sqlx::query(set).execute(&mut *conn).await {
+                        tracing::debug!(error = %e, set, "alerts: a keepalive setting was refused");
+                    }
+                }
                 self.held = Some(conn);
                 true
             }

@@ -40,7 +40,7 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 use super::auth::CurrentUser;
-use super::store::{AlertConfig, IncidentRow, OutboxRow, Store, StoreError};
+use super::store::{AlertConfig, IncidentRow, IncidentStep, OutboxRow, Store, StoreError};
 use super::Core;
 use crate::error::ConsoleError;
 use crate::types::Role;
@@ -426,6 +426,20 @@ impl Alerts {
 
     pub async fn remove_channel(&self, u: &CurrentUser, id: i64) -> Result<(), ConsoleError> {
         need(u, Role::Admin)?;
+        // A rule that names only channels that are gone would tell nobody.
+        let cfg = self.config(true).await.map_err(store_err)?;
+        let naming: Vec<String> = cfg
+            .rules
+            .iter()
+            .filter(|(_, r)| r.channels.contains(&id))
+            .map(|(rid, r)| format!("{} (#{rid})", r.name))
+            .collect();
+        if !naming.is_empty() {
+            return Err(input::bad(
+                "channel",
+                format!("rules name it: {}; take it out of them first", naming.join(", ")),
+            ));
+        }
         if !self.store.remove_alert_config(AlertConfig::Channels, id).await.map_err(store_err)? {
             return Err(ConsoleError::NotFound { what: format!("channel {id}") });
         }
@@ -518,7 +532,9 @@ impl Alerts {
     pub async fn retry(&self, u: &CurrentUser, id: i64) -> Result<(), ConsoleError> {
         need(u, Role::Operator)?;
         if !self.store.retry_notification(id, now_ms()).await.map_err(store_err)? {
-            return Err(ConsoleError::NotFound { what: format!("failed notification {id}") });
+            return Err(ConsoleError::NotFound {
+                what: format!("failed notification {id} that is the latest of its incident for its channel"),
+            });
         }
         self.audit(u, "alert.notification.retried", &format!("notification {id}"));
         self.queued.notify_one();
@@ -545,7 +561,8 @@ impl Alerts {
 
     async fn evaluate_loop(self: Arc<Self>, core: Arc<Core>) {
         let mut leader = leader::Leader::new(self.store.clone());
-        let mut state: Option<(Engine, HashMap<String, Open>)> = None;
+        let mut engine: Option<Engine> = None;
+        let mut open: Option<HashMap<String, Open>> = None;
         let mut pruned = Instant::now();
         loop {
             tokio::time::sleep(TICK).await;
@@ -558,10 +575,12 @@ impl Alerts {
                 );
             }
             if !leading {
-                state = None;
-            } else if let Err(e) = self.round(&core, &mut state).await {
+                (engine, open) = (None, None);
+            } else if let Err(e) = self.round(&core, &mut engine, &mut open).await {
+                // What is open is read from the store again; what the engine
+                // remembers (how long conditions have held) is kept.
                 tracing::warn!(error = %e, "alerts: a round failed");
-                state = None;
+                open = None;
             }
             if leading && pruned.elapsed() > Duration::from_secs(3600) {
                 pruned = Instant::now();
@@ -581,19 +600,37 @@ impl Alerts {
     }
 
     /// One evaluation and its consequences.
-    async fn round(&self, core: &Core, state: &mut Option<(Engine, HashMap<String, Open>)>) -> Result<(), StoreError> {
+    async fn round(
+        &self,
+        core: &Core,
+        engine: &mut Option<Engine>,
+        open: &mut Option<HashMap<String, Open>>,
+    ) -> Result<(), StoreError> {
         let now = now_ms();
-        if state.is_none() {
-            // Starting, or taking over: what is open is what the store says.
-            let mut open = HashMap::new();
+        let engine = engine.get_or_insert_with(|| Engine::new(now));
+        if open.is_none() {
+            // Starting, taking over, or after a failed write: what is open is what the store says.
+            let mut loaded = HashMap::new();
             for r in self.store.firing_incidents().await? {
-                let Ok(finding) = serde_json::from_str::<Finding>(&r.body) else { continue };
-                open.insert(r.key, Open { id: r.id, notified: r.notified, flaps: r.flaps, clear_since: None, finding });
+                match serde_json::from_str::<Finding>(&r.body) {
+                    Ok(finding) => {
+                        loaded.insert(
+                            r.key,
+                            Open { id: r.id, notified: r.notified, flaps: r.flaps, clear_since: None, finding },
+                        );
+                    }
+                    // Unreadable (a newer version wrote it?): ended, not left firing for ever.
+                    Err(_) => self
+                        .store
+                        .incident_step(IncidentStep::Resolve { id: r.id }, "resolved", &[], now)
+                        .await
+                        .map(|_| ())?,
+                }
             }
-            *state = Some((Engine::new(now), open));
+            *open = Some(loaded);
         }
         let cfg = self.config(false).await?;
-        let Some((engine, open)) = state.as_mut() else { return Ok(()) };
+        let Some(open) = open.as_mut() else { return Ok(()) };
         let keys: HashSet<String> = open.keys().cloned().collect();
         let started = Instant::now();
         let outcome = {
@@ -618,31 +655,32 @@ impl Alerts {
             let silenced = cfg.silenced(&f, now);
             if let Some(inc) = open.get_mut(&k) {
                 if inc.clear_since.take().is_some() {
-                    self.store.flapped(inc.id).await?;
+                    self.store.incident_step(IncidentStep::Flapped { id: inc.id }, "", &[], now).await?;
                     inc.flaps += 1;
                 }
                 if !inc.notified && !silenced {
-                    self.notify(inc.id, &f, "firing", cfg, now).await?;
-                    self.store.mark_notified(inc.id).await?;
+                    // Held back by a silence that has ended.
+                    let to = self.deliveries(&f, cfg, now);
+                    self.store.incident_step(IncidentStep::Notified { id: inc.id }, "firing", &to, now).await?;
                     inc.notified = true;
                 }
                 continue;
             }
             let body = serde_json::to_string(&f).unwrap_or_default();
+            let to = if silenced { Vec::new() } else { self.deliveries(&f, cfg, now) };
             let inc = match self.store.resolved_since(&k, now - FLAP_WINDOW_MS).await? {
                 Some(prev) => {
-                    self.store.reopen_incident(prev.id, &body).await?;
-                    let say = prev.flaps == 0 && prev.notified && !silenced;
-                    if say {
-                        self.notify(prev.id, &f, "flapping", cfg, now).await?;
-                    }
-                    Open { id: prev.id, notified: prev.notified, flaps: prev.flaps + 1, clear_since: None, finding: f }
+                    // Fired again soon after it resolved: the same incident. Its
+                    // first flap is said as such; after a flapping incident's
+                    // quiet resolution it is a firing again.
+                    let event = if prev.notified && prev.flaps == 0 { "flapping" } else { "firing" };
+                    let step = IncidentStep::Reopen { id: prev.id, notified: !silenced, body: &body };
+                    self.store.incident_step(step, event, &to, now).await?;
+                    Open { id: prev.id, notified: !silenced, flaps: prev.flaps + 1, clear_since: None, finding: f }
                 }
                 None => {
-                    let id = self.store.open_incident(&k, now, !silenced, &body).await?;
-                    if !silenced {
-                        self.notify(id, &f, "firing", cfg, now).await?;
-                    }
+                    let step = IncidentStep::Open { key: &k, started_ms: now, notified: !silenced, body: &body };
+                    let id = self.store.incident_step(step, "firing", &to, now).await?;
                     Open { id, notified: !silenced, flaps: 0, clear_since: None, finding: f }
                 }
             };
@@ -665,32 +703,31 @@ impl Alerts {
         }
         for k in over {
             let Some(inc) = open.remove(&k) else { continue };
-            self.store.resolve_incident(inc.id, now).await?;
-            // A rule removed or switched off ends its incidents without a word.
-            let gone = !live.contains(&inc.finding.rule);
-            if inc.notified && !gone && !cfg.silenced(&inc.finding, now) {
-                self.notify(inc.id, &inc.finding, "resolved", cfg, now).await?;
-            }
+            // What was announced is closed, whatever silences say: a silence
+            // holds back firings, never the end of one already sent.
+            let to = if inc.notified { self.deliveries(&inc.finding, cfg, now) } else { Vec::new() };
+            self.store.incident_step(IncidentStep::Resolve { id: inc.id }, "resolved", &to, now).await?;
         }
         Ok(())
     }
 
-    /// Queues `event` of an incident for its rule's channels (every enabled
-    /// one when the rule names none), each held to the end of its quiet hours.
-    async fn notify(&self, incident: i64, f: &Finding, event: &str, cfg: &Config, now: i64) -> Result<(), StoreError> {
+    /// The channels a notification about `f` goes to — its rule's, or every
+    /// enabled one when the rule names none — each due now or at the end of
+    /// its quiet hours. Wakes the sender.
+    fn deliveries(&self, f: &Finding, cfg: &Config, now: i64) -> Vec<(i64, i64)> {
         let named = cfg.rules.iter().find(|(id, _)| *id == f.rule).map(|(_, r)| r.channels.clone()).unwrap_or_default();
-        let mut any = false;
-        for (id, c) in cfg.channels.iter().filter(|(id, c)| c.enabled && (named.is_empty() || named.contains(id))) {
-            let due = c.quiet.and_then(|q| q.until(now)).unwrap_or(now);
-            self.store.enqueue(incident, *id, event, now, due).await?;
-            any = true;
-        }
-        if any {
-            self.queued.notify_one();
+        let to: Vec<(i64, i64)> = cfg
+            .channels
+            .iter()
+            .filter(|(id, c)| c.enabled && (named.is_empty() || named.contains(id)))
+            .map(|(id, c)| (*id, c.quiet.and_then(|q| q.until(now)).unwrap_or(now)))
+            .collect();
+        if to.is_empty() {
+            tracing::warn!(rule = f.rule, title = %f.title, "alerts: no channel to tell");
         } else {
-            tracing::info!(incident, event, title = %f.title, "alerts: no channel to tell");
+            self.queued.notify_one();
         }
-        Ok(())
+        to
     }
 
     async fn deliver_loop(self: Arc<Self>) {
@@ -748,6 +785,7 @@ impl Alerts {
             started_at: inc.started_ms / 1000,
             resolved_at: if row.event == "resolved" { inc.resolved_ms.map(|r| r / 1000) } else { None },
             link: self.link(),
+            sent_at: now,
         };
         let attempts = row.attempts + 1;
         match self.sender.send(c, &notice).await {
@@ -855,6 +893,9 @@ mod tests {
         let inc = a.store.recent_incidents(10).await.expect("incidents");
         assert_eq!(inc.len(), 1, "one incident throughout: {inc:?}");
         assert_eq!(inc[0].flaps, 2);
+        // Firing again after that announced resolution is said again.
+        a.reconcile(&mut open, outcome(vec![finding("web", None)]), &cfg, at(20)).await.expect("a round");
+        assert_eq!(events(&a).await, ["firing", "resolved", "flapping", "resolved", "firing"]);
     }
 
     #[tokio::test]
@@ -879,5 +920,9 @@ mod tests {
         assert_eq!(events(&a).await, ["firing", "firing"], "the silence is over");
         a.reconcile(&mut open, f(), &silenced, 7_000).await.expect("a round");
         assert_eq!(events(&a).await.len(), 2, "once");
+        // A silence holds back firings, never the end of one already sent.
+        let again = config(vec![Silence { until_ms: 60_000, ..silenced.silences[0].clone() }]);
+        a.reconcile(&mut open, outcome(vec![]), &again, 8_000).await.expect("a round");
+        assert_eq!(events(&a).await, ["firing", "firing", "resolved", "resolved"]);
     }
 }

@@ -58,6 +58,21 @@ pub struct OutboxRow {
     pub error: Option<String>,
 }
 
+/// One change of an incident ([`Store::incident_step`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Step<'a> {
+    /// A new incident, firing since `started_ms`; `notified`: its firing is being sent.
+    Open { key: &'a str, started_ms: i64, notified: bool, body: &'a str },
+    /// A resolved incident fires again (one more flap).
+    Reopen { id: i64, notified: bool, body: &'a str },
+    /// A firing incident's condition came back while it waited to resolve (one more flap).
+    Flapped { id: i64 },
+    /// It resolved now.
+    Resolve { id: i64 },
+    /// Its firing is being sent (a silence ended).
+    Notified { id: i64 },
+}
+
 const INCIDENT_COLUMNS: &str = "id, key, state, started_ms, resolved_ms, notified, flaps, acked_by, acked_ms, body";
 const OUTBOX_COLUMNS: &str = "id, incident, channel, event, status, attempts, next_ms, created_ms, sent_ms, error";
 
@@ -245,59 +260,77 @@ impl Store {
         row.as_ref().map(incident).transpose().map_err(Into::into)
     }
 
-    /// Opens an incident; its id.
-    pub async fn open_incident(
+    /// Applies one step of an incident and queues `event` of it for each
+    /// `(channel, due_ms)`, in one transaction: a crash or a failed write
+    /// never leaves an incident changed without its notifications, nor the
+    /// other way round. The incident's id.
+    pub async fn incident_step(
         &self,
-        key: &str,
-        started_ms: i64,
-        notified: bool,
-        body: &str,
+        step: Step<'_>,
+        event: &str,
+        to: &[(i64, i64)],
+        now: i64,
     ) -> Result<i64, StoreError> {
         self.check_writable()?;
-        let r = sqlx::query(
-            "INSERT INTO alert_incidents (key, state, started_ms, notified, flaps, body) VALUES ($1, 'firing', $2, $3, 0, $4) RETURNING id",
-        )
-        .bind(key)
-        .bind(started_ms)
-        .bind(i64::from(notified))
-        .bind(body)
-        .fetch_one(&self.pool)
+        let r = async {
+            let mut tx = self.pool.begin().await?;
+            let id = match step {
+                Step::Open { key, started_ms, notified, body } => sqlx::query(
+                    "INSERT INTO alert_incidents (key, state, started_ms, notified, flaps, body) VALUES ($1, 'firing', $2, $3, 0, $4) RETURNING id",
+                )
+                .bind(key)
+                .bind(started_ms)
+                .bind(i64::from(notified))
+                .bind(body)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get::<i64, _>(0)?,
+                Step::Reopen { id, notified, body } => {
+                    sqlx::query(
+                        "UPDATE alert_incidents SET state = 'firing', resolved_ms = NULL, flaps = flaps + 1, notified = $1, body = $2 WHERE id = $3",
+                    )
+                    .bind(i64::from(notified))
+                    .bind(body)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                    id
+                }
+                Step::Flapped { id } => {
+                    sqlx::query("UPDATE alert_incidents SET flaps = flaps + 1 WHERE id = $1").bind(id).execute(&mut *tx).await?;
+                    id
+                }
+                Step::Resolve { id } => {
+                    sqlx::query("UPDATE alert_incidents SET state = 'resolved', resolved_ms = $1 WHERE id = $2 AND state = 'firing'")
+                        .bind(now)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    id
+                }
+                Step::Notified { id } => {
+                    sqlx::query("UPDATE alert_incidents SET notified = 1 WHERE id = $1").bind(id).execute(&mut *tx).await?;
+                    id
+                }
+            };
+            for (channel, due) in to {
+                sqlx::query(
+                    "INSERT INTO alert_outbox (incident, channel, event, status, attempts, next_ms, created_ms) VALUES ($1, $2, $3, 'pending', 0, $4, $5)",
+                )
+                .bind(id)
+                .bind(channel)
+                .bind(event)
+                .bind(due)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok::<i64, sqlx::Error>(id)
+        }
         .await
-        .and_then(|r| r.try_get::<i64, _>(0))
         .map_err(StoreError::from);
         self.wrote(r)
-    }
-
-    /// Fires a resolved incident again (it flapped): one more flap.
-    pub async fn reopen_incident(&self, id: i64, body: &str) -> Result<(), StoreError> {
-        self.exec(
-            sqlx::query(
-                "UPDATE alert_incidents SET state = 'firing', resolved_ms = NULL, flaps = flaps + 1, body = $1 WHERE id = $2",
-            )
-            .bind(body)
-            .bind(id),
-        )
-        .await
-    }
-
-    /// Counts one more flap of a firing incident.
-    pub async fn flapped(&self, id: i64) -> Result<(), StoreError> {
-        self.exec(sqlx::query("UPDATE alert_incidents SET flaps = flaps + 1 WHERE id = $1").bind(id)).await
-    }
-
-    pub async fn resolve_incident(&self, id: i64, at_ms: i64) -> Result<(), StoreError> {
-        self.exec(
-            sqlx::query(
-                "UPDATE alert_incidents SET state = 'resolved', resolved_ms = $1 WHERE id = $2 AND state = 'firing'",
-            )
-            .bind(at_ms)
-            .bind(id),
-        )
-        .await
-    }
-
-    pub async fn mark_notified(&self, id: i64) -> Result<(), StoreError> {
-        self.exec(sqlx::query("UPDATE alert_incidents SET notified = 1 WHERE id = $1").bind(id)).await
     }
 
     /// Acknowledges a firing incident; whether there was one unacknowledged.
@@ -318,32 +351,12 @@ impl Store {
 
     // -- the outbox ----------------------------------------------------------------
 
-    /// Queues a notification of `incident` for `channel`, due at `due_ms`.
-    pub async fn enqueue(
-        &self,
-        incident: i64,
-        channel: i64,
-        event: &str,
-        now: i64,
-        due_ms: i64,
-    ) -> Result<(), StoreError> {
-        self.exec(
-            sqlx::query(
-                "INSERT INTO alert_outbox (incident, channel, event, status, attempts, next_ms, created_ms) VALUES ($1, $2, $3, 'pending', 0, $4, $5)",
-            )
-            .bind(incident)
-            .bind(channel)
-            .bind(event)
-            .bind(due_ms)
-            .bind(now),
-        )
-        .await
-    }
-
-    /// Pending notifications due by `now`, oldest first, at most `limit`.
+    /// Pending notifications due by `now`, oldest first, at most `limit`; of
+    /// an incident's notifications to one channel only the oldest pending
+    /// (they arrive in order: a retried firing before its resolution).
     pub async fn due(&self, now: i64, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT {OUTBOX_COLUMNS} FROM alert_outbox WHERE status = 'pending' AND next_ms <= $1 ORDER BY id LIMIT $2"
+            "SELECT {OUTBOX_COLUMNS} FROM alert_outbox o WHERE status = 'pending' AND next_ms <= $1 AND NOT EXISTS (SELECT 1 FROM alert_outbox p WHERE p.incident = o.incident AND p.channel = o.channel AND p.status = 'pending' AND p.id < o.id) ORDER BY id LIMIT $2"
         ))
         .bind(now)
         .bind(limit)
@@ -391,11 +404,13 @@ impl Store {
         .await
     }
 
-    /// Sends a failed notification again from the start; whether it had failed.
+    /// Sends a failed notification again from the start; whether it had
+    /// failed and is its incident's latest for that channel (a firing is not
+    /// sent after its resolution).
     pub async fn retry_notification(&self, id: i64, now: i64) -> Result<bool, StoreError> {
         self.check_writable()?;
         let r = sqlx::query(
-            "UPDATE alert_outbox SET status = 'pending', attempts = 0, next_ms = $1 WHERE id = $2 AND status = 'failed'",
+            "UPDATE alert_outbox SET status = 'pending', attempts = 0, next_ms = $1 WHERE id = $2 AND status = 'failed' AND NOT EXISTS (SELECT 1 FROM alert_outbox l WHERE l.incident = alert_outbox.incident AND l.channel = alert_outbox.channel AND l.id > alert_outbox.id)",
         )
         .bind(now)
         .bind(id)

@@ -23,7 +23,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Connection, Executor, Row};
 
-pub use alerts::{Config as AlertConfig, IncidentRow, OutboxRow};
+pub use alerts::{Config as AlertConfig, IncidentRow, OutboxRow, Step as IncidentStep};
 pub use history::{Bucket, Mark, Point, Range, Series, SeriesKind};
 
 #[derive(Debug, thiserror::Error)]
