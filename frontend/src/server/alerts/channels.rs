@@ -354,36 +354,31 @@ impl Channel {
         i.only(&known)?;
         // Stored secrets are kept only for the same destination: a token must
         // never follow a channel that an edit points elsewhere.
-        let same_place = |b: &&Channel| {
-            b.kind() == kind
-                && fields_of(&kind).0.iter().filter(|f| !fields_of(&kind).1.contains(f) && DESTINATION.contains(f)).all(
-                    |f| {
-                        let was =
-                            b.shown().get(*f).map(|v| v.to_string().trim_matches('"').to_owned()).unwrap_or_default();
-                        let now = i.0.get(*f).map(|v| v.to_string().trim_matches('"').to_owned()).unwrap_or_default();
-                        normal(f, &was) == normal(f, &now)
-                    },
-                )
-        };
-        let moved = before.is_some_and(|b| b.kind() == kind && !same_place(&b));
-        let kept = before.filter(same_place).map(|b| b.secrets()).unwrap_or_default();
+        let same_kind = before.filter(|b| b.kind() == kind);
+        let text = |v: Option<&Value>| v.map(|v| v.to_string().trim_matches('"').to_owned()).unwrap_or_default();
+        let moved = same_kind.map(Channel::shown).is_some_and(|was| {
+            fields
+                .iter()
+                .filter(|f| DESTINATION.contains(f) && !secrets.contains(f))
+                .any(|f| normal(f, &text(was.get(*f))) != normal(f, &text(i.0.get(*f))))
+        });
+        let stored = same_kind.map(Channel::secrets).unwrap_or_default();
         let need_msg = if moved { "is required again: the destination changed" } else { "is required" };
-        // A secret: what was sent, or (absent or the mask) what was stored.
-        let had: Vec<(&str, String)> = if moved { before.map(|b| b.secrets()).unwrap_or_default() } else { Vec::new() };
+        // A secret: what was sent, or (absent or the mask) what was stored for
+        // this destination; one stored for another is asked for again, never
+        // dropped silently (a webhook left unsigned).
         let secret = |f: &str, max: usize| -> Result<Option<String>, ConsoleError> {
             match i.text(f, max)? {
                 Some(s) if s != MASK => Ok(Some(s)),
-                _ => match kept.iter().find(|(k, _)| *k == f) {
+                _ => match stored.iter().find(|(k, _)| *k == f) {
+                    Some(_) if moved => Err(bad(f, need_msg)),
                     Some((_, v)) => Ok(Some(v.clone())),
-                    // Not dropped silently (a webhook left unsigned): asked for.
-                    None if had.iter().any(|(k, _)| *k == f) => Err(bad(f, need_msg)),
                     None => Ok(None),
                 },
             }
         };
         let need = |f: &str, v: Option<String>| v.ok_or_else(|| bad(f, need_msg));
         let url_field = |f: &str, v: String| url(f, &v).map(|u| u.to_string());
-        let _ = secrets;
         let target = match kind.as_str() {
             "webhook" => {
                 let template = i.multiline("template", TEMPLATE_MAX)?;
