@@ -160,34 +160,19 @@ fn now_ms() -> i64 {
     super::store::now_ms()
 }
 
-/// An incident for a page or the API.
+/// An incident for a page or the API: the stored row, with what fired read
+/// from its body.
 #[derive(Debug, Clone, Serialize)]
 pub struct IncidentView {
-    pub id: i64,
-    pub state: String,
-    pub started_ms: i64,
-    pub resolved_ms: Option<i64>,
-    pub notified: bool,
-    pub flaps: i64,
-    pub acked_by: Option<String>,
-    pub acked_ms: Option<i64>,
+    #[serde(flatten)]
+    pub row: IncidentRow,
     #[serde(flatten)]
     pub finding: Option<Finding>,
 }
 
 impl From<IncidentRow> for IncidentView {
-    fn from(r: IncidentRow) -> Self {
-        IncidentView {
-            id: r.id,
-            finding: serde_json::from_str(&r.body).ok(),
-            state: r.state,
-            started_ms: r.started_ms,
-            resolved_ms: r.resolved_ms,
-            notified: r.notified,
-            flaps: r.flaps,
-            acked_by: r.acked_by,
-            acked_ms: r.acked_ms,
-        }
+    fn from(row: IncidentRow) -> Self {
+        IncidentView { finding: serde_json::from_str(&row.body).ok(), row }
     }
 }
 

@@ -315,8 +315,9 @@ fn render(o: &Overview, u: &CurrentUser, note: &str, edit: Option<&[(i64, Value)
     }
     let channel_name =
         |id: i64| o.channels.iter().find(|c| c.id == id).map_or_else(|| format!("channel {id}"), |c| c.name.clone());
-    let title =
-        |i: &super::IncidentView| i.finding.as_ref().map_or_else(|| format!("incident {}", i.id), |f| f.title.clone());
+    let title = |i: &super::IncidentView| {
+        i.finding.as_ref().map_or_else(|| format!("incident {}", i.row.id), |f| f.title.clone())
+    };
 
     // What fires.
     out.push_str(&format!(r#"<h2>Firing <span class="count">{}</span></h2>"#, o.firing.len()));
@@ -327,15 +328,15 @@ fn render(o: &Overview, u: &CurrentUser, note: &str, edit: Option<&[(i64, Value)
         for i in &o.firing {
             let f = i.finding.as_ref();
             let mut state = String::new();
-            if !i.notified {
+            if !i.row.notified {
                 state.push_str(r#"<span class="chip-warn">silenced</span> "#);
             }
-            if i.flaps > 0 {
-                state.push_str(&format!(r#"<span class="chip-warn">flapping ({})</span> "#, i.flaps));
+            if i.row.flaps > 0 {
+                state.push_str(&format!(r#"<span class="chip-warn">flapping ({})</span> "#, i.row.flaps));
             }
-            match &i.acked_by {
+            match &i.row.acked_by {
                 Some(by) => state.push_str(&format!(r#"<span class="chip-ok">acknowledged by {}</span>"#, escape(by))),
-                None if operator => state.push_str(&button(u, "ack", i.id, "Acknowledge", "")),
+                None if operator => state.push_str(&button(u, "ack", i.row.id, "Acknowledge", "")),
                 None => {}
             }
             let silence = match (operator, f) {
@@ -355,11 +356,11 @@ fn render(o: &Overview, u: &CurrentUser, note: &str, edit: Option<&[(i64, Value)
             };
             out.push_str(&format!(
                 r#"<tr data-incident="{id}"><td><b>{t}</b><br><span class="muted">{d}</span></td><td>{r}</td><td>{s}</td><td>{state}</td><td>{silence}</td></tr>"#,
-                id = i.id,
+                id = i.row.id,
                 t = escape(&title(i)),
                 d = escape(f.map_or("", |f| f.detail.as_str())),
                 r = escape(f.map_or("", |f| f.rule_name.as_str())),
-                s = when(i.started_ms),
+                s = when(i.row.started_ms),
             ));
         }
         out.push_str("</tbody></table>");
@@ -442,8 +443,8 @@ fn render(o: &Overview, u: &CurrentUser, note: &str, edit: Option<&[(i64, Value)
             out.push_str(&format!(
                 "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
                 escape(&title(i)),
-                when(i.started_ms),
-                i.resolved_ms.map(when).unwrap_or_default()
+                when(i.row.started_ms),
+                i.row.resolved_ms.map(when).unwrap_or_default()
             ));
         }
         out.push_str("</tbody></table>");

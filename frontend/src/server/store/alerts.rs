@@ -23,10 +23,12 @@ impl Config {
     }
 }
 
-/// An incident as stored: `body` is the alerts module's JSON (what fired, where).
-#[derive(Debug, Clone, PartialEq)]
+/// An incident as stored: `body` is the alerts module's JSON (what fired,
+/// where). Serialised for the alerts page and API without its key and body.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct IncidentRow {
     pub id: i64,
+    #[serde(skip)]
     pub key: String,
     /// `firing` or `resolved`.
     pub state: String,
@@ -38,6 +40,7 @@ pub struct IncidentRow {
     pub flaps: i64,
     pub acked_by: Option<String>,
     pub acked_ms: Option<i64>,
+    #[serde(skip)]
     pub body: String,
 }
 
