@@ -16,6 +16,8 @@ pub enum ConsoleError {
     NotSignedIn,
     /// The user's role is too weak: 403.
     Forbidden { needed: Role, have: Role },
+    /// No grant gives the role on what was asked (a host, an app, the fleet): 403.
+    NotGranted { needed: Role, on: String },
     /// The CSRF token is missing or stale, or the request came cross-site: 403.
     Csrf,
     /// The user must change their (generated) password first, at /password: 403.
@@ -48,7 +50,7 @@ impl ConsoleError {
     pub fn status(&self) -> u16 {
         match self {
             Self::NotSignedIn => 401,
-            Self::Forbidden { .. } | Self::Csrf | Self::PasswordChangeRequired => 403,
+            Self::Forbidden { .. } | Self::NotGranted { .. } | Self::Csrf | Self::PasswordChangeRequired => 403,
             Self::HostUnreachable { .. } => 502,
             Self::SidecarRefused { status, .. } => match *status {
                 401 => 502,
@@ -68,6 +70,7 @@ impl std::fmt::Display for ConsoleError {
         match self {
             Self::NotSignedIn => f.write_str("You are not signed in (or your session ended): sign in again."),
             Self::Forbidden { needed, have } => write!(f, "This needs the {needed} role; you are {have}."),
+            Self::NotGranted { needed, on } => write!(f, "This needs the {needed} role on {on}."),
             Self::Csrf => f.write_str("The page's security token is stale: reload the page and try again."),
             Self::PasswordChangeRequired => f.write_str("Change your password first, at /password."),
             Self::HostUnreachable { host, reason } => write!(f, "Host {host} is unreachable: {reason}"),

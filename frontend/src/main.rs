@@ -76,19 +76,43 @@ fn read_password() -> Result<String, String> {
     Ok(pw)
 }
 
-/// `user add|passwd|remove|list`: clear messages and a non-zero exit on error.
+/// `user add|passwd|grant|ungrant|remove|list`: clear messages and a
+/// non-zero exit on error. Grant changes go to the console's audit log.
 fn user(cmd: UserCommand) -> ExitCode {
+    use dockward_frontend::server::access::Grant;
+    use dockward_frontend::server::enrol::Enrolment;
+    let by = std::env::var("USER").map(|u| format!("cli:{u}")).unwrap_or_else(|_| "cli".into());
+    let audit = |dir: &std::path::Path, action: &str, detail: &str| -> Result<(), String> {
+        Enrolment::open(dir).and_then(|e| e.audit(action, "-", &by, detail)).map_err(|e| e.to_string())
+    };
     let run = || -> Result<String, String> {
         match cmd {
-            UserCommand::Add { name, role, users_file } => {
+            UserCommand::Add { name, role, on, users_file } => {
+                let grant = Grant::parse(role.as_str(), &on)?;
                 let store = UserStore::load(&users_file).map_err(|e| e.to_string())?;
-                store.add(&name, role, &read_password()?).map_err(|e| e.to_string())?;
-                Ok(format!("added {name} ({})", role.as_str()))
+                store.add_user(&name, grant.clone(), &read_password()?, false).map_err(|e| e.to_string())?;
+                Ok(format!("added {name} ({grant})"))
             }
             UserCommand::Passwd { name, role, users_file } => {
                 let store = UserStore::load(&users_file).map_err(|e| e.to_string())?;
                 store.passwd(&name, &read_password()?, role).map_err(|e| e.to_string())?;
                 Ok(format!("updated {name}"))
+            }
+            UserCommand::Grant { name, role, on, users_file, enrol_dir } => {
+                let grant = Grant::parse(&role, &on)?;
+                let store = UserStore::load(&users_file).map_err(|e| e.to_string())?;
+                store.grant(&name, grant.clone()).map_err(|e| e.to_string())?;
+                audit(&enrol_dir, "user.granted", &format!("{name}: {grant}"))?;
+                Ok(format!("{name} now has {grant}"))
+            }
+            UserCommand::Ungrant { name, on, users_file, enrol_dir } => {
+                let on = dockward_frontend::server::scope::Scope::parse(&on)?;
+                let store = UserStore::load(&users_file).map_err(|e| e.to_string())?;
+                if !store.ungrant(&name, &on).map_err(|e| e.to_string())? {
+                    return Err(format!("{name} has no role on {on}"));
+                }
+                audit(&enrol_dir, "user.ungranted", &format!("{name}: {on}"))?;
+                Ok(format!("{name} has no role on {on} any more"))
             }
             UserCommand::Remove { name, users_file } => {
                 let store = UserStore::load(&users_file).map_err(|e| e.to_string())?;
@@ -97,7 +121,12 @@ fn user(cmd: UserCommand) -> ExitCode {
             }
             UserCommand::List { users_file } => {
                 let store = UserStore::load(&users_file).map_err(|e| e.to_string())?;
-                Ok(store.list().into_iter().map(|(n, r)| format!("{n}\t{}", r.as_str())).collect::<Vec<_>>().join("\n"))
+                Ok(store
+                    .list()
+                    .into_iter()
+                    .map(|(n, a)| format!("{n}\t{}", a.describe()))
+                    .collect::<Vec<_>>()
+                    .join("\n"))
             }
         }
     };

@@ -21,17 +21,25 @@ pub const APP_PREFIX: &str = "app:";
 #[server(prefix = "/api/fn", endpoint = "whoami")]
 pub async fn whoami() -> Result<SessionInfo, ConsoleError> {
     let user = crate::server::auth::current_user()?;
-    Ok(SessionInfo { name: user.name, role: user.role, csrf: user.csrf })
+    let role = user.top().ok_or(ConsoleError::NotGranted { needed: shared::Role::Viewer, on: "anything".into() })?;
+    let scope = (!user.access.whole()).then(|| user.access.describe());
+    Ok(SessionInfo { name: user.name, role, csrf: user.csrf, scope })
 }
 
 /// What a page shows of the fleet (its [`crate::model::Scope`], as the live
 /// stream's query names it; the overview's without one).
 #[server(prefix = "/api/fn", endpoint = "fleet")]
 pub async fn get_fleet(scope: Option<String>, host: Option<String>, id: Option<String>) -> Result<Fleet, ConsoleError> {
-    crate::server::auth::require(Verb::ListContainers.role())?;
+    let user = crate::server::auth::require(Verb::ListContainers.role())?;
     let scope = crate::model::Scope::parse(scope.as_deref(), host.as_deref(), id.as_deref())
         .map_err(|e| ConsoleError::bad_input("scope", e))?;
-    Ok(crate::server::core()?.fleet.get().view(&scope))
+    let hub = crate::server::core()?.fleet.get();
+    Ok(match &scope {
+        _ if user.access.whole() => hub.view(&scope),
+        // Their part of the whole fleet, unfolded (as their live stream sends it).
+        crate::model::Scope::Overview(_) => hub.with_fleet(|f| user.access.fleet_view(f)),
+        _ => user.access.fleet_view(&hub.with_fleet(|f| f.project(&scope))),
+    })
 }
 
 #[server(prefix = "/api/fn", endpoint = "container")]
@@ -76,10 +84,10 @@ pub async fn start_pull(host: String, image: String, csrf: String) -> Result<Str
 /// Where a pull, recreate or app update started from this console stands.
 #[server(prefix = "/api/fn", endpoint = "job_status")]
 pub async fn job_status(job: String) -> Result<JobProgress, ConsoleError> {
-    crate::server::auth::require(Verb::Pull.role().max(Verb::Recreate.role()))?;
+    let user = crate::server::auth::require(Verb::Pull.role().max(Verb::Recreate.role()))?;
     crate::server::core()?
         .jobs
-        .status(&job)
+        .status(&job, &user)
         .ok_or_else(|| ConsoleError::NotFound { what: "job (finished long ago?)".into() })
 }
 
@@ -87,8 +95,8 @@ pub async fn job_status(job: String) -> Result<JobProgress, ConsoleError> {
 /// registry (each host's `GET /v1/updates`, reused for a minute).
 #[server(prefix = "/api/fn", endpoint = "updates")]
 pub async fn get_updates() -> Result<UpdatesView, ConsoleError> {
-    crate::server::auth::require(Verb::Updates.role())?;
-    Ok(crate::server::core()?.updates().await)
+    let user = crate::server::auth::require(Verb::Updates.role())?;
+    Ok(crate::server::core()?.updates(&user).await)
 }
 
 /// Starts a recreate of a container (`pull`: its image's newest version
@@ -126,8 +134,8 @@ pub async fn prune(host: String, kind: PruneKind, all: bool, csrf: String) -> Re
 /// Every host, and the join tokens waiting (admins: the role of revoking).
 #[server(prefix = "/api/fn", endpoint = "hosts")]
 pub async fn hosts() -> Result<HostsView, ConsoleError> {
-    crate::server::auth::require(Verb::Revoke.role())?;
-    crate::server::core()?.hosts_view()
+    let user = crate::server::auth::require(Verb::Revoke.role())?;
+    crate::server::core()?.hosts_view(&user)
 }
 
 /// A one-time join token for a new host, and the one command to run there.

@@ -18,7 +18,7 @@ pub fn fleet(containers: Vec<ContainerSummary>) -> Fleet {
 }
 
 pub fn session(role: Role) -> SessionInfo {
-    SessionInfo { name: "alice".into(), role, csrf: "tok".into() }
+    SessionInfo { name: "alice".into(), role, csrf: "tok".into(), scope: None }
 }
 
 /// Renders a view on the server, as the first response would.

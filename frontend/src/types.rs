@@ -12,7 +12,12 @@ pub use shared::Role;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionInfo {
     pub name: String,
+    /// The strongest role held anywhere.
     pub role: Role,
+    /// For a user whose grants are not fleet-wide, what they are
+    /// (`operator on app:shop`); the server checks each target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
     /// Sent back with every mutation.
     pub csrf: String,
 }

@@ -39,10 +39,12 @@ fn spawn(bin: &Path, env: &[(String, OsString)], dir: &Path) -> Proc {
     Proc(child)
 }
 
-/// Adds `name` with `role` and [`PASSWORD`] to a users file, with the CLI.
+/// Adds `name` with `role` and [`PASSWORD`] to a users file, with the CLI;
+/// `role@scope` (`operator@app:shop`) grants the role on that scope only.
 pub fn add_user(web_bin: &Path, users: &Path, name: &str, role: &str) {
+    let (role, on) = role.split_once('@').unwrap_or((role, "fleet"));
     let mut child = Command::new(web_bin)
-        .args(["user", "add", name, "--role", role, "--users-file"])
+        .args(["user", "add", name, "--role", role, "--on", on, "--users-file"])
         .arg(users)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -57,7 +59,8 @@ pub fn add_user(web_bin: &Path, users: &Path, name: &str, role: &str) {
 pub struct Options<'a> {
     /// Browser assets (a directory holding `pkg/`), if the test needs them.
     pub site_root: Option<&'a Path>,
-    /// More users, as (name, role), beside `admin1`, `operator1` and `viewer1`.
+    /// More users, as (name, role), beside `admin1`, `operator1` and `viewer1`
+    /// (`role@scope` for a role on a host or app only).
     pub users: &'a [(&'a str, &'a str)],
     /// More environment for the console (set after the defaults, so they win:
     /// `DOCKWARD_POLL_INTERVAL`, `DOCKWARD_STALE_AFTER`, …).

@@ -64,7 +64,7 @@ pub fn Header(session: SessionInfo, fleet: RwSignal<Fleet>) -> impl IntoView {
             }}
             <div class="me">
                 <ThemeToggle/>
-                <span class="user">{session.name.clone()} " · " <span class="role">{session.role.as_str()}</span></span>
+                <span class="user">{session.name.clone()} " · " <span class="role">{session.scope.clone().unwrap_or_else(|| session.role.as_str().to_owned())}</span></span>
                 <form method="post" action="/auth/logout" class="inline">
                     <input type="hidden" name="csrf" value=csrf/>
                     <button type="submit" class="link">"Log out"</button>

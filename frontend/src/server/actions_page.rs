@@ -16,7 +16,7 @@ use shared::{ContainerRef, Verb};
 use super::auth::{csrf_ok, CurrentUser};
 use super::hosts_page::{html_page, refused_page};
 use super::password::escape;
-use super::Core;
+use super::{Core, On};
 use crate::error::ConsoleError;
 
 /// What is asked: a container's update, rebuild or recreate, or an app's update.
@@ -64,12 +64,15 @@ pub struct Confirmed {
     how: How,
 }
 
+/// The role every action here needs, somewhere; each is checked again on
+/// its own container or app where it starts (`Core::host_for`).
 fn operator(u: &CurrentUser) -> Result<(), ConsoleError> {
     let needed = Verb::Recreate.role().max(Verb::Pull.role());
-    if u.role < needed {
-        return Err(ConsoleError::Forbidden { needed, have: u.role });
+    match u.top() {
+        Some(have) if have >= needed => Ok(()),
+        Some(have) => Err(ConsoleError::Forbidden { needed, have }),
+        None => Err(ConsoleError::NotGranted { needed, on: "anything".into() }),
     }
-    Ok(())
 }
 
 /// An app's name: what compose allows, bounded.
@@ -78,13 +81,18 @@ fn project_ok(p: &str) -> Result<(), ConsoleError> {
     ok.then_some(()).ok_or_else(|| ConsoleError::bad_input("id", "not a compose project name"))
 }
 
-fn check(core: &Core, a: &Ask) -> Result<(), ConsoleError> {
-    if core.fleet.get().host(&a.host).is_none() {
-        return Err(ConsoleError::NotFound { what: format!("host {:?}", a.host.chars().take(64).collect::<String>()) });
-    }
+/// The ask is well formed, and the user may do it on that container or app.
+fn check(core: &Core, u: &CurrentUser, a: &Ask) -> Result<(), ConsoleError> {
+    let needed = Verb::Recreate.role().max(Verb::Pull.role());
     match a.how {
-        How::App => project_ok(&a.id),
-        _ => ContainerRef::parse(&a.id).map(|_| ()).map_err(ConsoleError::from),
+        How::App => {
+            project_ok(&a.id)?;
+            core.host_for(u, &a.host, needed, On::App(&a.id)).map(|_| ())
+        }
+        _ => {
+            let r = ContainerRef::parse(&a.id)?;
+            core.host_for(u, &a.host, needed, On::Container(&r)).map(|_| ())
+        }
     }
 }
 
@@ -98,7 +106,7 @@ pub async fn ask(
     Extension(u): Extension<CurrentUser>,
     Query(a): Query<Ask>,
 ) -> Response {
-    if let Err(e) = operator(&u).and_then(|()| check(&core, &a)) {
+    if let Err(e) = operator(&u).and_then(|()| check(&core, &u, &a)) {
         return refused_page("Actions", &e);
     }
     let (what, back) = match a.how {
@@ -108,7 +116,7 @@ pub async fn ask(
     // What the update check knows of it: newer version tags; why it cannot be rebuilt.
     let (entry, newer) = match a.how {
         How::App => (None, None),
-        _ => core.update_of(&a.host, &a.id).await,
+        _ => core.update_of(&u, &a.host, &a.id).await,
     };
     if a.how == How::Rebuild && !entry.as_ref().is_some_and(|e| e.buildable) {
         let why =
@@ -160,7 +168,7 @@ pub async fn start(
         return refused_page("Actions", &ConsoleError::Csrf);
     }
     let a = Ask { host: f.host, id: f.id, how: f.how };
-    let started = operator(&u).and_then(|()| check(&core, &a)).and_then(|()| match a.how {
+    let started = operator(&u).and_then(|()| check(&core, &u, &a)).and_then(|()| match a.how {
         How::Update => core.start_recreate(&u, &a.host, &a.id, true, false),
         How::Rebuild => core.start_recreate(&u, &a.host, &a.id, false, true),
         How::Recreate => core.start_recreate(&u, &a.host, &a.id, false, false),
@@ -188,7 +196,7 @@ pub async fn job(
         return refused_page("Job", &e);
     }
     let valid = job.len() == 24 && job.bytes().all(|b| b.is_ascii_hexdigit());
-    let Some(s) = core.jobs.status(&job).filter(|_| valid) else {
+    let Some(s) = core.jobs.status(&job, &u).filter(|_| valid) else {
         return refused_page("Job", &ConsoleError::NotFound { what: "job (finished long ago?)".into() });
     };
     let lines = escape(&s.lines.join("\n"));

@@ -16,6 +16,7 @@ use leptos::prelude::*;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
+use super::access::Access;
 use super::metrics::LoginFailure;
 use super::session::stamp_tag;
 pub use super::session::Sessions;
@@ -44,9 +45,25 @@ pub fn cookie_name(secure: bool) -> &'static str {
 #[derive(Debug, Clone)]
 pub struct CurrentUser {
     pub name: String,
-    pub role: Role,
+    /// What they may see and do (`access.rs`): their grants, or a token's share of them.
+    pub access: Access,
     pub csrf: String,
     pub session: Option<String>,
+    /// The API token the request carried, by name (then no cookie, no CSRF token).
+    pub token: Option<String>,
+    /// Who the audit logs name: the user, or `<user>/token:<name>`.
+    pub actor: String,
+}
+
+impl CurrentUser {
+    pub fn new(name: String, access: Access, csrf: String, session: Option<String>) -> Self {
+        CurrentUser { actor: name.clone(), name, access, csrf, session, token: None }
+    }
+
+    /// The strongest role held anywhere (what pages offer; each target is checked on its own).
+    pub fn top(&self) -> Option<Role> {
+        self.access.top()
+    }
 }
 
 pub(crate) fn random_token() -> String {
@@ -56,13 +73,13 @@ pub(crate) fn random_token() -> String {
     hex::encode(b)
 }
 
-/// The role a session carries now, from the user as the users file says
+/// The grants a session carries now, from the user as the users file says
 /// they are: none when the user is gone or their password changed since
-/// the session began (the stamp's tag differs); the role and must-change
+/// the session began (the stamp's tag differs); the grants and must-change
 /// state are always the current ones.
-pub fn session_role(tag: &str, user: Option<&UserView>) -> Option<(Role, bool)> {
+pub fn session_role(tag: &str, user: Option<&UserView>) -> Option<(Access, bool)> {
     let u = user?;
-    (bool::from(stamp_tag(&u.stamp).as_bytes().ct_eq(tag.as_bytes()))).then_some((u.role, u.must_change))
+    (bool::from(stamp_tag(&u.stamp).as_bytes().ct_eq(tag.as_bytes()))).then(|| (u.access.clone(), u.must_change))
 }
 
 pub(crate) fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -96,12 +113,12 @@ fn open_before_password_change(path: &str) -> bool {
 fn session_user(core: &Core, headers: &HeaderMap) -> Option<(CurrentUser, bool, Option<String>)> {
     let token = cookie_value(headers, cookie_name(core.secure_cookies))?;
     let live = core.sessions.touch(&token)?;
-    let Some((role, must_change)) = session_role(&live.tag, core.users.lookup(&live.name).as_ref()) else {
+    let Some((access, must_change)) = session_role(&live.tag, core.users.lookup(&live.name).as_ref()) else {
         tracing::info!(user = %live.name, "session ended: the user was removed or their password changed");
         return None;
     };
     let session = Some(live.renewed.clone().unwrap_or(token));
-    Some((CurrentUser { name: live.name, role, csrf: live.csrf, session }, must_change, live.renewed))
+    Some((CurrentUser::new(live.name, access, live.csrf, session), must_change, live.renewed))
 }
 
 /// For long-lived streams (the live fleet, a log follow), checked at each
@@ -129,6 +146,9 @@ pub async fn require_user(State(core): State<Arc<Core>>, mut req: Request, next:
         return (StatusCode::FORBIDDEN, "cross-site request refused").into_response();
     }
     let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    if let Some(token) = api_token(&path, req.headers()) {
+        return with_token(&core, peer, token, req, next).await;
+    }
     let mut user = None;
     let mut must_change = false;
     let mut renewed = None;
@@ -195,6 +215,57 @@ pub async fn require_user(State(core): State<Arc<Core>>, mut req: Request, next:
     }
 }
 
+/// An API token presented to the JSON API (`Authorization: Bearer dwk_…`).
+fn api_token(path: &str, headers: &HeaderMap) -> Option<String> {
+    if !path.starts_with("/api/") {
+        return None;
+    }
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && token.starts_with(super::tokens::PREFIX)).then(|| token.to_owned())
+}
+
+/// A request with an API token: the token's user, or 401 saying why (a
+/// client address that keeps presenting bad tokens backs off, 429).
+async fn with_token(
+    core: &Arc<Core>,
+    peer: Option<std::net::IpAddr>,
+    token: String,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let ip = peer.map(|p| super::throttle::client_ip(p, req.headers(), &core.forwarded_for));
+    let now = Instant::now();
+    if let Some(ip) = &ip {
+        if core.login_by_ip.check(ip, now).is_err() {
+            return ConsoleError::Busy { what: "refused tokens from your address; wait".into() }.into_response();
+        }
+    }
+    let what = format!("{} {}", req.method(), req.uri().path());
+    match core.token_user(&token, &what).await {
+        Ok(u) => {
+            if core.limits.request(&u.name).is_err() {
+                return ConsoleError::Busy { what: "requests from you; slow down".into() }.into_response();
+            }
+            req.extensions_mut().insert(u);
+            next.run(req).await
+        }
+        Err(why) => {
+            if let Some(ip) = &ip {
+                core.login_by_ip.fail(ip, Instant::now());
+            }
+            let mut r = (
+                StatusCode::UNAUTHORIZED,
+                axum::Json(shared::ErrorBody::new(shared::ErrorCode::Unauthorized, why.to_string())),
+            )
+                .into_response();
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            r
+        }
+    }
+}
+
 /// A POST must come from this origin: browsers send `Origin` on POSTs.
 fn same_origin(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return true };
@@ -245,7 +316,7 @@ pub async fn login(
     };
     core.login_by_ip.succeed(&ip);
     core.login_by_name.succeed(&name);
-    tracing::info!(user = %name, role = user.role.as_str(), "logged in");
+    tracing::info!(user = %name, access = %user.access.describe(), "logged in");
     let to = if user.must_change { "/password" } else { "/" };
     let mut resp = Redirect::to(to).into_response();
     start_session(&core, &mut resp, &name, &user.stamp);
@@ -300,8 +371,10 @@ fn set_cookie(resp: &mut Response, value: &str) {
     }
 }
 
+/// A form's or header's CSRF token matches the session's. A request with an
+/// API token carries no cookie, so no other site can make it: no CSRF token needed.
 pub(crate) fn csrf_ok(user: &CurrentUser, token: &str) -> bool {
-    !token.is_empty() && bool::from(user.csrf.as_bytes().ct_eq(token.as_bytes()))
+    user.token.is_some() || (!token.is_empty() && bool::from(user.csrf.as_bytes().ct_eq(token.as_bytes())))
 }
 
 /// The current user, inside a server function.
@@ -311,13 +384,16 @@ pub fn current_user() -> Result<CurrentUser, ConsoleError> {
         .ok_or(ConsoleError::NotSignedIn)
 }
 
-/// The current user, who must hold at least `role`.
+/// The current user, who must hold at least `role` somewhere: the first
+/// gate of a server function. What it reads or acts on is checked against
+/// the user's grants on that target (`access.rs`) where it is found.
 pub fn require(role: Role) -> Result<CurrentUser, ConsoleError> {
     let u = current_user()?;
-    if u.role < role {
-        return Err(ConsoleError::Forbidden { needed: role, have: u.role });
+    match u.top() {
+        Some(have) if have >= role => Ok(u),
+        Some(have) => Err(ConsoleError::Forbidden { needed: role, have }),
+        None => Err(ConsoleError::NotGranted { needed: role, on: "anything".into() }),
     }
-    Ok(u)
 }
 
 /// For mutations: the role, and the session's CSRF token.
@@ -334,18 +410,19 @@ mod tests {
     use super::*;
 
     fn view(role: Role, stamp: &str) -> UserView {
-        UserView { role, stamp: stamp.into(), must_change: false }
+        UserView { access: Access::fleet(role), stamp: stamp.into(), must_change: false }
     }
 
     #[test]
     fn a_session_follows_its_user() {
         let t = stamp_tag("s1");
-        assert_eq!(session_role(&t, Some(&view(Role::Admin, "s1"))), Some((Role::Admin, false)));
-        assert_eq!(session_role(&t, Some(&view(Role::Viewer, "s1"))), Some((Role::Viewer, false)), "demoted");
+        let fleet = Access::fleet;
+        assert_eq!(session_role(&t, Some(&view(Role::Admin, "s1"))), Some((fleet(Role::Admin), false)));
+        assert_eq!(session_role(&t, Some(&view(Role::Viewer, "s1"))), Some((fleet(Role::Viewer), false)), "demoted");
         assert_eq!(session_role(&t, Some(&view(Role::Admin, "s2"))), None, "password changed");
         assert_eq!(session_role(&t, None), None, "user removed");
-        let must = UserView { role: Role::Admin, stamp: "s1".into(), must_change: true };
-        assert_eq!(session_role(&t, Some(&must)), Some((Role::Admin, true)));
+        let must = UserView { access: fleet(Role::Admin), stamp: "s1".into(), must_change: true };
+        assert_eq!(session_role(&t, Some(&must)), Some((fleet(Role::Admin), true)));
     }
 
     #[test]

@@ -83,8 +83,34 @@ pub enum UserCommand {
         name: String,
         #[arg(long, value_parser = role_arg, default_value = "viewer")]
         role: Role,
+        /// Where the role applies: `fleet`, `host:<name>`, `app:<project>` or `app:<host>/<project>`.
+        #[arg(long, default_value = "fleet")]
+        on: String,
         #[arg(long, env = "DOCKWARD_USERS_FILE", default_value = "/var/lib/dockward-web/users.json")]
         users_file: PathBuf,
+    },
+    /// Give a user a role on the fleet, a host or an app (replacing their role on that same scope).
+    Grant {
+        name: String,
+        /// `viewer`, `operator` or `admin`.
+        role: String,
+        /// `fleet`, `host:<name>`, `app:<project>` or `app:<host>/<project>`.
+        on: String,
+        #[arg(long, env = "DOCKWARD_USERS_FILE", default_value = "/var/lib/dockward-web/users.json")]
+        users_file: PathBuf,
+        /// Where the console's audit log is (grant changes are recorded there).
+        #[arg(long, env = "DOCKWARD_ENROL_DIR", default_value = "/var/lib/dockward-web/hosts")]
+        enrol_dir: PathBuf,
+    },
+    /// Take back a user's role on a scope.
+    Ungrant {
+        name: String,
+        /// `fleet`, `host:<name>`, `app:<project>` or `app:<host>/<project>`.
+        on: String,
+        #[arg(long, env = "DOCKWARD_USERS_FILE", default_value = "/var/lib/dockward-web/users.json")]
+        users_file: PathBuf,
+        #[arg(long, env = "DOCKWARD_ENROL_DIR", default_value = "/var/lib/dockward-web/hosts")]
+        enrol_dir: PathBuf,
     },
     /// Change a user's password (read from standard input) and optionally role.
     Passwd {
@@ -100,7 +126,7 @@ pub enum UserCommand {
         #[arg(long, env = "DOCKWARD_USERS_FILE", default_value = "/var/lib/dockward-web/users.json")]
         users_file: PathBuf,
     },
-    /// List users and roles.
+    /// List users and their grants.
     List {
         #[arg(long, env = "DOCKWARD_USERS_FILE", default_value = "/var/lib/dockward-web/users.json")]
         users_file: PathBuf,

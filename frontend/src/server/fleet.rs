@@ -33,6 +33,7 @@ use futures_util::{Stream, StreamExt};
 use shared::{Call, ContainerSummary, DiskReport, StatsSnapshot, StatsSourceReport, Verb};
 use tokio::sync::{broadcast, Notify};
 
+use super::access::Access;
 use super::history::Recorder;
 use super::sidecar::Sidecar;
 use crate::model::{spark_bucket, Change, Delta, Fleet, HostStatus, HostView, LiveStats, Opened, Scope};
@@ -669,9 +670,13 @@ impl FleetHub {
     pub fn live(
         self: &Arc<Self>,
         user: &str,
+        access: &Access,
         scope: Scope,
         last_id: Option<&str>,
-    ) -> Result<impl Stream<Item = Bytes> + Send + 'static, TooManyViews> {
+    ) -> Result<std::pin::Pin<Box<dyn Stream<Item = Bytes> + Send + 'static>>, TooManyViews> {
+        if !access.whole() {
+            return Ok(Box::pin(self.live_cut(access.clone(), scope, last_id)));
+        }
         // A view of its own counts against its user's share (the default is everyone's).
         let owner = match &scope {
             Scope::Overview(o) if *o != Opened::default() => {
@@ -753,7 +758,7 @@ impl FleetHub {
         let stop = async move {
             let _ = stopped.wait_for(|s| *s).await;
         };
-        Ok(futures_util::stream::iter(first).chain(rest).take_until(stop).fuse())
+        Ok(Box::pin(futures_util::stream::iter(first).chain(rest).take_until(stop).fuse()))
     }
 
     /// Counts a client in overview view `opened`, made from the published
@@ -797,10 +802,101 @@ impl FleetHub {
             },
             _ => Bytes::from(serde_json::to_vec(&live.fleet.project(scope)).unwrap_or_default()),
         };
-        let head = format!("event: {event}\nid: {}-{}\ndata: ", self.epoch, live.seq);
-        // Compact JSON has no raw newline, so it fits one `data:` line.
-        vec![Bytes::from(head), json, Bytes::from_static(b"\n\n")]
+        snapshot_pieces(&self.epoch, live.seq, event, json)
     }
+
+    /// A live stream for a user who sees part of the fleet (`access.rs`):
+    /// the snapshot and each delta cut to their grants and encoded for them
+    /// alone (the shared encodings are of the whole fleet). Their overview
+    /// is their part of the fleet unfolded; a reconnect gets a resync.
+    fn live_cut(
+        self: &Arc<Self>,
+        access: Access,
+        scope: Scope,
+        last_id: Option<&str>,
+    ) -> impl Stream<Item = Bytes> + Send + 'static {
+        let event = if last_id.is_some() { "resync" } else { "snapshot" };
+        let (first, rx, seen, ids) = {
+            let live = lock(&self.live);
+            let rx = self.tx.subscribe();
+            let (pieces, ids) = self.cut_snapshot(&live, &access, &scope, event);
+            (pieces, rx, live.seq, ids)
+        };
+        let demand = Demand::new(self.clone(), &scope, None);
+        let state = CutFollow { hub: self.clone(), access, scope, rx, seen, ids, resyncs: 0, _demand: demand };
+        let rest = futures_util::stream::unfold(state, |mut s| async move {
+            loop {
+                match s.rx.recv().await {
+                    Ok(frame) if frame.seq <= s.seen => continue,
+                    Ok(frame) => {
+                        s.seen = frame.seq;
+                        let part = match &s.scope {
+                            Scope::Overview(_) => Some(frame.delta.clone()),
+                            other => frame.delta.project(other),
+                        };
+                        if let Some(d) = part.and_then(|d| s.access.delta_view(&d, &mut s.ids)) {
+                            let bytes = delta_frame(&s.hub.epoch, frame.seq, &d);
+                            return Some((futures_util::stream::iter(vec![bytes]), s));
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        s.resyncs += 1;
+                        if s.resyncs > LAG_RESYNCS_MAX {
+                            return None;
+                        }
+                        let (pieces, ids, seq) = {
+                            let live = lock(&s.hub.live);
+                            let (pieces, ids) = s.hub.cut_snapshot(&live, &s.access, &s.scope, "resync");
+                            (pieces, ids, live.seq)
+                        };
+                        s.seen = seq;
+                        s.ids = ids;
+                        return Some((futures_util::stream::iter(pieces), s));
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        })
+        .flatten();
+        let mut stopped = self.stopped.subscribe();
+        let stop = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        futures_util::stream::iter(first).chain(rest).take_until(stop).fuse()
+    }
+
+    /// A snapshot event of the user's part of the published fleet, and the
+    /// containers it shows.
+    fn cut_snapshot(&self, live: &Live, access: &Access, scope: &Scope, event: &str) -> (Vec<Bytes>, Seen) {
+        let fleet = match scope {
+            Scope::Overview(_) => access.fleet_view(&live.fleet),
+            other => access.fleet_view(&live.fleet.project(other)),
+        };
+        let json = Bytes::from(serde_json::to_vec(&fleet).unwrap_or_default());
+        (snapshot_pieces(&self.epoch, live.seq, event, json), super::access::seen_in(&fleet))
+    }
+}
+
+/// The containers a cut stream has shown, by host and id.
+type Seen = std::collections::HashSet<(String, String)>;
+
+/// A cut live client's place in the stream ([`FleetHub::live_cut`]).
+struct CutFollow {
+    hub: Arc<FleetHub>,
+    access: Access,
+    scope: Scope,
+    rx: broadcast::Receiver<Arc<Frame>>,
+    seen: u64,
+    ids: Seen,
+    resyncs: u32,
+    _demand: Demand,
+}
+
+/// A snapshot event (`snapshot` or `resync`) around a fleet's JSON.
+fn snapshot_pieces(epoch: &str, seq: u64, event: &str, json: Bytes) -> Vec<Bytes> {
+    let head = format!("event: {event}\nid: {epoch}-{seq}\ndata: ");
+    // Compact JSON has no raw newline, so it fits one `data:` line.
+    vec![Bytes::from(head), json, Bytes::from_static(b"\n\n")]
 }
 
 /// More distinct overview views than [`VIEWS_MAX`] are open.
@@ -1152,7 +1248,9 @@ mod tests {
     async fn a_client_gets_a_snapshot_then_only_changes_and_holds_what_the_server_holds() {
         let hub = hub(&["a", "b"]);
         list(&hub, 0, vec![running("web", 1.0)]);
-        let mut s = Box::pin(hub.live("t", Scope::overview(), None).unwrap());
+        let mut s = Box::pin(
+            hub.live("t", &super::super::access::Access::fleet(shared::Role::Viewer), Scope::overview(), None).unwrap(),
+        );
         let first = events(&ready(&mut s).await);
         assert_eq!(first.len(), 1);
         assert_eq!(first[0].0, "snapshot");
@@ -1175,7 +1273,9 @@ mod tests {
         let hub = hub(&["a", "b"]);
         list(&hub, 0, vec![running("web", 1.0)]);
         list(&hub, 1, vec![running("api", 1.0)]);
-        let mut s = Box::pin(hub.live("t", Scope::overview(), None).unwrap());
+        let mut s = Box::pin(
+            hub.live("t", &super::super::access::Access::fleet(shared::Role::Viewer), Scope::overview(), None).unwrap(),
+        );
         let _ = ready(&mut s).await;
         for (i, id) in [(0, "web-id"), (1, "api-id")] {
             let mut sample = running("x", 5.0).stats.unwrap();
@@ -1205,7 +1305,9 @@ mod tests {
     async fn a_reconnecting_client_gets_exactly_what_it_missed_or_a_resync() {
         let hub = hub(&["a"]);
         list(&hub, 0, vec![running("web", 1.0)]);
-        let mut s = Box::pin(hub.live("t", Scope::overview(), None).unwrap());
+        let mut s = Box::pin(
+            hub.live("t", &super::super::access::Access::fleet(shared::Role::Viewer), Scope::overview(), None).unwrap(),
+        );
         let first = events(&ready(&mut s).await);
         let mut copy = Fleet::default();
         follow(&mut copy, &first);
@@ -1214,24 +1316,54 @@ mod tests {
         // Missed: two changes. Back with its last id: exactly those two deltas.
         list(&hub, 0, vec![running("web", 1.0), running("db", 2.0)]);
         list(&hub, 0, vec![running("web", 7.0), running("db", 2.0)]);
-        let mut s = Box::pin(hub.live("t", Scope::overview(), Some(&last)).unwrap());
+        let mut s = Box::pin(
+            hub.live("t", &super::super::access::Access::fleet(shared::Role::Viewer), Scope::overview(), Some(&last))
+                .unwrap(),
+        );
         let missed = events(&ready(&mut s).await);
         assert_eq!(missed.iter().map(|e| e.0.as_str()).collect::<Vec<_>>(), ["delta", "delta"]);
         follow(&mut copy, &missed);
         assert_eq!(copy, hub.view(&Scope::overview()), "no gap");
         // Up to date: nothing to send.
         let now = missed[1].1.clone();
-        assert!(ready(&mut Box::pin(hub.live("t", Scope::overview(), Some(&now)).unwrap())).await.is_empty());
+        assert!(ready(&mut Box::pin(
+            hub.live("t", &super::super::access::Access::fleet(shared::Role::Viewer), Scope::overview(), Some(&now))
+                .unwrap()
+        ))
+        .await
+        .is_empty());
         // Another process's id, or one from the future: a resync.
         for stale in ["00000000-1".to_owned(), format!("{}-999999", hub.epoch)] {
-            let evs = events(&ready(&mut Box::pin(hub.live("t", Scope::overview(), Some(&stale)).unwrap())).await);
+            let evs = events(
+                &ready(&mut Box::pin(
+                    hub.live(
+                        "t",
+                        &super::super::access::Access::fleet(shared::Role::Viewer),
+                        Scope::overview(),
+                        Some(&stale),
+                    )
+                    .unwrap(),
+                ))
+                .await,
+            );
             assert_eq!(evs.iter().map(|e| e.0.as_str()).collect::<Vec<_>>(), ["resync"], "{stale}");
         }
         // Further behind than the replay buffer keeps: a resync, never a gap.
         for i in 0..REPLAY_FRAMES + 5 {
             list(&hub, 0, vec![running("web", i as f64)]);
         }
-        let evs = events(&ready(&mut Box::pin(hub.live("t", Scope::overview(), Some(&now)).unwrap())).await);
+        let evs = events(
+            &ready(&mut Box::pin(
+                hub.live(
+                    "t",
+                    &super::super::access::Access::fleet(shared::Role::Viewer),
+                    Scope::overview(),
+                    Some(&now),
+                )
+                .unwrap(),
+            ))
+            .await,
+        );
         assert_eq!(evs.iter().map(|e| e.0.as_str()).collect::<Vec<_>>(), ["resync"]);
         let mut copy = Fleet::default();
         follow(&mut copy, &evs);
@@ -1243,7 +1375,9 @@ mod tests {
         let hub = hub(&["a"]);
         list(&hub, 0, vec![running("web", 1.0), running("db", 2.0)]);
         let scope = Scope::Container { host: "a".into(), reference: "web".into() };
-        let mut s = Box::pin(hub.live("t", scope.clone(), None).unwrap());
+        let mut s = Box::pin(
+            hub.live("t", &super::super::access::Access::fleet(shared::Role::Viewer), scope.clone(), None).unwrap(),
+        );
         let first = events(&ready(&mut s).await);
         let mut copy = Fleet::default();
         follow(&mut copy, &first);
@@ -1266,7 +1400,9 @@ mod tests {
     #[tokio::test]
     async fn a_client_that_falls_behind_is_resynced_then_dropped() {
         let hub = hub(&["a"]);
-        let mut s = Box::pin(hub.live("t", Scope::overview(), None).unwrap());
+        let mut s = Box::pin(
+            hub.live("t", &super::super::access::Access::fleet(shared::Role::Viewer), Scope::overview(), None).unwrap(),
+        );
         let mut copy = Fleet::default();
         follow(&mut copy, &events(&ready(&mut s).await));
         // The client reads nothing while more than the broadcast ring is published.
@@ -1311,13 +1447,23 @@ mod tests {
         a.extend(app("blog", 30));
         list(&hub, 0, a.clone());
         list(&hub, 1, app("shop", 5));
-        let mut def = Box::pin(hub.live("t", Scope::overview(), None).unwrap());
+        let mut def = Box::pin(
+            hub.live("t", &super::super::access::Access::fleet(shared::Role::Viewer), Scope::overview(), None).unwrap(),
+        );
         let mut copy = Fleet::default();
         follow(&mut copy, &events(&ready(&mut def).await));
         assert!(copy.hosts.iter().all(|h| h.containers.is_empty()), "all healthy: all folded");
         assert_eq!(crate::model::container_count(&copy), 75);
         let opened = Opened::parse(Some("app:blog"), None).unwrap();
-        let mut tab = Box::pin(hub.live("t", Scope::Overview(opened.clone()), None).unwrap());
+        let mut tab = Box::pin(
+            hub.live(
+                "t",
+                &super::super::access::Access::fleet(shared::Role::Viewer),
+                Scope::Overview(opened.clone()),
+                None,
+            )
+            .unwrap(),
+        );
         let mut mine = Fleet::default();
         follow(&mut mine, &events(&ready(&mut tab).await));
         assert_eq!(mine.hosts[0].containers.len(), 30, "the blog, whole");
@@ -1344,26 +1490,64 @@ mod tests {
         let mut tabs = Vec::new();
         for i in 0..VIEWS_PER_USER {
             let o = Opened::parse(None, Some(&format!("mine{i}"))).unwrap();
-            tabs.push(hub.live("greedy", Scope::Overview(o), None).unwrap());
+            tabs.push(
+                hub.live(
+                    "greedy",
+                    &super::super::access::Access::fleet(shared::Role::Viewer),
+                    Scope::Overview(o),
+                    None,
+                )
+                .unwrap(),
+            );
         }
         let o = Opened::parse(None, Some("mine again")).unwrap();
-        assert!(hub.live("greedy", Scope::Overview(o.clone()), None).is_err());
-        assert!(hub.live("greedy", Scope::overview(), None).is_ok(), "the default view is everyone's");
-        let other = hub.live("other", Scope::Overview(o.clone()), None).unwrap();
+        assert!(hub
+            .live(
+                "greedy",
+                &super::super::access::Access::fleet(shared::Role::Viewer),
+                Scope::Overview(o.clone()),
+                None
+            )
+            .is_err());
+        assert!(
+            hub.live("greedy", &super::super::access::Access::fleet(shared::Role::Viewer), Scope::overview(), None)
+                .is_ok(),
+            "the default view is everyone's"
+        );
+        let other = hub
+            .live("other", &super::super::access::Access::fleet(shared::Role::Viewer), Scope::Overview(o.clone()), None)
+            .unwrap();
         drop(other);
         tabs.pop();
-        assert!(hub.live("greedy", Scope::Overview(o), None).is_ok(), "a closed tab frees its share");
+        assert!(
+            hub.live("greedy", &super::super::access::Access::fleet(shared::Role::Viewer), Scope::Overview(o), None)
+                .is_ok(),
+            "a closed tab frees its share"
+        );
         tabs.clear();
         assert!(lock(&hub.own_views).is_empty());
         // And at most VIEWS_MAX views in all.
         for i in 0..VIEWS_MAX - 1 {
             let o = Opened::parse(None, Some(&format!("f{i}"))).unwrap();
-            tabs.push(hub.live(&format!("u{i}"), Scope::Overview(o), None).unwrap());
+            tabs.push(
+                hub.live(
+                    &format!("u{i}"),
+                    &super::super::access::Access::fleet(shared::Role::Viewer),
+                    Scope::Overview(o),
+                    None,
+                )
+                .unwrap(),
+            );
         }
         let o = Opened::parse(None, Some("one too many")).unwrap();
-        assert!(hub.live("someone", Scope::Overview(o), None).is_err());
+        assert!(hub
+            .live("someone", &super::super::access::Access::fleet(shared::Role::Viewer), Scope::Overview(o), None)
+            .is_err());
         assert!(lock(&hub.own_views).get("someone").is_none(), "a refused stream takes no share");
-        assert!(hub.live("t", Scope::overview(), None).is_ok(), "the default view is always there");
+        assert!(
+            hub.live("t", &super::super::access::Access::fleet(shared::Role::Viewer), Scope::overview(), None).is_ok(),
+            "the default view is always there"
+        );
     }
 
     /// A tab reconnecting to a view that went with its last tab and was made
@@ -1381,14 +1565,30 @@ mod tests {
             .collect();
         list(&hub, 0, many.clone());
         let opened = Opened::parse(Some("app:blog"), None).unwrap();
-        let mut tab = Box::pin(hub.live("t", Scope::Overview(opened.clone()), None).unwrap());
+        let mut tab = Box::pin(
+            hub.live(
+                "t",
+                &super::super::access::Access::fleet(shared::Role::Viewer),
+                Scope::Overview(opened.clone()),
+                None,
+            )
+            .unwrap(),
+        );
         let evs = events(&ready(&mut tab).await);
         let last = evs.last().unwrap().1.clone();
         drop(tab);
         assert!(!lock(&hub.live).views.contains_key(&opened), "gone with its last tab");
         // A removal applied, not yet published; the tab comes back.
         hub.update(Some(0), |f| list_changes(&f.hosts[0], many[1..].to_vec()));
-        let mut back = Box::pin(hub.live("t", Scope::Overview(opened.clone()), Some(&last)).unwrap());
+        let mut back = Box::pin(
+            hub.live(
+                "t",
+                &super::super::access::Access::fleet(shared::Role::Viewer),
+                Scope::Overview(opened.clone()),
+                Some(&last),
+            )
+            .unwrap(),
+        );
         let evs = events(&ready(&mut back).await);
         assert_eq!(evs.first().map(|e| e.0.as_str()), Some("resync"), "{evs:?}");
         let mut copy = Fleet::default();

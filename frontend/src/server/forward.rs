@@ -137,7 +137,7 @@ impl ForwardAuth {
             .max();
         let Some(role) = role else { return Some(Err(Refusal::NoRole)) };
         let csrf = hex::encode(csrf_digest(&format!("{}:{name}", self.csrf_key)));
-        Some(Ok(CurrentUser { name, role, csrf, session: None }))
+        Some(Ok(CurrentUser::new(name, super::access::Access::fleet(role), csrf, None)))
     }
 
     /// The trusted ranges that contain `gateway`: anything that reaches the
@@ -213,7 +213,7 @@ mod tests {
         h.insert("remote-user", HeaderValue::from_static("carol"));
         h.insert("remote-groups", HeaderValue::from_static("staff,ops"));
         let u = fa.user("10.1.2.3".parse().unwrap(), &h).unwrap().unwrap();
-        assert_eq!((u.name.as_str(), u.role), ("carol", Role::Operator));
+        assert_eq!((u.name.as_str(), u.top()), ("carol", Some(Role::Operator)));
         assert!(fa.user("192.0.2.1".parse().unwrap(), &h).is_none(), "untrusted address");
         h.insert("remote-groups", HeaderValue::from_static("nobody"));
         assert_eq!(fa.user("10.1.2.3".parse().unwrap(), &h).unwrap().unwrap_err(), Refusal::NoRole);
@@ -254,7 +254,7 @@ mod tests {
         h.insert(SECRET_HEADER, HeaderValue::from_static("a-proxy-secret"));
         assert!(fa.user(peer, &h).is_none(), "a prefix of the secret");
         h.insert(SECRET_HEADER, HeaderValue::from_str(secret).unwrap());
-        assert_eq!(fa.user(peer, &h).unwrap().unwrap().role, Role::Admin);
+        assert_eq!(fa.user(peer, &h).unwrap().unwrap().top(), Some(Role::Admin));
     }
 
     #[test]

@@ -71,7 +71,7 @@ pub(super) fn refused_page(title: &str, e: &ConsoleError) -> Response {
 
 /// The page: hosts, waiting tokens, the add form, and what just happened.
 fn render(core: &Core, u: &CurrentUser, note: &str, confirm: Option<&str>) -> Result<String, ConsoleError> {
-    let view = core.hosts_view()?;
+    let view = core.hosts_view(u)?;
     let csrf = escape(&u.csrf);
     let mut out = String::from(note);
     if let Some(name) = confirm {
@@ -134,11 +134,9 @@ fn render(core: &Core, u: &CurrentUser, note: &str, confirm: Option<&str>) -> Re
     Ok(out)
 }
 
+/// Hosts are the fleet's: an admin of the whole fleet manages them.
 fn admin(u: &CurrentUser) -> Result<(), ConsoleError> {
-    if u.role < Role::Admin {
-        return Err(ConsoleError::Forbidden { needed: Role::Admin, have: u.role });
-    }
-    Ok(())
+    u.access.need(Role::Admin, &crate::server::scope::Scope::Fleet)
 }
 
 /// GET /hosts.

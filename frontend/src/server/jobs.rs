@@ -15,7 +15,7 @@ use shared::{
 };
 
 use super::auth::CurrentUser;
-use super::{sidecar, Core};
+use super::{sidecar, Core, On};
 use crate::error::ConsoleError;
 use crate::types::{JobProgress, UpdatesView};
 
@@ -34,6 +34,8 @@ const VERSIONS_WITHIN: Duration = Duration::from_secs(10);
 
 struct Job {
     title: String,
+    /// Who started it: only they (or a fleet admin) may follow it.
+    owner: String,
     lines: VecDeque<String>,
     layers: BTreeMap<String, bool>,
     done: Option<Result<String, String>>,
@@ -45,7 +47,7 @@ struct Job {
 pub struct Jobs(Mutex<HashMap<String, Job>>);
 
 impl Jobs {
-    fn create(&self, title: &str) -> Result<String, ConsoleError> {
+    fn create(&self, title: &str, user: &CurrentUser) -> Result<String, ConsoleError> {
         let mut jobs = self.0.lock().unwrap_or_else(|e| e.into_inner());
         jobs.retain(|_, j| j.done.is_none() || j.started.elapsed() < Duration::from_secs(600));
         if jobs.len() >= JOBS_MAX {
@@ -56,6 +58,7 @@ impl Jobs {
         let id = hex::encode(id);
         let job = Job {
             title: title.to_owned(),
+            owner: user.name.clone(),
             lines: VecDeque::new(),
             layers: BTreeMap::new(),
             done: None,
@@ -96,10 +99,11 @@ impl Jobs {
         }
     }
 
-    /// A job, as the page shows it.
-    pub fn status(&self, job: &str) -> Option<JobProgress> {
+    /// A job, as the page shows it, to the user who started it or a fleet admin.
+    pub fn status(&self, job: &str, user: &CurrentUser) -> Option<JobProgress> {
         let jobs = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let j = jobs.get(job)?;
+        let j =
+            jobs.get(job).filter(|j| j.owner == user.name || user.access.on_fleet() == Some(shared::Role::Admin))?;
         Some(JobProgress {
             title: j.title.clone(),
             lines: j.lines.iter().cloned().collect(),
@@ -231,11 +235,11 @@ impl Core {
     /// Starts a pull as a background job.
     pub fn start_pull(&self, user: &CurrentUser, host: &str, image: &str) -> Result<String, ConsoleError> {
         let image = ImageRef::parse(image.trim())?;
-        let h = self.host(host)?;
-        let job = self.jobs.create(&image.to_string())?;
-        tracing::info!(user = %user.name, host, image = %image, job, "pull");
+        let (h, _) = self.host_for(user, host, Verb::Pull.role(), On::Host)?;
+        let job = self.jobs.create(&image.to_string(), user)?;
+        tracing::info!(user = %user.actor, host, image = %image, job, "pull");
         let (jobs, actor, job2, fleet, host2) =
-            (self.jobs.clone(), user.name.clone(), job.clone(), self.fleet.get(), host.to_owned());
+            (self.jobs.clone(), user.actor.clone(), job.clone(), self.fleet.get(), host.to_owned());
         tokio::spawn(async move {
             let result = run_pull(&h, &actor, &image, &jobs, &job2).await;
             jobs.finish(&job2, result.map_err(|e| e.to_string()));
@@ -257,7 +261,13 @@ impl Core {
         if pull && build {
             return Err(ConsoleError::bad_input("build", "an update pulls, a rebuild builds: not both"));
         }
-        let h = self.host(host)?;
+        // An update pulls, a rebuild builds: they need the pull's role too.
+        let role = if pull || build { Verb::Recreate.role().max(Verb::Pull.role()) } else { Verb::Recreate.role() };
+        let (h, full) = self.host_for(user, host, role, On::Container(&target))?;
+        let target = match full {
+            Some(id) => ContainerRef::parse(&id)?,
+            None => target,
+        };
         let how = How { pull, build };
         let verb = if pull {
             "update"
@@ -266,10 +276,10 @@ impl Core {
         } else {
             "recreate"
         };
-        let job = self.jobs.create(&format!("{verb} {target} on {host}"))?;
-        tracing::info!(user = %user.name, host, container = %target, pull, job, "recreate");
+        let job = self.jobs.create(&format!("{verb} {target} on {host}"), user)?;
+        tracing::info!(user = %user.actor, host, container = %target, pull, job, "recreate");
         let (jobs, actor, job2, fleet, host2) =
-            (self.jobs.clone(), user.name.clone(), job.clone(), self.fleet.get(), host.to_owned());
+            (self.jobs.clone(), user.actor.clone(), job.clone(), self.fleet.get(), host.to_owned());
         let updates = self.updates.clone();
         tokio::spawn(async move {
             let result = run_recreate(&h, &actor, &target, how, &jobs, &job2).await;
@@ -284,7 +294,8 @@ impl Core {
     /// recreate with a pull), stopping at the first failure. Protected
     /// containers are left alone (and said so).
     pub fn start_app_update(&self, user: &CurrentUser, host: &str, project: &str) -> Result<String, ConsoleError> {
-        let h = self.host(host)?;
+        let role = Verb::Recreate.role().max(Verb::Pull.role());
+        let (h, _) = self.host_for(user, host, role, On::App(project))?;
         let fleet = self.fleet.get();
         let snapshot = fleet.snapshot();
         let mut members: Vec<(String, String, bool)> = snapshot
@@ -301,9 +312,9 @@ impl Core {
             });
         }
         members.sort_by(|a, b| a.1.cmp(&b.1));
-        let job = self.jobs.create(&format!("update {project} on {host}"))?;
-        tracing::info!(user = %user.name, host, project, job, containers = members.len(), "app update");
-        let (jobs, actor, job2, host2) = (self.jobs.clone(), user.name.clone(), job.clone(), host.to_owned());
+        let job = self.jobs.create(&format!("update {project} on {host}"), user)?;
+        tracing::info!(user = %user.actor, host, project, job, containers = members.len(), "app update");
+        let (jobs, actor, job2, host2) = (self.jobs.clone(), user.actor.clone(), job.clone(), host.to_owned());
         let updates = self.updates.clone();
         tokio::spawn(async move {
             let total = members.len();
@@ -360,10 +371,15 @@ impl Core {
     }
 
     /// The fleet's update marks, as the browser shows them.
-    pub async fn updates(&self) -> UpdatesView {
+    /// The containers `user` sees with an update available or a build to redo.
+    pub async fn updates(&self, user: &CurrentUser) -> UpdatesView {
         let entries = self.update_entries().await;
         let keys = |f: &dyn Fn(&ContainerUpdate) -> bool| {
-            entries.iter().filter(|(_, c)| f(c)).map(|(h, c)| UpdatesView::key(h, &c.id)).collect()
+            entries
+                .iter()
+                .filter(|(h, c)| f(c) && self.sees(user, h, &c.id))
+                .map(|(h, c)| UpdatesView::key(h, &c.id))
+                .collect()
         };
         UpdatesView {
             update: keys(&|c| c.status == UpdateStatus::UpdateAvailable),
@@ -375,11 +391,14 @@ impl Core {
     /// bounded wait; the tag lists are cached for the next look).
     pub async fn update_of(
         &self,
+        user: &CurrentUser,
         host: &str,
         id: &str,
     ) -> (Option<ContainerUpdate>, Option<crate::types::NewerVersions>) {
         let entries = self.update_entries().await;
-        let Some((_, c)) = entries.iter().find(|(h, c)| h == host && c.id == id) else { return (None, None) };
+        let Some((_, c)) = entries.iter().find(|(h, c)| h == host && c.id == id && self.sees(user, h, id)) else {
+            return (None, None);
+        };
         let newer = match ImageRef::parse(&c.image) {
             Ok(r) => {
                 let tags = self.tags.clone();

@@ -79,6 +79,7 @@ pub fn error_kind(e: &ConsoleError) -> &'static str {
     match e {
         ConsoleError::NotSignedIn => "not_signed_in",
         ConsoleError::Forbidden { .. } => "forbidden",
+        ConsoleError::NotGranted { .. } => "not_granted",
         ConsoleError::Csrf => "csrf",
         ConsoleError::PasswordChangeRequired => "password_change_required",
         ConsoleError::HostUnreachable { .. } => "host_unreachable",
@@ -339,6 +340,7 @@ mod tests {
         let all = [
             ConsoleError::NotSignedIn,
             ConsoleError::Forbidden { needed: shared::Role::Admin, have: shared::Role::Viewer },
+            ConsoleError::NotGranted { needed: shared::Role::Admin, on: "fleet".into() },
             ConsoleError::Csrf,
             ConsoleError::PasswordChangeRequired,
             ConsoleError::HostUnreachable { host: "h".into(), reason: "r".into() },

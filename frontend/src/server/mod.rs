@@ -1,6 +1,8 @@
 //! The web server (`ssr` only): state, the calls to sidecars on behalf of a
 //! signed-in user, the axum routes beside the Leptos pages, and start-up.
 
+pub mod access;
+pub mod access_page;
 pub mod actions_page;
 pub mod agent;
 pub mod alerts;
@@ -18,10 +20,12 @@ pub mod limits;
 pub mod metrics;
 pub mod password;
 pub mod routes;
+pub mod scope;
 pub mod session;
 pub mod sidecar;
 pub mod store;
 pub mod throttle;
+pub mod tokens;
 pub mod tunnel;
 pub mod users;
 pub mod versions;
@@ -40,6 +44,15 @@ use fleet::FleetHub;
 use forward::ForwardAuth;
 use throttle::{Backoff, Sampler};
 use users::UserStore;
+
+/// What a call on a host touches: the host itself, one container, or one
+/// compose project's containers. [`Core::host_for`] checks the user's grants on it.
+#[derive(Clone, Copy)]
+pub enum On<'a> {
+    Host,
+    Container(&'a ContainerRef),
+    App(&'a str),
+}
 
 /// App logs read at most this many containers' tails at once.
 const APP_LOG_FAN_OUT: usize = 4;
@@ -74,6 +87,8 @@ pub struct Core {
     pub store: Option<store::Store>,
     /// Alert rules, incidents and notifications (they live in the store).
     pub alerts: Option<Arc<alerts::Alerts>>,
+    /// When each API token's last use was written.
+    pub touched: tokens::Touched,
 }
 
 /// What adding and revoking hosts needs.
@@ -140,11 +155,13 @@ impl Core {
             enrolling: o.enrolling,
             store: o.store,
             alerts: o.alerts,
+            touched: Default::default(),
         }
     }
 
     /// Every host (configured and enrolled) and the tokens waiting.
-    pub fn hosts_view(&self) -> Result<crate::types::HostsView, ConsoleError> {
+    pub fn hosts_view(&self, user: &CurrentUser) -> Result<crate::types::HostsView, ConsoleError> {
+        user.access.need(Verb::Revoke.role(), &scope::Scope::Fleet)?;
         let e = &self.enrolling.enrolment;
         let enrolled: Vec<String> = e.hosts().map_err(enrol_error)?.into_iter().map(|h| h.name).collect();
         let fleet = self.fleet.get();
@@ -173,6 +190,7 @@ impl Core {
         name: &str,
         url: &str,
     ) -> Result<crate::types::JoinCommand, ConsoleError> {
+        user.access.need(Verb::Revoke.role(), &scope::Scope::Fleet)?;
         let Some((agent_url, pin)) = &self.enrolling.agent else {
             return Err(ConsoleError::bad_input(
                 "host",
@@ -198,6 +216,7 @@ impl Core {
     /// (audited there), then the console forgets the host (audited here) and
     /// drops it from the fleet.
     pub async fn revoke_host(&self, user: &CurrentUser, name: &str) -> Result<String, ConsoleError> {
+        user.access.need(Verb::Revoke.role(), &scope::Scope::Fleet)?;
         let e = &self.enrolling.enrolment;
         if !e.hosts().map_err(enrol_error)?.iter().any(|h| h.name == name) {
             return Err(ConsoleError::NotFound {
@@ -205,15 +224,60 @@ impl Core {
             });
         }
         let said =
-            enrol::revoke(e, self.fleet.get().host(name).as_deref(), name, &user.name).await.map_err(enrol_error)?;
+            enrol::revoke(e, self.fleet.get().host(name).as_deref(), name, &user.actor).await.map_err(enrol_error)?;
         self.enrolling.changed.notify_one();
         Ok(said)
     }
 
-    fn host(&self, name: &str) -> Result<Arc<sidecar::Sidecar>, ConsoleError> {
-        self.fleet.get().host(name).ok_or_else(|| ConsoleError::NotFound {
-            what: format!("host {:?}", name.chars().take(64).collect::<String>()),
-        })
+    /// The host's sidecar, for `user` holding at least `role` on what the
+    /// call touches (`on`); for a container whose app the user is granted
+    /// (not its whole host), also its full id as the fleet knows it: the
+    /// call names that, not the reference the request gave. A host or
+    /// container the user does not see is "not found", as if absent.
+    pub(crate) fn host_for(
+        &self,
+        user: &CurrentUser,
+        name: &str,
+        role: shared::Role,
+        on: On<'_>,
+    ) -> Result<(Arc<sidecar::Sidecar>, Option<String>), ConsoleError> {
+        let missing = |what: &str, n: &str| ConsoleError::NotFound {
+            what: format!("{what} {:?}", n.chars().take(64).collect::<String>()),
+        };
+        let a = &user.access;
+        let fleet = self.fleet.get();
+        let h = fleet.host(name).filter(|_| a.sees_host(name)).ok_or_else(|| missing("host", name))?;
+        let target = match on {
+            On::Host => scope::Scope::Host(name.to_owned()),
+            On::App(project) => scope::Scope::App { host: Some(name.to_owned()), project: project.to_owned() },
+            On::Container(_) if a.allows(role, &scope::Scope::Host(name.to_owned())) => return Ok((h, None)),
+            On::Container(r) => {
+                let found = fleet.with_fleet(|f| {
+                    access::find(f, name, r.as_str())
+                        .and_then(|c| Some((c.id.clone(), a.on_container(name, c)?, c.compose_project.clone())))
+                });
+                let Some((id, have, project)) = found else { return Err(missing("container", r.as_str())) };
+                if have < role {
+                    let on = project.map_or_else(|| format!("host:{name}"), |p| format!("app:{name}/{p}"));
+                    return Err(ConsoleError::NotGranted { needed: role, on });
+                }
+                return Ok((h, Some(id)));
+            }
+        };
+        a.need(role, &target)?;
+        Ok((h, None))
+    }
+
+    /// Whether `user` sees container `id` (its full id) of `host`.
+    pub fn sees(&self, user: &CurrentUser, host: &str, id: &str) -> bool {
+        user.access.whole()
+            || self.fleet.get().with_fleet(|f| {
+                f.hosts
+                    .iter()
+                    .find(|h| h.name == host)
+                    .and_then(|h| h.containers.iter().find(|c| c.id == id))
+                    .is_some_and(|c| user.access.on_container(host, c).is_some())
+            })
     }
 
     pub async fn container_page(
@@ -223,10 +287,10 @@ impl Core {
         id: &str,
     ) -> Result<ContainerPage, ConsoleError> {
         let r = ContainerRef::parse(id)?;
-        let h = self.host(host)?;
-        let actor = Some(user.name.as_str());
-        let mut detail: ContainerDetail =
-            h.call(&Call::new(Verb::InspectContainer, &[r.as_str()]), actor, None).await?;
+        let (h, full) = self.host_for(user, host, Verb::InspectContainer.role(), On::Container(&r))?;
+        let actor = Some(user.actor.as_str());
+        let r = full.as_deref().unwrap_or(r.as_str());
+        let mut detail: ContainerDetail = h.call(&Call::new(Verb::InspectContainer, &[r]), actor, None).await?;
         crate::model::neutralise_detail(&mut detail);
         // The sidecar keeps the history (the console keeps none per container).
         let call = Call::new(Verb::StatsHistory, &[]).query("ref", &detail.summary.id).query("window", 900);
@@ -244,8 +308,11 @@ impl Core {
     ) -> Result<LogsPage, ConsoleError> {
         let r = ContainerRef::parse(id)?;
         let tail = shared::bounded("tail", u64::from(tail), 0, shared::limits::LOG_TAIL_MAX)?;
-        let call = Call::new(Verb::Logs, &[r.as_str()]).query("tail", tail).query("timestamps", timestamps);
-        Ok(self.host(host)?.call(&call, Some(&user.name), None).await?)
+        let (h, full) = self.host_for(user, host, Verb::Logs.role(), On::Container(&r))?;
+        let call = Call::new(Verb::Logs, &[full.as_deref().unwrap_or(r.as_str())])
+            .query("tail", tail)
+            .query("timestamps", timestamps);
+        Ok(h.call(&call, Some(&user.actor), None).await?)
     }
 
     /// Every container of `project` on `host`, tails merged by timestamp
@@ -260,7 +327,9 @@ impl Core {
     ) -> Result<Vec<MergedLine>, ConsoleError> {
         use futures_util::StreamExt;
         let tail = tail.clamp(1, 1000);
-        let h = self.host(host)?;
+        let role = Verb::Logs.role();
+        let whole_host = user.access.allows(role, &scope::Scope::Host(host.to_owned()));
+        let (h, _) = self.host_for(user, host, role, if whole_host { On::Host } else { On::App(project) })?;
         let fleet = self.fleet.get().snapshot();
         let members: Vec<(String, String)> = fleet
             .hosts
@@ -271,6 +340,7 @@ impl Core {
                 c.compose_project.as_deref().unwrap_or("standalone") == project
                     || (project == "standalone" && c.compose_project.is_none())
             })
+            .filter(|c| user.access.on_container(host, c).is_some_and(|r| r >= role))
             .take(20)
             .map(|c| (c.id.clone(), c.name.clone()))
             .collect();
@@ -278,7 +348,7 @@ impl Core {
             .iter()
             .map(|(id, _)| Call::new(Verb::Logs, &[id]).query("tail", tail).query("timestamps", true))
             .collect();
-        let actor = Some(user.name.as_str());
+        let actor = Some(user.actor.as_str());
         // The futures are built first: a closure inside the stream trips the
         // compiler's Send inference for server functions.
         let futs: Vec<_> = calls.iter().map(|c| h.call::<LogsPage>(c, actor, None)).collect();
@@ -295,8 +365,8 @@ impl Core {
     }
 
     pub async fn audit(&self, user: &CurrentUser, host: &str, f: &AuditFilter) -> Result<AuditView, ConsoleError> {
-        let actor = Some(user.name.as_str());
-        let h = self.host(host)?;
+        let actor = Some(user.actor.as_str());
+        let (h, _) = self.host_for(user, host, Verb::Audit.role().max(Verb::AuditVerify.role()), On::Host)?;
         let mut call = Call::new(Verb::Audit, &[]).query("limit", 50);
         for (k, v) in [
             ("actor", &f.actor),
@@ -328,10 +398,10 @@ impl Core {
 
     pub async fn restart(&self, user: &CurrentUser, host: &str, id: &str) -> Result<RestartReport, ConsoleError> {
         let r = ContainerRef::parse(id)?;
-        let h = self.host(host)?;
-        tracing::info!(user = %user.name, host, container = %r, "restart");
-        let call = Call::new(Verb::Restart, &[r.as_str()]).query("timeout", 10);
-        let out = h.call(&call, Some(&user.name), None).await;
+        let (h, full) = self.host_for(user, host, Verb::Restart.role(), On::Container(&r))?;
+        tracing::info!(user = %user.actor, host, container = %r, "restart");
+        let call = Call::new(Verb::Restart, &[full.as_deref().unwrap_or(r.as_str())]).query("timeout", 10);
+        let out = h.call(&call, Some(&user.actor), None).await;
         self.fleet.get().poke(host);
         Ok(out?)
     }
@@ -343,11 +413,11 @@ impl Core {
         kind: PruneKind,
         all: bool,
     ) -> Result<PruneReport, ConsoleError> {
-        let h = self.host(host)?;
+        let (h, _) = self.host_for(user, host, Verb::Prune.role(), On::Host)?;
         let call = Call::new(Verb::Prune, &[kind.as_str()])
             .query_opt("all", (all && kind != PruneKind::Containers).then_some(true));
-        tracing::info!(user = %user.name, host, kind = kind.as_str(), all, "prune");
-        let out = h.call(&call, Some(&user.name), None).await;
+        tracing::info!(user = %user.actor, host, kind = kind.as_str(), all, "prune");
+        let out = h.call(&call, Some(&user.actor), None).await;
         self.fleet.get().poke(host);
         Ok(out?)
     }

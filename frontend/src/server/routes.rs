@@ -267,7 +267,12 @@ impl Server {
                 path: first_password_file.display().to_string(),
                 source,
             })?;
-            users.add_user("admin", Role::Admin, &pw, true)?;
+            users.add_user(
+                "admin",
+                super::access::Grant { role: Role::Admin, on: super::scope::Scope::Fleet },
+                &pw,
+                true,
+            )?;
             tracing::warn!(
                 path = %first_password_file.display(),
                 "created the first user, admin: its password is in this file (mode 0600); it must be changed at the first login"
@@ -421,6 +426,14 @@ pub fn router(core: Arc<Core>, site_root: &std::path::Path) -> Router {
                 .with_state(core.clone()),
         )
         .route("/api/alerts/{what}/{id}/{verb}", post(super::alerts::page::api_act).with_state(core.clone()))
+        .route("/access", get(super::access_page::page).post(super::access_page::act).with_state(core.clone()))
+        .route(
+            "/api/tokens",
+            get(super::access_page::api_tokens).post(super::access_page::api_make_token).with_state(core.clone()),
+        )
+        .route("/api/tokens/{id}", axum::routing::delete(super::access_page::api_revoke_token).with_state(core.clone()))
+        .route("/api/users", get(super::access_page::api_users).with_state(core.clone()))
+        .route("/api/users/{name}/{verb}", post(super::access_page::api_grant).with_state(core.clone()))
         .route("/hosts/add", post(super::hosts_page::add).with_state(core.clone()))
         .route("/hosts/revoke", post(super::hosts_page::revoke).with_state(core.clone()))
         .route("/actions", get(super::actions_page::ask).post(super::actions_page::start).with_state(core.clone()))
@@ -545,9 +558,16 @@ async fn live(
         Ok(s) => s,
         Err(e) => return bad(e),
     };
-    if let Scope::Container { host, .. } = &scope {
-        if core.fleet.get().host(host).is_none() {
-            return bad("no such host");
+    if let Scope::Container { host, reference } = &scope {
+        // A container the user does not see is no such container: one answer for both.
+        let hub = core.fleet.get();
+        let visible = hub.host(host).is_some()
+            && (u.access.on_host(host).is_some()
+                || hub.with_fleet(|f| {
+                    super::access::find(f, host, reference).is_some_and(|c| u.access.on_container(host, c).is_some())
+                }));
+        if !visible {
+            return bad("no such host or container");
         }
     }
     let seen = match headers.get("last-event-id").map(|v| v.to_str()) {
@@ -555,7 +575,7 @@ async fn live(
         Some(Ok(id)) if super::fleet::valid_event_id(id) => Some(id.to_owned()),
         Some(_) => return bad("Last-Event-ID is not an event id of this stream"),
     };
-    let updates = match core.fleet.get().live(&u.name, scope, seen.as_deref()) {
+    let updates = match core.fleet.get().live(&u.name, &u.access, scope, seen.as_deref()) {
         Ok(u) => u,
         Err(e) => {
             let body = shared::ErrorBody::new(shared::ErrorCode::RateLimited, e.to_string());
@@ -604,7 +624,11 @@ async fn follow(
     Query(q): Query<LogQuery>,
 ) -> Response {
     let Ok(r) = ContainerRef::parse(&q.id) else { return bad("invalid container reference") };
-    let Some(h) = core.fleet.get().host(&q.host) else { return bad("no such host") };
+    let (h, full) = match core.host_for(&u, &q.host, Verb::Logs.role(), super::On::Container(&r)) {
+        Ok(found) => found,
+        Err(e) => return e.into_response(),
+    };
+    let id = full.as_deref().unwrap_or(r.as_str()).to_owned();
     let tail = q.tail.unwrap_or(0).min(shared::limits::LOG_TAIL_MAX as u32);
     let slot = match core.limits.follow(&u.name) {
         Ok(s) => s,
@@ -613,8 +637,8 @@ async fn follow(
     let open = core.metrics.stream_opened(Stream::Follow);
     match h
         .stream(
-            &Call::new(Verb::Logs, &[r.as_str()]).query("follow", true).query("timestamps", true).query("tail", tail),
-            Some(&u.name),
+            &Call::new(Verb::Logs, &[&id]).query("follow", true).query("timestamps", true).query("tail", tail),
+            Some(&u.actor),
             None,
         )
         .await
@@ -644,12 +668,17 @@ async fn download(
     Query(q): Query<LogQuery>,
 ) -> Response {
     let Ok(r) = ContainerRef::parse(&q.id) else { return bad("invalid container reference") };
-    let Some(h) = core.fleet.get().host(&q.host) else { return bad("no such host") };
+    let (h, full) = match core.host_for(&u, &q.host, Verb::Logs.role(), super::On::Container(&r)) {
+        Ok(found) => found,
+        Err(e) => return e.into_response(),
+    };
     let tail = q.tail.unwrap_or(1000).min(shared::limits::LOG_TAIL_MAX as u32);
     match h
         .call::<LogsPage>(
-            &Call::new(Verb::Logs, &[r.as_str()]).query("tail", tail).query("timestamps", true),
-            Some(&u.name),
+            &Call::new(Verb::Logs, &[full.as_deref().unwrap_or(r.as_str())])
+                .query("tail", tail)
+                .query("timestamps", true),
+            Some(&u.actor),
             None,
         )
         .await
@@ -690,7 +719,7 @@ async fn metrics(State(core): State<Arc<Core>>, user: Option<Extension<CurrentUs
     let mut auth = headers.get_all(header::AUTHORIZATION).iter();
     match (auth.next(), auth.next()) {
         (None, _) => match user {
-            Some(Extension(u)) if u.role >= Verb::Metrics.role() => {}
+            Some(Extension(u)) if u.access.allows(Verb::Metrics.role(), &super::scope::Scope::Fleet) => {}
             Some(_) => {
                 let needed = format!("metrics need the {} role", Verb::Metrics.role());
                 return refuse(StatusCode::FORBIDDEN, shared::ErrorCode::Forbidden, &needed);
@@ -730,12 +759,12 @@ async fn export(
     Extension(u): Extension<CurrentUser>,
     Query(q): Query<ExportQuery>,
 ) -> Response {
-    if u.role < Verb::Audit.role() {
-        return (StatusCode::FORBIDDEN, "the audit log needs the admin role").into_response();
-    }
-    let Some(h) = core.fleet.get().host(&q.host) else { return bad("no such host") };
+    let (h, _) = match core.host_for(&u, &q.host, Verb::Audit.role(), super::On::Host) {
+        Ok(found) => found,
+        Err(e) => return e.into_response(),
+    };
     let call = Call::new(Verb::Audit, &[]).query("limit", 1000);
-    let page: AuditPage = match h.call(&call, Some(&u.name), None).await {
+    let page: AuditPage = match h.call(&call, Some(&u.actor), None).await {
         Ok(p) => p,
         Err(e) => return sidecar_err(e),
     };

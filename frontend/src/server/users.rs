@@ -1,5 +1,7 @@
-//! Local users: a JSON file of names, roles and argon2id hashes, managed by
-//! `dockward-web user add|passwd|remove|list`, written atomically (0600).
+//! Local users: a JSON file of names, grants and argon2id hashes, managed by
+//! `dockward-web user add|passwd|grant|ungrant|remove|list` and the console's
+//! users page, written atomically (0600). A user's `role` is their role on
+//! the whole fleet (if any); `grants` are roles on hosts and apps (`access.rs`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,6 +11,8 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use serde::{Deserialize, Serialize};
 
+use super::access::{Access, Grant, GRANTS_MAX};
+use super::scope::Scope;
 use crate::types::Role;
 
 #[derive(Debug, thiserror::Error)]
@@ -35,11 +39,20 @@ pub enum UserError {
     WrongPassword,
     #[error("the new password must differ from the current one")]
     SamePassword,
+    #[error("invalid grant: {0}")]
+    BadGrant(String),
+    #[error("a user holds at most {GRANTS_MAX} grants")]
+    TooManyGrants,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct User {
-    pub role: Role,
+    /// Their role on the whole fleet, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    /// Roles on hosts and apps.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grants: Vec<Grant>,
     pub hash: String,
     /// Set for the first-run admin: the password was generated and must be
     /// changed at the first login.
@@ -50,7 +63,7 @@ pub struct User {
 /// What a session checks against on every request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserView {
-    pub role: Role,
+    pub access: Access,
     /// Changes with every new password hash (a fresh salt each time): a
     /// session holding an older stamp has ended.
     pub stamp: String,
@@ -61,7 +74,13 @@ impl User {
     fn view(&self) -> UserView {
         use sha2::Digest;
         let stamp = hex::encode(&sha2::Sha256::digest(self.hash.as_bytes())[..16]);
-        UserView { role: self.role, stamp, must_change: self.must_change }
+        UserView { access: self.access(), stamp, must_change: self.must_change }
+    }
+
+    /// The fleet role and the grants, as one.
+    pub fn access(&self) -> Access {
+        let fleet = self.role.map(|role| Grant { role, on: Scope::Fleet });
+        Access::new(fleet.into_iter().chain(self.grants.iter().cloned()))
     }
 }
 
@@ -143,8 +162,9 @@ impl UserStore {
         self.users.read().unwrap_or_else(|e| e.into_inner()).is_empty()
     }
 
-    pub fn list(&self) -> Vec<(String, Role)> {
-        self.users.read().unwrap_or_else(|e| e.into_inner()).iter().map(|(n, u)| (n.clone(), u.role)).collect()
+    pub fn list(&self) -> Vec<(String, Access)> {
+        self.refresh();
+        self.users.read().unwrap_or_else(|e| e.into_inner()).iter().map(|(n, u)| (n.clone(), u.access())).collect()
     }
 
     /// Checks a password; the same work is done whether or not the user exists.
@@ -164,26 +184,69 @@ impl UserStore {
         self.users.read().unwrap_or_else(|e| e.into_inner()).get(name).map(User::view)
     }
 
-    /// The user's current role (re-reading the file if it changed).
-    pub fn role_of(&self, name: &str) -> Option<Role> {
-        self.lookup(name).map(|u| u.role)
+    /// The user's current grants (re-reading the file if it changed).
+    pub fn access_of(&self, name: &str) -> Option<Access> {
+        self.lookup(name).map(|u| u.access)
     }
 
+    /// Gives `name` the grant: the fleet role, or the role on a host or app
+    /// (replacing the role they had on that same scope).
+    pub fn grant(&self, name: &str, g: Grant) -> Result<(), UserError> {
+        let g = Grant::new(g.role, g.on).map_err(UserError::BadGrant)?;
+        self.update(|users| {
+            let u = users.get_mut(name).ok_or_else(|| UserError::Missing(name.to_owned()))?;
+            if g.on == Scope::Fleet {
+                u.role = Some(g.role);
+                return Ok(());
+            }
+            u.grants.retain(|x| x.on != g.on);
+            if u.grants.len() >= GRANTS_MAX {
+                return Err(UserError::TooManyGrants);
+            }
+            u.grants.push(g);
+            Ok(())
+        })
+    }
+
+    /// Takes back whatever role `name` has on `on`; says whether there was one.
+    pub fn ungrant(&self, name: &str, on: &Scope) -> Result<bool, UserError> {
+        let mut had = false;
+        self.update(|users| {
+            let u = users.get_mut(name).ok_or_else(|| UserError::Missing(name.to_owned()))?;
+            if *on == Scope::Fleet {
+                had = u.role.take().is_some();
+            } else {
+                let before = u.grants.len();
+                u.grants.retain(|x| x.on != *on);
+                had = u.grants.len() != before;
+            }
+            Ok(())
+        })?;
+        Ok(had)
+    }
+
+    /// Adds a user with `role` on the fleet.
     pub fn add(&self, name: &str, role: Role, password: &str) -> Result<(), UserError> {
-        self.add_user(name, role, password, false)
+        self.add_user(name, Grant { role, on: Scope::Fleet }, password, false)
     }
 
-    /// Adds a user who must change the password at the first login.
-    pub fn add_user(&self, name: &str, role: Role, password: &str, must_change: bool) -> Result<(), UserError> {
+    /// Adds a user with one grant, who may have to change the password at
+    /// the first login.
+    pub fn add_user(&self, name: &str, grant: Grant, password: &str, must_change: bool) -> Result<(), UserError> {
         if !valid_name(name) {
             return Err(UserError::BadName);
         }
+        let grant = Grant::new(grant.role, grant.on).map_err(UserError::BadGrant)?;
+        let (role, grants) = match grant.on {
+            Scope::Fleet => (Some(grant.role), Vec::new()),
+            _ => (None, vec![grant]),
+        };
         let hash = hash_password(password)?;
         self.update(|users| {
             if users.contains_key(name) {
                 return Err(UserError::Exists(name.to_owned()));
             }
-            users.insert(name.to_owned(), User { role, hash, must_change });
+            users.insert(name.to_owned(), User { role, grants, hash, must_change });
             Ok(())
         })
     }
@@ -196,7 +259,7 @@ impl UserStore {
             u.hash = hash;
             u.must_change = false;
             if let Some(r) = role {
-                u.role = r;
+                u.role = Some(r);
             }
             Ok(())
         })
@@ -269,7 +332,7 @@ mod tests {
         assert!(matches!(s.add("alice", Role::Viewer, "another password"), Err(UserError::Exists(_))));
         assert!(matches!(s.add("bad name", Role::Viewer, "another password"), Err(UserError::BadName)));
         assert!(matches!(s.add("bob", Role::Viewer, "short"), Err(UserError::WeakPassword)));
-        assert_eq!(s.verify("alice", "correct horse battery").map(|u| u.role), Some(Role::Admin));
+        assert_eq!(s.verify("alice", "correct horse battery").map(|u| u.access), Some(Access::fleet(Role::Admin)));
         assert_eq!(s.verify("alice", "wrong password!"), None);
         assert_eq!(s.verify("nobody", "correct horse battery"), None);
         // Persisted, hashed with argon2id, never in clear.
@@ -277,14 +340,14 @@ mod tests {
         assert!(text.contains("$argon2id$") && !text.contains("correct horse"));
         let s2 = UserStore::load(&p).unwrap();
         s2.passwd("alice", "a new long password", Some(Role::Operator)).unwrap();
-        assert_eq!(s2.verify("alice", "a new long password").map(|u| u.role), Some(Role::Operator));
+        assert_eq!(s2.verify("alice", "a new long password").map(|u| u.access), Some(Access::fleet(Role::Operator)));
         // Another process changes the file: a running store sees it at once.
         let other = UserStore::load(&p).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(20));
         other.add("bob", Role::Viewer, "bobs long password").unwrap();
-        assert_eq!(s2.verify("bob", "bobs long password").map(|u| u.role), Some(Role::Viewer));
+        assert_eq!(s2.verify("bob", "bobs long password").map(|u| u.access), Some(Access::fleet(Role::Viewer)));
         other.remove("bob").unwrap();
-        assert_eq!(s2.role_of("bob"), None);
+        assert_eq!(s2.access_of("bob"), None);
         s2.remove("alice").unwrap();
         assert!(UserStore::load(&p).unwrap().is_empty());
         use std::os::unix::fs::PermissionsExt;
@@ -292,10 +355,42 @@ mod tests {
     }
 
     #[test]
+    fn grants_are_kept_one_per_scope() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("users.json");
+        let s = UserStore::load(&p).unwrap();
+        s.add("shopops", Role::Viewer, "a long password!").unwrap();
+        s.ungrant("shopops", &Scope::Fleet).unwrap();
+        assert!(s.access_of("shopops").unwrap().is_empty(), "no fleet role left");
+        s.grant("shopops", Grant::parse("viewer", "app:shop").unwrap()).unwrap();
+        s.grant("shopops", Grant::parse("operator", "app:shop").unwrap()).unwrap();
+        s.grant("shopops", Grant::parse("viewer", "host:h2").unwrap()).unwrap();
+        let a = UserStore::load(&p).unwrap().access_of("shopops").unwrap();
+        assert_eq!(a.describe(), "operator on app:shop, viewer on host:h2", "persisted, one role per scope");
+        assert!(matches!(
+            s.grant("shopops", Grant { role: Role::Admin, on: Scope::parse("label:x").unwrap() }),
+            Err(UserError::BadGrant(_))
+        ));
+        assert!(matches!(s.grant("nobody", Grant::parse("viewer", "fleet").unwrap()), Err(UserError::Missing(_))));
+        assert!(s.ungrant("shopops", &Scope::parse("app:shop").unwrap()).unwrap());
+        assert!(!s.ungrant("shopops", &Scope::parse("app:shop").unwrap()).unwrap(), "nothing left to take");
+        for i in 0..GRANTS_MAX - 1 {
+            s.grant("shopops", Grant::parse("viewer", &format!("app:p{i}")).unwrap()).unwrap();
+        }
+        assert!(matches!(
+            s.grant("shopops", Grant::parse("viewer", "app:one-more").unwrap()),
+            Err(UserError::TooManyGrants)
+        ));
+        // A file of the older form (a role only) still reads.
+        std::fs::write(&p, r#"{"users":{"old":{"role":"admin","hash":"x"}}}"#).unwrap();
+        assert_eq!(UserStore::load(&p).unwrap().access_of("old"), Some(Access::fleet(Role::Admin)));
+    }
+
+    #[test]
     fn a_new_password_changes_the_stamp_and_ends_must_change() {
         let dir = tempfile::tempdir().unwrap();
         let s = UserStore::load(&dir.path().join("users.json")).unwrap();
-        s.add_user("admin", Role::Admin, "first random password", true).unwrap();
+        s.add_user("admin", Grant { role: Role::Admin, on: Scope::Fleet }, "first random password", true).unwrap();
         let before = s.lookup("admin").unwrap();
         assert!(before.must_change);
         assert!(matches!(

@@ -149,11 +149,14 @@ fn store_err(e: StoreError) -> ConsoleError {
     }
 }
 
+/// Rules, channels and notifications are the fleet's: `role` on the fleet.
 fn need(u: &CurrentUser, role: Role) -> Result<(), ConsoleError> {
-    if u.role < role {
-        return Err(ConsoleError::Forbidden { needed: role, have: u.role });
-    }
-    Ok(())
+    u.access.need(role, &Scope::Fleet)
+}
+
+/// Whether `u` sees an incident: its host (host rules) or its app is theirs.
+fn sees_incident(u: &CurrentUser, i: &IncidentView) -> bool {
+    i.finding.as_ref().is_some_and(|f| u.access.on_app(&f.host, f.app.as_deref()).is_some())
 }
 
 fn now_ms() -> i64 {
@@ -293,12 +296,36 @@ impl Alerts {
     }
 
     fn audit(&self, u: &CurrentUser, action: &str, detail: &str) {
-        if let Err(e) = self.enrolment.audit(action, "-", &u.name, detail) {
+        if let Err(e) = self.enrolment.audit(action, "-", &u.actor, detail) {
             tracing::error!(action, error = %e, "alerts: the audit record could not be written");
         }
     }
 
     // -- what the pages and the API read -------------------------------------------
+
+    /// What `u` sees of the alerts: everything with a grant on the fleet;
+    /// otherwise the incidents (and their notifications), silences and rules
+    /// of their hosts and apps, and no channel.
+    pub async fn overview_for(&self, u: &CurrentUser) -> Result<Overview, ConsoleError> {
+        let mut o = self.overview().await?;
+        if u.access.whole() {
+            return Ok(o);
+        }
+        o.firing.retain(|i| sees_incident(u, i));
+        o.recent.retain(|i| sees_incident(u, i));
+        let kept: std::collections::HashSet<i64> = o.firing.iter().chain(&o.recent).map(|i| i.row.id).collect();
+        o.notifications.retain(|n| kept.contains(&n.incident));
+        o.silences.retain(|s| u.access.touches(&s.silence.scope));
+        o.rules.retain(|r| {
+            r.rule
+                .get("scope")
+                .and_then(|v| v.as_str())
+                .and_then(|s| Scope::parse(s).ok())
+                .is_some_and(|s| u.access.touches(&s))
+        });
+        o.channels.clear();
+        Ok(o)
+    }
 
     pub async fn overview(&self) -> Result<Overview, ConsoleError> {
         let cfg = self.config(false).await.map_err(store_err)?;
@@ -453,7 +480,9 @@ impl Alerts {
     }
 
     pub async fn add_silence(&self, u: &CurrentUser, v: &Value) -> Result<i64, ConsoleError> {
-        need(u, Role::Operator)?;
+        if u.top() < Some(Role::Operator) {
+            need(u, Role::Operator)?;
+        }
         let i = input::Input::of(v)?;
         i.only(&["scope", "rule", "minutes", "reason"])?;
         let scope = match i.text("scope", 400)? {
@@ -463,6 +492,8 @@ impl Alerts {
         if matches!(scope, Scope::Label { .. }) {
             return Err(input::bad("scope", "a silence covers the fleet, a host or an app"));
         }
+        // An operator silences what they operate.
+        u.access.need(Role::Operator, &scope)?;
         let minutes = i.number("minutes", 1, SILENCE_MAX_S / 60, 60)?;
         let rule = match i.number("rule", 0, i64::MAX as u64, 0)? {
             0 => None,
@@ -485,7 +516,7 @@ impl Alerts {
             scope,
             rule,
             reason: i.text("reason", 200)?.unwrap_or_default(),
-            by: u.name.clone(),
+            by: u.actor.clone(),
             created_ms: now,
         };
         let body = serde_json::to_string(&s).map_err(|e| ConsoleError::internal(e.to_string()))?;
@@ -496,7 +527,12 @@ impl Alerts {
     }
 
     pub async fn end_silence(&self, u: &CurrentUser, id: i64) -> Result<(), ConsoleError> {
-        need(u, Role::Operator)?;
+        let cfg = self.config(true).await.map_err(store_err)?;
+        let scope = cfg.silences.iter().find(|s| s.id == id).map(|s| s.scope.clone());
+        let Some(scope) = scope.filter(|s| u.access.touches(s)) else {
+            return Err(ConsoleError::NotFound { what: format!("live silence {id}") });
+        };
+        u.access.need(Role::Operator, &scope)?;
         if !self.store.end_silence(id, now_ms()).await.map_err(store_err)? {
             return Err(ConsoleError::NotFound { what: format!("live silence {id}") });
         }
@@ -506,8 +542,20 @@ impl Alerts {
     }
 
     pub async fn ack(&self, u: &CurrentUser, id: i64) -> Result<(), ConsoleError> {
-        need(u, Role::Operator)?;
-        if !self.store.ack_incident(id, &u.name, now_ms()).await.map_err(store_err)? {
+        if !u.access.allows(Role::Operator, &Scope::Fleet) {
+            // An operator acknowledges the incidents of their hosts and apps.
+            let firing = self.store.firing_incidents().await.map_err(store_err)?;
+            let theirs = firing.into_iter().map(IncidentView::from).find(|i| i.row.id == id);
+            let Some(f) = theirs.filter(|i| sees_incident(u, i)).and_then(|i| i.finding) else {
+                return Err(ConsoleError::NotFound { what: format!("unacknowledged firing incident {id}") });
+            };
+            let on = match &f.app {
+                Some(app) => Scope::App { host: Some(f.host.clone()), project: app.clone() },
+                None => Scope::Host(f.host.clone()),
+            };
+            u.access.need(Role::Operator, &on)?;
+        }
+        if !self.store.ack_incident(id, &u.actor, now_ms()).await.map_err(store_err)? {
             return Err(ConsoleError::NotFound { what: format!("unacknowledged firing incident {id}") });
         }
         self.audit(u, "alert.acknowledged", &format!("incident {id}"));

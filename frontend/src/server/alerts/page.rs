@@ -55,9 +55,9 @@ fn answer(r: Result<Value, ConsoleError>) -> Response {
 }
 
 /// GET /api/alerts: incidents, notifications, silences, rules, channels (no secret).
-pub async fn api_overview(State(core): State<Arc<Core>>) -> Response {
+pub async fn api_overview(State(core): State<Arc<Core>>, Extension(u): Extension<CurrentUser>) -> Response {
     let r = async {
-        serde_json::to_value(alerts(&core)?.overview().await?).map_err(|e| ConsoleError::internal(e.to_string()))
+        serde_json::to_value(alerts(&core)?.overview_for(&u).await?).map_err(|e| ConsoleError::internal(e.to_string()))
     };
     answer(r.await)
 }
@@ -280,11 +280,12 @@ async fn show(core: &Core, u: &CurrentUser, status: StatusCode, note: String, ne
         Ok(a) => a,
         Err(e) => return refused_page("Alerts", &e),
     };
-    let o = match a.overview().await {
+    let o = match a.overview_for(u).await {
         Ok(o) => o,
         Err(e) => return refused_page("Alerts", &e),
     };
-    let edit = if u.role >= Role::Admin { a.channels(u).await.ok() } else { None };
+    let edit =
+        if u.access.allows(Role::Admin, &crate::server::scope::Scope::Fleet) { a.channels(u).await.ok() } else { None };
     html_page("Alerts", status, render(&o, u, &note, edit.as_deref(), new), false)
 }
 
@@ -308,7 +309,7 @@ fn button(u: &CurrentUser, action: &str, id: i64, label: &str, class: &str) -> S
 }
 
 fn render(o: &Overview, u: &CurrentUser, note: &str, edit: Option<&[(i64, Value)]>, new: Option<&str>) -> String {
-    let operator = u.role >= Role::Operator;
+    let operator = u.top() >= Some(Role::Operator);
     let mut out = String::from(note);
     if !o.leading {
         out.push_str(r#"<p class="muted">Another console replica evaluates the rules and sends (or this one's store is read-only): what is shown is the shared store's.</p>"#);
@@ -452,7 +453,7 @@ fn render(o: &Overview, u: &CurrentUser, note: &str, edit: Option<&[(i64, Value)
 
     // Rules.
     out.push_str("<h2>Rules</h2>");
-    let admin = u.role >= Role::Admin;
+    let admin = u.access.allows(Role::Admin, &crate::server::scope::Scope::Fleet);
     for r in &o.rules {
         out.push_str(&rule_form(u, Some(r.id), &r.rule, admin));
     }

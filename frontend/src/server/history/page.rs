@@ -50,7 +50,30 @@ struct Asked {
     seconds: i64,
 }
 
-fn check(core: &Core, q: &HistoryQuery) -> Result<Asked, ConsoleError> {
+/// The query checked, and the user's grants on what it names: the host's
+/// own series needs the host; an app's or container's, that app (a
+/// container gone since is known by its series name, `app/service/n`).
+fn check(core: &Core, u: &CurrentUser, q: &HistoryQuery) -> Result<Asked, ConsoleError> {
+    let asked = read_query(core, q)?;
+    let a = &u.access;
+    let project = match (&asked.app, asked.series_name.as_str()) {
+        (Some(app), _) => Some(Some(app.as_str())),
+        (None, "") => None,
+        (None, series) => Some(series.split_once('/').map(|(p, _)| p)),
+    };
+    let seen = match project {
+        None => a.on_host(&asked.host).is_some(),
+        Some(p) => a.on_app(&asked.host, p).is_some(),
+    };
+    if !seen {
+        return Err(ConsoleError::NotFound {
+            what: format!("history of {} on {}", asked.label, truncated(&asked.host)),
+        });
+    }
+    Ok(asked)
+}
+
+fn read_query(core: &Core, q: &HistoryQuery) -> Result<Asked, ConsoleError> {
     let fleet = core.fleet.get();
     if fleet.host(&q.host).is_none() {
         return Err(ConsoleError::NotFound { what: format!("host {:?}", truncated(&q.host)) });
@@ -136,11 +159,11 @@ async fn read(store: &Store, a: &Asked) -> Result<(Range, Vec<Point>, Vec<Mark>)
 /// GET /history?host=&container=&range=
 pub async fn page(
     State(core): State<Arc<Core>>,
-    Extension(_u): Extension<CurrentUser>,
+    Extension(u): Extension<CurrentUser>,
     Query(q): Query<HistoryQuery>,
 ) -> Response {
     let title = "History";
-    let asked = match check(&core, &q) {
+    let asked = match check(&core, &u, &q) {
         Ok(a) => a,
         Err(e) => return refused_page(title, &e),
     };
@@ -159,7 +182,7 @@ pub async fn page(
 /// GET /api/history/export?host=&container=&range=&format=csv|json
 pub async fn export(
     State(core): State<Arc<Core>>,
-    Extension(_u): Extension<CurrentUser>,
+    Extension(u): Extension<CurrentUser>,
     Query(q): Query<HistoryQuery>,
 ) -> Response {
     // The API's error body (`{"error": {"code", "message"}}`), with the status the error carries.
@@ -172,7 +195,7 @@ pub async fn export(
         };
         (status, axum::Json(shared::ErrorBody::new(code, e.to_string()))).into_response()
     };
-    let asked = match check(&core, &q) {
+    let asked = match check(&core, &u, &q) {
         Ok(a) => a,
         Err(e) => return fail(e),
     };

@@ -15,6 +15,7 @@
 mod alerts;
 mod history;
 mod migrate;
+mod tokens;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -25,6 +26,7 @@ use sqlx::{AnyPool, Connection, Executor, Row};
 
 pub use alerts::{Config as AlertConfig, IncidentRow, OutboxRow, Step as IncidentStep};
 pub use history::{Bucket, Mark, Point, Range, Series, SeriesKind};
+pub use tokens::TokenRow;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
