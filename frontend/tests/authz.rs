@@ -897,6 +897,12 @@ async fn every_server_function_route_and_page_is_in_the_matrix(_env: Arc<Env>) {
             "/api/alerts/silences",
             "/api/alerts/{what}/{id}",
             "/api/alerts/{what}/{id}/{verb}",
+            // Grants and tokens: frontend/tests/access.rs.
+            "/access",
+            "/api/tokens",
+            "/api/tokens/{id}",
+            "/api/users",
+            "/api/users/{name}/{verb}",
         ])
         .collect();
     for r in &routes {

@@ -49,8 +49,8 @@ pub struct CurrentUser {
     pub access: Access,
     pub csrf: String,
     pub session: Option<String>,
-    /// The API token the request carried, by name (then no cookie, no CSRF token).
-    pub token: Option<String>,
+    /// The API token the request carried (then no cookie, no CSRF token).
+    pub token: Option<super::tokens::Presented>,
     /// Who the audit logs name: the user, or `<user>/token:<name>`.
     pub actor: String,
 }
@@ -123,9 +123,13 @@ fn session_user(core: &Core, headers: &HeaderMap) -> Option<(CurrentUser, bool, 
 
 /// For long-lived streams (the live fleet, a log follow), checked at each
 /// frame: the session is not logged out nor past its lifetime, and its user
-/// still has the password it began with. Forward-auth users were checked by
-/// the proxy when the stream began.
+/// still has the password it began with; an API token is not past its
+/// expiry nor revoked (through this console), and its owner still exists.
+/// Forward-auth users were checked by the proxy when the stream began.
 pub fn still_signed_in(core: &Core, u: &CurrentUser) -> bool {
+    if let Some(t) = &u.token {
+        return t.still_good(core, &u.name);
+    }
     let Some(token) = &u.session else { return true };
     let Some((name, tag)) = core.sessions.peek(token) else { return false };
     session_role(&tag, core.users.lookup(&name).as_ref()).is_some()

@@ -64,9 +64,28 @@ pub struct Made {
     pub expires_s: i64,
 }
 
-/// When each token's last use was written (to write it at most once a minute).
+/// When each token's last use was written (to write it at most once a
+/// minute), and the tokens revoked through this console (to end their open
+/// streams).
 #[derive(Default)]
-pub struct Touched(Mutex<HashMap<i64, Instant>>);
+pub struct Touched(Mutex<HashMap<i64, Instant>>, Mutex<std::collections::HashSet<i64>>);
+
+/// The token a request carried: which, its name, and until when.
+#[derive(Debug, Clone)]
+pub struct Presented {
+    pub id: i64,
+    pub name: String,
+    pub expires_s: i64,
+}
+
+impl Presented {
+    /// Whether a stream opened with it may go on.
+    pub fn still_good(&self, core: &Core, owner: &str) -> bool {
+        now_s() < self.expires_s
+            && !core.touched.1.lock().unwrap_or_else(|e| e.into_inner()).contains(&self.id)
+            && core.users.lookup(owner).is_some()
+    }
+}
 
 fn hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
@@ -176,6 +195,7 @@ impl Core {
         let owner = (!any).then_some(u.name.as_str());
         let gone = store(self)?.remove_token(id, owner).await.map_err(store_err)?;
         let Some(t) = gone else { return Err(ConsoleError::NotFound { what: format!("token {id}") }) };
+        self.touched.1.lock().unwrap_or_else(|e| e.into_inner()).insert(t.id);
         self.audit_access(u, "token.revoked", &format!("token {:?} of {}", t.name, t.owner));
         Ok(format!("Token {:?} of {} is revoked.", t.name, t.owner))
     }
@@ -207,7 +227,14 @@ impl Core {
         let actor = format!("{}/token:{}", row.owner, row.name);
         self.audit_raw("token.used", &actor, what);
         self.touch_token(store, row.id).await;
-        Ok(CurrentUser { name: row.owner, access, csrf: String::new(), session: None, token: Some(row.name), actor })
+        Ok(CurrentUser {
+            name: row.owner,
+            access,
+            csrf: String::new(),
+            session: None,
+            token: Some(Presented { id: row.id, name: row.name, expires_s: row.expires_s }),
+            actor,
+        })
     }
 
     async fn touch_token(&self, store: &Store, id: i64) {
