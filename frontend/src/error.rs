@@ -22,6 +22,8 @@ pub enum ConsoleError {
     Csrf,
     /// The user must change their (generated) password first, at /password: 403.
     PasswordChangeRequired,
+    /// An admin must set up two-factor sign-in first, at /access: 403.
+    TotpRequired,
     /// The host's sidecar could not be reached or answered nonsense: 502.
     HostUnreachable { host: String, reason: String },
     /// The host's sidecar refused: its 4xx status passes through (but a
@@ -50,7 +52,11 @@ impl ConsoleError {
     pub fn status(&self) -> u16 {
         match self {
             Self::NotSignedIn => 401,
-            Self::Forbidden { .. } | Self::NotGranted { .. } | Self::Csrf | Self::PasswordChangeRequired => 403,
+            Self::Forbidden { .. }
+            | Self::NotGranted { .. }
+            | Self::Csrf
+            | Self::PasswordChangeRequired
+            | Self::TotpRequired => 403,
             Self::HostUnreachable { .. } => 502,
             Self::SidecarRefused { status, .. } => match *status {
                 401 => 502,
@@ -73,6 +79,7 @@ impl std::fmt::Display for ConsoleError {
             Self::NotGranted { needed, on } => write!(f, "This needs the {needed} role on {on}."),
             Self::Csrf => f.write_str("The page's security token is stale: reload the page and try again."),
             Self::PasswordChangeRequired => f.write_str("Change your password first, at /password."),
+            Self::TotpRequired => f.write_str("Set up two-factor sign-in first, at /access."),
             Self::HostUnreachable { host, reason } => write!(f, "Host {host} is unreachable: {reason}"),
             Self::SidecarRefused { host, status, message, .. } => {
                 write!(f, "Host {host} refused: {message} (HTTP {status})")

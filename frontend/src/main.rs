@@ -76,7 +76,7 @@ fn read_password() -> Result<String, String> {
     Ok(pw)
 }
 
-/// `user add|passwd|grant|ungrant|remove|list`: clear messages and a
+/// `user add|passwd|grant|ungrant|totp-off|remove|list`: clear messages and a
 /// non-zero exit on error. Grant changes go to the console's audit log.
 fn user(cmd: UserCommand) -> ExitCode {
     use dockward_frontend::server::access::Grant;
@@ -113,6 +113,12 @@ fn user(cmd: UserCommand) -> ExitCode {
                 }
                 audit(&enrol_dir, "user.ungranted", &format!("{name}: {on}"))?;
                 Ok(format!("{name} has no role on {on} any more"))
+            }
+            UserCommand::TotpOff { name, users_file, enrol_dir } => {
+                let store = UserStore::load(&users_file).map_err(|e| e.to_string())?;
+                store.totp_off(&name).map_err(|e| e.to_string())?;
+                audit(&enrol_dir, "totp.off", &name)?;
+                Ok(format!("two-factor sign-in is off for {name}"))
             }
             UserCommand::Remove { name, users_file } => {
                 let store = UserStore::load(&users_file).map_err(|e| e.to_string())?;

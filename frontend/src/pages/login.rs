@@ -9,6 +9,7 @@ pub fn Login() -> impl IntoView {
     let query = use_query_map();
     let error = move || match query.read().get("error").as_deref() {
         Some("throttled") => Some("Too many failed attempts; wait a little and try again."),
+        Some("expired") => Some("That sign-in took too long or its password changed: sign in again."),
         Some(_) => Some("Wrong user name or password."),
         None => None,
     };

@@ -66,12 +66,61 @@ impl Core {
     }
 }
 
+impl Core {
+    /// The user's own two-factor sign-in: `begin` (a new key, shown),
+    /// `confirm` (with a first code: on, and recovery codes shown once),
+    /// `recovery` (new recovery codes, after a code) or `off` (after a
+    /// code). What happened, and recovery codes to show once. Audited.
+    pub fn totp_action(&self, u: &CurrentUser, what: &str, code: &str) -> Result<(String, Vec<String>), ConsoleError> {
+        if u.token.is_some() || self.users.lookup(&u.name).is_none() {
+            return Err(ConsoleError::bad_input(
+                "totp",
+                "two-factor sign-in is for users of the console's users file, from a session",
+            ));
+        }
+        let now = super::store::now_s();
+        let wrong = |e: super::users::UserError| match e {
+            super::users::UserError::WrongCode => ConsoleError::bad_input("code", e.to_string()),
+            other => user_err(other),
+        };
+        let out = match what {
+            "begin" => {
+                self.users.totp_begin(&u.name).map_err(user_err)?;
+                ("Add the key below to your authenticator app, then type the code it shows.".to_owned(), Vec::new())
+            }
+            "confirm" => {
+                let codes = self.users.totp_confirm(&u.name, code, now).map_err(wrong)?;
+                self.audit_access(u, "totp.on", &u.name);
+                ("Two-factor sign-in is on. Keep these recovery codes somewhere safe: each works once, and they are not shown again.".to_owned(), codes)
+            }
+            "recovery" => {
+                self.users.totp_check(&u.name, code, now).map_err(wrong)?;
+                let codes = self.users.totp_new_recovery(&u.name).map_err(user_err)?;
+                self.audit_access(u, "totp.recovery.renewed", &u.name);
+                ("New recovery codes (the old ones no longer work); they are not shown again.".to_owned(), codes)
+            }
+            "off" => {
+                if self.totp_for_admins && u.top() == Some(Role::Admin) {
+                    return Err(ConsoleError::bad_input("totp", "admins must keep two-factor sign-in on here"));
+                }
+                self.users.totp_check(&u.name, code, now).map_err(wrong)?;
+                self.users.totp_off(&u.name).map_err(user_err)?;
+                self.audit_access(u, "totp.off", &u.name);
+                ("Two-factor sign-in is off.".to_owned(), Vec::new())
+            }
+            _ => return Err(ConsoleError::bad_input("do", "totp.begin, totp.confirm, totp.recovery or totp.off")),
+        };
+        Ok(out)
+    }
+}
+
 fn user_err(e: super::users::UserError) -> ConsoleError {
     use super::users::UserError as E;
     match e {
         E::Missing(_) => ConsoleError::NotFound { what: e.to_string() },
         E::BadGrant(m) => ConsoleError::bad_input("on", m),
         E::TooManyGrants => ConsoleError::bad_input("on", e.to_string()),
+        E::TotpOn | E::NoTotp | E::WrongCode => ConsoleError::bad_input("totp", e.to_string()),
         other => ConsoleError::internal(other.to_string()),
     }
 }
@@ -82,7 +131,14 @@ fn when(s: i64) -> String {
     super::history::page::iso(s).replace('T', " ")
 }
 
-fn render(core: &Core, u: &CurrentUser, tokens: &[TokenView], note: &str, made: Option<&Made>) -> String {
+fn render(
+    core: &Core,
+    u: &CurrentUser,
+    tokens: &[TokenView],
+    note: &str,
+    made: Option<&Made>,
+    recovery: &[String],
+) -> String {
     let csrf = escape(&u.csrf);
     let mut out = String::from(note);
     if let Some(m) = made {
@@ -94,11 +150,55 @@ fn render(core: &Core, u: &CurrentUser, tokens: &[TokenView], note: &str, made: 
             escape(&m.token)
         ));
     }
+    if !recovery.is_empty() {
+        out.push_str(
+            r#"<div class="ok outcome"><p>Recovery codes (each works once):</p><pre class="join" id="recovery-codes">"#,
+        );
+        out.push_str(&recovery.iter().map(|c| escape(c)).collect::<Vec<_>>().join("\n"));
+        out.push_str("</pre></div>");
+    }
     out.push_str(&format!(
         r#"<h2>You</h2><p id="my-access"><b>{}</b>: {}</p>"#,
         escape(&u.name),
         escape(&u.access.describe())
     ));
+    if u.token.is_none() && core.users.lookup(&u.name).is_some() {
+        let (on, pending) = core.users.totp_status(&u.name);
+        let form = |what: &str, label: &str, code: bool| {
+            let code = if code {
+                r#"<label>Code <input name="code" required autocomplete="one-time-code" inputmode="numeric" maxlength="32"></label>"#
+            } else {
+                ""
+            };
+            format!(
+                r#"<form method="post" action="/access" class="add-host"><input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="do" value="totp.{what}">{code}<button type="submit">{label}</button></form>"#
+            )
+        };
+        out.push_str(r#"<h2>Two-factor sign-in</h2>"#);
+        if core.totp_for_admins && u.top() == Some(Role::Admin) && !on {
+            out.push_str(r#"<p class="error" role="alert" id="totp-required">Admins must sign in with a second factor here: set it up to go on.</p>"#);
+        }
+        match (on, pending) {
+            (true, _) => {
+                out.push_str(r#"<p id="totp-state">On: signing in asks for a code from your authenticator app.</p>"#);
+                out.push_str(&form("recovery", "New recovery codes", true));
+                out.push_str(&form("off", "Turn off", true));
+            }
+            (false, Some(key)) => {
+                let uri = super::totp::otpauth_uri(&u.name, &key);
+                out.push_str(&format!(
+                    r#"<p id="totp-state">Add this key to your authenticator app (TOTP, SHA-1, 6 digits, 30 s):</p><pre class="join" id="totp-key">{}</pre><p class="muted">or the address <code id="totp-uri">{}</code></p>"#,
+                    escape(&key),
+                    escape(&uri)
+                ));
+                out.push_str(&form("confirm", "Turn on", true));
+            }
+            (false, None) => {
+                out.push_str(r#"<p id="totp-state">Off: signing in asks for your password only.</p>"#);
+                out.push_str(&form("begin", "Set up", false));
+            }
+        }
+    }
     out.push_str(r#"<h2>API tokens</h2><p class="muted">For scripts: send <code>Authorization: Bearer dwk_…</code> to the console's JSON API (<code>/api/…</code>); no cookie or CSRF token is needed. A token acts with your grants, cut to its scope and role.</p>"#);
     if tokens.is_empty() {
         out.push_str(r#"<p class="muted">No tokens.</p>"#);
@@ -170,17 +270,24 @@ fn render(core: &Core, u: &CurrentUser, tokens: &[TokenView], note: &str, made: 
     out
 }
 
-async fn show(core: &Core, u: &CurrentUser, status: StatusCode, note: String, made: Option<&Made>) -> Response {
+async fn show(
+    core: &Core,
+    u: &CurrentUser,
+    status: StatusCode,
+    note: String,
+    made: Option<&Made>,
+    recovery: &[String],
+) -> Response {
     let tokens = match core.store {
         Some(_) => core.list_tokens(u).await.unwrap_or_default(),
         None => Vec::new(),
     };
-    html_page(TITLE, status, render(core, u, &tokens, &note, made), false)
+    html_page(TITLE, status, render(core, u, &tokens, &note, made, recovery), false)
 }
 
 /// GET /access.
 pub async fn page(State(core): State<Arc<Core>>, Extension(u): Extension<CurrentUser>) -> Response {
-    show(&core, &u, StatusCode::OK, String::new(), None).await
+    show(&core, &u, StatusCode::OK, String::new(), None, &[]).await
 }
 
 /// POST /access: `do` = `token.create` (name, role, scope, days),
@@ -194,6 +301,7 @@ pub async fn act(
     if !csrf_ok(&u, field("csrf")) {
         return refused_page(TITLE, &ConsoleError::Csrf);
     }
+    let mut recovery = Vec::new();
     let outcome: Result<(String, Option<Made>), ConsoleError> = match field("do") {
         "token.create" => {
             let days = field("days")
@@ -214,7 +322,13 @@ pub async fn act(
         },
         "grant" => core.grant(&u, field("user").trim(), field("role"), field("on")).map(|s| (s, None)),
         "ungrant" => core.ungrant(&u, field("user").trim(), field("on")).map(|s| (s, None)),
-        _ => Err(ConsoleError::bad_input("do", "token.create, token.revoke, grant or ungrant")),
+        other => match other.strip_prefix("totp.") {
+            Some(what) => core.totp_action(&u, what, field("code")).map(|(said, codes)| {
+                recovery = codes;
+                (said, None)
+            }),
+            None => Err(ConsoleError::bad_input("do", "token.create, token.revoke, grant, ungrant or totp.*")),
+        },
     };
     match outcome {
         Ok((said, made)) => {
@@ -223,12 +337,12 @@ pub async fn act(
             } else {
                 format!(r#"<p class="ok outcome" role="status">{}</p>"#, escape(&said))
             };
-            show(&core, &u, StatusCode::OK, note, made.as_ref()).await
+            show(&core, &u, StatusCode::OK, note, made.as_ref(), &recovery).await
         }
         Err(e) => {
             let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
             let note = format!(r#"<p class="error" role="alert">{}</p>"#, escape(&e.to_string()));
-            show(&core, &u, status, note, None).await
+            show(&core, &u, status, note, None, &[]).await
         }
     }
 }

@@ -102,23 +102,63 @@ fn public(path: &str) -> bool {
         || path == "/favicon.svg"
 }
 
-/// Paths open to a user who must change their password first.
-fn open_before_password_change(path: &str) -> bool {
-    public(path) || path == "/password" || path == "/auth/password" || path == "/auth/logout"
+/// What a signed-in user must do before anything else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gate {
+    Open,
+    /// Change the generated password (`/password`).
+    PasswordChange,
+    /// Set up two-factor sign-in (`/access`): required of admins.
+    TotpSetup,
+}
+
+impl Gate {
+    /// Whether `path` is open behind this gate.
+    fn lets(self, path: &str) -> bool {
+        let common = public(path) || path == "/auth/logout";
+        match self {
+            Gate::Open => true,
+            Gate::PasswordChange => common || path == "/password" || path == "/auth/password",
+            Gate::TotpSetup => common || path == "/access",
+        }
+    }
+
+    /// The refusal of anything else.
+    fn refuse(self, path: &str) -> Response {
+        let (err, words, page) = match self {
+            Gate::TotpSetup => (ConsoleError::TotpRequired, "set up two-factor sign-in first (/access)", "/access"),
+            _ => (ConsoleError::PasswordChangeRequired, "change your password first (/password)", "/password"),
+        };
+        if path.starts_with("/api/fn/") {
+            err.into_response()
+        } else if path.starts_with("/api/") {
+            (StatusCode::FORBIDDEN, axum::Json(shared::ErrorBody::new(shared::ErrorCode::Forbidden, words)))
+                .into_response()
+        } else {
+            Redirect::to(page).into_response()
+        }
+    }
 }
 
 /// The user behind a session cookie, as they are now, and the session's
 /// renewed token when its last use was recorded anew; a session whose user
 /// is gone or whose password changed is ended here.
-fn session_user(core: &Core, headers: &HeaderMap) -> Option<(CurrentUser, bool, Option<String>)> {
+fn session_user(core: &Core, headers: &HeaderMap) -> Option<(CurrentUser, Gate, Option<String>)> {
     let token = cookie_value(headers, cookie_name(core.secure_cookies))?;
     let live = core.sessions.touch(&token)?;
-    let Some((access, must_change)) = session_role(&live.tag, core.users.lookup(&live.name).as_ref()) else {
+    let view = core.users.lookup(&live.name);
+    let Some((access, must_change)) = session_role(&live.tag, view.as_ref()) else {
         tracing::info!(user = %live.name, "session ended: the user was removed or their password changed");
         return None;
     };
+    let must_enrol = core.totp_for_admins && access.top() == Some(Role::Admin) && !view.is_some_and(|v| v.totp);
+    let gate = match (must_change, must_enrol) {
+        (true, _) => Gate::PasswordChange,
+        (false, true) => Gate::TotpSetup,
+        _ => Gate::Open,
+    };
     let session = Some(live.renewed.clone().unwrap_or(token));
-    Some((CurrentUser::new(live.name, access, live.csrf, session), must_change, live.renewed))
+    Some((CurrentUser::new(live.name, access, live.csrf, session), gate, live.renewed))
 }
 
 /// For long-lived streams (the live fleet, a log follow), checked at each
@@ -154,7 +194,7 @@ pub async fn require_user(State(core): State<Arc<Core>>, mut req: Request, next:
         return with_token(&core, peer, token, req, next).await;
     }
     let mut user = None;
-    let mut must_change = false;
+    let mut gate = Gate::Open;
     let mut renewed = None;
     if let (Some(peer), true) = (peer, core.forward_auth.enabled()) {
         match core.forward_auth.user(peer, req.headers()) {
@@ -164,29 +204,16 @@ pub async fn require_user(State(core): State<Arc<Core>>, mut req: Request, next:
         }
     }
     if user.is_none() {
-        if let Some((u, m, r)) = session_user(&core, req.headers()) {
+        if let Some((u, g, r)) = session_user(&core, req.headers()) {
             user = Some(u);
-            must_change = m;
+            gate = g;
             renewed = r;
         }
     }
     match user {
         Some(u) => {
-            if must_change && !open_before_password_change(&path) {
-                return if path.starts_with("/api/fn/") {
-                    ConsoleError::PasswordChangeRequired.into_response()
-                } else if path.starts_with("/api/") {
-                    (
-                        StatusCode::FORBIDDEN,
-                        axum::Json(shared::ErrorBody::new(
-                            shared::ErrorCode::Forbidden,
-                            "change your password first (/password)",
-                        )),
-                    )
-                        .into_response()
-                } else {
-                    Redirect::to("/password").into_response()
-                };
+            if !gate.lets(&path) {
+                return gate.refuse(&path);
             }
             if !public(&path) && core.limits.request(&u.name).is_err() {
                 return ConsoleError::Busy { what: "requests from you; slow down".into() }.into_response();
@@ -316,15 +343,102 @@ pub async fn login(
         core.login_by_name.fail(&name, now);
         core.metrics.login_failed(LoginFailure::Invalid);
         tracing::warn!(%ip, user = %name, "login failed");
+        core.audit_event("auth.login.failed", &name, &format!("wrong name or password, from {ip}"));
         return Redirect::to("/login?error=invalid").into_response();
     };
+    if user.totp {
+        // A right password, and a code still to come: no session yet. The
+        // note (sealed, 5 minutes) says whose password it was, as it was.
+        let note = core.sessions.seal_note(TOTP_NOTE, &format!("{}|{name}", stamp_tag(&user.stamp)), 300);
+        return second_factor_page(&note, StatusCode::OK, "");
+    }
     core.login_by_ip.succeed(&ip);
     core.login_by_name.succeed(&name);
-    tracing::info!(user = %name, access = %user.access.describe(), "logged in");
+    signed_in(&core, &name, &user, "password")
+}
+
+/// What a session begins with: the audit record, the cookie, and where to go.
+fn signed_in(core: &Core, name: &str, user: &UserView, how: &str) -> Response {
+    tracing::info!(user = %name, access = %user.access.describe(), how, "logged in");
+    core.audit_event("auth.login", name, &format!("signed in with {how}; {}", user.access.describe()));
     let to = if user.must_change { "/password" } else { "/" };
     let mut resp = Redirect::to(to).into_response();
-    start_session(&core, &mut resp, &name, &user.stamp);
+    start_session(core, &mut resp, name, &user.stamp);
     resp
+}
+
+/// The purpose a half-finished sign-in's note is sealed for.
+const TOTP_NOTE: &str = "totp-login";
+
+/// The second step of signing in: a form for the code (or a recovery code).
+fn second_factor_page(note: &str, status: StatusCode, error: &str) -> Response {
+    let error = if error.is_empty() {
+        String::new()
+    } else {
+        format!(r#"<p class="error" role="alert">{}</p>"#, super::password::escape(error))
+    };
+    let body = format!(
+        r#"{error}<form method="post" action="/auth/totp" class="add-host"><input type="hidden" name="note" value="{}">
+<label>Code from your authenticator app <input name="code" id="totp-code" required autocomplete="one-time-code" inputmode="numeric" maxlength="32" autofocus></label>
+<button type="submit">Sign in</button></form><p class="muted">Lost the device? Type one of your recovery codes instead (each works once).</p>"#,
+        super::password::escape(note)
+    );
+    super::hosts_page::html_page("Two-factor sign-in", status, body, false)
+}
+
+#[derive(Deserialize)]
+pub struct TotpForm {
+    note: String,
+    code: String,
+}
+
+/// POST /auth/totp: the second factor of a sign-in whose password was
+/// right (its sealed note): a TOTP code, each step once, or a recovery
+/// code, each once. Backs off per client address and per name like the
+/// password; every outcome is audited.
+pub async fn second_factor(
+    State(core): State<Arc<Core>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(f): Form<TotpForm>,
+) -> Response {
+    let Some(payload) = core.sessions.open_note(TOTP_NOTE, &f.note) else {
+        return Redirect::to("/login?error=expired").into_response();
+    };
+    let Some((tag, name)) = payload.split_once('|').map(|(t, n)| (t.to_owned(), n.to_owned())) else {
+        return Redirect::to("/login?error=expired").into_response();
+    };
+    let ip = super::throttle::client_ip(peer.ip(), &headers, &core.forwarded_for);
+    let now = Instant::now();
+    if core.login_by_ip.check(&ip, now).and(core.login_by_name.check(&name, now)).is_err() {
+        core.metrics.login_failed(LoginFailure::Throttled);
+        return second_factor_page(&f.note, StatusCode::TOO_MANY_REQUESTS, "Too many wrong codes: wait a little.");
+    }
+    // The password it followed must still be the user's.
+    let view = core.users.lookup(&name).filter(|v| bool::from(stamp_tag(&v.stamp).as_bytes().ct_eq(tag.as_bytes())));
+    let Some(view) = view else { return Redirect::to("/login?error=expired").into_response() };
+    let (users, n2, code) = (core.users.clone(), name.clone(), f.code.chars().take(64).collect::<String>());
+    let checked = tokio::task::spawn_blocking(move || users.totp_check(&n2, &code, super::store::now_s())).await;
+    match checked {
+        Ok(Ok(how)) => {
+            core.login_by_ip.succeed(&ip);
+            core.login_by_name.succeed(&name);
+            let how = match how {
+                super::users::Second::Code => "password and code".to_owned(),
+                super::users::Second::Recovery { left } => format!("password and a recovery code ({left} left)"),
+            };
+            signed_in(&core, &name, &view, &how)
+        }
+        _ => {
+            let now = Instant::now();
+            core.login_by_ip.fail(&ip, now);
+            core.login_by_name.fail(&name, now);
+            core.metrics.login_failed(LoginFailure::Invalid);
+            tracing::warn!(%ip, user = %name, "second factor refused");
+            core.audit_event("auth.login.failed", &name, &format!("wrong, old or reused second factor, from {ip}"));
+            second_factor_page(&f.note, StatusCode::UNAUTHORIZED, "The code is wrong, too old or already used.")
+        }
+    }
 }
 
 /// A new session for `name`, and its cookie on `resp`.
@@ -414,7 +528,7 @@ mod tests {
     use super::*;
 
     fn view(role: Role, stamp: &str) -> UserView {
-        UserView { access: Access::fleet(role), stamp: stamp.into(), must_change: false }
+        UserView { access: Access::fleet(role), stamp: stamp.into(), must_change: false, totp: false }
     }
 
     #[test]
@@ -425,7 +539,7 @@ mod tests {
         assert_eq!(session_role(&t, Some(&view(Role::Viewer, "s1"))), Some((fleet(Role::Viewer), false)), "demoted");
         assert_eq!(session_role(&t, Some(&view(Role::Admin, "s2"))), None, "password changed");
         assert_eq!(session_role(&t, None), None, "user removed");
-        let must = UserView { access: fleet(Role::Admin), stamp: "s1".into(), must_change: true };
+        let must = UserView { access: fleet(Role::Admin), stamp: "s1".into(), must_change: true, totp: false };
         assert_eq!(session_role(&t, Some(&must)), Some((fleet(Role::Admin), true)));
     }
 

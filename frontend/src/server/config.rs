@@ -102,6 +102,14 @@ pub enum UserCommand {
         #[arg(long, env = "DOCKWARD_ENROL_DIR", default_value = "/var/lib/dockward-web/hosts")]
         enrol_dir: PathBuf,
     },
+    /// Turn off a user's two-factor sign-in (a lost device); they set it up again at /access.
+    TotpOff {
+        name: String,
+        #[arg(long, env = "DOCKWARD_USERS_FILE", default_value = "/var/lib/dockward-web/users.json")]
+        users_file: PathBuf,
+        #[arg(long, env = "DOCKWARD_ENROL_DIR", default_value = "/var/lib/dockward-web/hosts")]
+        enrol_dir: PathBuf,
+    },
     /// Take back a user's role on a scope.
     Ungrant {
         name: String,
@@ -256,6 +264,10 @@ pub struct ServeArgs {
     /// the session cookie is named `__Host-dockward_session`.
     #[arg(long, env = "DOCKWARD_SECURE_COOKIES", default_value_t = false)]
     pub secure_cookies: bool,
+    /// Admins (of the fleet, a host or an app) must set up two-factor sign-in (TOTP) before
+    /// anything else; local users only (an identity provider does its own).
+    #[arg(long, env = "DOCKWARD_REQUIRE_TOTP_FOR_ADMINS", default_value_t = false)]
+    pub require_totp_for_admins: bool,
     /// Registries (hosts, comma-separated) the console may ask for an image's tag list, to show
     /// newer versions; empty: any public registry name (never an address or a local name).
     #[arg(long, env = "DOCKWARD_TAG_REGISTRIES", value_delimiter = ',')]

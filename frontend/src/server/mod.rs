@@ -26,6 +26,7 @@ pub mod sidecar;
 pub mod store;
 pub mod throttle;
 pub mod tokens;
+pub mod totp;
 pub mod tunnel;
 pub mod users;
 pub mod versions;
@@ -65,6 +66,8 @@ pub struct Core {
     pub sessions: Sessions,
     pub forward_auth: ForwardAuth,
     pub secure_cookies: bool,
+    /// `DOCKWARD_REQUIRE_TOTP_FOR_ADMINS`.
+    pub totp_for_admins: bool,
     /// Proxies whose `X-Forwarded-For` names the client (login throttling).
     pub forwarded_for: Vec<ipnet::IpNet>,
     pub login_by_ip: Backoff<IpAddr>,
@@ -106,6 +109,7 @@ pub struct Options {
     pub sessions: Sessions,
     pub forward_auth: ForwardAuth,
     pub secure_cookies: bool,
+    pub totp_for_admins: bool,
     pub forwarded_for: Vec<ipnet::IpNet>,
     pub follows_per_user: usize,
     pub requests_per_second: u32,
@@ -141,6 +145,7 @@ impl Core {
             sessions: o.sessions,
             forward_auth: o.forward_auth,
             secure_cookies: o.secure_cookies,
+            totp_for_admins: o.totp_for_admins,
             forwarded_for: o.forwarded_for,
             login_by_ip: Backoff::new(throttle::BY_ADDRESS),
             login_by_name: Backoff::new(throttle::BY_NAME),

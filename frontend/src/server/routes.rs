@@ -342,6 +342,7 @@ impl Server {
                 sessions,
                 forward_auth,
                 secure_cookies: args.secure_cookies,
+                totp_for_admins: args.require_totp_for_admins,
                 forwarded_for,
                 follows_per_user: args.max_follows_per_user.max(1),
                 requests_per_second: args.user_requests_per_second.max(1),
@@ -406,6 +407,7 @@ pub fn router(core: Arc<Core>, site_root: &std::path::Path) -> Router {
         .route("/favicon.ico", get(favicon))
         .route("/auth/login", post(auth::login).with_state(core.clone()))
         .route("/auth/logout", post(auth::logout).with_state(core.clone()))
+        .route("/auth/totp", post(auth::second_factor).with_state(core.clone()))
         .route("/password", get(password::page))
         .route("/auth/password", post(password::change).with_state(core.clone()))
         .route("/hosts", get(super::hosts_page::page).with_state(core.clone()))

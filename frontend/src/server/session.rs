@@ -211,6 +211,29 @@ impl Sessions {
         format!("{payload}.{mac}")
     }
 
+    /// A short-lived note sealed under the session key for `purpose` (a
+    /// sign-in waiting for its second factor): any replica opens it until
+    /// `ttl_s` has passed. `payload` must hold no `.`-free newline; it is
+    /// not secret, only unforgeable.
+    pub fn seal_note(&self, purpose: &str, payload: &str, ttl_s: u64) -> String {
+        let body = format!("{}.{payload}", now_s() + ttl_s);
+        let mac = self.mac(&format!("note|{purpose}|{body}"));
+        format!("{body}.{mac}")
+    }
+
+    /// A note's payload, if it was sealed here for `purpose` and is not past its time.
+    pub fn open_note(&self, purpose: &str, note: &str) -> Option<String> {
+        if note.len() > 1024 {
+            return None;
+        }
+        let (body, mac) = note.rsplit_once('.')?;
+        if !bool::from(self.mac(&format!("note|{purpose}|{body}")).as_bytes().ct_eq(mac.as_bytes())) {
+            return None;
+        }
+        let (until, payload) = body.split_once('.')?;
+        (until.parse::<u64>().ok()? > now_s()).then(|| payload.to_owned())
+    }
+
     /// A new session for `name`, whose password stamp is `stamp`: its token.
     pub fn create(&self, name: &str, stamp: &str) -> String {
         let mut raw = [0u8; 16];
@@ -342,6 +365,16 @@ mod tests {
         assert!(alive(1000, 1095, 1099, ttl, idle), "kept alive by use");
         assert!(!alive(1000, 1099, 1100, ttl, idle), "absolute lifetime");
         assert!(!alive(5000, 5000, 1000, ttl, idle), "made in the future");
+    }
+
+    #[test]
+    fn notes_are_sealed_for_one_purpose_and_expire() {
+        let a = sessions(3600, 600, None);
+        let n = a.seal_note("totp", "alice|tag", 60);
+        assert_eq!(a.open_note("totp", &n).as_deref(), Some("alice|tag"));
+        assert_eq!(a.open_note("oidc", &n), None, "another purpose");
+        assert_eq!(a.open_note("totp", &n.replace("alice", "admin")), None, "changed");
+        assert_eq!(a.open_note("totp", &a.seal_note("totp", "x", 0)), None, "past its time");
     }
 
     #[test]

@@ -203,7 +203,7 @@ impl Core {
     /// The user a presented token acts as, or why not. Audited either way.
     pub async fn token_user(&self, token: &str, what: &str) -> Result<CurrentUser, Refused> {
         let refuse = |why: Refused, detail: &str| {
-            self.audit_raw("token.refused", "-", &format!("{why}: {detail}; {what}"));
+            self.audit_event("token.refused", "-", &format!("{why}: {detail}; {what}"));
             Err(why)
         };
         let Some(store) = self.store.as_ref() else { return refuse(Refused::NoStore, "") };
@@ -225,7 +225,7 @@ impl Core {
         };
         let access = owner.access.within(role, &on);
         let actor = format!("{}/token:{}", row.owner, row.name);
-        self.audit_raw("token.used", &actor, what);
+        self.audit_event("token.used", &actor, what);
         self.touch_token(store, row.id).await;
         Ok(CurrentUser {
             name: row.owner,
@@ -259,10 +259,11 @@ impl Core {
 
     /// A record in the console's audit log, by `u` (as their actor).
     pub fn audit_access(&self, u: &CurrentUser, action: &str, detail: &str) {
-        self.audit_raw(action, &u.actor, detail);
+        self.audit_event(action, &u.actor, detail);
     }
 
-    fn audit_raw(&self, action: &str, actor: &str, detail: &str) {
+    /// A record in the console's audit log (hash-chained, fsynced).
+    pub fn audit_event(&self, action: &str, actor: &str, detail: &str) {
         if let Err(e) = self.enrolling.enrolment.audit(action, "-", actor, detail) {
             tracing::error!(action, error = %e, "the audit record could not be written");
         }

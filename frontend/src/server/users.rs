@@ -10,6 +10,7 @@ use std::sync::RwLock;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
 
 use super::access::{Access, Grant, GRANTS_MAX};
 use super::scope::Scope;
@@ -43,6 +44,12 @@ pub enum UserError {
     BadGrant(String),
     #[error("a user holds at most {GRANTS_MAX} grants")]
     TooManyGrants,
+    #[error("two-factor sign-in is already on; turn it off first")]
+    TotpOn,
+    #[error("two-factor sign-in is not set up")]
+    NoTotp,
+    #[error("the code is wrong, too old or already used")]
+    WrongCode,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -58,6 +65,33 @@ pub struct User {
     /// changed at the first login.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub must_change: bool,
+    /// Two-factor sign-in (TOTP), set up or on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totp: Option<TotpState>,
+}
+
+/// A user's TOTP key (hex), whether it is on (confirmed with a code), the
+/// last step a code was accepted for (no code counts twice), and the
+/// SHA-256 digests of the recovery codes left.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TotpState {
+    pub key: String,
+    #[serde(default)]
+    pub on: bool,
+    #[serde(default)]
+    pub last_step: u64,
+    #[serde(default)]
+    pub recovery: Vec<String>,
+}
+
+/// How a second factor was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Second {
+    Code,
+    /// A recovery code, now used up; how many are left.
+    Recovery {
+        left: usize,
+    },
 }
 
 /// What a session checks against on every request.
@@ -68,13 +102,16 @@ pub struct UserView {
     /// session holding an older stamp has ended.
     pub stamp: String,
     pub must_change: bool,
+    /// Two-factor sign-in is on.
+    pub totp: bool,
 }
 
 impl User {
     fn view(&self) -> UserView {
         use sha2::Digest;
         let stamp = hex::encode(&sha2::Sha256::digest(self.hash.as_bytes())[..16]);
-        UserView { access: self.access(), stamp, must_change: self.must_change }
+        let totp = self.totp.as_ref().is_some_and(|t| t.on);
+        UserView { access: self.access(), stamp, must_change: self.must_change, totp }
     }
 
     /// The fleet role and the grants, as one.
@@ -246,7 +283,7 @@ impl UserStore {
             if users.contains_key(name) {
                 return Err(UserError::Exists(name.to_owned()));
             }
-            users.insert(name.to_owned(), User { role, grants, hash, must_change });
+            users.insert(name.to_owned(), User { role, grants, hash, must_change, totp: None });
             Ok(())
         })
     }
@@ -276,6 +313,91 @@ impl UserStore {
         }
         self.passwd(name, new, None)?;
         self.lookup(name).ok_or_else(|| UserError::Missing(name.to_owned()))
+    }
+
+    /// Starts setting up TOTP: a new key (base32, for the authenticator
+    /// app), not on until [`Self::totp_confirm`].
+    pub fn totp_begin(&self, name: &str) -> Result<String, UserError> {
+        let key = super::totp::new_key().map_err(UserError::Random)?;
+        self.update(|users| {
+            let u = users.get_mut(name).ok_or_else(|| UserError::Missing(name.to_owned()))?;
+            if u.totp.as_ref().is_some_and(|t| t.on) {
+                return Err(UserError::TotpOn);
+            }
+            u.totp = Some(TotpState { key: hex::encode(&key), on: false, last_step: 0, recovery: Vec::new() });
+            Ok(())
+        })?;
+        Ok(super::totp::base32(&key))
+    }
+
+    /// Turns TOTP on with a first right code: the recovery codes, shown once.
+    pub fn totp_confirm(&self, name: &str, code: &str, now_s: u64) -> Result<Vec<String>, UserError> {
+        let (codes, digests) = super::totp::new_recovery_codes().map_err(UserError::Random)?;
+        self.update(|users| {
+            let u = users.get_mut(name).ok_or_else(|| UserError::Missing(name.to_owned()))?;
+            let t = u.totp.as_mut().filter(|t| !t.on).ok_or(UserError::NoTotp)?;
+            let key = hex::decode(&t.key).map_err(|_| UserError::NoTotp)?;
+            let step = super::totp::verify(&key, code, now_s, None).ok_or(UserError::WrongCode)?;
+            *t = TotpState { key: t.key.clone(), on: true, last_step: step, recovery: digests };
+            Ok(())
+        })?;
+        Ok(codes)
+    }
+
+    /// Checks a second factor at sign-in: a code (its step then used up) or
+    /// a recovery code (then gone).
+    pub fn totp_check(&self, name: &str, code: &str, now_s: u64) -> Result<Second, UserError> {
+        let mut how = Second::Code;
+        self.update(|users| {
+            let u = users.get_mut(name).ok_or_else(|| UserError::Missing(name.to_owned()))?;
+            let t = u.totp.as_mut().filter(|t| t.on).ok_or(UserError::NoTotp)?;
+            let key = hex::decode(&t.key).map_err(|_| UserError::NoTotp)?;
+            if let Some(step) = super::totp::verify(&key, code, now_s, Some(t.last_step)) {
+                t.last_step = step;
+                return Ok(());
+            }
+            let digest = super::totp::recovery_digest(code);
+            let before = t.recovery.len();
+            t.recovery.retain(|d| !bool::from(d.as_bytes().ct_eq(digest.as_bytes())));
+            if t.recovery.len() == before || code.chars().filter(char::is_ascii_alphanumeric).count() != 16 {
+                return Err(UserError::WrongCode);
+            }
+            how = Second::Recovery { left: t.recovery.len() };
+            Ok(())
+        })?;
+        Ok(how)
+    }
+
+    /// New recovery codes for a user with TOTP on (the old ones stop working).
+    pub fn totp_new_recovery(&self, name: &str) -> Result<Vec<String>, UserError> {
+        let (codes, digests) = super::totp::new_recovery_codes().map_err(UserError::Random)?;
+        self.update(|users| {
+            let u = users.get_mut(name).ok_or_else(|| UserError::Missing(name.to_owned()))?;
+            let t = u.totp.as_mut().filter(|t| t.on).ok_or(UserError::NoTotp)?;
+            t.recovery = digests;
+            Ok(())
+        })?;
+        Ok(codes)
+    }
+
+    /// Whether TOTP is on, and the key (base32) of one being set up.
+    pub fn totp_status(&self, name: &str) -> (bool, Option<String>) {
+        self.refresh();
+        let users = self.users.read().unwrap_or_else(|e| e.into_inner());
+        match users.get(name).and_then(|u| u.totp.as_ref()) {
+            Some(t) if t.on => (true, None),
+            Some(t) => (false, hex::decode(&t.key).ok().map(|k| super::totp::base32(&k))),
+            None => (false, None),
+        }
+    }
+
+    /// Turns TOTP off (an admin's reset, or the user's own after a code).
+    pub fn totp_off(&self, name: &str) -> Result<(), UserError> {
+        self.update(|users| {
+            let u = users.get_mut(name).ok_or_else(|| UserError::Missing(name.to_owned()))?;
+            u.totp = None;
+            Ok(())
+        })
     }
 
     pub fn remove(&self, name: &str) -> Result<(), UserError> {
@@ -384,6 +506,42 @@ mod tests {
         // A file of the older form (a role only) still reads.
         std::fs::write(&p, r#"{"users":{"old":{"role":"admin","hash":"x"}}}"#).unwrap();
         assert_eq!(UserStore::load(&p).unwrap().access_of("old"), Some(Access::fleet(Role::Admin)));
+    }
+
+    #[test]
+    fn totp_is_set_up_with_a_code_and_each_code_counts_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = UserStore::load(&dir.path().join("users.json")).unwrap();
+        s.add("alice", Role::Admin, "a long password!").unwrap();
+        assert!(matches!(s.totp_check("alice", "123456", 0), Err(UserError::NoTotp)));
+        let b32 = s.totp_begin("alice").unwrap();
+        assert!(!s.lookup("alice").unwrap().totp, "not on before a code confirms it");
+        let key = {
+            let users = s.users.read().unwrap();
+            hex::decode(&users["alice"].totp.as_ref().unwrap().key).unwrap()
+        };
+        assert_eq!(super::super::totp::base32(&key), b32);
+        let now = 1_700_000_000;
+        let code = |t: u64| format!("{:06}", super::super::totp::code(&key, t / 30, 6));
+        assert!(matches!(s.totp_confirm("alice", "000000", now), Err(UserError::WrongCode)));
+        let recovery = s.totp_confirm("alice", &code(now), now).unwrap();
+        assert!(s.lookup("alice").unwrap().totp);
+        assert!(matches!(s.totp_begin("alice"), Err(UserError::TotpOn)));
+        assert!(
+            matches!(s.totp_check("alice", &code(now), now), Err(UserError::WrongCode)),
+            "the confirming code is used"
+        );
+        assert_eq!(s.totp_check("alice", &code(now + 30), now + 30).unwrap(), Second::Code);
+        assert!(matches!(s.totp_check("alice", &code(now + 30), now + 31), Err(UserError::WrongCode)), "replayed");
+        assert_eq!(s.totp_check("alice", &recovery[0], now + 60).unwrap(), Second::Recovery { left: 9 });
+        assert!(matches!(s.totp_check("alice", &recovery[0], now + 60), Err(UserError::WrongCode)), "once");
+        let text = std::fs::read_to_string(dir.path().join("users.json")).unwrap();
+        assert!(!text.contains(&recovery[1]) && !text.contains(&recovery[1].replace('-', "")), "only digests are kept");
+        let fresh = s.totp_new_recovery("alice").unwrap();
+        assert!(matches!(s.totp_check("alice", &recovery[1], now + 90), Err(UserError::WrongCode)), "old codes end");
+        assert!(matches!(s.totp_check("alice", &fresh[0], now + 90), Ok(Second::Recovery { .. })));
+        s.totp_off("alice").unwrap();
+        assert!(!s.lookup("alice").unwrap().totp);
     }
 
     #[test]
