@@ -366,9 +366,10 @@ async fn an_app_operator_acts_on_their_app_only_and_tokens_carry_no_more() {
         assert_eq!(status, 200, "{body}");
     }
     let (status, f) = call_with(&base, &token, "fleet", &[]).await;
-    assert!(status == 200 && !f.to_string().contains(&shop.id), "the owner lost the app, so did the token: {f}");
+    assert_eq!(status, 403, "the owner lost the app, so did the token: {f}");
+    assert_eq!(f["error"], "not_granted", "{f}");
     let (status, _) = call_with(&base, &token, "restart", &[("host", "local"), ("id", &shop.id), ("csrf", "")]).await;
-    assert_eq!(status, 404);
+    assert_eq!(status, 403);
     let (status, body) = json(
         post.clone(),
         &base,
@@ -434,4 +435,156 @@ async fn an_app_operator_acts_on_their_app_only_and_tokens_carry_no_more() {
     assert!(log.contains("shopops/token:deploy"), "a use names the token");
     assert!(!log.contains(&token[4..]), "never the token itself");
     drop((shop, blog));
+}
+
+/// The value of `<… id="{id}">…<` in a page.
+fn element_text(page: &str, id: &str) -> String {
+    let at = page.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no #{id} in {page}"));
+    let rest = &page[at..];
+    let start = rest.find('>').expect("a tag's end") + 1;
+    rest[start..start + rest[start..].find('<').expect("the text's end")].to_owned()
+}
+
+/// The sealed note a sign-in's second step carries.
+fn note_of(page: &str) -> String {
+    let at = page.find("name=\"note\" value=\"").unwrap_or_else(|| panic!("no second step: {page}")) + 19;
+    page[at..at + page[at..].find('"').unwrap()].to_owned()
+}
+
+/// POSTs the login form; the status, the session cookie if one was set, and the body.
+async fn sign_in(base: &str, name: &str) -> (u16, Option<String>, String) {
+    let r = http()
+        .post(format!("{base}/auth/login"))
+        .form(&[("username", name), ("password", testkit::console::PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    answer(r).await
+}
+
+async fn answer(r: reqwest::Response) -> (u16, Option<String>, String) {
+    let status = r.status().as_u16();
+    let cookie = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("dockward_session="))
+        .and_then(|v| v.split(';').next())
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned);
+    (status, cookie, r.text().await.unwrap())
+}
+
+async fn second_step(base: &str, note: &str, code: &str) -> (u16, Option<String>, String) {
+    answer(http().post(format!("{base}/auth/totp")).form(&[("note", note), ("code", code)]).send().await.unwrap()).await
+}
+
+/// The current code for a base32 key, `ahead` steps on.
+fn code_for(key_b32: &str, ahead: u64) -> String {
+    let mut key = Vec::new();
+    let (mut buffer, mut bits) = (0u32, 0u32);
+    for c in key_b32.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'2'..=b'7' => c - b'2' + 26,
+            _ => panic!("not base32: {key_b32}"),
+        };
+        buffer = (buffer << 5) | u32::from(v);
+        bits += 5;
+        if bits >= 8 {
+            key.push((buffer >> (bits - 8)) as u8);
+            bits -= 8;
+        }
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    format!("{:06}", dockward_frontend::server::totp::code(&key, now / 30 + ahead, 6))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_factor_is_asked_once_set_up_and_each_code_counts_once() {
+    // No host is needed: an unreachable one keeps the console honest.
+    let console = Console::start_with(
+        web_bin(),
+        &[Host { name: "nowhere", url: "http://127.0.0.1:9", secret: SECRET }],
+        Options { env: &[("DOCKWARD_REQUIRE_TOTP_FOR_ADMINS", "true")], ..Options::default() },
+    );
+    let base = console.base.clone();
+    // An admin without a second factor reaches only /access until they set one up.
+    let admin = login(&base, "admin1").await;
+    let (status, body) = get(&base, "/hosts", &admin.cookie).await;
+    assert_eq!(status, 303, "an admin without TOTP is sent to /access: {body}");
+    let (status, body) = call(&base, Some(&admin.cookie), "fleet", &[]).await;
+    assert_eq!((status, body["error"].as_str()), (403, Some("totp_required")), "{body}");
+    let (status, page) = get(&base, "/access", &admin.cookie).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("id=\"totp-required\""), "{page}");
+    // A viewer is not held.
+    let viewer = login(&base, "viewer1").await;
+    assert_eq!(call(&base, Some(&viewer.cookie), "fleet", &[]).await.0, 200);
+
+    let act = |u: &User, fields: &[(&str, &str)]| {
+        let mut form: Vec<(String, String)> = vec![("csrf".into(), u.csrf.clone())];
+        form.extend(fields.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        let (base, cookie) = (base.clone(), u.cookie.clone());
+        async move {
+            let r = http()
+                .post(format!("{base}/access"))
+                .header("cookie", format!("dockward_session={cookie}"))
+                .form(&form)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let (status, page) = act(&admin, &[("do", "totp.begin")]).await;
+    assert_eq!(status, 200, "{page}");
+    let key = element_text(&page, "totp-key");
+    assert!(element_text(&page, "totp-uri").contains(&format!("secret={key}")), "{page}");
+    let (status, page) = act(&admin, &[("do", "totp.confirm"), ("code", "000000")]).await;
+    assert_eq!(status, 400, "a wrong first code: {page}");
+    assert!(page.contains("wrong"), "{page}");
+    let first = code_for(&key, 0);
+    let (status, page) = act(&admin, &[("do", "totp.confirm"), ("code", &first)]).await;
+    assert_eq!(status, 200, "{page}");
+    let recovery: Vec<String> = element_text(&page, "recovery-codes").lines().map(str::to_owned).collect();
+    assert_eq!(recovery.len(), 10, "{page}");
+    assert_eq!(call(&base, Some(&admin.cookie), "fleet", &[]).await.0, 200, "set up: the gate opens");
+    let (_, page) = get(&base, "/access", &admin.cookie).await;
+    assert!(!page.contains(&recovery[0]), "recovery codes are shown once");
+
+    // Signing in now takes two steps: a right password alone starts no session.
+    let (status, cookie, page) = sign_in(&base, "admin1").await;
+    assert_eq!((status, cookie.as_deref()), (200, None), "{page}");
+    let note = note_of(&page);
+    let (status, cookie, page) = second_step(&base, &note, "123456").await;
+    assert_eq!((status, cookie.as_deref()), (401, None), "a wrong code: {page}");
+    assert!(page.contains("wrong, too old or already used"), "{page}");
+    let (status, cookie, _) = second_step(&base, &note, &first).await;
+    assert_eq!((status, cookie), (401, None), "the code that turned it on counts no more");
+    let next = code_for(&key, 1);
+    let (status, cookie, _) = second_step(&base, &note, &next).await;
+    assert_eq!(status, 303, "the next step's code");
+    assert!(cookie.is_some(), "a session");
+    let (_, _, page) = sign_in(&base, "admin1").await;
+    let (status, cookie, _) = second_step(&base, &note_of(&page), &next).await;
+    assert_eq!((status, cookie), (401, None), "a replayed code");
+    // A recovery code, once.
+    let (_, _, page) = sign_in(&base, "admin1").await;
+    let (status, cookie, _) = second_step(&base, &note_of(&page), &recovery[3].to_lowercase()).await;
+    assert!(status == 303 && cookie.is_some(), "a recovery code as typed");
+    let (_, _, page) = sign_in(&base, "admin1").await;
+    let (status, cookie, _) = second_step(&base, &note_of(&page), &recovery[3]).await;
+    assert_eq!((status, cookie), (401, None), "a recovery code works once");
+    // A forged or changed note is no sign-in.
+    let (status, cookie, _) = second_step(&base, &note.replace("admin1", "viewer1"), &code_for(&key, 0)).await;
+    assert!(status == 303 && cookie.is_none(), "a changed note sends back to /login");
+
+    let log = std::fs::read_to_string(console.dir.path().join("hosts").join("audit.jsonl")).expect("the audit log");
+    for action in ["totp.on", "auth.login", "auth.login.failed"] {
+        assert!(log.contains(&format!("\"action\":\"{action}\"")), "{action} in {log}");
+    }
+    assert!(log.contains("recovery code (9 left)"), "{log}");
+    assert!(!log.contains(&recovery[0]) && !log.contains(&first), "no code is written down");
 }

@@ -96,6 +96,7 @@ pub const METRICS_PATH: &str = "/metrics";
 fn public(path: &str) -> bool {
     path == "/login"
         || path == "/auth/login"
+        || path == "/auth/totp"
         || path == "/healthz"
         || path.starts_with("/pkg/")
         || path == "/favicon.ico"
@@ -119,7 +120,7 @@ impl Gate {
         match self {
             Gate::Open => true,
             Gate::PasswordChange => common || path == "/password" || path == "/auth/password",
-            Gate::TotpSetup => common || path == "/access",
+            Gate::TotpSetup => common || path == "/access" || path == "/api/fn/whoami",
         }
     }
 
