@@ -897,8 +897,9 @@ async fn every_server_function_route_and_page_is_in_the_matrix(_env: Arc<Env>) {
             "/api/alerts/silences",
             "/api/alerts/{what}/{id}",
             "/api/alerts/{what}/{id}/{verb}",
-            // Grants and tokens: frontend/tests/access.rs.
+            // Grants, tokens and the second factor: frontend/tests/access.rs.
             "/access",
+            "/auth/totp",
             "/api/tokens",
             "/api/tokens/{id}",
             "/api/users",
