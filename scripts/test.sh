@@ -57,5 +57,13 @@ DOCKWARD_SIDECAR_BIND=10.0.0.2 docker-compose -f compose.sidecar.yaml config -q
 say "images: static binaries on scratch (scripts/build-images.sh)"
 bash scripts/build-images.sh
 
+say "the test OpenID provider (npm's oidc-provider, testkit/oidc)"
+node_major=$(node --version 2>/dev/null | sed -E 's/^v([0-9]+).*/\1/' || true)
+if [ -z "$node_major" ] || [ "$node_major" -lt 20 ]; then
+  echo "the sign-in tests need Node.js 20 or later and npm (found: ${node_major:-none})" >&2
+  exit 1
+fi
+(cd testkit/oidc && npm ci --no-audit --no-fund --silent)
+
 say "cargo test"
 cargo test --workspace

@@ -900,6 +900,10 @@ async fn every_server_function_route_and_page_is_in_the_matrix(_env: Arc<Env>) {
             // Grants, tokens and the second factor: frontend/tests/access.rs.
             "/access",
             "/auth/totp",
+            // Single sign-on and its login page: frontend/tests/oidc.rs.
+            "/login",
+            "/auth/oidc/start",
+            "/auth/oidc/callback",
             "/api/tokens",
             "/api/tokens/{id}",
             "/api/users",

@@ -70,6 +70,9 @@ pub struct Options<'a> {
     pub first_run: bool,
     /// Pin files, as (host name, text): what an `https://` host is trusted by.
     pub pins: &'a [(&'a str, &'a str)],
+    /// The port to listen on, when the test must know it first (an identity
+    /// provider sends browsers back there); a free one otherwise.
+    pub port: Option<u16>,
 }
 
 impl Console {
@@ -101,7 +104,7 @@ impl Console {
                 add_user(web_bin, &users, name, role);
             }
         }
-        let port = free_port();
+        let port = options.port.unwrap_or_else(free_port);
         let spec: Vec<String> = hosts.iter().map(|h| format!("{}={}", h.name, h.url)).collect();
         let site: PathBuf = options.site_root.map(Path::to_path_buf).unwrap_or_else(|| dir.path().join("no-site"));
         let mut env: Vec<(String, OsString)> = vec![

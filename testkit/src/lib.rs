@@ -24,6 +24,7 @@ pub mod cut;
 #[cfg(feature = "sidecar")]
 pub mod impostor;
 pub mod netns;
+pub mod oidc;
 pub mod postgres;
 #[cfg(feature = "scenarios")]
 pub mod scenarios;

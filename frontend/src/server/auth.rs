@@ -97,6 +97,8 @@ fn public(path: &str) -> bool {
     path == "/login"
         || path == "/auth/login"
         || path == "/auth/totp"
+        || path == "/auth/oidc/start"
+        || path == "/auth/oidc/callback"
         || path == "/healthz"
         || path.starts_with("/pkg/")
         || path == "/favicon.ico"
@@ -320,6 +322,9 @@ pub async fn login(
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
+    if !core.local_login {
+        return Redirect::to("/login?error=off").into_response();
+    }
     let name = f.username.trim().to_owned();
     if name.len() > 64 || f.password.len() > 1024 {
         core.metrics.login_failed(LoginFailure::Malformed);

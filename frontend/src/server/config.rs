@@ -268,6 +268,36 @@ pub struct ServeArgs {
     /// anything else; local users only (an identity provider does its own).
     #[arg(long, env = "DOCKWARD_REQUIRE_TOTP_FOR_ADMINS", default_value_t = false)]
     pub require_totp_for_admins: bool,
+    /// Users of the users file may sign in with their password (`false`: the identity provider only).
+    #[arg(long, env = "DOCKWARD_LOCAL_LOGIN", default_value_t = true, action = clap::ArgAction::Set)]
+    pub local_login: bool,
+    /// Sign-in with an OpenID provider: its issuer URL (discovery at `<issuer>/.well-known/openid-configuration`).
+    #[arg(long, env = "DOCKWARD_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+    /// The console's client id at the provider.
+    #[arg(long, env = "DOCKWARD_OIDC_CLIENT_ID", default_value = "dockward")]
+    pub oidc_client_id: String,
+    /// A file holding the client secret (`DOCKWARD_OIDC_CLIENT_SECRET`, environment only, gives it directly).
+    #[arg(long, env = "DOCKWARD_OIDC_CLIENT_SECRET_FILE")]
+    pub oidc_client_secret_file: Option<PathBuf>,
+    /// The scopes asked for.
+    #[arg(long, env = "DOCKWARD_OIDC_SCOPES", default_value = "openid profile email groups")]
+    pub oidc_scopes: String,
+    /// The claim naming the user (a dotted path reaches into objects).
+    #[arg(long, env = "DOCKWARD_OIDC_USERNAME_CLAIM", default_value = "preferred_username")]
+    pub oidc_username_claim: String,
+    /// The claim listing the user's groups (`realm_access.roles` for Keycloak's realm roles).
+    #[arg(long, env = "DOCKWARD_OIDC_GROUPS_CLAIM", default_value = "groups")]
+    pub oidc_groups_claim: String,
+    /// Groups to grants: `group=role` (on the fleet) or `group=role@scope`, comma-separated.
+    #[arg(long, env = "DOCKWARD_OIDC_GROUP_ROLES", default_value = "")]
+    pub oidc_group_roles: String,
+    /// Make a user at their first sign-in (`false`: only users made beforehand may sign in).
+    #[arg(long, env = "DOCKWARD_OIDC_CREATE_USERS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub oidc_create_users: bool,
+    /// The sign-in button's words: "Sign in with <label>".
+    #[arg(long, env = "DOCKWARD_OIDC_LABEL", default_value = "single sign-on")]
+    pub oidc_label: String,
     /// Registries (hosts, comma-separated) the console may ask for an image's tag list, to show
     /// newer versions; empty: any public registry name (never an address or a local name).
     #[arg(long, env = "DOCKWARD_TAG_REGISTRIES", value_delimiter = ',')]

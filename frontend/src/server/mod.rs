@@ -18,6 +18,7 @@ pub mod hosts_page;
 pub mod jobs;
 pub mod limits;
 pub mod metrics;
+pub mod oidc;
 pub mod password;
 pub mod routes;
 pub mod scope;
@@ -68,6 +69,10 @@ pub struct Core {
     pub secure_cookies: bool,
     /// `DOCKWARD_REQUIRE_TOTP_FOR_ADMINS`.
     pub totp_for_admins: bool,
+    /// Sign-in with an OpenID provider, when set up.
+    pub oidc: Option<oidc::Oidc>,
+    /// Whether users of the users file may sign in with a password (`DOCKWARD_LOCAL_LOGIN`).
+    pub local_login: bool,
     /// Proxies whose `X-Forwarded-For` names the client (login throttling).
     pub forwarded_for: Vec<ipnet::IpNet>,
     pub login_by_ip: Backoff<IpAddr>,
@@ -110,6 +115,8 @@ pub struct Options {
     pub forward_auth: ForwardAuth,
     pub secure_cookies: bool,
     pub totp_for_admins: bool,
+    pub oidc: Option<oidc::Oidc>,
+    pub local_login: bool,
     pub forwarded_for: Vec<ipnet::IpNet>,
     pub follows_per_user: usize,
     pub requests_per_second: u32,
@@ -146,6 +153,8 @@ impl Core {
             forward_auth: o.forward_auth,
             secure_cookies: o.secure_cookies,
             totp_for_admins: o.totp_for_admins,
+            oidc: o.oidc,
+            local_login: o.local_login,
             forwarded_for: o.forwarded_for,
             login_by_ip: Backoff::new(throttle::BY_ADDRESS),
             login_by_name: Backoff::new(throttle::BY_NAME),

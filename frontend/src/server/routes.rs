@@ -65,6 +65,34 @@ fn forward_auth_secret(args: &ServeArgs) -> Result<Option<String>, StartError> {
     }
 }
 
+/// Sign-in with an OpenID provider, when `DOCKWARD_OIDC_ISSUER` is set.
+fn oidc(args: &ServeArgs, public_url: Option<&str>) -> Result<Option<super::oidc::Oidc>, StartError> {
+    let Some(issuer) = args.oidc_issuer.as_deref().map(str::trim).filter(|i| !i.is_empty()) else { return Ok(None) };
+    let bad = |m: String| StartError::Config(format!("OIDC: {m}"));
+    let secret = match &args.oidc_client_secret_file {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| bad(format!("DOCKWARD_OIDC_CLIENT_SECRET_FILE: cannot read {}: {e}", path.display())))?,
+        None => std::env::var("DOCKWARD_OIDC_CLIENT_SECRET").unwrap_or_default(),
+    };
+    let public_url = public_url.ok_or_else(|| {
+        bad("DOCKWARD_PUBLIC_URL must say where browsers reach the console (the provider sends them back there)".into())
+    })?;
+    let settings = super::oidc::Settings {
+        issuer: issuer.to_owned(),
+        client_id: args.oidc_client_id.trim().to_owned(),
+        client_secret: secret.trim().to_owned(),
+        redirect_uri: format!("{}/auth/oidc/callback", public_url.trim_end_matches('/')),
+        scopes: args.oidc_scopes.clone(),
+        username_claim: args.oidc_username_claim.clone(),
+        groups_claim: args.oidc_groups_claim.clone(),
+        group_grants: super::oidc::parse_group_grants(&args.oidc_group_roles)
+            .map_err(|e| bad(format!("DOCKWARD_OIDC_GROUP_ROLES: {e}")))?,
+        create_users: args.oidc_create_users,
+        label: args.oidc_label.clone(),
+    };
+    super::oidc::Oidc::new(settings).map(Some).map_err(bad)
+}
+
 /// The metrics token: from its file, else from `DOCKWARD_WEB_METRICS_TOKEN`.
 fn metrics_token(args: &ServeArgs) -> Result<Option<MetricsToken>, StartError> {
     if let Some(path) = &args.metrics_token_file {
@@ -232,6 +260,22 @@ pub struct Server {
 
 impl Server {
     pub async fn start(args: &ServeArgs) -> Result<Self, StartError> {
+        // Sign-in settings first: a console nobody could sign in to never starts.
+        let public_url = match args.public_url.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
+            Some(u) => Some(
+                super::alerts::input::url("DOCKWARD_PUBLIC_URL", u)
+                    .map_err(|e| StartError::Config(format!("DOCKWARD_PUBLIC_URL: {e}")))?
+                    .to_string(),
+            ),
+            None => None,
+        };
+        let oidc = oidc(args, public_url.as_deref())?;
+        if oidc.is_none() && !args.local_login {
+            return Err(StartError::Config(
+                "DOCKWARD_LOCAL_LOGIN=false needs an identity provider (DOCKWARD_OIDC_ISSUER): nobody could sign in"
+                    .into(),
+            ));
+        }
         let links = sidecar::Links::default();
         let metrics = links.metrics.clone();
         let metrics_token = metrics_token(args)?;
@@ -319,14 +363,6 @@ impl Server {
                 .with_recorder(recorder.clone()),
         );
         fleet.start();
-        let public_url = match args.public_url.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
-            Some(u) => Some(
-                super::alerts::input::url("DOCKWARD_PUBLIC_URL", u)
-                    .map_err(|e| StartError::Config(format!("DOCKWARD_PUBLIC_URL: {e}")))?
-                    .to_string(),
-            ),
-            None => None,
-        };
         let alerts = super::alerts::Alerts::new(
             store.clone(),
             enrolment.clone(),
@@ -343,6 +379,8 @@ impl Server {
                 forward_auth,
                 secure_cookies: args.secure_cookies,
                 totp_for_admins: args.require_totp_for_admins,
+                oidc,
+                local_login: args.local_login,
                 forwarded_for,
                 follows_per_user: args.max_follows_per_user.max(1),
                 requests_per_second: args.user_requests_per_second.max(1),
@@ -399,7 +437,12 @@ pub fn router(core: Arc<Core>, site_root: &std::path::Path) -> Router {
         .site_root(site_root.to_string_lossy().to_string())
         .site_pkg_dir("pkg")
         .build();
-    let routes = generate_route_list(App);
+    let mut routes = generate_route_list(App);
+    // With single sign-on (or passwords off), the login page is the server's own.
+    let own_login = core.oidc.is_some() || !core.local_login;
+    if own_login {
+        routes.retain(|r| r.path() != "/login");
+    }
     let ctx = core.clone();
     let pages: Router<LeptosOptions> = Router::new()
         .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
@@ -408,6 +451,8 @@ pub fn router(core: Arc<Core>, site_root: &std::path::Path) -> Router {
         .route("/auth/login", post(auth::login).with_state(core.clone()))
         .route("/auth/logout", post(auth::logout).with_state(core.clone()))
         .route("/auth/totp", post(auth::second_factor).with_state(core.clone()))
+        .route("/auth/oidc/start", get(super::oidc::start).with_state(core.clone()))
+        .route("/auth/oidc/callback", get(super::oidc::callback).with_state(core.clone()))
         .route("/password", get(password::page))
         .route("/auth/password", post(password::change).with_state(core.clone()))
         .route("/hosts", get(super::hosts_page::page).with_state(core.clone()))
@@ -454,6 +499,8 @@ pub fn router(core: Arc<Core>, site_root: &std::path::Path) -> Router {
             move || shell(o.clone())
         })
         .fallback(leptos_axum::file_and_error_handler(shell));
+    let pages =
+        if own_login { pages.route("/login", get(super::oidc::login_page).with_state(core.clone())) } else { pages };
     pages
         .layer(middleware::from_fn_with_state(core.clone(), auth::require_user))
         .layer(middleware::from_fn_with_state(core.clone(), server_fn_status))

@@ -50,6 +50,12 @@ pub enum UserError {
     NoTotp,
     #[error("the code is wrong, too old or already used")]
     WrongCode,
+    #[error("a local user is named {0:?}: an identity provider's user of that name cannot sign in")]
+    LocalName(String),
+    #[error("{0:?} signed in before with another identity at the provider")]
+    OtherIdentity(String),
+    #[error("your groups at the identity provider give you no role here")]
+    NoRole,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -68,6 +74,13 @@ pub struct User {
     /// Two-factor sign-in (TOTP), set up or on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub totp: Option<TotpState>,
+    /// A user of the identity provider (OIDC): the SHA-256 of `<issuer>|<sub>`
+    /// they are bound to. They have no password here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<String>,
+    /// The grants their groups gave at their last sign-in.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub idp_grants: Vec<Grant>,
 }
 
 /// A user's TOTP key (hex), whether it is on (confirmed with a code), the
@@ -117,7 +130,7 @@ impl User {
     /// The fleet role and the grants, as one.
     pub fn access(&self) -> Access {
         let fleet = self.role.map(|role| Grant { role, on: Scope::Fleet });
-        Access::new(fleet.into_iter().chain(self.grants.iter().cloned()))
+        Access::new(fleet.into_iter().chain(self.grants.iter().cloned()).chain(self.idp_grants.iter().cloned()))
     }
 }
 
@@ -283,7 +296,10 @@ impl UserStore {
             if users.contains_key(name) {
                 return Err(UserError::Exists(name.to_owned()));
             }
-            users.insert(name.to_owned(), User { role, grants, hash, must_change, totp: None });
+            users.insert(
+                name.to_owned(),
+                User { role, grants, hash, must_change, totp: None, oidc: None, idp_grants: Vec::new() },
+            );
             Ok(())
         })
     }
@@ -378,6 +394,65 @@ impl UserStore {
             Ok(())
         })?;
         Ok(codes)
+    }
+
+    /// A user of the identity provider signs in: bound to `binding` (the
+    /// SHA-256 of issuer and subject), with the grants their groups give
+    /// now. Made when `create` and new; refused when a local user has the
+    /// name, another identity is bound to it, or nothing gives them a role
+    /// (then nothing is made or changed).
+    pub fn sign_in_external(
+        &self,
+        name: &str,
+        binding: &str,
+        idp_grants: Vec<Grant>,
+        create: bool,
+    ) -> Result<UserView, UserError> {
+        if !valid_name(name) {
+            return Err(UserError::BadName);
+        }
+        // A known user whose groups give nothing now loses what they gave
+        // (their open sessions with it), and is refused.
+        let mut lost = false;
+        self.update(|users| {
+            match users.get_mut(name) {
+                Some(u) => {
+                    match &u.oidc {
+                        None => return Err(UserError::LocalName(name.to_owned())),
+                        Some(b) if !bool::from(b.as_bytes().ct_eq(binding.as_bytes())) => {
+                            return Err(UserError::OtherIdentity(name.to_owned()))
+                        }
+                        Some(_) => {}
+                    }
+                    u.idp_grants = idp_grants;
+                    lost = u.access().is_empty();
+                }
+                None if !create => return Err(UserError::Missing(name.to_owned())),
+                None => {
+                    if idp_grants.is_empty() {
+                        return Err(UserError::NoRole);
+                    }
+                    let hash = format!("oidc:{}", &binding[..binding.len().min(32)]);
+                    users.insert(
+                        name.to_owned(),
+                        User {
+                            role: None,
+                            grants: Vec::new(),
+                            hash,
+                            must_change: false,
+                            totp: None,
+                            oidc: Some(binding.to_owned()),
+                            idp_grants,
+                        },
+                    );
+                }
+            }
+            Ok(())
+        })?;
+        if lost {
+            return Err(UserError::NoRole);
+        }
+        self.lookup(name).ok_or_else(|| UserError::Missing(name.to_owned()))
     }
 
     /// Whether TOTP is on, and the key (base32) of one being set up.
