@@ -72,10 +72,10 @@ impl Core {
     /// `recovery` (new recovery codes, after a code) or `off` (after a
     /// code). What happened, and recovery codes to show once. Audited.
     pub fn totp_action(&self, u: &CurrentUser, what: &str, code: &str) -> Result<(String, Vec<String>), ConsoleError> {
-        if u.token.is_some() || self.users.lookup(&u.name).is_none() {
+        if u.token.is_some() || self.users.lookup(&u.name).is_none_or(|v| v.external) {
             return Err(ConsoleError::bad_input(
                 "totp",
-                "two-factor sign-in is for users of the console's users file, from a session",
+                "two-factor sign-in here is for local users, from a session (the identity provider asks its own)",
             ));
         }
         let now = super::store::now_s();
@@ -162,7 +162,7 @@ fn render(
         escape(&u.name),
         escape(&u.access.describe())
     ));
-    if u.token.is_none() && core.users.lookup(&u.name).is_some() {
+    if u.token.is_none() && core.users.lookup(&u.name).is_some_and(|v| !v.external) {
         let (on, pending) = core.users.totp_status(&u.name);
         let form = |what: &str, label: &str, code: bool| {
             let code = if code {

@@ -154,7 +154,9 @@ fn session_user(core: &Core, headers: &HeaderMap) -> Option<(CurrentUser, Gate, 
         tracing::info!(user = %live.name, "session ended: the user was removed or their password changed");
         return None;
     };
-    let must_enrol = core.totp_for_admins && access.top() == Some(Role::Admin) && !view.is_some_and(|v| v.totp);
+    let must_enrol = core.totp_for_admins
+        && access.top() == Some(Role::Admin)
+        && !view.as_ref().is_some_and(|v| v.totp || v.external);
     let gate = match (must_change, must_enrol) {
         (true, _) => Gate::PasswordChange,
         (false, true) => Gate::TotpSetup,
@@ -534,7 +536,7 @@ mod tests {
     use super::*;
 
     fn view(role: Role, stamp: &str) -> UserView {
-        UserView { access: Access::fleet(role), stamp: stamp.into(), must_change: false, totp: false }
+        UserView { access: Access::fleet(role), stamp: stamp.into(), must_change: false, totp: false, external: false }
     }
 
     #[test]
@@ -545,7 +547,13 @@ mod tests {
         assert_eq!(session_role(&t, Some(&view(Role::Viewer, "s1"))), Some((fleet(Role::Viewer), false)), "demoted");
         assert_eq!(session_role(&t, Some(&view(Role::Admin, "s2"))), None, "password changed");
         assert_eq!(session_role(&t, None), None, "user removed");
-        let must = UserView { access: fleet(Role::Admin), stamp: "s1".into(), must_change: true, totp: false };
+        let must = UserView {
+            access: fleet(Role::Admin),
+            stamp: "s1".into(),
+            must_change: true,
+            totp: false,
+            external: false,
+        };
         assert_eq!(session_role(&t, Some(&must)), Some((fleet(Role::Admin), true)));
     }
 

@@ -117,6 +117,8 @@ pub struct UserView {
     pub must_change: bool,
     /// Two-factor sign-in is on.
     pub totp: bool,
+    /// A user of the identity provider (who signs in there, second factor included).
+    pub external: bool,
 }
 
 impl User {
@@ -124,7 +126,7 @@ impl User {
         use sha2::Digest;
         let stamp = hex::encode(&sha2::Sha256::digest(self.hash.as_bytes())[..16]);
         let totp = self.totp.as_ref().is_some_and(|t| t.on);
-        UserView { access: self.access(), stamp, must_change: self.must_change, totp }
+        UserView { access: self.access(), stamp, must_change: self.must_change, totp, external: self.oidc.is_some() }
     }
 
     /// The fleet role and the grants, as one.
@@ -581,6 +583,38 @@ mod tests {
         // A file of the older form (a role only) still reads.
         std::fs::write(&p, r#"{"users":{"old":{"role":"admin","hash":"x"}}}"#).unwrap();
         assert_eq!(UserStore::load(&p).unwrap().access_of("old"), Some(Access::fleet(Role::Admin)));
+    }
+
+    #[test]
+    fn users_of_the_identity_provider_are_bound_and_need_a_role() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("users.json");
+        let s = UserStore::load(&p).unwrap();
+        s.add("admin", Role::Admin, "a long password!").unwrap();
+        let ops = vec![Grant::parse("operator", "app:shop").unwrap()];
+        assert!(
+            matches!(s.sign_in_external("admin", "b1", ops.clone(), true), Err(UserError::LocalName(_))),
+            "no takeover"
+        );
+        assert!(matches!(s.sign_in_external("bob", "b2", vec![], true), Err(UserError::NoRole)));
+        assert!(s.lookup("bob").is_none(), "a refused user is not made");
+        assert!(
+            matches!(s.sign_in_external("carol", "b3", ops.clone(), false), Err(UserError::Missing(_))),
+            "not made unless allowed"
+        );
+        let v = s.sign_in_external("carol", "b3", ops.clone(), true).unwrap();
+        assert_eq!(v.access.describe(), "operator on app:shop");
+        assert!(s.verify("carol", "").is_none() && s.verify("carol", "oidc:b3").is_none(), "no password works");
+        assert!(matches!(s.sign_in_external("carol", "b4", ops.clone(), true), Err(UserError::OtherIdentity(_))));
+        // An admin's grant stays when the groups change; the groups' own go with them.
+        s.grant("carol", Grant::parse("viewer", "host:h1").unwrap()).unwrap();
+        assert!(
+            matches!(s.sign_in_external("carol", "b3", vec![], true), Ok(v) if v.access.describe() == "viewer on host:h1")
+        );
+        s.ungrant("carol", &Scope::parse("host:h1").unwrap()).unwrap();
+        s.sign_in_external("carol", "b3", ops, true).unwrap();
+        assert!(matches!(s.sign_in_external("carol", "b3", vec![], true), Err(UserError::NoRole)));
+        assert!(s.lookup("carol").unwrap().access.is_empty(), "what the groups gave is gone with them");
     }
 
     #[test]

@@ -424,3 +424,38 @@ pub async fn login_page(
     }
     html_page("Log in", StatusCode::OK, body, false)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_roles_are_read_strictly() {
+        let g = parse_group_grants("admins=admin, shop-team=operator@app:shop").unwrap();
+        assert_eq!(g.len(), 2);
+        assert_eq!((g[1].0.as_str(), g[1].1.to_string()), ("shop-team", "operator on app:shop".to_owned()));
+        for bad in ["admins", "admins=king", "=admin", "ops=operator@label:x"] {
+            assert!(parse_group_grants(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_issuer_must_be_https_but_on_loopback() {
+        let s = |issuer: &str| Settings {
+            issuer: issuer.into(),
+            client_id: "c".into(),
+            client_secret: "s".into(),
+            redirect_uri: "http://127.0.0.1/auth/oidc/callback".into(),
+            scopes: "openid".into(),
+            username_claim: "preferred_username".into(),
+            groups_claim: "groups".into(),
+            group_grants: parse_group_grants("a=admin").unwrap(),
+            create_users: true,
+            label: "x".into(),
+        };
+        assert!(Oidc::new(s("https://idp.example")).is_ok());
+        assert!(Oidc::new(s("http://localhost:9400")).is_ok());
+        assert!(Oidc::new(s("http://idp.example")).is_err());
+        assert!(Oidc::new(s("http://localhost.evil.example")).is_err());
+    }
+}
