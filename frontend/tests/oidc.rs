@@ -22,28 +22,18 @@ fn web_bin() -> &'static Path {
 }
 
 /// Signs in at the provider as `who` (its development form takes any
-/// password), allows the console, and returns where the browser lands.
+/// password), allows the console when asked, and returns where the browser
+/// lands back at the console.
 async fn through_provider(c: &Client, base: &str, who: &str) -> String {
     c.goto(&format!("{base}/login")).await.unwrap();
     c.find(Locator::Css("#sso-login")).await.unwrap().click().await.unwrap();
     let login = c.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css("input[name=login]")).await;
-    let login = login.expect("the provider's login form");
-    login.send_keys(who).await.unwrap();
+    login.expect("the provider's login form").send_keys(who).await.unwrap();
     c.find(Locator::Css("input[name=password]")).await.unwrap().send_keys("anything").await.unwrap();
     c.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
-    // The consent page, the first time this user meets the client.
-    if let Ok(b) = c
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css("button[autofocus], form button[type=submit]"))
-        .await
-    {
-        if c.current_url().await.unwrap().as_str().contains("/interaction/") {
-            b.click().await.unwrap();
-        }
-    }
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
         let at = c.current_url().await.unwrap().to_string();
         if at.starts_with(base) && !at.contains("/auth/oidc/start") {
             return at;
@@ -52,7 +42,13 @@ async fn through_provider(c: &Client, base: &str, who: &str) -> String {
             browser::screenshot(c, "oidc-failure").await;
             panic!("not back at the console: at {at}\n{}", c.source().await.unwrap_or_default());
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Still on the login form (navigating): wait; on the consent page: allow.
+        if c.find(Locator::Css("input[name=login]")).await.is_ok() {
+            continue;
+        }
+        if let Ok(b) = c.find(Locator::Css("button[type=submit]")).await {
+            let _ = b.click().await;
+        }
     }
 }
 
