@@ -154,6 +154,10 @@ fn session_user(core: &Core, headers: &HeaderMap) -> Option<(CurrentUser, Gate, 
         tracing::info!(user = %live.name, "session ended: the user was removed or their password changed");
         return None;
     };
+    // Passwords turned off: a session a password began is over too.
+    if !core.local_login && !view.as_ref().is_some_and(|v| v.external) {
+        return None;
+    }
     let must_enrol = core.totp_for_admins
         && access.top() == Some(Role::Admin)
         && !view.as_ref().is_some_and(|v| v.totp || v.external);

@@ -21,18 +21,21 @@ pub async fn list(State(app): State<App>, NoQuery: NoQuery) -> Result<Json<Vec<C
             let app = app2.clone();
             async move {
                 let Some(id) = row.id.clone() else { return Ok(None) };
-                let mut ins = match app.engine.inspect(&id).await {
-                    Ok(i) => i,
-                    // Removed between list and inspect: not an error, just gone.
-                    Err(ApiError::NotFound(_)) => return Ok(None),
-                    Err(e) => return Err(e),
+                // Removed between list and inspect: not an error, just gone.
+                let gone = |r: Result<_, ApiError>| match r {
+                    Ok(i) => Ok(Some(i)),
+                    Err(ApiError::NotFound(_)) => Ok(None),
+                    Err(e) => Err(e),
                 };
+                let Some(mut ins) = gone(app.engine.inspect(&id).await)? else { return Ok(None) };
                 // The cache is dropped on events; a changed state means we missed one.
                 let listed = row.state.map(|s| s.to_string());
                 let cached = ins.state.as_ref().and_then(|s| s.status).map(|s| s.to_string());
                 if listed.is_some() && listed != cached {
                     app.engine.invalidate(&id).await;
-                    ins = app.engine.inspect(&id).await?;
+                    // It may be going as we look again (a removal mid-list).
+                    let Some(fresh) = gone(app.engine.inspect(&id).await)? else { return Ok(None) };
+                    ins = fresh;
                 }
                 // When the engine cannot say, show it protected (the verbs refuse or skip it too).
                 let protected = app.engine.protection(&ins, Freshness::Cached).await.unwrap_or(true);
