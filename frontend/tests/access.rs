@@ -360,11 +360,38 @@ async fn an_app_operator_acts_on_their_app_only_and_tokens_carry_no_more() {
     )
     .await;
     assert_eq!(status, 404, "{r}");
+    // A log follow open when a grant is taken back ends at its next line.
+    let follow = http()
+        .get(format!("{base}/api/logs/follow"))
+        .query(&[("host", "local"), ("id", shop.id.as_str())])
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(follow.status().as_u16(), 200);
+    let following = tokio::spawn(read_for(follow, 25));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let taken = std::time::Instant::now();
     for on in ["host:local", "app:shop"] {
         let (status, body) =
             json(post.clone(), &base, "/api/users/shopops/ungrant", &admin, Some(serde_json::json!({"on": on}))).await;
         assert_eq!(status, 200, "{body}");
     }
+    let followed = following.await.unwrap();
+    assert!(followed.contains("tick"), "it followed: {followed}");
+    assert!(taken.elapsed() < Duration::from_secs(20), "the follow ended once the grant went");
+    // The only admin of the fleet keeps that role.
+    let (status, body) = json(
+        post.clone(),
+        &base,
+        "/api/users/admin1/grant",
+        &admin,
+        Some(serde_json::json!({"role": "viewer", "on": "fleet"})),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("only admin"), "{body}");
+
     let (status, f) = call_with(&base, &token, "fleet", &[]).await;
     assert_eq!(status, 403, "the owner lost the app, so did the token: {f}");
     assert_eq!(f["error"], "not_granted", "{f}");
@@ -426,6 +453,30 @@ async fn an_app_operator_acts_on_their_app_only_and_tokens_carry_no_more() {
     );
     let (_, f) = call(&base, Some(&ops.cookie), "fleet", &[]).await;
     assert!(f.to_string().contains(&blog.name), "the CLI's grant applies at once: {f}");
+    // A new password ends the owner's tokens, as it ends their sessions.
+    let (status, t3) = json(
+        post.clone(),
+        &base,
+        "/api/tokens",
+        &ops,
+        Some(serde_json::json!({"name": "t3", "role": "viewer", "scope": "app:shop"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{t3}");
+    let t3 = t3["token"].as_str().unwrap().to_owned();
+    assert_eq!(call_with(&base, &t3, "fleet", &[]).await.0, 200);
+    let mut passwd = std::process::Command::new(web_bin())
+        .args(["user", "passwd", "shopops", "--users-file"])
+        .arg(&users)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    writeln!(passwd.stdin.take().unwrap(), "another long password").unwrap();
+    assert!(passwd.wait().unwrap().success());
+    let (status, body) = call_with(&base, &t3, "fleet", &[]).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.to_string().contains("new password"), "{body}");
 
     // Every grant change and token use is in the console's audit log.
     let log = std::fs::read_to_string(enrol.join("audit.jsonl")).expect("the console's audit log");
@@ -538,6 +589,10 @@ async fn a_second_factor_is_asked_once_set_up_and_each_code_counts_once() {
             (r.status().as_u16(), r.text().await.unwrap())
         }
     };
+    let sneak = [("do", "token.create"), ("name", "sneak"), ("role", "admin"), ("scope", "fleet"), ("days", "1")];
+    let (status, page) = act(&admin, &sneak).await;
+    assert_eq!(status, 403, "no token before the second factor: {page}");
+    assert!(page.contains("two-factor"), "{page}");
     let (status, page) = act(&admin, &[("do", "totp.begin")]).await;
     assert_eq!(status, 200, "{page}");
     let key = element_text(&page, "totp-key");

@@ -41,6 +41,9 @@ impl Core {
         grant_admin(u)?;
         let g = Grant::parse(role, on)
             .map_err(|e| ConsoleError::bad_input(if Role::parse(role).is_none() { "role" } else { "on" }, e))?;
+        if g.on == Scope::Fleet && g.role < Role::Admin {
+            self.keeps_an_admin(user)?;
+        }
         self.users.grant(user, g.clone()).map_err(user_err)?;
         self.audit_access(u, "user.granted", &format!("{user}: {g}"));
         Ok(format!("{user} now has {g}."))
@@ -52,11 +55,7 @@ impl Core {
         grant_admin(u)?;
         let on = Scope::parse(on).map_err(|e| ConsoleError::bad_input("on", e))?;
         if on == Scope::Fleet {
-            let admins = self.users.list().into_iter().filter(|(_, a)| a.on_fleet() == Some(Role::Admin));
-            let admins: Vec<String> = admins.map(|(n, _)| n).collect();
-            if admins == [user] {
-                return Err(ConsoleError::bad_input("on", format!("{user} is the only admin of the fleet")));
-            }
+            self.keeps_an_admin(user)?;
         }
         if !self.users.ungrant(user, &on).map_err(user_err)? {
             return Err(ConsoleError::NotFound { what: format!("a role of {user} on {on}") });
@@ -111,6 +110,18 @@ impl Core {
             _ => return Err(ConsoleError::bad_input("do", "totp.begin, totp.confirm, totp.recovery or totp.off")),
         };
         Ok(out)
+    }
+}
+
+impl Core {
+    /// Refused when `user` is the fleet's only admin (their fleet role is about to go).
+    fn keeps_an_admin(&self, user: &str) -> Result<(), ConsoleError> {
+        let admins = self.users.list().into_iter().filter(|(_, a)| a.on_fleet() == Some(Role::Admin));
+        let admins: Vec<String> = admins.map(|(n, _)| n).collect();
+        if admins == [user] {
+            return Err(ConsoleError::bad_input("on", format!("{user} is the only admin of the fleet")));
+        }
+        Ok(())
     }
 }
 
@@ -302,7 +313,10 @@ pub async fn act(
         return refused_page(TITLE, &ConsoleError::Csrf);
     }
     let mut recovery = Vec::new();
+    // Held until two-factor sign-in is set up: only that (no token, no grant).
+    let held = core.users.lookup(&u.name).is_some_and(|v| core.must_enrol(&v));
     let outcome: Result<(String, Option<Made>), ConsoleError> = match field("do") {
+        other if held && !other.starts_with("totp.") => Err(ConsoleError::TotpRequired),
         "token.create" => {
             let days = field("days")
                 .trim()

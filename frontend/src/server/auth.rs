@@ -158,9 +158,7 @@ fn session_user(core: &Core, headers: &HeaderMap) -> Option<(CurrentUser, Gate, 
     if !core.local_login && !view.as_ref().is_some_and(|v| v.external) {
         return None;
     }
-    let must_enrol = core.totp_for_admins
-        && access.top() == Some(Role::Admin)
-        && !view.as_ref().is_some_and(|v| v.totp || v.external);
+    let must_enrol = view.as_ref().is_some_and(|v| core.must_enrol(v));
     let gate = match (must_change, must_enrol) {
         (true, _) => Gate::PasswordChange,
         (false, true) => Gate::TotpSetup,
@@ -172,16 +170,18 @@ fn session_user(core: &Core, headers: &HeaderMap) -> Option<(CurrentUser, Gate, 
 
 /// For long-lived streams (the live fleet, a log follow), checked at each
 /// frame: the session is not logged out nor past its lifetime, and its user
-/// still has the password it began with; an API token is not past its
-/// expiry nor revoked (through this console), and its owner still exists.
+/// still has the password and the grants it began with; an API token is not
+/// past its expiry nor revoked (through this console), and its owner is the
+/// same person with the same grants.
 /// Forward-auth users were checked by the proxy when the stream began.
 pub fn still_signed_in(core: &Core, u: &CurrentUser) -> bool {
     if let Some(t) = &u.token {
-        return t.still_good(core, &u.name);
+        return t.still_good(core, &u.name, &u.access);
     }
     let Some(token) = &u.session else { return true };
     let Some((name, tag)) = core.sessions.peek(token) else { return false };
-    session_role(&tag, core.users.lookup(&name).as_ref()).is_some()
+    // The same grants as when it began: a grant taken back ends it (it may reconnect, cut anew).
+    session_role(&tag, core.users.lookup(&name).as_ref()).is_some_and(|(access, _)| access == u.access)
 }
 
 /// Establishes the user for every request: forward-auth from a trusted
@@ -288,6 +288,8 @@ async fn with_token(
             if core.limits.request(&u.name).is_err() {
                 return ConsoleError::Busy { what: "requests from you; slow down".into() }.into_response();
             }
+            // Recorded once let through: a throttled request writes nothing.
+            core.audit_event("token.used", &u.actor, &what);
             req.extensions_mut().insert(u);
             next.run(req).await
         }

@@ -675,22 +675,15 @@ impl FleetHub {
         last_id: Option<&str>,
     ) -> Result<std::pin::Pin<Box<dyn Stream<Item = Bytes> + Send + 'static>>, TooManyViews> {
         if !access.whole() {
-            return Ok(Box::pin(self.live_cut(access.clone(), scope, last_id)));
+            // Each cut stream is a view of its own: it counts against its user's share.
+            let owned = self.own_view(user)?;
+            return Ok(Box::pin(self.live_cut(access.clone(), scope, last_id, owned)));
         }
         // A view of its own counts against its user's share (the default is everyone's).
-        let owner = match &scope {
-            Scope::Overview(o) if *o != Opened::default() => {
-                let mut own = lock(&self.own_views);
-                let n = own.entry(user.to_owned()).or_default();
-                if *n >= VIEWS_PER_USER {
-                    return Err(TooManyViews);
-                }
-                *n += 1;
-                Some(user.to_owned())
-            }
-            _ => None,
+        let owned = match &scope {
+            Scope::Overview(o) if *o != Opened::default() => self.own_view(user)?,
+            _ => Owned { hub: self.clone(), owner: None },
         };
-        let owned = Owned { hub: self.clone(), owner };
         let (first, rx, seen, view) = {
             let mut live = lock(&self.live);
             let (view, born) = match &scope {
@@ -761,6 +754,17 @@ impl FleetHub {
         Ok(Box::pin(futures_util::stream::iter(first).chain(rest).take_until(stop).fuse()))
     }
 
+    /// One more stream with a view of its own for `user`, released when dropped.
+    fn own_view(self: &Arc<Self>, user: &str) -> Result<Owned, TooManyViews> {
+        let mut own = lock(&self.own_views);
+        let n = own.entry(user.to_owned()).or_default();
+        if *n >= VIEWS_PER_USER {
+            return Err(TooManyViews);
+        }
+        *n += 1;
+        Ok(Owned { hub: self.clone(), owner: Some(user.to_owned()) })
+    }
+
     /// Counts a client in overview view `opened`, made from the published
     /// fleet if it is new (at most [`VIEWS_MAX`] at once).
     /// Returns the view's [`View::born`].
@@ -814,16 +818,19 @@ impl FleetHub {
         access: Access,
         scope: Scope,
         last_id: Option<&str>,
+        owned: Owned,
     ) -> impl Stream<Item = Bytes> + Send + 'static {
         let event = if last_id.is_some() { "resync" } else { "snapshot" };
-        let (first, rx, seen, ids) = {
+        let (fleet, rx, seen) = {
             let live = lock(&self.live);
             let rx = self.tx.subscribe();
-            let (pieces, ids) = self.cut_snapshot(&live, &access, &scope, event);
-            (pieces, rx, live.seq, ids)
+            (cut(&live, &access, &scope), rx, live.seq)
         };
+        // Encoded with the lock released: a cut stream costs its own client only.
+        let (first, ids) = self.cut_snapshot(&fleet, seen, event);
         let demand = Demand::new(self.clone(), &scope, None);
-        let state = CutFollow { hub: self.clone(), access, scope, rx, seen, ids, resyncs: 0, _demand: demand };
+        let state =
+            CutFollow { hub: self.clone(), access, scope, rx, seen, ids, resyncs: 0, _demand: demand, _owned: owned };
         let rest = futures_util::stream::unfold(state, |mut s| async move {
             loop {
                 match s.rx.recv().await {
@@ -844,11 +851,11 @@ impl FleetHub {
                         if s.resyncs > LAG_RESYNCS_MAX {
                             return None;
                         }
-                        let (pieces, ids, seq) = {
+                        let (fleet, seq) = {
                             let live = lock(&s.hub.live);
-                            let (pieces, ids) = s.hub.cut_snapshot(&live, &s.access, &s.scope, "resync");
-                            (pieces, ids, live.seq)
+                            (cut(&live, &s.access, &s.scope), live.seq)
                         };
+                        let (pieces, ids) = s.hub.cut_snapshot(&fleet, seq, "resync");
                         s.seen = seq;
                         s.ids = ids;
                         return Some((futures_util::stream::iter(pieces), s));
@@ -865,15 +872,19 @@ impl FleetHub {
         futures_util::stream::iter(first).chain(rest).take_until(stop).fuse()
     }
 
-    /// A snapshot event of the user's part of the published fleet, and the
-    /// containers it shows.
-    fn cut_snapshot(&self, live: &Live, access: &Access, scope: &Scope, event: &str) -> (Vec<Bytes>, Seen) {
-        let fleet = match scope {
-            Scope::Overview(_) => access.fleet_view(&live.fleet),
-            other => access.fleet_view(&live.fleet.project(other)),
-        };
-        let json = Bytes::from(serde_json::to_vec(&fleet).unwrap_or_default());
-        (snapshot_pieces(&self.epoch, live.seq, event, json), super::access::seen_in(&fleet))
+    /// A snapshot event of a user's part of the fleet, and the containers it shows.
+    fn cut_snapshot(&self, fleet: &Fleet, seq: u64, event: &str) -> (Vec<Bytes>, Seen) {
+        let json = Bytes::from(serde_json::to_vec(fleet).unwrap_or_default());
+        (snapshot_pieces(&self.epoch, seq, event, json), super::access::seen_in(fleet))
+    }
+}
+
+/// The user's part of the published fleet, as a page with `scope` shows it
+/// (their overview unfolded).
+fn cut(live: &Live, access: &Access, scope: &Scope) -> Fleet {
+    match scope {
+        Scope::Overview(_) => access.fleet_view(&live.fleet),
+        other => access.fleet_view(&live.fleet.project(other)),
     }
 }
 
@@ -890,6 +901,7 @@ struct CutFollow {
     ids: Seen,
     resyncs: u32,
     _demand: Demand,
+    _owned: Owned,
 }
 
 /// A snapshot event (`snapshot` or `resync`) around a fleet's JSON.

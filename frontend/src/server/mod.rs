@@ -215,7 +215,7 @@ impl Core {
         let issued = self
             .enrolling
             .enrolment
-            .issue(name.trim(), url.trim(), shared::enrol::JOIN_TOKEN_TTL_MAX_S, &user.name, |n| {
+            .issue(name.trim(), url.trim(), shared::enrol::JOIN_TOKEN_TTL_MAX_S, &user.actor, |n| {
                 fleet.host(n).is_some()
             })
             .map_err(enrol_error)?;
@@ -280,6 +280,12 @@ impl Core {
         };
         a.need(role, &target)?;
         Ok((h, None))
+    }
+
+    /// Whether a user must set up two-factor sign-in before anything else:
+    /// an admin (anywhere) of the users file, with `DOCKWARD_REQUIRE_TOTP_FOR_ADMINS`.
+    pub fn must_enrol(&self, v: &users::UserView) -> bool {
+        self.totp_for_admins && v.access.top() == Some(shared::Role::Admin) && !v.totp && !v.external
     }
 
     /// Whether `user` sees container `id` (its full id) of `host`.

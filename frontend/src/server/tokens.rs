@@ -39,8 +39,12 @@ pub enum Refused {
     Unknown,
     #[error("the API token has expired")]
     Expired,
-    #[error("the API token's owner no longer exists")]
+    #[error("the API token's owner no longer exists, or has a new password since it was made")]
     OwnerGone,
+    #[error("the API token's owner must first change their password or set up two-factor sign-in")]
+    OwnerHeld,
+    #[error("passwords are off on this console, and with them its local users' tokens")]
+    LocalOff,
     #[error("API tokens need the console's store, which is not open")]
     NoStore,
 }
@@ -70,20 +74,27 @@ pub struct Made {
 #[derive(Default)]
 pub struct Touched(Mutex<HashMap<i64, Instant>>, Mutex<std::collections::HashSet<i64>>);
 
-/// The token a request carried: which, its name, and until when.
+/// The token a request carried: which, its name, until when, its role and
+/// scope, and its owner's tag.
 #[derive(Debug, Clone)]
 pub struct Presented {
     pub id: i64,
     pub name: String,
     pub expires_s: i64,
+    role: Role,
+    on: Scope,
+    tag: String,
 }
 
 impl Presented {
-    /// Whether a stream opened with it may go on.
-    pub fn still_good(&self, core: &Core, owner: &str) -> bool {
+    /// Whether a stream opened with it may go on: not expired nor revoked
+    /// here, its owner the same person with the same grants (`access`).
+    pub fn still_good(&self, core: &Core, owner: &str, access: &super::access::Access) -> bool {
         now_s() < self.expires_s
             && !core.touched.1.lock().unwrap_or_else(|e| e.into_inner()).contains(&self.id)
-            && core.users.lookup(owner).is_some()
+            && core.users.lookup(owner).is_some_and(|v| {
+                super::session::stamp_tag(&v.stamp) == self.tag && v.access.within(self.role, &self.on) == *access
+            })
     }
 }
 
@@ -111,18 +122,19 @@ fn now_s() -> i64 {
     super::store::now_s() as i64
 }
 
-/// Tokens are made and revoked from a session, by a user of the users file.
-fn from_session(core: &Core, u: &CurrentUser) -> Result<(), ConsoleError> {
+/// Tokens are made and revoked from a session, by a user of the users file:
+/// their password tag (or identity binding's), which the token keeps.
+fn from_session(core: &Core, u: &CurrentUser) -> Result<String, ConsoleError> {
     if u.token.is_some() {
         return Err(ConsoleError::bad_input("token", "a token cannot make or revoke tokens: sign in"));
     }
-    if core.users.lookup(&u.name).is_none() {
+    let Some(view) = core.users.lookup(&u.name) else {
         return Err(ConsoleError::bad_input(
             "token",
             "tokens belong to users of the console's users file (not to forward-auth identities)",
         ));
-    }
-    Ok(())
+    };
+    Ok(super::session::stamp_tag(&view.stamp))
 }
 
 impl Core {
@@ -136,7 +148,7 @@ impl Core {
         scope: &str,
         days: u64,
     ) -> Result<Made, ConsoleError> {
-        from_session(self, u)?;
+        let owner_tag = from_session(self, u)?;
         let name = name.trim();
         if !(1..=64).contains(&name.len()) || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
             return Err(ConsoleError::bad_input("name", "1–64 of letters, digits, '.', '_' and '-'"));
@@ -167,6 +179,7 @@ impl Core {
             id: 0,
             hash: hash(&token),
             owner: u.name.clone(),
+            owner_tag,
             name: name.to_owned(),
             role: grant.role.as_str().to_owned(),
             scope: grant.on.to_string(),
@@ -220,19 +233,28 @@ impl Core {
             return refuse(Refused::Expired, &label);
         }
         let Some(owner) = self.users.lookup(&row.owner) else { return refuse(Refused::OwnerGone, &label) };
+        let tag = super::session::stamp_tag(&owner.stamp);
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(tag.as_bytes(), row.owner_tag.as_bytes())) {
+            return refuse(Refused::OwnerGone, &label);
+        }
+        if !self.local_login && !owner.external {
+            return refuse(Refused::LocalOff, &label);
+        }
+        if owner.must_change || self.must_enrol(&owner) {
+            return refuse(Refused::OwnerHeld, &label);
+        }
         let (Some(role), Ok(on)) = (Role::parse(&row.role), Scope::parse(&row.scope)) else {
             return refuse(Refused::Unknown, &format!("{label}: an unreadable row"));
         };
         let access = owner.access.within(role, &on);
         let actor = format!("{}/token:{}", row.owner, row.name);
-        self.audit_event("token.used", &actor, what);
         self.touch_token(store, row.id).await;
         Ok(CurrentUser {
             name: row.owner,
             access,
             csrf: String::new(),
             session: None,
-            token: Some(Presented { id: row.id, name: row.name, expires_s: row.expires_s }),
+            token: Some(Presented { id: row.id, name: row.name, expires_s: row.expires_s, role, on, tag }),
             actor,
         })
     }

@@ -482,6 +482,8 @@ impl UserStore {
     }
 
     fn update(&self, f: impl FnOnce(&mut BTreeMap<String, User>) -> Result<(), UserError>) -> Result<(), UserError> {
+        // What another process (the CLI) wrote since: changed on top of, not undone.
+        self.refresh();
         let mut guard = self.users.write().unwrap_or_else(|e| e.into_inner());
         let mut next = guard.clone();
         f(&mut next)?;

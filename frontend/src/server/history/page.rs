@@ -54,6 +54,10 @@ struct Asked {
 /// own series needs the host; an app's or container's, that app (a
 /// container gone since is known by its series name, `app/service/n`).
 fn check(core: &Core, u: &CurrentUser, q: &HistoryQuery) -> Result<Asked, ConsoleError> {
+    // A host the user does not see answers as one that does not exist, whatever else is asked.
+    if !u.access.sees_host(&q.host) {
+        return Err(ConsoleError::NotFound { what: format!("host {:?}", truncated(&q.host)) });
+    }
     let asked = read_query(core, q)?;
     let a = &u.access;
     let project = match (&asked.app, asked.series_name.as_str()) {

@@ -137,10 +137,11 @@ fn form(v: &str) -> String {
 
 impl Oidc {
     pub fn new(settings: Settings) -> Result<Self, String> {
-        let issuer_ok = settings.issuer.starts_with("https://")
-            || ["http://localhost", "http://127.0.0.1", "http://[::1]"].iter().any(|p| {
-                settings.issuer.strip_prefix(p).is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
-            });
+        let url = reqwest::Url::parse(&settings.issuer).map_err(|e| format!("DOCKWARD_OIDC_ISSUER: {e}"))?;
+        let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+        let issuer_ok = url.username().is_empty()
+            && url.password().is_none()
+            && (url.scheme() == "https" || (url.scheme() == "http" && loopback));
         if !issuer_ok {
             return Err("DOCKWARD_OIDC_ISSUER must be an https:// URL (http:// only on this machine's loopback)".into());
         }
@@ -457,5 +458,6 @@ mod tests {
         assert!(Oidc::new(s("http://localhost:9400")).is_ok());
         assert!(Oidc::new(s("http://idp.example")).is_err());
         assert!(Oidc::new(s("http://localhost.evil.example")).is_err());
+        assert!(Oidc::new(s("http://127.0.0.1:80@idp.example")).is_err(), "credentials, and not the loopback");
     }
 }

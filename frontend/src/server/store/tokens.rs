@@ -13,6 +13,10 @@ pub struct TokenRow {
     #[serde(skip)]
     pub hash: String,
     pub owner: String,
+    /// The owner's password tag (or identity provider binding's) when it
+    /// was made: a new password, or another user of the same name, ends it.
+    #[serde(skip)]
+    pub owner_tag: String,
     pub name: String,
     pub role: String,
     pub scope: String,
@@ -21,19 +25,20 @@ pub struct TokenRow {
     pub last_used_s: Option<i64>,
 }
 
-const COLUMNS: &str = "id, hash, owner, name, role, scope, created_s, expires_s, last_used_s";
+const COLUMNS: &str = "id, hash, owner, owner_tag, name, role, scope, created_s, expires_s, last_used_s";
 
 fn token(r: &sqlx::any::AnyRow) -> Result<TokenRow, sqlx::Error> {
     Ok(TokenRow {
         id: r.try_get(0)?,
         hash: r.try_get(1)?,
         owner: r.try_get(2)?,
-        name: r.try_get(3)?,
-        role: r.try_get(4)?,
-        scope: r.try_get(5)?,
-        created_s: r.try_get(6)?,
-        expires_s: r.try_get(7)?,
-        last_used_s: r.try_get(8)?,
+        owner_tag: r.try_get(3)?,
+        name: r.try_get(4)?,
+        role: r.try_get(5)?,
+        scope: r.try_get(6)?,
+        created_s: r.try_get(7)?,
+        expires_s: r.try_get(8)?,
+        last_used_s: r.try_get(9)?,
     })
 }
 
@@ -42,10 +47,11 @@ impl Store {
     pub async fn add_token(&self, t: &TokenRow) -> Result<i64, StoreError> {
         self.check_writable()?;
         let r = sqlx::query(
-            "INSERT INTO api_tokens (hash, owner, name, role, scope, created_s, expires_s) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            "INSERT INTO api_tokens (hash, owner, owner_tag, name, role, scope, created_s, expires_s) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
         .bind(&t.hash)
         .bind(&t.owner)
+        .bind(&t.owner_tag)
         .bind(&t.name)
         .bind(&t.role)
         .bind(&t.scope)
